@@ -1,0 +1,381 @@
+"""The Go ``text/template`` tree the translator builds, and how it is printed as Ollama TEMPLATE text.
+
+The translator works on this small tree rather than on strings so that later passes can
+rewrite it (remove the BOS the tokenizer adds itself, place the cut of a continuation, drop
+variables nobody reads) before one printer lays it out. Expressions inside actions are plain Go
+pipeline strings: the translator composes them and :mod:`.gotemplate` parses them back.
+
+Layout: every action goes on its own line, indented by nesting, and opened with ``{{-`` so the
+layout whitespace is trimmed away, unless the text before it ends in whitespace that the
+prompt needs; text is printed verbatim (``{{`` inside it becomes ``{{ "{{" }}``). The printed
+template therefore renders exactly the text the tree says, and stays readable in a Modelfile.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Union
+
+
+@dataclass
+class Text:
+    """Literal prompt text."""
+
+    text: str
+
+
+@dataclass
+class Out:
+    """``{{ expr }}``: write a value."""
+
+    expr: str
+
+
+@dataclass
+class Set:
+    """``{{ $var := expr }}`` (``declare``) or ``{{ $var = expr }}``."""
+
+    var: str
+    expr: str
+    declare: bool = False
+
+
+@dataclass
+class If:
+    """``{{ if cond }}…{{ else }}…{{ end }}``."""
+
+    cond: str
+    then: list["Node"]
+    orelse: list["Node"] = field(default_factory=list)
+
+
+@dataclass
+class Range:
+    """``{{ range $i, $elem := expr }}…{{ else }}…{{ end }}``."""
+
+    index: str
+    elem: str
+    expr: str
+    body: list["Node"]
+    orelse: list["Node"] = field(default_factory=list)
+
+
+@dataclass
+class Break:
+    """``{{ break }}`` (Go 1.18+)."""
+
+
+@dataclass
+class Continue:
+    """``{{ continue }}`` (Go 1.18+)."""
+
+
+@dataclass
+class Call:
+    """``{{ template "name" arg }}``: run a helper template (used for trimming text)."""
+
+    name: str
+    arg: str
+
+
+@dataclass
+class Raise:
+    """Stop with an error, as the Jinja's ``raise_exception`` does.
+
+    Printed as a call of a template that is not defined, whose name is the message: Go fails
+    with ``template "raise: <message>" not defined``, and Ollama returns that error.
+    """
+
+    message: str
+
+
+@dataclass
+class CutPoint:
+    """Where a continuation ends: right after the final assistant message's text.
+
+    A pass (:func:`place_cuts`) turns it into ``$cut`` bookkeeping and ``break``s; it never
+    reaches the printer.
+    """
+
+    cond: str
+
+
+Node = Union[Text, Out, Set, If, Range, Break, Continue, Call, Raise, CutPoint]
+
+RAISE_PREFIX = "raise: "
+
+
+def go_string(s: str) -> str:
+    """A Go interpreted string literal for ``s`` (what ``strconv.Unquote`` reads back)."""
+    out = ['"']
+    for ch in s:
+        code = ord(ch)
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\r":
+            out.append("\\r")
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        elif 0xD800 <= code <= 0xDFFF:
+            raise ValueError("lone surrogate in template text")
+        elif not ch.isprintable() and code > 0x7F:
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def walk(nodes: Iterable[Node]) -> Iterator[Node]:
+    """Every node of a tree, depth first."""
+    for node in nodes:
+        yield node
+        if isinstance(node, If):
+            yield from walk(node.then)
+            yield from walk(node.orelse)
+        elif isinstance(node, Range):
+            yield from walk(node.body)
+            yield from walk(node.orelse)
+
+
+def may_output(nodes: Iterable[Node]) -> bool:
+    """Whether running these nodes can write any text."""
+    return any(isinstance(n, (Out, Call)) or (isinstance(n, Text) and n.text) for n in walk(nodes))
+
+
+def may_cut(nodes: Iterable[Node]) -> bool:
+    return any(isinstance(n, CutPoint) for n in walk(nodes))
+
+
+# --- passes -------------------------------------------------------------------------------------
+
+CUT_VAR = "$cut"
+
+
+def place_cuts(nodes: list[Node], in_range: bool = False) -> list[Node]:
+    """Replace each :class:`CutPoint` with ``$cut = true`` and stop writing after it.
+
+    Inside a range the loop is left with ``break`` (and every enclosing range checks ``$cut``
+    after the inner one); outside any range, what follows is wrapped in ``if not $cut``.
+    """
+    out: list[Node] = []
+    for i, node in enumerate(nodes):
+        if isinstance(node, CutPoint):
+            then: list[Node] = [Set(CUT_VAR, "true")]
+            if in_range:
+                then.append(Break())
+            out.append(If(node.cond, then))
+            cut_here = True
+        elif isinstance(node, If):
+            cut_here = may_cut([node])
+            out.append(If(node.cond, place_cuts(node.then, in_range), place_cuts(node.orelse, in_range)))
+        elif isinstance(node, Range):
+            cut_here = may_cut([node])
+            out.append(Range(node.index, node.elem, node.expr, place_cuts(node.body, True),
+                             place_cuts(node.orelse, in_range)))
+        else:
+            cut_here = False
+            out.append(node)
+        if cut_here and i + 1 < len(nodes):
+            rest = place_cuts(nodes[i + 1:], in_range)
+            if not may_output(rest) and not any(isinstance(n, (Set, Raise)) for n in walk(rest)):
+                return out + rest
+            if in_range:
+                out.append(If(CUT_VAR, [Break()]))
+                return out + rest
+            out.append(If(f"not {CUT_VAR}", rest))
+            return out
+    return out
+
+
+_VAR_RE = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _expr_vars(node: Node) -> list[str]:
+    exprs: list[str] = []
+    if isinstance(node, (Out,)):
+        exprs.append(node.expr)
+    elif isinstance(node, Set):
+        exprs.append(node.expr)
+    elif isinstance(node, If):
+        exprs.append(node.cond)
+    elif isinstance(node, Range):
+        exprs.append(node.expr)
+    elif isinstance(node, Call):
+        exprs.append(node.arg)
+    elif isinstance(node, CutPoint):
+        exprs.append(node.cond)
+    return [v for e in exprs for v in _VAR_RE.findall(e)]
+
+
+def drop_dead_sets(nodes: list[Node]) -> list[Node]:
+    """Remove assignments to variables that no expression reads (repeated until none is left)."""
+    while True:
+        used: set[str] = set()
+        for node in walk(nodes):
+            used.update(_expr_vars(node))
+        removed = False
+
+        def prune(lst: list[Node]) -> list[Node]:
+            nonlocal removed
+            res: list[Node] = []
+            for n in lst:
+                if isinstance(n, Set) and n.var not in used:
+                    removed = True
+                    continue
+                if isinstance(n, If):
+                    n = If(n.cond, prune(n.then), prune(n.orelse))
+                    if not n.then and not n.orelse:
+                        removed = True
+                        continue
+                elif isinstance(n, Range):
+                    n = Range(n.index, n.elem, n.expr, prune(n.body), prune(n.orelse))
+                res.append(n)
+            return res
+
+        nodes = prune(nodes)
+        if not removed:
+            return nodes
+
+
+def declared_vars(nodes: Iterable[Node]) -> set[str]:
+    return {n.var for n in walk(nodes) if isinstance(n, Set) and n.declare}
+
+
+def strip_leading(nodes: list[Node], prefix: str) -> tuple[list[Node], str]:
+    """Remove ``prefix`` from the first text these nodes write, where that is certain.
+
+    Returns the new nodes and ``"stripped"``, ``"empty"`` (nothing is written at all, so the
+    caller goes on with what follows) or ``"unknown"`` (the first output is dynamic or differs
+    between branches: nothing was changed).
+    """
+    out = list(nodes)
+    for i, node in enumerate(out):
+        if isinstance(node, Text):
+            if not node.text:
+                continue
+            if node.text.startswith(prefix):
+                out[i] = Text(node.text[len(prefix):])
+                return out, "stripped"
+            return nodes, "unknown"
+        if isinstance(node, (Set, CutPoint, Raise)):
+            continue
+        if isinstance(node, If):
+            then, s1 = strip_leading(node.then, prefix)
+            orelse, s2 = strip_leading(node.orelse, prefix)
+            if s1 == s2 == "empty":
+                continue
+            # A branch that only raises writes nothing that matters.
+            ok1 = s1 == "stripped" or (s1 == "empty" and _only_raises(node.then))
+            ok2 = s2 == "stripped" or (s2 == "empty" and _only_raises(node.orelse))
+            if ok1 and ok2:
+                out[i] = If(node.cond, then, orelse)
+                return out, "stripped"
+            return nodes, "unknown"
+        if isinstance(node, Range):
+            if may_output(node.body) or may_output(node.orelse):
+                return nodes, "unknown"
+            continue
+        return nodes, "unknown"
+    return out, "empty"
+
+
+def _only_raises(nodes: list[Node]) -> bool:
+    return any(isinstance(n, Raise) for n in nodes) and not may_output(nodes)
+
+
+# --- printing -----------------------------------------------------------------------------------
+
+_WS = " \t\r\n"
+INDENT = "  "
+
+
+class _Printer:
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def _ends_ws(self) -> bool:
+        """Whether the text written so far ends in whitespace that ``{{-`` would eat."""
+        for part in reversed(self.parts):
+            if part:
+                return part[-1] in _WS
+        return False
+
+    def action(self, body: str, depth: int) -> None:
+        if self.parts and self._ends_ws():
+            self.parts.append("{{ " + body + " }}")
+        elif self.parts:
+            self.parts.append("\n" + INDENT * depth + "{{- " + body + " }}")
+        else:
+            self.parts.append("{{- " + body + " }}")
+
+    def text(self, text: str, depth: int) -> None:
+        if not text:
+            return
+        chunks = text.split("{{")
+        for j, chunk in enumerate(chunks):
+            if j:
+                self.action(go_string("{{"), depth)
+            if chunk:
+                self.parts.append(chunk)
+
+    def nodes(self, nodes: list[Node], depth: int) -> None:
+        for node in nodes:
+            self.node(node, depth)
+
+    def node(self, node: Node, depth: int) -> None:
+        if isinstance(node, Text):
+            self.text(node.text, depth)
+        elif isinstance(node, Out):
+            self.action(node.expr, depth)
+        elif isinstance(node, Set):
+            self.action(f"{node.var} {':=' if node.declare else '='} {node.expr}", depth)
+        elif isinstance(node, If):
+            self.action(f"if {node.cond}", depth)
+            self.nodes(node.then, depth + 1)
+            orelse = node.orelse
+            while len(orelse) == 1 and isinstance(orelse[0], If):
+                self.action(f"else if {orelse[0].cond}", depth)
+                self.nodes(orelse[0].then, depth + 1)
+                orelse = orelse[0].orelse
+            if orelse:
+                self.action("else", depth)
+                self.nodes(orelse, depth + 1)
+            self.action("end", depth)
+        elif isinstance(node, Range):
+            self.action(f"range {node.index}, {node.elem} := {node.expr}", depth)
+            self.nodes(node.body, depth + 1)
+            if node.orelse:
+                self.action("else", depth)
+                self.nodes(node.orelse, depth + 1)
+            self.action("end", depth)
+        elif isinstance(node, Break):
+            self.action("break", depth)
+        elif isinstance(node, Continue):
+            self.action("continue", depth)
+        elif isinstance(node, Call):
+            self.action(f"template {go_string(node.name)} {node.arg}", depth)
+        elif isinstance(node, Raise):
+            self.action(f"template {go_string(RAISE_PREFIX + node.message)} .", depth)
+        elif isinstance(node, CutPoint):
+            raise ValueError("CutPoint must be placed before printing")
+        else:  # pragma: no cover - exhaustive
+            raise TypeError(node)
+
+
+def print_template(nodes: list[Node], defines: dict[str, list[Node]]) -> str:
+    """The Go template text for a tree and its helper templates (``define`` blocks at the end)."""
+    p = _Printer()
+    p.nodes(nodes, 0)
+    for name, body in defines.items():
+        p.action(f"define {go_string(name)}", 0)
+        p.nodes(body, 1)
+        p.action("end", 0)
+    return "".join(p.parts)

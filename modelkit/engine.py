@@ -1,0 +1,327 @@
+"""The make-like engine: decide what is stale, by content, and rebuild only that.
+
+A target's **action key** is the sha256 of a canonical record of its action's kind and
+parameters, the toolchain fingerprint it depends on, the digests of the source files it reads
+and the output digests of the targets it depends on. A target is fresh when the state holds a
+record with the current key and its outputs still have the recorded digests.
+
+Because a target's key depends on its dependencies' *output digests*, not their keys, a rebuilt
+dependency that produces the same bytes leaves its dependents fresh (early cutoff).
+
+Outputs are written to temporary names beside their final place and renamed into place only
+when the action succeeded; the state record is written after the rename. An interrupted build
+therefore leaves either the previous good artifact or nothing a later build could take for fresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from modelkit.action import StepContext
+from modelkit.errors import ModelkitError, StepError, UserError
+from modelkit.graph import Graph, Target
+from modelkit.hashing import Hasher
+from modelkit.state import State, TargetRecord
+
+TMP_MARK = ".modelkit-tmp-"
+
+
+class Reporter(Protocol):
+    """What the engine tells the user while it works (the CLI draws it with rich)."""
+
+    def fresh(self, target: Target) -> None: ...
+    def start(self, target: Target, reason: str) -> None: ...
+    def progress(self, target: Target, fraction: float | None, text: str) -> None: ...
+    def done(self, target: Target, seconds: float, changed: bool) -> None: ...
+    def failed(self, target: Target, error: ModelkitError) -> None: ...
+
+
+class QuietReporter:
+    """A reporter that says nothing (tests, the Python API)."""
+
+    def fresh(self, target: Target) -> None: pass
+    def start(self, target: Target, reason: str) -> None: pass
+    def progress(self, target: Target, fraction: float | None, text: str) -> None: pass
+    def done(self, target: Target, seconds: float, changed: bool) -> None: pass
+    def failed(self, target: Target, error: ModelkitError) -> None: pass
+
+
+@dataclass(frozen=True)
+class Status:
+    """Whether a target needs to run, and the first reason why."""
+
+    name: str
+    state: str  # "fresh" | "stale" | "pending" (depends on a stale target; runs if its output changes)
+    reason: str
+    key: str | None = None
+    record: dict[str, Any] | None = None
+
+    @property
+    def fresh(self) -> bool:
+        return self.state == "fresh"
+
+
+@dataclass
+class BuildResult:
+    ran: list[str] = field(default_factory=list)
+    fresh: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)  # ran, but produced the same bytes
+    failed: list[tuple[str, ModelkitError]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)   # not run because a dependency failed
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+Fingerprint = Callable[[str], dict[str, Any]]
+
+
+class Engine:
+    """Plans and runs builds of a :class:`Graph` for one project."""
+
+    def __init__(self, graph: Graph, root: Path, state: State, *, fingerprint: Fingerprint,
+                 toolchain: Callable[[], Any] | None = None, reporter: Reporter | None = None,
+                 logs: Path | None = None) -> None:
+        self.graph = graph
+        self.root = root
+        self.state = state
+        self.hasher = Hasher(state)
+        self.fingerprint = fingerprint
+        self.toolchain = toolchain or _no_toolchain
+        self.reporter = reporter or QuietReporter()
+        self.logs = logs or state.directory / "logs"
+
+    # -- planning ------------------------------------------------------------------------------
+
+    def status(self, target: Target, pending: set[str], forced: bool = False) -> Status:
+        """Why ``target`` must run, or that it need not. ``pending``: targets that will run first."""
+        action = target.action
+        old = self.state.target(target.name)
+        waiting = [d for d in target.deps if d in pending]
+        record = self._record(target, with_deps=not waiting)
+        if waiting:
+            own_change = _first_difference(old.record if old else None, record, deps=False)
+            if old is None or own_change:
+                return Status(target.name, "stale", own_change or "never built")
+            return Status(target.name, "pending", f"runs if {waiting[0]} changes its output")
+        key = _key(record)
+        if forced:
+            return Status(target.name, "stale", "forced", key, record)
+        if old is None:
+            return Status(target.name, "stale", "never built", key, record)
+        if old.key != key:
+            reason = _first_difference(old.record, record, deps=True) or "action key changed"
+            return Status(target.name, "stale", reason, key, record)
+        problem = self._output_problem(old)
+        if problem:
+            return Status(target.name, "stale", problem, key, record)
+        external = action.external_staleness()
+        if external:
+            return Status(target.name, "stale", external, key, record)
+        return Status(target.name, "fresh", "up to date", key, record)
+
+    def plan(self, names: Iterable[str] | None = None, force: Iterable[str] = ()) -> list[Status]:
+        """The status of every target needed for ``names`` (default: all), in build order."""
+        force = set(force)
+        pending: set[str] = set()
+        out = []
+        for target in self.graph.closure(names):
+            status = self.status(target, pending, forced=target.name in force)
+            if not status.fresh:
+                pending.add(target.name)
+            out.append(status)
+        return out
+
+    # -- building ------------------------------------------------------------------------------
+
+    def build(self, names: Iterable[str] | None = None, force: Iterable[str] = (),
+              keep_going: bool = False) -> BuildResult:
+        """Bring the targets needed for ``names`` up to date; return what ran."""
+        force = set(force)
+        result = BuildResult()
+        blocked: set[str] = set()
+        for target in self.graph.closure(names):
+            if any(d in blocked for d in target.deps):
+                blocked.add(target.name)
+                result.skipped.append(target.name)
+                continue
+            try:
+                target.action.precheck()
+                status = self.status(target, set(), forced=target.name in force)
+                if status.fresh:
+                    self.reporter.fresh(target)
+                    result.fresh.append(target.name)
+                    continue
+                changed = self._run(target, status)
+            except ModelkitError as e:
+                self.reporter.failed(target, e)
+                result.failed.append((target.name, e))
+                blocked.add(target.name)
+                if not keep_going and not getattr(e, "soft", False):
+                    break
+                continue
+            result.ran.append(target.name)
+            if not changed:
+                result.unchanged.append(target.name)
+        return result
+
+    def _run(self, target: Target, status: Status) -> bool:
+        """Run one action; return whether its outputs' bytes changed."""
+        action = target.action
+        self.reporter.start(target, status.reason)
+        started = time.monotonic()
+        outputs = action.outputs()
+        log = self.logs / f"{_safe(target.name)}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(f"# {target.name}: {action.describe()}\n# why: {status.reason}\n")
+        tmp = {out: out.with_name(f".{out.name}{TMP_MARK}{os.getpid()}") for out in outputs}
+        ctx = StepContext(
+            name=target.name, log_path=log, toolchain_factory=self.toolchain,
+            progress=lambda fraction, text: self.reporter.progress(target, fraction, text),
+            tmp_paths=tmp if action.atomic else {out: out for out in outputs})
+        for out in outputs:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            action.run(ctx)
+            written = list(tmp.values()) if action.atomic else outputs
+            missing = [p for p in written if not p.is_file()]
+            if missing:
+                raise StepError(f"{action.describe()}: finished without writing {missing[0].name}", log)
+            digests = self.hasher.digests(written, trusted=True)
+            if action.atomic:
+                for out in outputs:
+                    os.replace(tmp[out], out)
+                # The rename changes ctime: record the stat of the file in its final place.
+                digests = {out: digests[tmp[out]] for out in outputs}
+                for out, digest in digests.items():
+                    self.state.set_digest(str(out), _stat(out), digest, trusted=True)
+        except BaseException:
+            if action.atomic:
+                for path in tmp.values():
+                    path.unlink(missing_ok=True)
+            raise
+        recorded = {self._rel(out): digests[out] for out in outputs}
+        old = self.state.target(target.name)
+        record = status.record or self._record(target, with_deps=True)
+        self.state.set_target(target.name, _key(record), record, recorded)
+        changed = old is None or old.outputs != recorded
+        self.reporter.done(target, time.monotonic() - started, changed)
+        return changed
+
+    # -- records -------------------------------------------------------------------------------
+
+    def _record(self, target: Target, with_deps: bool) -> dict[str, Any]:
+        """The canonical record an action key is the hash of."""
+        action = target.action
+        inputs = action.inputs()
+        try:
+            digests = self.hasher.digests(inputs.values())
+        except FileNotFoundError as e:
+            name = next((n for n, p in inputs.items() if str(p) == e.filename), e.filename)
+            raise UserError(f"{target.name}: input {name} is missing ({e.filename})") from None
+        record: dict[str, Any] = {
+            "kind": action.kind,
+            "params": action.params(),
+            "outputs": sorted(self._rel(p) for p in action.outputs()),
+            "tool": self.fingerprint(action.tool) if action.tool else None,
+            "inputs": {name: digests[path] for name, path in sorted(inputs.items())},
+        }
+        if with_deps:
+            deps = {}
+            for dep in target.deps:
+                rec = self.state.target(dep)
+                deps[dep] = rec.outputs if rec else None
+            record["deps"] = deps
+        return record
+
+    def _output_problem(self, old: TargetRecord) -> str | None:
+        for rel, digest in old.outputs.items():
+            path = self.root / rel
+            if not path.is_file():
+                return f"output missing: {rel}"
+            if self.hasher.digest(path) != digest:
+                return f"output modified: {rel}"
+        return None
+
+    def _rel(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+
+def _first_difference(old: dict[str, Any] | None, new: dict[str, Any], deps: bool) -> str | None:
+    """The first reason, in the order a user cares about, that ``new`` differs from ``old``."""
+    if old is None:
+        return None
+    if old.get("kind") != new["kind"]:
+        return f"action changed: {old.get('kind')} -> {new['kind']}"
+    if old.get("tool") != new["tool"]:
+        return f"toolchain changed: {_diff_keys(old.get('tool') or {}, new['tool'] or {})}"
+    if old.get("params") != new["params"]:
+        return f"params changed: {_diff_keys(old.get('params') or {}, new['params'])}"
+    if old.get("outputs") != new["outputs"]:
+        return "outputs renamed"
+    if old.get("inputs") != new["inputs"]:
+        before, after = old.get("inputs") or {}, new["inputs"]
+        for name in sorted(set(before) | set(after)):
+            if name not in before:
+                return f"input added: {name}"
+            if name not in after:
+                return f"input removed: {name}"
+            if before[name] != after[name]:
+                return f"input changed: {name} ({_short(before[name])} -> {_short(after[name])})"
+    if deps and old.get("deps") != new.get("deps"):
+        before, after = old.get("deps") or {}, new.get("deps") or {}
+        for name in sorted(set(before) | set(after)):
+            if before.get(name) != after.get(name):
+                return f"dependency changed: {name}"
+    return None
+
+
+def _diff_keys(old: dict[str, Any], new: dict[str, Any]) -> str:
+    changes = []
+    for k in sorted(set(old) | set(new)):
+        if old.get(k) != new.get(k):
+            changes.append(f"{k} {_show(old.get(k))} -> {_show(new.get(k))}")
+    return ", ".join(changes) or "(reordered)"
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    if isinstance(value, str) and value.startswith("sha256:"):
+        return _short(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _short(digest: str | None) -> str:
+    if not digest:
+        return "none"
+    return digest.split(":", 1)[-1][:12]
+
+
+def _key(record: dict[str, Any]) -> str:
+    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _stat(path: Path) -> Any:
+    from modelkit.state import FileStat
+
+    return FileStat.of(os.stat(path))
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+
+
+def _no_toolchain() -> Any:
+    raise UserError("this step needs the llama.cpp toolchain, but none was configured")

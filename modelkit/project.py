@@ -1,0 +1,139 @@
+"""A modelkit project: one spec, its graph, its state and its toolchain, and the public API.
+
+```python
+from modelkit import Project
+project = Project.open("examples/tiny/model.toml")
+for status in project.plan():
+    print(status.name, status.state, status.reason)
+result = project.build()
+```
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Callable, Iterable
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from modelkit.engine import BuildResult, Engine, Reporter, Status
+from modelkit.errors import UserError
+from modelkit.rules import Layout, build_graph
+from modelkit.spec import LoadedSpec, load_spec
+from modelkit.state import State
+from modelkit.toolchain import Toolchain, find_toolchain, require_toolchain
+
+
+class Project:
+    def __init__(self, loaded: LoadedSpec) -> None:
+        self.loaded = loaded
+        self.spec = loaded.spec
+        self.root = loaded.root
+        self._toolchain: Toolchain | None = None
+
+    @classmethod
+    def open(cls, spec: str | Path | None = None) -> Project:
+        return cls(load_spec(Path(spec) if spec is not None else None))
+
+    @cached_property
+    def layout(self) -> Layout:
+        return build_graph(self.loaded)
+
+    @property
+    def graph(self):  # type: ignore[no-untyped-def]
+        return self.layout.graph
+
+    @property
+    def variants(self):  # type: ignore[no-untyped-def]
+        return self.layout.variants
+
+    @cached_property
+    def state(self) -> State:
+        return State(self.loaded.state_dir)
+
+    # -- toolchain ------------------------------------------------------------------------------
+
+    def _configured_toolchain(self) -> Path | None:
+        configured = self.spec.toolchain.llama_cpp
+        return self.loaded.resolve(configured) if configured else None
+
+    def find_toolchain(self) -> Toolchain | None:
+        if self._toolchain is None:
+            self._toolchain = find_toolchain(self._configured_toolchain(), self.loaded.where("toolchain", "llama_cpp"))
+        return self._toolchain
+
+    def require_toolchain(self, progress: Callable[[float | None, str], None] | None = None) -> Toolchain:
+        if self._toolchain is None:
+            self._toolchain = require_toolchain(self._configured_toolchain(),
+                                                self.loaded.where("toolchain", "llama_cpp"), progress)
+        return self._toolchain
+
+    def _fingerprint(self, component: str) -> dict[str, Any]:
+        toolchain = self.find_toolchain()
+        if toolchain is None:
+            return {"llama.cpp": "not installed"}
+        return toolchain.fingerprint(component)
+
+    def needs_toolchain(self, names: Iterable[str] | None = None) -> bool:
+        return any(t.action.tool for t in self.graph.closure(names))
+
+    # -- planning and building ------------------------------------------------------------------
+
+    def engine(self, reporter: Reporter | None = None) -> Engine:
+        return Engine(self.graph, self.root, self.state, fingerprint=self._fingerprint,
+                      toolchain=self.require_toolchain, reporter=reporter)
+
+    def plan(self, names: Iterable[str] | None = None, force: Iterable[str] = ()) -> list[Status]:
+        return self.engine().plan(names, self._resolve(force))
+
+    def build(self, names: Iterable[str] | None = None, force: Iterable[str] = (),
+              reporter: Reporter | None = None, wait: bool = True,
+              on_wait: Callable[[str], None] | None = None, keep_going: bool = False) -> BuildResult:
+        """Build under the project's lock (one builder at a time)."""
+        with BuildLock(self.loaded.state_dir, wait=wait, on_wait=on_wait):
+            return self.engine(reporter).build(names, self._resolve(force), keep_going=keep_going)
+
+    def _resolve(self, names: Iterable[str]) -> list[str]:
+        return [self.graph.resolve(n) for n in names]
+
+
+class BuildLock:
+    """An exclusive lock on the project, holding the owner's pid so others can say who waits on whom."""
+
+    def __init__(self, state_dir: Path, wait: bool = True, on_wait: Callable[[str], None] | None = None) -> None:
+        self.path = state_dir / "build.lock"
+        self.wait = wait
+        self.on_wait = on_wait
+
+    def __enter__(self) -> BuildLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = open(self.path, "a+")
+        try:
+            fcntl.flock(self._f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self.holder()
+            message = f"another modelkit build{f' (pid {holder})' if holder else ''} holds {self.path}"
+            if not self.wait:
+                self._f.close()
+                raise UserError(f"{message}; try again when it ends (or drop --no-wait to wait)") from None
+            if self.on_wait:
+                self.on_wait(f"{message}; waiting for it to finish")
+            fcntl.flock(self._f, fcntl.LOCK_EX)
+        self._f.seek(0)
+        self._f.truncate()
+        self._f.write(f"{os.getpid()}\n")
+        self._f.flush()
+        return self
+
+    def holder(self) -> str | None:
+        try:
+            return self.path.read_text().strip() or None
+        except OSError:
+            return None
+
+    def __exit__(self, *_: object) -> None:
+        self._f.seek(0)
+        self._f.truncate()
+        self._f.close()

@@ -1,0 +1,191 @@
+"""How a spec becomes a build graph: which artifacts exist and what each is made from.
+
+```
+source:base ─ convert ─▶ gguf:base.f16 ─ quantize ─▶ gguf:base.Q4_K_M ─┐
+source:adapter.x ─ convert-lora ─▶ gguf:adapter.x ──────────────────────┼─▶ modelfile:<model>-q4_k_m
+base chat template ─ inherit-template ─▶ template ──────────────────────┘
+```
+
+``source:*`` targets exist only for Hugging Face repos (local folders are read in place). Each
+variant (one per quantization type) gets its own Modelfile; with several adapters, each adapter
+is its own Ollama model (``<model>-<adapter>``), because comparing fine-tunes side by side is
+what several adapters are usually for.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelkit import hub
+from modelkit.graph import Graph, Target
+from modelkit.quant_types import CONVERT_OUTTYPES
+from modelkit.spec import Adapter, LoadedSpec
+from modelkit.steps.convert import Convert
+from modelkit.steps.convert_lora import ConvertLora
+from modelkit.steps.fetch import Fetch
+from modelkit.steps.modelfile import RenderModelfile
+from modelkit.steps.quantize import Quantize
+from modelkit.steps.template import TEMPLATE_FILES, InheritTemplate
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One Ollama model to make: a quantized base, maybe an adapter, and its Modelfile."""
+
+    model: str  # Ollama model name
+    tag: str
+    quant: str
+    gguf_target: str
+    adapter: str | None
+    modelfile_target: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.model}:{self.tag}"
+
+
+@dataclass
+class Layout:
+    """The graph of a spec, with the variants it ships and the sources it resolved."""
+
+    graph: Graph
+    variants: list[Variant]
+    sources: dict[str, hub.RepoSource]
+
+
+def build_graph(loaded: LoadedSpec, locked_sources: Mapping[str, Mapping[str, Any]] | None = None) -> Layout:
+    """Turn a validated spec into targets. ``locked_sources``: the lock file's pinned repos."""
+    spec, build = loaded.spec, loaded.build_dir
+    locked_sources = locked_sources or {}
+    graph = Graph()
+    sources: dict[str, hub.RepoSource] = {}
+
+    # The base model, as an HF folder (local or fetched) and/or a GGUF.
+    base_dir: Path | None = None
+    base_files: dict[str, Path] = {}
+    base_deps: tuple[str, ...] = ()
+    if spec.base.repo:
+        source = hub.resolve(spec.base.repo, spec.base.revision, "model", locked_sources.get("source:base"))
+        sources["source:base"] = source
+        graph.add(Target("source:base", Fetch(source, "base")))
+        base_dir, base_deps = source.snapshot, ("source:base",)
+    elif spec.base.path:
+        base_dir = loaded.resolve(spec.base.path)
+        base_files = _folder_files(base_dir, "model")
+
+    outtype = spec.convert.outtype
+    if spec.base.gguf:
+        base_gguf = loaded.resolve(spec.base.gguf)
+        converted: str | None = None
+    else:
+        assert base_dir is not None
+        base_gguf = build / f"base.{outtype}.gguf"
+        converted = f"gguf:base.{outtype}"
+        graph.add(Target(converted, Convert(base_dir, base_files, outtype, base_gguf), base_deps))
+
+    # The chat template, unless the spec gives one.
+    template_target = None
+    if spec.ollama.template == "inherit" and spec.ollama.template_file is None:
+        template_target = "template"
+        if base_dir is not None:
+            files = {n: p for n, p in _pick(base_dir, TEMPLATE_FILES).items()} if not base_deps else {}
+            graph.add(Target(template_target, InheritTemplate(base_dir, files, build / "template.json"), base_deps))
+        else:
+            graph.add(Target(template_target, InheritTemplate(base_gguf, {"base.gguf": base_gguf},
+                                                              build / "template.json")))
+
+    # Adapters.
+    config_dir = loaded.resolve(spec.base.config) if spec.base.config else base_dir
+    adapter_targets: dict[str, str] = {}
+    for adapter in spec.adapters:
+        adapter_targets[adapter.name] = _add_adapter(graph, loaded, adapter, config_dir, base_deps,
+                                                     locked_sources, sources)
+
+    # Variants: one GGUF per quantization type, one Ollama model per (adapter, type).
+    variants: list[Variant] = []
+    converted_type = CONVERT_OUTTYPES.get(outtype)
+    requantize = spec.base.gguf is not None
+    for quant in spec.variants:
+        if converted and (quant == converted_type or quant == "auto"):
+            gguf_target, gguf_path = converted, base_gguf
+        else:
+            gguf_target = f"gguf:base.{quant}"
+            gguf_path = build / f"base.{quant}.gguf"
+            graph.add(Target(gguf_target, Quantize(base_gguf, quant, gguf_path, requantize=requantize,
+                                                   src_file=None if converted else base_gguf),
+                             (converted,) if converted else ()))
+        for adapter_name, model in _models(loaded, spec.adapters):
+            tag = spec.ollama.tag.format(quant=quant.lower())
+            name = f"modelfile:{model}-{tag}"
+            out = build / f"{model}-{tag}.Modelfile"
+            deps = [gguf_target]
+            adapters = []
+            if adapter_name:
+                deps.append(adapter_targets[adapter_name])
+                adapters.append(_rel(build / f"adapter.{adapter_name}.gguf", build))
+            if template_target:
+                deps.append(template_target)
+            graph.add(Target(name, RenderModelfile(
+                out, from_=_rel(gguf_path, build), adapters=adapters, system=spec.ollama.system,
+                parameters=dict(spec.ollama.parameters),
+                messages=[(m.role, m.content) for m in spec.ollama.messages], license=spec.ollama.license,
+                template=None if spec.ollama.template == "inherit" else spec.ollama.template,
+                template_file=loaded.resolve(spec.ollama.template_file) if spec.ollama.template_file else None,
+                inherited=build / "template.json" if template_target else None,
+                header=f"Generated by modelkit from {loaded.path.name}: edit that file, not this one.",
+            ), tuple(deps)))
+            variants.append(Variant(model, tag, quant, gguf_target, adapter_name, name))
+    return Layout(graph, variants, sources)
+
+
+def _add_adapter(graph: Graph, loaded: LoadedSpec, adapter: Adapter, config_dir: Path | None,
+                 base_deps: tuple[str, ...], locked: Mapping[str, Mapping[str, Any]],
+                 sources: dict[str, hub.RepoSource]) -> str:
+    build = loaded.build_dir
+    deps = list(base_deps)
+    if adapter.repo:
+        key = f"source:adapter.{adapter.name}"
+        source = hub.resolve(adapter.repo, adapter.revision, "adapter", locked.get(key))
+        sources[key] = source
+        graph.add(Target(key, Fetch(source, f"adapter '{adapter.name}'")))
+        folder, files = source.snapshot, {}
+        deps.append(key)
+    else:
+        assert adapter.path is not None
+        folder = loaded.resolve(adapter.path)
+        files = _folder_files(folder, "adapter")
+    assert config_dir is not None
+    base_files = _pick(config_dir, ("config.json",)) if not base_deps else {}
+    name = f"gguf:adapter.{adapter.name}"
+    graph.add(Target(name, ConvertLora(adapter.name, folder, files, config_dir, base_files, adapter.outtype,
+                                       build / f"adapter.{adapter.name}.gguf"), tuple(deps)))
+    return name
+
+
+def _models(loaded: LoadedSpec, adapters: list[Adapter]) -> list[tuple[str | None, str]]:
+    model = loaded.spec.ollama_model
+    if not adapters:
+        return [(None, model)]
+    if len(adapters) == 1:
+        return [(adapters[0].name, model)]
+    return [(a.name, f"{model}-{a.name}") for a in adapters]
+
+
+def _folder_files(folder: Path, kind: str) -> dict[str, Path]:
+    """The files of a local model or adapter folder that its conversion reads."""
+    names = [p.name for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
+    return {name: folder / name for name in hub.select_files(names, kind)}
+
+
+def _pick(folder: Path, names: tuple[str, ...]) -> dict[str, Path]:
+    return {n: folder / n for n in names if (folder / n).is_file()}
+
+
+def _rel(path: Path, start: Path) -> str:
+    """How a Modelfile in ``start`` refers to ``path``: relative when close by, else absolute."""
+    rel = os.path.relpath(path, start)
+    return f"./{rel}" if not rel.startswith("..") else str(path)

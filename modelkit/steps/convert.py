@@ -1,0 +1,55 @@
+"""Convert a Hugging Face model folder to GGUF with llama.cpp's ``convert_hf_to_gguf.py``."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from modelkit.action import Action, StepContext
+
+# tqdm's "Writing:  45%|####" lines.
+TQDM_PERCENT = re.compile(r"(\d+)%\|")
+
+
+class Convert(Action):
+    kind = "convert"
+    tool = "convert"
+
+    def __init__(self, folder: Path, files: dict[str, Path], outtype: str, out: Path, label: str = "base") -> None:
+        """``files``: the folder's files to hash as inputs (empty when a fetch target provides them)."""
+        self.folder = folder
+        self.files = files
+        self.outtype = outtype
+        self.out = out
+        self.label = label
+
+    def params(self) -> dict[str, Any]:
+        return {"outtype": self.outtype}
+
+    def inputs(self) -> dict[str, Path]:
+        return {f"{self.label}/{name}": path for name, path in self.files.items()}
+
+    def outputs(self) -> list[Path]:
+        return [self.out]
+
+    def describe(self) -> str:
+        return f"convert {self.label} to GGUF ({self.outtype})"
+
+    def run(self, ctx: StepContext) -> None:
+        tc = ctx.toolchain
+        tc.check_convert_deps()
+        ctx.run_tool(
+            [tc.python, tc.convert_hf, self.folder, "--outtype", self.outtype, "--outfile", ctx.tmp(self.out)],
+            what=self.describe(), progress_re=TQDM_PERCENT, env=script_env())
+
+
+def script_env() -> dict[str, str]:
+    """The convert scripts' environment: never reach for the Hub (every input is local by now)."""
+    env = dict(os.environ)
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TRANSFORMERS_OFFLINE", "1")
+    env["PYTHONUNBUFFERED"] = "1"
+    env.pop("NO_LOCAL_GGUF", None)  # the scripts must use their own tree's gguf-py
+    return env

@@ -1,0 +1,55 @@
+"""Fetch a Hugging Face repo source into the Hugging Face cache.
+
+The files land in the standard cache (shared with transformers and every other tool), so a
+model downloaded once is never downloaded again; huggingface_hub writes each blob under a
+temporary name and renames it, so the step is atomic per file without the engine's help.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from modelkit import hub
+from modelkit.action import Action, StepContext
+
+
+class Fetch(Action):
+    kind = "fetch"
+    atomic = False
+
+    def __init__(self, source: hub.RepoSource, label: str) -> None:
+        self.source = source
+        self.label = label
+
+    def params(self) -> dict[str, Any]:
+        return {"repo": self.source.repo, "commit": self.source.commit, "files": sorted(self.source.files)}
+
+    def outputs(self) -> list[Path]:
+        return [self.source.snapshot / name for name in sorted(self.source.files)]
+
+    def describe(self) -> str:
+        return f"download {self.label} ({self.source.repo}@{self.source.commit[:12]})"
+
+    def run(self, ctx: StepContext) -> None:
+        ctx.progress(None, f"downloading {len(self.source.files)} files from {self.source.repo}")
+        hub.download(self.source, progress=_tqdm_for(ctx))
+
+
+def _tqdm_for(ctx: StepContext) -> Any:
+    """A tqdm class that reports huggingface_hub's byte progress to the step's display."""
+    from tqdm.auto import tqdm
+
+    class Reporting(tqdm):  # type: ignore[misc,valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["disable"] = False
+            kwargs["file"] = open("/dev/null", "w")  # noqa: SIM115 - rich draws the progress
+            super().__init__(*args, **kwargs)
+
+        def update(self, n: float | None = 1) -> bool | None:
+            out = super().update(n)
+            if self.total:
+                ctx.progress(self.n / self.total, f"{self.desc or 'downloading'} {self.n >> 20}/{int(self.total) >> 20} MB")
+            return out
+
+    return Reporting

@@ -1,0 +1,76 @@
+"""Render an Ollama Modelfile for one variant (``templates/Modelfile.j2``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from modelkit.action import Action, StepContext
+from modelkit.steps.template import read_inherited
+
+
+class RenderModelfile(Action):
+    kind = "modelfile"
+
+    def __init__(self, out: Path, *, from_: str, adapters: list[str], system: str | None,
+                 parameters: dict[str, Any], messages: list[tuple[str, str]], license: str | None,
+                 template: str | None = None, template_file: Path | None = None,
+                 inherited: Path | None = None, header: str = "") -> None:
+        """Exactly one of ``template`` (text), ``template_file`` or ``inherited`` (the template
+        step's output) gives the TEMPLATE."""
+        self.out = out
+        self.from_ = from_
+        self.adapters = adapters
+        self.system = system
+        self.parameters = parameters
+        self.messages = messages
+        self.license = license
+        self.template = template
+        self.template_file = template_file
+        self.inherited = inherited
+        self.header = header
+
+    def params(self) -> dict[str, Any]:
+        return {"from": self.from_, "adapters": self.adapters, "system": self.system,
+                "parameters": self.parameters, "messages": self.messages, "license": self.license,
+                "template": self.template, "header": self.header}
+
+    def inputs(self) -> dict[str, Path]:
+        return {"template_file": self.template_file} if self.template_file else {}
+
+    def outputs(self) -> list[Path]:
+        return [self.out]
+
+    def describe(self) -> str:
+        return f"render {self.out.name}"
+
+    def content(self) -> str:
+        """The Modelfile text (also what registration through the API sends, field by field)."""
+        from modelkit.modelfile import Modelfile, render_modelfile
+
+        return render_modelfile(Modelfile(
+            from_=self.from_, adapters=tuple(self.adapters), template=self.resolved_template(),
+            system=self.system, parameters=tuple(self.resolved_parameters().items()),
+            messages=tuple(self.messages), license=(self.license,) if self.license else (),
+            requires=None, header=self.header))
+
+    def resolved_template(self) -> str | None:
+        if self.template is not None:
+            return self.template
+        if self.template_file is not None:
+            return self.template_file.read_text(encoding="utf-8")
+        if self.inherited is not None:
+            return read_inherited(self.inherited)["template"]
+        return None
+
+    def resolved_parameters(self) -> dict[str, Any]:
+        """The spec's parameters, plus stop strings from the inherited template if none are set."""
+        params = dict(self.parameters)
+        if "stop" not in params and self.inherited is not None:
+            stop = read_inherited(self.inherited).get("stop") or []
+            if stop:
+                params["stop"] = list(stop)
+        return params
+
+    def run(self, ctx: StepContext) -> None:
+        ctx.tmp(self.out).write_text(self.content(), encoding="utf-8")

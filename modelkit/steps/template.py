@@ -1,0 +1,61 @@
+"""Inherit the base model's chat template: translate it to Ollama's Go template and prove it.
+
+The output is a small JSON file (the Go template, suggested stop strings, the proof summary)
+that the Modelfile step reads. Translation reads the chat template from the Hugging Face folder
+when there is one, so a template modelkit cannot translate stops the build *before* a long
+conversion; otherwise it reads the GGUF header.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from modelkit import __version__
+from modelkit.action import Action, StepContext
+
+# Files of a Hugging Face folder that hold the chat template and its special tokens.
+TEMPLATE_FILES = ("tokenizer_config.json", "chat_template.jinja", "chat_template.json",
+                  "special_tokens_map.json", "generation_config.json")
+
+
+class InheritTemplate(Action):
+    kind = "inherit-template"
+
+    def __init__(self, source: Path, files: dict[str, Path], out: Path) -> None:
+        """``source``: a GGUF file or a Hugging Face folder; ``files``: what to hash as inputs."""
+        self.source = source
+        self.files = files
+        self.out = out
+
+    def params(self) -> dict[str, Any]:
+        # The translator is modelkit's own code: a new modelkit may translate better.
+        return {"translator": __version__}
+
+    def inputs(self) -> dict[str, Path]:
+        return {f"base/{name}": path for name, path in self.files.items()}
+
+    def outputs(self) -> list[Path]:
+        return [self.out]
+
+    def describe(self) -> str:
+        return "inherit the base model's chat template"
+
+    def run(self, ctx: StepContext) -> None:
+        from modelkit.chat_template import inherit_template, read_template
+
+        ctx.progress(None, f"reading the chat template from {self.source.name}")
+        source = read_template(self.source)
+        ctx.progress(None, "translating and proving the template")
+        inherited = inherit_template(source)
+        with open(ctx.log_path, "a", encoding="utf-8") as log:
+            log.write(f"origin: {source.origin}\nproof: {inherited.summary}\n\n{inherited.go_template}\n")
+        ctx.tmp(self.out).write_text(json.dumps({
+            "origin": source.origin, "template": inherited.go_template,
+            "stop": list(inherited.stop), "proof": inherited.summary,
+        }, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def read_inherited(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))

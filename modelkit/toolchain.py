@@ -1,0 +1,387 @@
+"""The llama.cpp toolchain: convert scripts, gguf-py and the binaries modelkit runs.
+
+Which llama.cpp is used, in order: ``[toolchain] llama_cpp`` in the spec, then the environment
+variable ``MODELKIT_LLAMA_CPP``, then a **managed** install in the user cache that modelkit builds
+itself from a pinned source: the ``llama-cpp-python`` sdist on PyPI, which vendors llama.cpp
+(convert scripts, gguf-py, CMake project). Pinning one source means everyone on a team converts
+with the same scripts; the sdist's sha256 is checked before anything is unpacked.
+
+The managed build uses CUDA (``-DGGML_CUDA=ON``) when ``nvcc`` is found *and* an NVIDIA GPU is
+visible, and the CPU backend otherwise (``MODELKIT_BACKEND=cpu|cuda`` overrides). Installs are
+keyed by version and backend, so a CPU and a CUDA build can live side by side.
+
+A toolchain's **fingerprint** is part of every action key that uses it. It deliberately leaves the
+backend out: conversion is Python and quantization runs on the CPU in both builds, so a teammate
+with a GPU builds the same bytes and the lock file agrees.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from modelkit.errors import StepError, UserError
+
+LLAMA_CPP_PYTHON_VERSION = "0.3.36"
+SDIST_NAME = f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}.tar.gz"
+SDIST_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
+BINARIES = ("llama-quantize", "llama-completion")
+CONVERT_PACKAGES = ("torch", "transformers", "numpy", "safetensors", "sentencepiece")
+CMAKE_FLAGS = (
+    "-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF", "-DGGML_NATIVE=OFF", "-DBUILD_SHARED_LIBS=OFF",
+    "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF",
+)
+
+Progress = Callable[[float | None, str], None]
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """A usable llama.cpp: a source tree (scripts, gguf-py, templates) and built binaries."""
+
+    source: Path
+    bin_dir: Path
+    version: str
+    backend: str
+    origin: str  # "managed", "spec" or "MODELKIT_LLAMA_CPP"
+    python: str = sys.executable
+
+    @property
+    def convert_hf(self) -> Path:
+        return self.source / "convert_hf_to_gguf.py"
+
+    @property
+    def convert_lora(self) -> Path:
+        return self.source / "convert_lora_to_gguf.py"
+
+    @property
+    def quantize(self) -> Path:
+        return self.bin_dir / "llama-quantize"
+
+    @property
+    def completion(self) -> Path:
+        return self.bin_dir / "llama-completion"
+
+    @property
+    def templates(self) -> Path:
+        return self.source / "models" / "templates"
+
+    def fingerprint(self, component: str) -> dict[str, Any]:
+        """What determines the bytes ``component`` ("convert" or "quantize") produces."""
+        if component == "convert":
+            return {"llama.cpp": self.version, "scripts": _scripts_digest(self.source),
+                    "python": {p: _version(p) for p in CONVERT_PACKAGES}}
+        if component == "quantize":
+            return {"llama.cpp": self.version}
+        raise ValueError(f"unknown toolchain component {component!r}")
+
+    def check_convert_deps(self) -> None:
+        """Fail early, and clearly, when the convert scripts' Python packages are missing."""
+        missing = [p for p in ("torch", "transformers", "numpy", "safetensors") if _version(p) is None]
+        if missing:
+            raise UserError(f"converting to GGUF needs {', '.join(missing)} in this Python "
+                            f"({self.python}): pip install 'modelkit[convert]'")
+
+
+# -- finding ----------------------------------------------------------------------------------
+
+
+def cache_root() -> Path:
+    """modelkit's user cache: $MODELKIT_CACHE, else $XDG_CACHE_HOME/modelkit, else ~/.cache/modelkit."""
+    if env := os.environ.get("MODELKIT_CACHE"):
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "modelkit"
+
+
+def detect_backend() -> str:
+    forced = os.environ.get("MODELKIT_BACKEND", "").strip().lower()
+    if forced:
+        if forced not in ("cpu", "cuda"):
+            raise UserError(f"MODELKIT_BACKEND={forced!r}: use 'cpu' or 'cuda'")
+        return forced
+    return "cuda" if _nvcc() and _gpu_visible() else "cpu"
+
+
+def managed_dir(backend: str) -> Path:
+    return cache_root() / "toolchain" / f"llama-cpp-python-{LLAMA_CPP_PYTHON_VERSION}-{backend}"
+
+
+def find_toolchain(configured: Path | None = None, configured_where: str = "spec") -> Toolchain | None:
+    """The toolchain to use, or None when the managed one is not installed yet.
+
+    ``configured`` is ``[toolchain] llama_cpp`` from the spec (already resolved to a path).
+    """
+    if configured is not None:
+        return _checkout(configured, configured_where)
+    if env := os.environ.get("MODELKIT_LLAMA_CPP"):
+        return _checkout(Path(env).expanduser(), "MODELKIT_LLAMA_CPP")
+    return _load_managed(managed_dir(detect_backend()))
+
+
+def require_toolchain(configured: Path | None = None, configured_where: str = "spec",
+                      progress: Progress | None = None) -> Toolchain:
+    """The toolchain to use, installing the managed one first if needed."""
+    toolchain = find_toolchain(configured, configured_where)
+    return toolchain or install(progress=progress)
+
+
+def _checkout(root: Path, where: str) -> Toolchain:
+    """A user's own llama.cpp checkout, built with CMake into ``build/``."""
+    root = root.resolve()
+    if not (root / "convert_hf_to_gguf.py").is_file():
+        raise UserError(f"{where}: {root} is not a llama.cpp checkout (no convert_hf_to_gguf.py)")
+    bin_dir = Path(os.environ.get("MODELKIT_LLAMA_CPP_BIN") or root / "build" / "bin")
+    manifest = root / "modelkit-toolchain.json"
+    if manifest.is_file():  # a tree that `modelkit toolchain install` made
+        data = json.loads(manifest.read_text())
+        return Toolchain(root, Path(data["bin_dir"]), data["version"], data["backend"], where)
+    return Toolchain(root, bin_dir, _checkout_version(root, bin_dir), _binary_backend(bin_dir), where)
+
+
+def _load_managed(home: Path) -> Toolchain | None:
+    manifest = home / "toolchain.json"
+    if not manifest.is_file():
+        return None
+    try:
+        data = json.loads(manifest.read_text())
+        toolchain = Toolchain(Path(data["source"]), Path(data["bin_dir"]), data["version"],
+                              data["backend"], "managed")
+    except (ValueError, KeyError):
+        return None
+    if not all((toolchain.bin_dir / b).is_file() for b in BINARIES):
+        return None
+    return toolchain
+
+
+# -- installing ---------------------------------------------------------------------------------
+
+
+def install(backend: str | None = None, progress: Progress | None = None, force: bool = False) -> Toolchain:
+    """Build the managed toolchain into the user cache (a few minutes on a laptop CPU)."""
+    backend = backend or detect_backend()
+    home = managed_dir(backend)
+    report = progress or (lambda fraction, text: None)
+    if not force and (existing := _load_managed(home)):
+        return existing
+    home.mkdir(parents=True, exist_ok=True)
+    log = home / "build.log"
+    with _InstallLock(home / ".lock"):
+        if not force and (existing := _load_managed(home)):
+            return existing
+        (home / "toolchain.json").unlink(missing_ok=True)
+        log.write_text("")
+        sdist = _fetch_sdist(report)
+        source = _unpack(sdist, home, report)
+        build = home / "build"
+        flags = list(CMAKE_FLAGS)
+        if backend == "cuda":
+            flags += ["-DGGML_CUDA=ON",
+                      f"-DCMAKE_CUDA_ARCHITECTURES={os.environ.get('MODELKIT_CUDA_ARCHITECTURES', 'native')}"]
+        report(None, f"configuring llama.cpp ({backend})")
+        _run(["cmake", "-S", source, "-B", build, *flags], log, "configure llama.cpp", report)
+        jobs = str(os.cpu_count() or 2)
+        _run(["cmake", "--build", build, "--config", "Release", "-j", jobs, "--target", *BINARIES],
+             log, "build llama.cpp", report, progress_re=re.compile(r"^\[\s*(\d+)%\]"))
+        bin_dir = home / "bin"
+        bin_dir.mkdir(exist_ok=True)
+        for name in BINARIES:
+            shutil.copy2(build / "bin" / name, bin_dir / name)
+        toolchain = Toolchain(source, bin_dir, f"llama-cpp-python {LLAMA_CPP_PYTHON_VERSION}", backend, "managed")
+        manifest = {"source": str(source), "bin_dir": str(bin_dir), "version": toolchain.version,
+                    "backend": backend, "sdist_sha256": SDIST_SHA256, "cmake_flags": flags}
+        tmp = home / "toolchain.json.tmp"
+        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+        os.replace(tmp, home / "toolchain.json")
+        shutil.rmtree(build, ignore_errors=True)
+        return toolchain
+
+
+def _fetch_sdist(report: Progress) -> Path:
+    """The pinned llama-cpp-python sdist: $MODELKIT_LLAMA_CPP_SDIST, the cache, or PyPI."""
+    if local := os.environ.get("MODELKIT_LLAMA_CPP_SDIST"):
+        path = Path(local).expanduser()
+        _verify(path)
+        return path
+    path = cache_root() / "downloads" / SDIST_NAME
+    if path.is_file():
+        try:
+            _verify(path)
+            return path
+        except UserError:
+            path.unlink()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    index = os.environ.get("MODELKIT_PYPI_URL", "https://pypi.org/simple").rstrip("/")
+    url = _sdist_url(index)
+    tmp = path.with_suffix(".part")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0)
+            done = 0
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+                done += len(chunk)
+                report(done / total if total else None, f"downloading {SDIST_NAME} ({done >> 20} MB)")
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot download {SDIST_NAME} from {index} ({e}); download it yourself and set "
+                        "MODELKIT_LLAMA_CPP_SDIST to its path") from None
+    _verify(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def _sdist_url(index: str) -> str:
+    request = urllib.request.Request(f"{index}/llama-cpp-python/",
+                                     headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            files = json.load(response)["files"]
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"cannot read {index}/llama-cpp-python/ ({e}); set MODELKIT_LLAMA_CPP_SDIST to a "
+                        f"downloaded {SDIST_NAME}") from None
+    for f in files:
+        if f.get("filename") == SDIST_NAME:
+            return f["url"]
+    raise UserError(f"{index} has no {SDIST_NAME}")
+
+
+def _verify(path: Path) -> None:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    if h.hexdigest() != SDIST_SHA256:
+        raise UserError(f"{path}: sha256 {h.hexdigest()} is not the pinned {SDIST_SHA256}")
+
+
+def _unpack(sdist: Path, home: Path, report: Progress) -> Path:
+    """Extract only ``vendor/llama.cpp`` from the sdist into ``home/llama.cpp``."""
+    dest = home / "llama.cpp"
+    if (dest / "convert_hf_to_gguf.py").is_file() and (dest / ".complete").is_file():
+        return dest
+    report(None, "unpacking llama.cpp sources")
+    prefix = f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}/vendor/llama.cpp/"
+    tmp = home / "llama.cpp.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    with tarfile.open(sdist) as tar:
+        members = []
+        for member in tar.getmembers():
+            if member.name.startswith(prefix) and len(member.name) > len(prefix):
+                member.name = member.name[len(prefix):]
+                members.append(member)
+        tar.extractall(tmp, members=members, filter="data")
+    (tmp / ".complete").write_text(SDIST_SHA256 + "\n")
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+    return dest
+
+
+def _run(cmd: list[Any], log: Path, what: str, report: Progress, progress_re: re.Pattern[str] | None = None) -> None:
+    argv = [str(c) for c in cmd]
+    tail: list[str] = []
+    with open(log, "a", encoding="utf-8", errors="replace") as out:
+        out.write(f"$ {' '.join(argv)}\n")
+        out.flush()
+        try:
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                    errors="replace")
+        except FileNotFoundError:
+            raise UserError(f"{what}: {argv[0]} is not installed (apt-get install cmake g++)") from None
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.write(line)
+            tail = (tail + [line.rstrip()])[-15:]
+            m = progress_re.search(line) if progress_re else None
+            report(int(m.group(1)) / 100 if m else None, f"{what}: {line.strip()[:100]}")
+        code = proc.wait()
+    if code != 0:
+        raise StepError(f"{what} failed (exit status {code})", log, tail)
+
+
+class _InstallLock:
+    """Two processes installing the same toolchain wait for each other."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        import fcntl
+
+        self._f = open(self.path, "w")
+        fcntl.flock(self._f, fcntl.LOCK_EX)
+
+    def __exit__(self, *_: object) -> None:
+        self._f.close()
+
+
+# -- facts ------------------------------------------------------------------------------------
+
+
+def _nvcc() -> str | None:
+    return shutil.which("nvcc") or next(
+        (str(p) for p in (Path("/usr/local/cuda/bin/nvcc"),) if p.is_file()), None)
+
+
+def _gpu_visible() -> bool:
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return False
+    try:
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return out.returncode == 0 and "GPU" in out.stdout
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+_SCRIPT_DIGESTS: dict[Path, str] = {}
+
+
+def _scripts_digest(source: Path) -> str:
+    """One digest over the Python the convert steps run: the scripts, conversion/ and gguf-py."""
+    if source in _SCRIPT_DIGESTS:
+        return _SCRIPT_DIGESTS[source]
+    files = [source / "convert_hf_to_gguf.py", source / "convert_lora_to_gguf.py"]
+    for folder in ("conversion", "gguf-py/gguf"):
+        files += sorted((source / folder).rglob("*.py"))
+    h = hashlib.sha256()
+    for f in files:
+        if f.is_file():
+            h.update(f.relative_to(source).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    _SCRIPT_DIGESTS[source] = digest = "sha256:" + h.hexdigest()
+    return digest
+
+
+def _checkout_version(root: Path, bin_dir: Path) -> str:
+    quantize = bin_dir / "llama-quantize"
+    if quantize.is_file():
+        try:
+            out = subprocess.run([str(quantize), "--version"], capture_output=True, text=True, timeout=30)
+            m = re.search(r"version: (\d+ \(\w+\))", out.stdout + out.stderr)
+            if m:
+                return f"llama.cpp {m.group(1)}"
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    return f"llama.cpp checkout {root}"
+
+
+def _binary_backend(bin_dir: Path) -> str:
+    return "cuda" if any(bin_dir.glob("*cuda*")) or any(bin_dir.parent.rglob("libggml-cuda*")) else "cpu"

@@ -1,0 +1,127 @@
+"""What the user sees: progress while building, plans as tables, errors as one line.
+
+rich draws live progress on a terminal; on anything else (CI logs, pipes) the same events come
+out as plain lines, one per step, so logs stay readable.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from modelkit.engine import Status
+from modelkit.errors import ModelkitError, StepError
+from modelkit.graph import Target
+
+console = Console(stderr=True, highlight=False)
+stdout = Console(highlight=False)
+
+
+class ConsoleReporter:
+    """The engine's :class:`~modelkit.engine.Reporter` for a terminal."""
+
+    def __init__(self, out: Console | None = None, verbose: bool = False) -> None:
+        self.out = out or console
+        self.verbose = verbose
+        self.live = self.out.is_terminal
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        self._last_line = 0.0
+
+    def fresh(self, target: Target) -> None:
+        if self.verbose:
+            self.out.print(f"[dim]  ok  {target.name} (up to date)[/]")
+
+    def start(self, target: Target, reason: str) -> None:
+        self.out.print(f"[bold cyan]  ->[/] {target.action.describe()} [dim]({reason})[/]")
+        if self.live:
+            self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}", style="dim"),
+                                      BarColumn(bar_width=24), TextColumn("{task.percentage:>3.0f}%"),
+                                      TimeElapsedColumn(), console=self.out, transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task("starting", total=None)
+
+    def progress(self, target: Target, fraction: float | None, text: str) -> None:
+        if self._progress is not None and self._task is not None:
+            if fraction is not None:
+                self._progress.update(self._task, total=1.0, completed=min(fraction, 1.0))
+            self._progress.update(self._task, description=_fit(text))
+        elif self.verbose and time.monotonic() - self._last_line > 5:
+            self._last_line = time.monotonic()
+            self.out.print(f"[dim]      {_fit(text)}[/]")
+
+    def _stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+            self._task = None
+
+    def done(self, target: Target, seconds: float, changed: bool) -> None:
+        self._stop()
+        note = "" if changed else " [dim](same bytes as before: dependents stay fresh)[/]"
+        self.out.print(f"[green]  ok[/]  {target.name} [dim]{_duration(seconds)}[/]{note}")
+
+    def failed(self, target: Target, error: ModelkitError) -> None:
+        self._stop()
+        self.out.print(f"[red]  !![/]  {target.name}")
+
+    def message(self, text: str) -> None:
+        self.out.print(text)
+
+
+def print_plan(statuses: list[Status], out: Console | None = None) -> None:
+    out = out or stdout
+    table = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
+    table.add_column("target")
+    table.add_column("status")
+    table.add_column("why")
+    styles = {"fresh": "green", "stale": "yellow", "pending": "cyan"}
+    for s in statuses:
+        table.add_row(s.name, Text(s.state, style=styles.get(s.state, "")), s.reason)
+    out.print(table)
+    stale = sum(1 for s in statuses if s.state == "stale")
+    pending = sum(1 for s in statuses if s.state == "pending")
+    if stale or pending:
+        out.print(f"{stale} to build, {pending} more if their inputs change, "
+                  f"{len(statuses) - stale - pending} up to date")
+    else:
+        out.print(f"everything is up to date ({len(statuses)} targets)")
+
+
+def print_error(error: BaseException) -> None:
+    """One line per problem, then (for a failed step) the end of its log and where the rest is."""
+    for line in str(error).splitlines() or [type(error).__name__]:
+        console.print(Text.assemble(("error: ", "bold red"), line), soft_wrap=True)
+    if isinstance(error, StepError):
+        if error.tail:
+            console.print("[dim]last lines of the log:[/]")
+            for line in error.tail:
+                console.print(Text("  " + line, style="dim"))
+        if error.log:
+            console.print(f"[dim]full log: {error.log}[/]")
+
+
+def _fit(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+
+
+def is_interactive() -> bool:
+    return sys.stderr.isatty()
+
+
+def json_dump(data: Any) -> None:
+    import json
+
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")

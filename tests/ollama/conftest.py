@@ -1,0 +1,78 @@
+"""Fixtures for the Ollama tests: the stand-in server, tiny GGUFs, and a stand-in ``ollama`` CLI."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fake_server import FakeOllama
+from gguf_files import write_tiny_gguf, write_tiny_lora
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOllama]:
+    """A stand-in for Ollama's HTTP API (older generation: accepts one LoRA adapter per model)."""
+    with FakeOllama(adapters="one") as server:
+        yield server
+
+
+@pytest.fixture
+def fake_current() -> Iterator[FakeOllama]:
+    """A stand-in for the current Ollama, which refuses LoRA adapters."""
+    with FakeOllama(adapters="unsupported") as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _no_ollama_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests say where Ollama is; a developer's OLLAMA_HOST must not leak in."""
+    monkeypatch.delenv("OLLAMA_HOST", raising=False)
+
+
+@pytest.fixture(scope="session")
+def gguf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder (with a space in its name) holding two different tiny models and a LoRA."""
+    folder = tmp_path_factory.mktemp("ggufs") / "my models"
+    folder.mkdir()
+    write_tiny_gguf(folder / "tiny.Q8_0.gguf", seed=0)
+    write_tiny_gguf(folder / "tiny.Q4_K_M.gguf", seed=1)
+    write_tiny_lora(folder / "adapter support.gguf")
+    return folder
+
+
+@pytest.fixture
+def fake_cli(tmp_path: Path) -> Path:
+    """An executable named ``ollama`` that stands in for Ollama's CLI (see fake_ollama_cli.py)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    exe = bin_dir / "ollama"
+    exe.write_text(
+        f"#!{sys.executable}\n"
+        "import sys\n"
+        f"sys.path.insert(0, {str(HERE)!r})\n"
+        "from fake_ollama_cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n",
+        encoding="utf-8",
+    )
+    exe.chmod(exe.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return exe
+
+
+def free_port_host() -> str:
+    """An address where nothing listens: a port that was free a moment ago, now closed."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")

@@ -1,0 +1,220 @@
+"""The engine with cheap actions: staleness by content, reasons, early cutoff, atomic outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelkit.action import Action, StepContext
+from modelkit.engine import Engine
+from modelkit.errors import StepError, UserError
+from modelkit.graph import Graph, Target
+from modelkit.state import State
+
+
+class Concat(Action):
+    """Writes its source files then its dependencies' outputs, transformed by ``mode``."""
+
+    kind = "concat"
+
+    def __init__(self, out: Path, sources: list[Path] = (), reads: list[Path] = (), mode: str = "plain",
+                 tool: str | None = None, fail: bool = False) -> None:
+        self.out, self.sources, self.reads, self.mode, self.fail = out, list(sources), list(reads), mode, fail
+        self.tool = tool  # type: ignore[misc]
+        self.runs = 0
+
+    def params(self) -> dict[str, Any]:
+        return {"mode": self.mode}
+
+    def inputs(self) -> dict[str, Path]:
+        return {p.name: p for p in self.sources}
+
+    def outputs(self) -> list[Path]:
+        return [self.out]
+
+    def describe(self) -> str:
+        return f"make {self.out.name}"
+
+    def run(self, ctx: StepContext) -> None:
+        self.runs += 1
+        data = b"".join(p.read_bytes() for p in self.sources + self.reads)
+        if self.mode == "upper":
+            data = data.upper()
+        elif self.mode == "length":
+            data = str(len(data)).encode()
+        ctx.tmp(self.out).write_bytes(b"partial")
+        if self.fail:
+            raise StepError("boom")
+        ctx.tmp(self.out).write_bytes(data)
+
+
+class Project:
+    """A two-step chain: a.txt + b.txt -> mid.txt -> final.txt."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (root / "a.txt").write_text("a")
+        (root / "b.txt").write_text("b")
+        self.state = State(root / ".modelkit")
+        self.fingerprint: dict[str, Any] = {"version": 1}
+
+    def engine(self, mid_mode: str = "plain", final_mode: str = "plain", fail_final: bool = False) -> Engine:
+        build = self.root / "build"
+        self.mid = Concat(build / "mid.txt", [self.root / "a.txt", self.root / "b.txt"], mode=mid_mode, tool="t")
+        self.final = Concat(build / "final.txt", reads=[build / "mid.txt"], mode=final_mode, fail=fail_final)
+        graph = Graph([Target("mid", self.mid), Target("final", self.final, ("mid",))])
+        return Engine(graph, self.root, self.state, fingerprint=lambda c: dict(self.fingerprint))
+
+    def reasons(self, engine: Engine) -> dict[str, tuple[str, str]]:
+        return {s.name: (s.state, s.reason) for s in engine.plan()}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return Project(tmp_path)
+
+
+def test_first_build_runs_everything_then_nothing(project: Project) -> None:
+    engine = project.engine()
+    assert project.reasons(engine) == {"mid": ("stale", "never built"), "final": ("stale", "never built")}
+    result = engine.build()
+    assert result.ran == ["mid", "final"]
+    assert (project.root / "build" / "final.txt").read_text() == "ab"
+    engine = project.engine()
+    assert engine.build().ran == []
+    assert project.reasons(engine) == {"mid": ("fresh", "up to date"), "final": ("fresh", "up to date")}
+
+
+def test_input_change_names_the_file_and_rebuilds_downstream(project: Project) -> None:
+    project.engine().build()
+    (project.root / "a.txt").write_text("A")
+    engine = project.engine()
+    reasons = project.reasons(engine)
+    assert reasons["mid"][0] == "stale" and reasons["mid"][1].startswith("input changed: a.txt (")
+    assert reasons["final"] == ("pending", "runs if mid changes its output")
+    assert engine.build().ran == ["mid", "final"]
+    assert (project.root / "build" / "final.txt").read_text() == "Ab"
+
+
+def test_touch_without_change_rebuilds_nothing(project: Project) -> None:
+    project.engine().build()
+    a = project.root / "a.txt"
+    a.write_text("a")  # new mtime, same bytes
+    assert project.engine().build().ran == []
+
+
+def test_params_change_is_explained(project: Project) -> None:
+    project.engine().build()
+    engine = project.engine(final_mode="upper")
+    assert project.reasons(engine)["final"] == ("stale", 'params changed: mode "plain" -> "upper"')
+    assert engine.build().ran == ["final"]
+
+
+def test_toolchain_change_rebuilds_only_what_uses_it_and_cuts_off(project: Project) -> None:
+    project.engine().build()
+    project.fingerprint = {"version": 2}
+    engine = project.engine()
+    assert project.reasons(engine)["mid"] == ("stale", "toolchain changed: version 1 -> 2")
+    result = engine.build()
+    # mid re-ran but wrote the same bytes, so final stays fresh (early cutoff).
+    assert result.ran == ["mid"] and result.unchanged == ["mid"] and result.fresh == ["final"]
+
+
+def test_early_cutoff_when_a_rebuilt_output_is_identical(project: Project) -> None:
+    project.engine(mid_mode="length").build()  # mid = "2"
+    (project.root / "a.txt").write_text("z")   # still 2 bytes
+    engine = project.engine(mid_mode="length")
+    result = engine.build()
+    assert result.ran == ["mid"] and result.fresh == ["final"]
+    assert project.final.runs == 0
+
+
+def test_missing_and_modified_outputs_are_rebuilt(project: Project) -> None:
+    project.engine().build()
+    final = project.root / "build" / "final.txt"
+    final.write_text("tampered")
+    engine = project.engine()
+    assert project.reasons(engine)["final"] == ("stale", "output modified: build/final.txt")
+    engine.build()
+    assert final.read_text() == "ab"
+    final.unlink()
+    engine = project.engine()
+    assert project.reasons(engine)["final"] == ("stale", "output missing: build/final.txt")
+    assert engine.build().ran == ["final"]
+
+
+def test_failed_step_keeps_the_previous_artifact_and_leaves_no_temporaries(project: Project) -> None:
+    project.engine().build()
+    (project.root / "a.txt").write_text("A")
+    result = project.engine(fail_final=True).build()
+    assert [name for name, _ in result.failed] == ["final"]
+    build = project.root / "build"
+    assert (build / "final.txt").read_text() == "ab"  # the old good artifact, not "partial"
+    assert sorted(p.name for p in build.iterdir()) == ["final.txt", "mid.txt"]
+    # The failed target is still stale: the next build retries it.
+    engine = project.engine()
+    assert project.reasons(engine)["final"][0] == "stale"
+    assert engine.build().ran == ["final"]
+    assert (build / "final.txt").read_text() == "Ab"
+
+
+def test_dependents_of_a_failed_step_are_skipped_with_keep_going(tmp_path: Path) -> None:
+    (tmp_path / "x").write_text("x")
+    bad = Concat(tmp_path / "bad", [tmp_path / "x"], fail=True)
+    after = Concat(tmp_path / "after", reads=[tmp_path / "bad"])
+    good = Concat(tmp_path / "good", [tmp_path / "x"])
+    graph = Graph([Target("bad", bad), Target("after", after, ("bad",)), Target("good", good)])
+    result = Engine(graph, tmp_path, State(tmp_path / ".m"), fingerprint=lambda c: {}).build(keep_going=True)
+    assert [n for n, _ in result.failed] == ["bad"]
+    assert result.skipped == ["after"] and result.ran == ["good"]
+
+
+def test_building_one_target_builds_only_what_it_needs(project: Project) -> None:
+    engine = project.engine()
+    assert engine.build(["mid"]).ran == ["mid"]
+    assert not (project.root / "build" / "final.txt").exists()
+
+
+def test_force_rebuilds_a_fresh_target(project: Project) -> None:
+    project.engine().build()
+    engine = project.engine()
+    assert [s.reason for s in engine.plan(force=["final"])] == ["up to date", "forced"]
+    assert engine.build(force=["final"]).ran == ["final"]
+
+
+def test_missing_input_is_a_clear_user_error(project: Project) -> None:
+    (project.root / "b.txt").unlink()
+    with pytest.raises(UserError, match=r"mid: input b.txt is missing"):
+        project.engine().plan()
+
+
+def test_unknown_target_suggests(project: Project) -> None:
+    with pytest.raises(UserError, match="did you mean 'final'"):
+        project.engine().plan(["finale"])
+
+
+def test_no_op_build_reads_no_file_contents(project: Project) -> None:
+    import os
+    import time
+
+    # Inputs written in the same instant as they are hashed are "racy" and get hashed again once
+    # (as git does); inputs written earlier, as in real use, are never read again.
+    for name in ("a.txt", "b.txt"):
+        os.utime(project.root / name, ns=(time.time_ns() - 10**10,) * 2)
+    project.engine().build()
+    engine = project.engine()
+    engine.build()
+    assert engine.hasher.bytes_read == 0
+
+
+def test_corrupt_state_is_moved_aside_and_rebuilt(project: Project) -> None:
+    project.engine().build()
+    project.state.close()
+    (project.root / ".modelkit" / "state.db").write_bytes(b"this is not sqlite" * 100)
+    for suffix in ("-wal", "-shm"):
+        (project.root / ".modelkit" / f"state.db{suffix}").unlink(missing_ok=True)
+    project.state = State(project.root / ".modelkit")
+    assert project.state.notice and "moved it to" in project.state.notice
+    assert project.engine().build().ran == ["mid", "final"]
