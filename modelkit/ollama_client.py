@@ -11,7 +11,7 @@ import hashlib
 import os
 import re
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +19,7 @@ import httpx
 import ollama
 
 from modelkit.errors import ModelkitError, StepError, UserError
-from modelkit.modelfile import Modelfile
+from modelkit.modelfile import MESSAGE_ROLES, Modelfile
 from modelkit.ollama_names import check_model_name
 from modelkit.ollama_params import check_parameters
 
@@ -186,6 +186,17 @@ def checked_parameters(params: Mapping[str, object]) -> dict[str, object]:
         return check_parameters(params)
     except ValueError as e:
         raise UserError(f"ollama.parameters: {e}") from None
+
+
+def checked_messages(messages: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
+    """The messages as Ollama takes them, or a :class:`UserError` for a role the Modelfile cannot
+    express (Ollama would also lowercase a role, and then never match what was asked for)."""
+    out = []
+    for i, (role, text) in enumerate(messages):
+        if role not in MESSAGE_ROLES:
+            raise UserError(f"ollama.messages[{i}]: role {role!r} must be one of {', '.join(MESSAGE_ROLES)}")
+        out.append({"role": role, "content": text})
+    return out
 
 
 def ignore_progress(status: str, done: int | None, total: int | None) -> None:

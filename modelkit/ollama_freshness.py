@@ -24,6 +24,7 @@ from modelkit.ollama_client import (
     BLOB_DIGEST,
     ModelContent,
     OllamaUnavailable,
+    checked_messages,
     checked_name,
     checked_parameters,
     describe,
@@ -62,6 +63,7 @@ def is_registered(
     """
     name = checked_name(model)
     params = checked_parameters(content.parameters)
+    checked_messages(content.messages)
     client = make_client(host, timeout)
     try:
         shown = client._request_raw("POST", "/api/show", json={"model": name}).json()
@@ -91,17 +93,20 @@ def compare(
     """Compare a ``/api/show`` reply with ``content``; the first difference is the reason."""
     models, adapters = blobs_in_modelfile(str(shown.get("modelfile") or ""))
     want = digest_of(content.gguf)
-    if not models or models[0] != want:
-        have = models[0][:19] if models else "none"
-        return RegistrationStatus(False, f"model blob differs (Ollama has {have}…, the build has {want[:19]}…)")
+    if not models:
+        return RegistrationStatus(False, "Ollama shows no model blob for it")
+    if models[0] != want:
+        return RegistrationStatus(False, f"model blob differs (Ollama has {models[0][:19]}…, the build has {want[:19]}…)")
     if adapters != [digest_of(a) for a in content.adapters]:
         return RegistrationStatus(False, "adapter differs")
     if content.template is not None and shown.get("template", "") != content.template:
         return RegistrationStatus(False, "template differs")
     if (shown.get("system") or "") != (content.system or ""):
         return RegistrationStatus(False, "system prompt differs")
-    messages = shown.get("messages") or []
-    have_messages = [(m.get("role"), m.get("content")) for m in messages if isinstance(m, dict)]  # type: ignore[union-attr]
+    messages = shown.get("messages")
+    have_messages = [
+        (m.get("role"), m.get("content")) for m in (messages if isinstance(messages, list) else []) if isinstance(m, dict)
+    ]
     if have_messages != [tuple(m) for m in content.messages]:
         return RegistrationStatus(False, "messages differ")
     if (shown.get("license") or "") != "\n".join(content.license):

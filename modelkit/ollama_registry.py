@@ -37,6 +37,7 @@ from modelkit.ollama_client import (
     OllamaRefused,
     OllamaUnavailable,
     Progress,
+    checked_messages,
     checked_name,
     checked_parameters,
     describe,
@@ -120,6 +121,7 @@ def register(
     report = progress or ignore_progress
     name = checked_name(model)
     params = checked_parameters(content.parameters)
+    messages = checked_messages(content.messages)
     if len(content.adapters) > 1:
         raise UserError(f"{name}: Ollama applies one LoRA adapter per model, {len(content.adapters)} were given")
     files = [Path(content.gguf), *map(Path, content.adapters)]
@@ -152,6 +154,7 @@ def register(
         adapters={blob_name(path): sums[path] for path in files[1:]} or None,
         content=content,
         params=params,
+        messages=messages,
         report=report,
         host_shown=host_shown,
     )
@@ -250,6 +253,7 @@ def _create(
     adapters: dict[str, str] | None,
     content: ModelContent,
     params: dict[str, object],
+    messages: list[dict[str, str]],
     report: Progress,
     host_shown: str,
 ) -> list[str]:
@@ -263,7 +267,7 @@ def _create(
             system=content.system or None,
             license=list(content.license) or None,
             parameters=params or None,
-            messages=[{"role": role, "content": text} for role, text in content.messages] or None,
+            messages=messages or None,
             stream=True,
         )
         for part in stream:

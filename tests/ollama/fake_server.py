@@ -60,7 +60,8 @@ class StoredModel:
 class Fault:
     """One way a request should fail: ``kind`` is ``status`` (answer ``status`` with an error),
     ``drop`` (close the connection after reading ``after`` body bytes, or after ``after`` stream
-    lines), or ``stream_error`` (send ``after`` progress lines, then an error line)."""
+    lines), ``stream_error`` (send ``after`` progress lines, then an error line) or ``end`` (send
+    ``after`` progress lines and end the stream cleanly, without success)."""
 
     method: str
     path: str
@@ -107,7 +108,7 @@ class FakeOllama:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self._thread.start()
         return self
 
@@ -256,7 +257,7 @@ class _Handler(BaseHTTPRequestHandler):
         if req is None:
             return None
         name = req.get("model") or req.get("name")
-        if not _valid_name(name):
+        if not isinstance(name, str) or not _valid_name(name):
             return self._error(400, f"name {name!r} is invalid")
         with self.server_state.lock:
             removed = self.server_state.models.pop(_key(name), None)
@@ -352,6 +353,8 @@ class _Handler(BaseHTTPRequestHandler):
             if fault and fault.kind == "drop" and i == fault.after:
                 self.wfile.flush()
                 return self._drop()
+            if fault and fault.kind == "end" and i == fault.after:
+                break
             if line.get("status") == "writing manifest":
                 self._store(stored)
             data = json.dumps({k: v for k, v in line.items() if not k.startswith("_")}).encode() + b"\n"

@@ -1,8 +1,12 @@
-"""Fixtures for the Ollama tests: the stand-in server, tiny GGUFs, and a stand-in ``ollama`` CLI."""
+"""Fixtures for the Ollama tests: the stand-in server, tiny GGUFs, and a stand-in ``ollama`` CLI.
+
+Test modules import the fixtures they use from here. This is deliberately not a ``conftest.py``:
+pytest imports every folder's conftest as the module ``conftest``, and a second one would shadow
+``tests/conftest.py`` for tests that import from it.
+"""
 
 from __future__ import annotations
 
-import os
 import stat
 import sys
 from collections.abc import Iterator
@@ -31,9 +35,12 @@ def fake_current() -> Iterator[FakeOllama]:
 
 
 @pytest.fixture(autouse=True)
-def _no_ollama_host(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests say where Ollama is; a developer's OLLAMA_HOST must not leak in."""
+def _local_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests say where Ollama is: a developer's OLLAMA_HOST must not leak in, nor a proxy get
+    between the client and the local server."""
     monkeypatch.delenv("OLLAMA_HOST", raising=False)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.setenv(name, "127.0.0.1,localhost")
 
 
 @pytest.fixture(scope="session")
@@ -74,5 +81,3 @@ def free_port_host() -> str:
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}"
 
-
-os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
