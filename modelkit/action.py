@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from modelkit.toolchain import Toolchain
 
 
+# The last line of a Python traceback: "ValueError: mmap length is greater than file size".
+_EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt): ")
+
+
 class Action(ABC):
     """One step of a build."""
 
@@ -123,8 +127,11 @@ class StepContext:
         if code != 0:
             if pending.strip():
                 tail.append(pending.decode("utf-8", "replace").strip())
+            tool = Path(argv[1] if "python" in Path(argv[0]).name and len(argv) > 1 else argv[0]).name
             reason = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
-            raise StepError(f"{what} failed: {Path(argv[0]).name} {reason}", self.log_path, list(tail))
+            cause = next((line for line in reversed(tail) if _EXCEPTION.match(line)), None)
+            detail = f": {cause}" if cause else ""
+            raise StepError(f"{what} failed: {tool} {reason}{detail}", self.log_path, list(tail))
 
     def _report(self, line: str, progress_re: re.Pattern[str] | None) -> None:
         fraction = None

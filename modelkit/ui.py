@@ -19,8 +19,8 @@ from modelkit.engine import Status
 from modelkit.errors import ModelkitError, StepError
 from modelkit.graph import Target
 
-console = Console(stderr=True, highlight=False)
-stdout = Console(highlight=False)
+console = Console(stderr=True, highlight=False, soft_wrap=True)
+stdout = Console(highlight=False, soft_wrap=True)
 
 
 class ConsoleReporter:

@@ -1,17 +1,86 @@
-"""Shared fixtures. Markers (see pyproject.toml) say what each test needs from the machine."""
+"""Shared fixtures. Markers (see pyproject.toml) say what each test needs from the machine.
+
+Tests that need the llama.cpp toolchain skip when it is not installed, unless
+``MODELKIT_REQUIRE_TOOLCHAIN=1`` (set by ``.ci/run``), where a missing toolchain is a failure:
+CI must never go green by skipping the end-to-end tests.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _missing(what: str) -> None:
+    if os.environ.get("MODELKIT_REQUIRE_TOOLCHAIN") == "1":
+        pytest.fail(f"{what} (MODELKIT_REQUIRE_TOOLCHAIN=1)")
+    pytest.skip(what)
+
+
+@pytest.fixture(scope="session")
+def toolchain():  # type: ignore[no-untyped-def]
+    """The llama.cpp toolchain modelkit would use (managed, or $MODELKIT_LLAMA_CPP)."""
+    from modelkit.toolchain import find_toolchain
+
+    found = find_toolchain()
+    if found is None or not found.quantize.is_file():
+        _missing("no llama.cpp toolchain: run `modelkit toolchain install`")
+    return found
 
 
 @pytest.fixture(scope="session")
 def llama_cpp_templates() -> Path:
     """The real chat templates that ship in llama.cpp's ``models/templates/``."""
     root = os.environ.get("MODELKIT_LLAMA_CPP")
-    if not root:
-        pytest.skip("no llama.cpp source tree: set MODELKIT_LLAMA_CPP or run `modelkit toolchain install`")
-    return Path(root) / "models" / "templates"
+    if root:
+        return Path(root) / "models" / "templates"
+    from modelkit.toolchain import find_toolchain
+
+    found = find_toolchain()
+    if found is None:
+        _missing("no llama.cpp source tree: run `modelkit toolchain install` or set MODELKIT_LLAMA_CPP")
+    return found.templates
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with ``base/`` (a 2-layer Llama) and ``lora/`` (a PEFT LoRA trained on it).
+
+    Made once per test session by the same script the example uses (about 20 s on 2 cores).
+    """
+    pytest.importorskip("torch")
+    pytest.importorskip("peft")
+    make_tiny = load_module(ROOT / "examples" / "tiny" / "make_tiny.py")
+    out = tmp_path_factory.mktemp("tiny")
+    make_tiny.main([str(out)])
+    return out
+
+
+@pytest.fixture
+def tiny_project(tiny_model: Path, tmp_path: Path) -> Path:
+    """A project folder with its own copy of the tiny model and a model.toml like the example's."""
+    shutil.copytree(tiny_model / "base", tmp_path / "base")
+    shutil.copytree(tiny_model / "lora", tmp_path / "lora")
+    (tmp_path / "model.toml").write_text((ROOT / "examples" / "tiny" / "model.toml").read_text())
+    return tmp_path
+
+
+def load_module(path: Path) -> ModuleType:
+    """Import a file that is not on sys.path (an example script, a test helper)."""
+    name = f"_modelkit_test_{path.stem}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module

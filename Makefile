@@ -1,0 +1,17 @@
+# The two commands the README promises. Both set up what they need first (scripts/setup.sh).
+.PHONY: setup example test bench
+
+setup:
+	./scripts/setup.sh
+
+# Make the tiny model and build it: GGUFs, adapter, Modelfiles (offline).
+example: setup
+	.venv/bin/python examples/tiny/make_tiny.py
+	.venv/bin/modelkit build examples/tiny/model.toml
+
+# The whole test suite, end-to-end tests included.
+test: setup
+	MODELKIT_REQUIRE_TOOLCHAIN=1 .venv/bin/pytest
+
+bench: setup
+	.venv/bin/python -m bench

@@ -1,0 +1,164 @@
+"""End to end on a tiny real model, through real llama.cpp: model.toml -> GGUFs -> Modelfiles."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import gguf
+import pytest
+
+from modelkit.project import Project
+from modelkit.quant_types import QUANT_TYPES
+
+from conftest import ROOT, load_module
+
+pytestmark = [pytest.mark.toolchain, pytest.mark.slow]
+grammar = load_module(ROOT / "tests" / "ollama" / "modelfile_grammar.py")
+
+PROMPT = "<|user|>\nThe printer does not start.</s>\n<|assistant|>\n"
+
+
+def modelkit(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "modelkit", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
+
+
+def metadata(path: Path) -> dict[str, object]:
+    """GGUF metadata through the gguf package's own reader (an oracle independent of modelkit)."""
+    reader = gguf.GGUFReader(path)
+    return {name: field.contents() for name, field in reader.fields.items()}
+
+
+def generate(toolchain, model: Path, lora: Path | None = None) -> str:  # type: ignore[no-untyped-def]
+    cmd = [str(toolchain.completion), "-m", str(model), "-p", PROMPT, "-n", "16", "--temp", "0", "--seed", "1",
+           "--ignore-eos", "-no-cnv", "--no-warmup", "-t", "2"]
+    if lora:
+        cmd += ["--lora", str(lora)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def built(toolchain, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
+    """The example built once, by the CLI, as a user would."""
+    project = tmp_path_factory.mktemp("built")
+    shutil.copytree(tiny_model / "base", project / "base")
+    shutil.copytree(tiny_model / "lora", project / "lora")
+    shutil.copy(ROOT / "examples" / "tiny" / "model.toml", project / "model.toml")
+    proc = modelkit("build", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    return project
+
+
+def test_every_artifact_exists(built: Path) -> None:
+    names = sorted(p.name for p in (built / "build").iterdir())
+    assert names == ["adapter.support.gguf", "base.Q4_K_M.gguf", "base.Q8_0.gguf", "base.f16.gguf",
+                     "template.json", "tiny-support-q4_k_m.Modelfile", "tiny-support-q8_0.Modelfile"]
+
+
+def test_second_build_runs_nothing(built: Path) -> None:
+    proc = modelkit("build", cwd=built)
+    assert proc.returncode == 0, proc.stderr
+    assert "everything is up to date" in proc.stderr
+    assert "->" not in proc.stderr
+    plan = json.loads(modelkit("plan", "--json", cwd=built).stdout)
+    assert {p["status"] for p in plan} == {"fresh"}
+
+
+@pytest.mark.parametrize("name, file_type", [("base.f16.gguf", 1), ("base.Q4_K_M.gguf", QUANT_TYPES["Q4_K_M"].file_type),
+                                             ("base.Q8_0.gguf", QUANT_TYPES["Q8_0"].file_type)])
+def test_model_metadata(built: Path, name: str, file_type: int) -> None:
+    meta = metadata(built / "build" / name)
+    assert meta["general.architecture"] == "llama"
+    assert meta["general.file_type"] == file_type
+    assert meta["llama.block_count"] == 2
+    assert meta["llama.embedding_length"] == 256
+    assert "<|assistant|>" in str(meta["tokenizer.chat_template"])
+
+
+def test_adapter_metadata(built: Path) -> None:
+    meta = metadata(built / "build" / "adapter.support.gguf")
+    assert meta["general.type"] == "adapter"
+    assert meta["adapter.type"] == "lora"
+    assert meta["adapter.lora.alpha"] == 16
+    assert meta["general.architecture"] == "llama"
+
+
+def test_llama_cpp_loads_the_adapter_and_it_changes_greedy_output(built: Path, toolchain) -> None:  # type: ignore[no-untyped-def]
+    model = built / "build" / "base.Q8_0.gguf"
+    plain = generate(toolchain, model)
+    tuned = generate(toolchain, model, built / "build" / "adapter.support.gguf")
+    assert "The printer does not start." in plain  # llama.cpp echoes the prompt, then generates
+    assert plain != tuned
+    assert generate(toolchain, model) == plain  # greedy decoding is deterministic
+
+
+@pytest.mark.parametrize("tag", ["q4_k_m", "q8_0"])
+def test_modelfile_follows_ollamas_grammar(built: Path, tag: str) -> None:
+    path = built / "build" / f"tiny-support-{tag}.Modelfile"
+    commands = grammar.parse(path.read_text())
+    by_name: dict[str, list[str]] = {}
+    for command in commands:
+        by_name.setdefault(command.name, []).append(command.args)
+    assert by_name["model"] == [f"./base.{tag.upper()}.gguf"]
+    assert by_name["adapter"] == ["./adapter.support.gguf"]
+    assert (path.parent / by_name["model"][0]).is_file() and (path.parent / by_name["adapter"][0]).is_file()
+    assert by_name["system"] == ["You are a support agent. Answer in one short sentence."]
+    inherited = json.loads((built / "build" / "template.json").read_text())
+    assert by_name["template"] == [inherited["template"]]
+    params = [p.split(" ", 1) for p in by_name["parameter"]]
+    assert ["temperature", "0.2"] in params and ["num_ctx", "512"] in params
+    assert any(name == "stop" for name, _ in params)
+
+
+def test_inherited_template_is_the_tiny_models_own(built: Path) -> None:
+    inherited = json.loads((built / "build" / "template.json").read_text())
+    go = inherited["template"]
+    assert "<|assistant|>" in go and ".Messages" in go
+    assert "proven" in inherited["proof"]
+
+
+def test_adapter_for_another_base_is_refused_before_converting(tiny_project: Path) -> None:
+    from safetensors.numpy import save_file
+    import numpy as np
+
+    lora = tiny_project / "lora"
+    tensors = {"base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight": np.zeros((8, 4096), np.float32),
+               "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight": np.zeros((4096, 8), np.float32)}
+    save_file(tensors, str(lora / "adapter_model.safetensors"))
+    proc = modelkit("build", "gguf:adapter.support", cwd=tiny_project)
+    assert proc.returncode == 2, proc.stderr
+    assert "made for another base" in proc.stderr
+    assert "model.layers.0.self_attn.q_proj.weight has 256 inputs in this base but 4096 in the adapter" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tiny_project / "build" / "adapter.support.gguf").exists()
+
+
+def test_llama_cpp_failing_mid_step_is_reported_and_keeps_earlier_artifacts(tiny_project: Path) -> None:
+    assert modelkit("build", "gguf:base.f16", cwd=tiny_project).returncode == 0
+    good = (tiny_project / "build" / "base.f16.gguf").read_bytes()
+    weights = tiny_project / "base" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: len(weights.read_bytes()) // 2])  # a truncated download
+    proc = modelkit("build", "gguf:base.f16", cwd=tiny_project)
+    assert proc.returncode == 1
+    assert "error: convert base to GGUF (f16) failed" in proc.stderr
+    assert "last lines of the log:" in proc.stderr and "full log:" in proc.stderr
+    assert "Traceback (most recent call last)" not in proc.stderr.split("last lines of the log:")[0]
+    assert (tiny_project / "build" / "base.f16.gguf").read_bytes() == good
+    assert [p.name for p in (tiny_project / "build").iterdir()] == ["base.f16.gguf"]
+
+
+def test_editing_the_system_prompt_only_rerenders_modelfiles(built: Path, tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    shutil.copytree(built, project, symlinks=True)
+    spec = project / "model.toml"
+    spec.write_text(spec.read_text().replace("Answer in one short sentence.", "Be brief."))
+    statuses = {s.name: s for s in Project.open(spec).plan()}
+    stale = sorted(n for n, s in statuses.items() if s.state != "fresh")
+    assert stale == ["modelfile:tiny-support-q4_k_m", "modelfile:tiny-support-q8_0"]
+    assert statuses["modelfile:tiny-support-q8_0"].reason.startswith("params changed: system")
