@@ -71,6 +71,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-wait", action="store_true", help="fail at once if another build holds the project")
     p.add_argument("-k", "--keep-going", action="store_true", help="build what does not depend on a failed step")
     p.add_argument("-v", "--verbose", action="store_true", help="also list targets that were up to date")
+    p.add_argument("--locked", action="store_true",
+                   help="fail if the build would change modelkit.lock (for CI: proves the same bytes were built)")
+    p.add_argument("--update", action="store_true",
+                   help="resolve Hugging Face revisions afresh instead of using the commits in modelkit.lock")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("plan", help="show what would be built and why, without building")
@@ -122,14 +126,17 @@ def cmd_build(args: argparse.Namespace) -> int:
     from modelkit.ui import ConsoleReporter, console, print_error
 
     spec, targets = _split(args)
-    project = Project.open(spec)
+    project = Project.open(spec, update_sources=args.update)
+    if project.state.notice:
+        console.print(f"[yellow]note:[/] {project.state.notice}")
     reporter = ConsoleReporter(verbose=args.verbose)
     started = time.monotonic()
     if project.needs_toolchain(targets or None) and project.find_toolchain() is None:
         console.print("[bold]llama.cpp toolchain not installed: building it once (a few minutes)[/]")
         _install_with_progress(None)
     result = project.build(targets or None, force=args.force, reporter=reporter, wait=not args.no_wait,
-                           on_wait=lambda m: console.print(f"[yellow]{m}[/]"), keep_going=args.keep_going)
+                           on_wait=lambda m: console.print(f"[yellow]{m}[/]"), keep_going=args.keep_going,
+                           locked=args.locked)
     elapsed = time.monotonic() - started
     for _, error in result.failed:
         print_error(error)

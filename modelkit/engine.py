@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from modelkit.action import StepContext
+from modelkit.artifact_cache import ArtifactCache
 from modelkit.errors import ModelkitError, StepError, UserError
 from modelkit.graph import Graph, Target
 from modelkit.hashing import Hasher
@@ -89,11 +90,12 @@ class Engine:
 
     def __init__(self, graph: Graph, root: Path, state: State, *, fingerprint: Fingerprint,
                  toolchain: Callable[[], Any] | None = None, reporter: Reporter | None = None,
-                 logs: Path | None = None) -> None:
+                 logs: Path | None = None, cache: bool = True) -> None:
         self.graph = graph
         self.root = root
         self.state = state
         self.hasher = Hasher(state)
+        self.cache = ArtifactCache(state.directory / "cache", self.hasher) if cache else None
         self.fingerprint = fingerprint
         self.toolchain = toolchain or _no_toolchain
         self.reporter = reporter or QuietReporter()
@@ -148,7 +150,9 @@ class Engine:
         force = set(force)
         result = BuildResult()
         blocked: set[str] = set()
-        for target in self.graph.closure(names):
+        targets = self.graph.closure(names)
+        self._clean_temporaries(targets)
+        for target in targets:
             if any(d in blocked for d in target.deps):
                 blocked.add(target.name)
                 result.skipped.append(target.name)
@@ -174,7 +178,8 @@ class Engine:
         return result
 
     def _run(self, target: Target, status: Status) -> bool:
-        """Run one action; return whether its outputs' bytes changed."""
+        """Run one action (or restore its outputs from the artifact cache); return whether its
+        outputs' bytes changed."""
         action = target.action
         self.reporter.start(target, status.reason)
         started = time.monotonic()
@@ -183,38 +188,64 @@ class Engine:
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text(f"# {target.name}: {action.describe()}\n# why: {status.reason}\n")
         tmp = {out: out.with_name(f".{out.name}{TMP_MARK}{os.getpid()}") for out in outputs}
-        ctx = StepContext(
-            name=target.name, log_path=log, toolchain_factory=self.toolchain,
-            progress=lambda fraction, text: self.reporter.progress(target, fraction, text),
-            tmp_paths=tmp if action.atomic else {out: out for out in outputs})
-        for out in outputs:
-            out.parent.mkdir(parents=True, exist_ok=True)
+        if not action.atomic:
+            tmp = {out: out for out in outputs}
+        record = status.record or self._record(target, with_deps=True)
+        key = _key(record)
         try:
-            action.run(ctx)
-            written = list(tmp.values()) if action.atomic else outputs
-            missing = [p for p in written if not p.is_file()]
-            if missing:
-                raise StepError(f"{action.describe()}: finished without writing {missing[0].name}", log)
-            digests = self.hasher.digests(written, trusted=True)
+            for out in outputs:
+                out.parent.mkdir(parents=True, exist_ok=True)
+            restored = None
+            if self.cache and action.atomic and status.reason != "forced":
+                restored = self.cache.restore(key, outputs, tmp)
+            if restored is not None:
+                self.reporter.progress(target, 1.0, "restored from the artifact cache")
+                digests = restored
+            else:
+                ctx = StepContext(name=target.name, log_path=log, toolchain_factory=self.toolchain,
+                                  progress=lambda fraction, text: self.reporter.progress(target, fraction, text),
+                                  tmp_paths=tmp)
+                action.run(ctx)
+                missing = [p for p in tmp.values() if not p.is_file()]
+                if missing:
+                    raise StepError(f"{action.describe()}: finished without writing {missing[0].name}", log)
+                digests = self.hasher.digests(tmp.values(), trusted=True)
+                if self.cache and action.atomic:
+                    self.cache.store(key, {out: (tmp[out], digests[tmp[out]]) for out in outputs})
             if action.atomic:
                 for out in outputs:
                     os.replace(tmp[out], out)
-                # The rename changes ctime: record the stat of the file in its final place.
-                digests = {out: digests[tmp[out]] for out in outputs}
-                for out, digest in digests.items():
-                    self.state.set_digest(str(out), _stat(out), digest, trusted=True)
-        except BaseException:
+            final = {out: digests[tmp[out]] for out in outputs}
+            # Linking and renaming change ctime: record the stat of each file in its final place.
+            for out, digest in final.items():
+                self.hasher.record(out, digest)
+            if self.cache and action.atomic:
+                self.cache.record(key)
+        except OSError as e:
+            problem = "a file is in the way of a folder" if isinstance(e, (FileExistsError, NotADirectoryError)) \
+                else (e.strerror or str(e))
+            raise UserError(f"{target.name}: cannot write {e.filename or 'its outputs'}: {problem}") from None
+        finally:
             if action.atomic:
                 for path in tmp.values():
-                    path.unlink(missing_ok=True)
-            raise
-        recorded = {self._rel(out): digests[out] for out in outputs}
+                    try:
+                        path.unlink(missing_ok=True)
+                    except OSError:
+                        pass
+        recorded = {self._rel(out): final[out] for out in outputs}
         old = self.state.target(target.name)
-        record = status.record or self._record(target, with_deps=True)
-        self.state.set_target(target.name, _key(record), record, recorded)
+        self.state.set_target(target.name, key, record, recorded)
         changed = old is None or old.outputs != recorded
         self.reporter.done(target, time.monotonic() - started, changed)
         return changed
+
+    def _clean_temporaries(self, targets: list[Target]) -> None:
+        """Remove temporaries left by an interrupted build (the project lock says none is running)."""
+        folders = {out.parent for t in targets if t.action.atomic for out in t.action.outputs()}
+        for folder in folders:
+            if folder.is_dir():
+                for leftover in folder.glob(f".*{TMP_MARK}*"):
+                    leftover.unlink(missing_ok=True)
 
     # -- records -------------------------------------------------------------------------------
 
@@ -265,6 +296,8 @@ def _first_difference(old: dict[str, Any] | None, new: dict[str, Any], deps: boo
     if old.get("kind") != new["kind"]:
         return f"action changed: {old.get('kind')} -> {new['kind']}"
     if old.get("tool") != new["tool"]:
+        if (new["tool"] or {}).get("llama.cpp") == "not installed":
+            return "toolchain not installed (`modelkit build` installs it)"
         return f"toolchain changed: {_diff_keys(old.get('tool') or {}, new['tool'] or {})}"
     if old.get("params") != new["params"]:
         return f"params changed: {_diff_keys(old.get('params') or {}, new['params'])}"
@@ -288,11 +321,23 @@ def _first_difference(old: dict[str, Any] | None, new: dict[str, Any], deps: boo
 
 
 def _diff_keys(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """``a.b 1 -> 2, c "x" -> "y"``: the changed leaves of two nested records."""
+    before, after = _flatten(old), _flatten(new)
     changes = []
-    for k in sorted(set(old) | set(new)):
-        if old.get(k) != new.get(k):
-            changes.append(f"{k} {_show(old.get(k))} -> {_show(new.get(k))}")
+    for k in sorted(set(before) | set(after)):
+        if before.get(k) != after.get(k):
+            changes.append(f"{k} {_show(before.get(k))} -> {_show(after.get(k))}")
     return ", ".join(changes) or "(reordered)"
+
+
+def _flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in record.items():
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def _show(value: Any) -> str:
@@ -311,12 +356,6 @@ def _short(digest: str | None) -> str:
 def _key(record: dict[str, Any]) -> str:
     canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _stat(path: Path) -> Any:
-    from modelkit.state import FileStat
-
-    return FileStat.of(os.stat(path))
 
 
 def _safe(name: str) -> str:

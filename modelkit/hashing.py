@@ -72,6 +72,10 @@ class Hasher:
         self.bytes_read = 0
         self._lock = threading.Lock()
 
+    def record(self, path: Path, digest: str) -> None:
+        """Remember the digest of a file modelkit itself just wrote or linked."""
+        self.state.set_digest(str(path), FileStat.of(os.stat(path)), digest, trusted=True)
+
     def digest(self, path: Path, trusted: bool = False) -> str:
         return self.digests([path], trusted=trusted)[path]
 

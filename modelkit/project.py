@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from modelkit.engine import BuildResult, Engine, Reporter, Status
+from modelkit.lockfile import LOCK_NAME, first_difference, make_lock, read_lock, write_lock
 from modelkit.errors import UserError
 from modelkit.rules import Layout, build_graph
 from modelkit.spec import LoadedSpec, load_spec
@@ -27,19 +28,27 @@ from modelkit.toolchain import Toolchain, find_toolchain, require_toolchain
 
 
 class Project:
-    def __init__(self, loaded: LoadedSpec) -> None:
+    def __init__(self, loaded: LoadedSpec, update_sources: bool = False) -> None:
+        """``update_sources``: resolve Hugging Face revisions afresh instead of using the lock."""
         self.loaded = loaded
         self.spec = loaded.spec
         self.root = loaded.root
+        self.lock_path = loaded.root / LOCK_NAME
+        self.update_sources = update_sources
         self._toolchain: Toolchain | None = None
 
     @classmethod
-    def open(cls, spec: str | Path | None = None) -> Project:
-        return cls(load_spec(Path(spec) if spec is not None else None))
+    def open(cls, spec: str | Path | None = None, update_sources: bool = False) -> Project:
+        return cls(load_spec(Path(spec) if spec is not None else None), update_sources)
+
+    @cached_property
+    def lock(self) -> dict[str, Any] | None:
+        return read_lock(self.lock_path)
 
     @cached_property
     def layout(self) -> Layout:
-        return build_graph(self.loaded)
+        locked = None if self.update_sources or self.lock is None else self.lock.get("sources")
+        return build_graph(self.loaded, locked)
 
     @property
     def graph(self):  # type: ignore[no-untyped-def]
@@ -90,10 +99,61 @@ class Project:
 
     def build(self, names: Iterable[str] | None = None, force: Iterable[str] = (),
               reporter: Reporter | None = None, wait: bool = True,
-              on_wait: Callable[[str], None] | None = None, keep_going: bool = False) -> BuildResult:
-        """Build under the project's lock (one builder at a time)."""
+              on_wait: Callable[[str], None] | None = None, keep_going: bool = False,
+              locked: bool = False) -> BuildResult:
+        """Build under the project's lock (one builder at a time), then update ``modelkit.lock``.
+
+        ``locked``: fail, naming the difference, instead of changing the lock file (for CI).
+        The lock file is written only after a successful build of every target.
+        """
+        names = list(names) if names is not None else None
         with BuildLock(self.loaded.state_dir, wait=wait, on_wait=on_wait):
-            return self.engine(reporter).build(names, self._resolve(force), keep_going=keep_going)
+            if locked:
+                self._check_locked(("sources", "toolchain"))
+            result = self.engine(reporter).build(names, self._resolve(force), keep_going=keep_going)
+            if result.ok:
+                if locked:
+                    self._check_locked(("artifacts",), only=names)
+                elif names is None:
+                    new = self.lock_data()
+                    if first_difference(self.lock, new) is not None:
+                        write_lock(self.lock_path, new)
+                        self.__dict__["lock"] = new
+            return result
+
+    def lock_data(self) -> dict[str, Any]:
+        """What ``modelkit.lock`` should say now, from the state of the current targets."""
+        sources = {}
+        for name, source in self.layout.sources.items():
+            record = self.state.target(name)
+            files = dict(source.files)
+            if record:
+                prefix = str(source.snapshot) + "/"
+                files.update({path.removeprefix(prefix): digest for path, digest in record.outputs.items()})
+            sources[name] = {"repo": source.repo, "revision": source.revision, "commit": source.commit,
+                             "files": files}
+        components = sorted({t.action.tool for t in self.graph if t.action.tool})
+        toolchain = {c: self._fingerprint(c) for c in components}
+        artifacts = {}
+        for target in self.graph:
+            record = self.state.target(target.name)
+            if record is not None:
+                artifacts[target.name] = {"key": record.key, "outputs": record.outputs}
+        return make_lock(sources, toolchain, artifacts)
+
+    def _check_locked(self, sections: tuple[str, ...], only: list[str] | None = None) -> None:
+        if self.lock is None:
+            raise UserError(f"{self.lock_path}: --locked, but there is no lock file; build once without --locked")
+        new = self.lock_data()
+        old = self.lock
+        if only is not None:
+            keep = {t.name for t in self.graph.closure(only)}
+            old = {**old, "artifacts": {k: v for k, v in old.get("artifacts", {}).items() if k in keep}}
+            new = {**new, "artifacts": {k: v for k, v in new["artifacts"].items() if k in keep}}
+        diff = first_difference(old, new, sections)
+        if diff:
+            raise UserError(f"{self.lock_path.name}: the build would change the lock file: {diff} "
+                            "(build without --locked to accept it)")
 
     def _resolve(self, names: Iterable[str]) -> list[str]:
         return [self.graph.resolve(n) for n in names]

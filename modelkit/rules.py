@@ -1,15 +1,20 @@
 """How a spec becomes a build graph: which artifacts exist and what each is made from.
 
 ```
-source:base ─ convert ─▶ gguf:base.f16 ─ quantize ─▶ gguf:base.Q4_K_M ─┐
-source:adapter.x ─ convert-lora ─▶ gguf:adapter.x ──────────────────────┼─▶ modelfile:<model>-q4_k_m
-base chat template ─ inherit-template ─▶ template ──────────────────────┘
+source:base ─ convert ─▶ gguf:base.f16 ───────────────┐
+source:adapter.x ─ convert-lora ─▶ gguf:adapter.x ─ merge-lora ─▶ gguf:base+x.f16
+gguf:base+x.f16 ─ quantize ─▶ gguf:base+x.Q4_K_M ─────┬─▶ modelfile:<model>-q4_k_m
+base chat template ─ inherit-template ─▶ template ────┘
 ```
 
-``source:*`` targets exist only for Hugging Face repos (local folders are read in place). Each
-variant (one per quantization type) gets its own Modelfile; with several adapters, each adapter
-is its own Ollama model (``<model>-<adapter>``), because comparing fine-tunes side by side is
-what several adapters are usually for.
+``source:*`` targets exist only for Hugging Face repos (local folders are read in place). By
+default (``[ollama] lora = "merge"``) each adapter is merged into the full-precision base and
+the quantizations are made from the merged model, because Ollama 0.34+ refuses ADAPTER; with
+``lora = "adapter"`` the base is quantized alone and each Modelfile carries an ADAPTER line.
+
+Each variant (one per quantization type) gets its own Modelfile; with several adapters, each
+adapter is its own Ollama model (``<model>-<adapter>``), because comparing fine-tunes side by
+side is what several adapters are usually for.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from modelkit.spec import Adapter, LoadedSpec
 from modelkit.steps.convert import Convert
 from modelkit.steps.convert_lora import ConvertLora
 from modelkit.steps.fetch import Fetch
+from modelkit.steps.merge import MergeLora
 from modelkit.steps.modelfile import RenderModelfile
 from modelkit.steps.quantize import Quantize
 from modelkit.steps.template import TEMPLATE_FILES, InheritTemplate
@@ -105,38 +111,48 @@ def build_graph(loaded: LoadedSpec, locked_sources: Mapping[str, Mapping[str, An
         adapter_targets[adapter.name] = _add_adapter(graph, loaded, adapter, config_dir, base_deps,
                                                      locked_sources, sources)
 
-    # Variants: one GGUF per quantization type, one Ollama model per (adapter, type).
+    # Variants: one Ollama model per (adapter, quantization type).
     variants: list[Variant] = []
     converted_type = CONVERT_OUTTYPES.get(outtype)
-    requantize = spec.base.gguf is not None
-    for quant in spec.variants:
-        if converted and (quant == converted_type or quant == "auto"):
-            gguf_target, gguf_path = converted, base_gguf
+    merge = spec.ollama.lora == "merge"
+    for adapter_name, model in _models(loaded, spec.adapters):
+        # The full-precision GGUF the quantizations come from: the base, or the base + this adapter.
+        if adapter_name and merge:
+            stem = f"base+{adapter_name}"
+            source_target: str | None = f"gguf:{stem}.f16"
+            source_path, source_type = build / f"{stem}.f16.gguf", "F16"
+            graph.add(Target(source_target, MergeLora(adapter_name, base_gguf, build / f"adapter.{adapter_name}.gguf",
+                                                      source_path),
+                             tuple(d for d in (converted, adapter_targets[adapter_name]) if d)))
         else:
-            gguf_target = f"gguf:base.{quant}"
-            gguf_path = build / f"base.{quant}.gguf"
-            graph.add(Target(gguf_target, Quantize(base_gguf, quant, gguf_path, requantize=requantize,
-                                                   src_file=None if converted else base_gguf),
-                             (converted,) if converted else ()))
-        for adapter_name, model in _models(loaded, spec.adapters):
+            stem, source_target, source_path, source_type = "base", converted, base_gguf, converted_type
+        for quant in spec.variants:
+            if source_target and (quant == source_type or quant == "auto"):
+                gguf_target, gguf_path = source_target, source_path
+            else:
+                gguf_target, gguf_path = f"gguf:{stem}.{quant}", build / f"{stem}.{quant}.gguf"
+                if gguf_target not in graph:
+                    graph.add(Target(gguf_target, Quantize(
+                        source_path, quant, gguf_path, requantize=spec.base.gguf is not None and stem == "base",
+                        src_file=None if source_target else source_path, label=stem),
+                        (source_target,) if source_target else ()))
             tag = spec.ollama.tag.format(quant=quant.lower())
             name = f"modelfile:{model}-{tag}"
-            out = build / f"{model}-{tag}.Modelfile"
             deps = [gguf_target]
             adapters = []
-            if adapter_name:
+            if adapter_name and not merge:
                 deps.append(adapter_targets[adapter_name])
                 adapters.append(_rel(build / f"adapter.{adapter_name}.gguf", build))
             if template_target:
                 deps.append(template_target)
             graph.add(Target(name, RenderModelfile(
-                out, from_=_rel(gguf_path, build), adapters=adapters, system=spec.ollama.system,
-                parameters=dict(spec.ollama.parameters),
+                build / f"{model}-{tag}.Modelfile", from_=_rel(gguf_path, build), adapters=adapters,
+                system=spec.ollama.system, parameters=dict(spec.ollama.parameters),
                 messages=[(m.role, m.content) for m in spec.ollama.messages], license=spec.ollama.license,
                 template=None if spec.ollama.template == "inherit" else spec.ollama.template,
                 template_file=loaded.resolve(spec.ollama.template_file) if spec.ollama.template_file else None,
                 inherited=build / "template.json" if template_target else None,
-                header=f"Generated by modelkit from {loaded.path.name}: edit that file, not this one.",
+                header=f"Spec: {loaded.path.name}",
             ), tuple(deps)))
             variants.append(Variant(model, tag, quant, gguf_target, adapter_name, name))
     return Layout(graph, variants, sources)

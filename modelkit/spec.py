@@ -168,6 +168,10 @@ class Ollama(_Strict):
     parameters: dict[str, Any] = Field(default_factory=dict, description="PARAMETER values (Ollama options).")
     messages: list[Message] = Field(default_factory=list, description="MESSAGE history baked into the model.")
     license: str | None = Field(None, description="LICENSE text.")
+    lora: Literal["merge", "adapter"] = Field(
+        "merge", description="How adapters reach Ollama: 'merge' (default) merges each LoRA into the weights "
+                             "before quantizing, which every Ollama runs; 'adapter' ships it as an ADAPTER "
+                             "beside the quantized base, which Ollama 0.34 and later refuse.")
 
     @field_validator("parameters")
     @classmethod
@@ -238,6 +242,16 @@ class Spec(_Strict):
         ollama_names.check_model_name(value)
         return value
 
+    @model_validator(mode="after")
+    def _mergeable(self) -> Spec:
+        if self.ollama.lora == "merge":
+            for i, adapter in enumerate(self.adapters):
+                if adapter.outtype == "q8_0":
+                    raise _ItemError(i, "a q8_0 adapter cannot be merged (llama-export-lora needs f16 or f32): "
+                                        "use outtype = 'f16', or set ollama.lora = 'adapter'",
+                                     field="outtype", parent="adapters")
+        return self
+
     @field_validator("adapters")
     @classmethod
     def _unique(cls, adapters: list[Adapter]) -> list[Adapter]:
@@ -263,10 +277,11 @@ class Spec(_Strict):
 class _ItemError(ValueError):
     """A validation error that belongs to one element of a list or table (so its line can be found)."""
 
-    def __init__(self, index: int | str, message: str, field: str | None = None) -> None:
+    def __init__(self, index: int | str, message: str, field: str | None = None, parent: str | None = None) -> None:
         super().__init__(message)
         self.index = index
         self.field = field
+        self.parent = parent
 
 
 # ---------------------------------------------------------------------------------------------
@@ -398,7 +413,8 @@ def _format_error(path: Path, lines: dict, err: Any) -> str:
     kind = err["type"]
     ctx_error = (err.get("ctx") or {}).get("error")
     if isinstance(ctx_error, _ItemError):
-        loc = loc + (ctx_error.index,) + ((ctx_error.field,) if ctx_error.field else ())
+        loc = loc + ((ctx_error.parent,) if ctx_error.parent else ()) + (ctx_error.index,) \
+            + ((ctx_error.field,) if ctx_error.field else ())
         message = str(ctx_error)
     elif kind == "extra_forbidden":
         key = str(loc[-1])

@@ -37,7 +37,7 @@ from modelkit.errors import StepError, UserError
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 SDIST_NAME = f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}.tar.gz"
 SDIST_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
-BINARIES = ("llama-quantize", "llama-completion")
+BINARIES = ("llama-quantize", "llama-export-lora", "llama-completion")
 CONVERT_PACKAGES = ("torch", "transformers", "numpy", "safetensors", "sentencepiece")
 CMAKE_FLAGS = (
     "-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF", "-DGGML_NATIVE=OFF", "-DBUILD_SHARED_LIBS=OFF",
@@ -69,6 +69,10 @@ class Toolchain:
     @property
     def quantize(self) -> Path:
         return self.bin_dir / "llama-quantize"
+
+    @property
+    def export_lora(self) -> Path:
+        return self.bin_dir / "llama-export-lora"
 
     @property
     def completion(self) -> Path:
@@ -204,7 +208,6 @@ def install(backend: str | None = None, progress: Progress | None = None, force:
         tmp = home / "toolchain.json.tmp"
         tmp.write_text(json.dumps(manifest, indent=2) + "\n")
         os.replace(tmp, home / "toolchain.json")
-        shutil.rmtree(build, ignore_errors=True)
         return toolchain
 
 

@@ -21,6 +21,8 @@ from modelkit.graph import Target
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 stdout = Console(highlight=False, soft_wrap=True)
+if not stdout.is_terminal:  # a pipe or a log: don't fold tables at 80 columns
+    stdout = Console(highlight=False, soft_wrap=True, width=200)
 
 
 class ConsoleReporter:

@@ -57,8 +57,9 @@ def built(toolchain, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory)
 
 def test_every_artifact_exists(built: Path) -> None:
     names = sorted(p.name for p in (built / "build").iterdir())
-    assert names == ["adapter.support.gguf", "base.Q4_K_M.gguf", "base.Q8_0.gguf", "base.f16.gguf",
-                     "template.json", "tiny-support-q4_k_m.Modelfile", "tiny-support-q8_0.Modelfile"]
+    assert names == ["adapter.support.gguf", "base+support.Q4_K_M.gguf", "base+support.Q8_0.gguf",
+                     "base+support.f16.gguf", "base.f16.gguf", "template.json",
+                     "tiny-support-q4_k_m.Modelfile", "tiny-support-q8_0.Modelfile"]
 
 
 def test_second_build_runs_nothing(built: Path) -> None:
@@ -70,8 +71,10 @@ def test_second_build_runs_nothing(built: Path) -> None:
     assert {p["status"] for p in plan} == {"fresh"}
 
 
-@pytest.mark.parametrize("name, file_type", [("base.f16.gguf", 1), ("base.Q4_K_M.gguf", QUANT_TYPES["Q4_K_M"].file_type),
-                                             ("base.Q8_0.gguf", QUANT_TYPES["Q8_0"].file_type)])
+@pytest.mark.parametrize("name, file_type", [
+    ("base.f16.gguf", QUANT_TYPES["F16"].file_type), ("base+support.f16.gguf", QUANT_TYPES["F16"].file_type),
+    ("base+support.Q4_K_M.gguf", QUANT_TYPES["Q4_K_M"].file_type),
+    ("base+support.Q8_0.gguf", QUANT_TYPES["Q8_0"].file_type)])
 def test_model_metadata(built: Path, name: str, file_type: int) -> None:
     meta = metadata(built / "build" / name)
     assert meta["general.architecture"] == "llama"
@@ -90,12 +93,19 @@ def test_adapter_metadata(built: Path) -> None:
 
 
 def test_llama_cpp_loads_the_adapter_and_it_changes_greedy_output(built: Path, toolchain) -> None:  # type: ignore[no-untyped-def]
-    model = built / "build" / "base.Q8_0.gguf"
+    model = built / "build" / "base.f16.gguf"
     plain = generate(toolchain, model)
     tuned = generate(toolchain, model, built / "build" / "adapter.support.gguf")
     assert "The printer does not start." in plain  # llama.cpp echoes the prompt, then generates
     assert plain != tuned
     assert generate(toolchain, model) == plain  # greedy decoding is deterministic
+
+
+def test_merged_model_generates_what_base_plus_adapter_generates(built: Path, toolchain) -> None:  # type: ignore[no-untyped-def]
+    runtime = generate(toolchain, built / "build" / "base.f16.gguf", built / "build" / "adapter.support.gguf")
+    merged = generate(toolchain, built / "build" / "base+support.f16.gguf")
+    assert merged == runtime
+    assert generate(toolchain, built / "build" / "base+support.Q8_0.gguf")  # the quantized variant runs too
 
 
 @pytest.mark.parametrize("tag", ["q4_k_m", "q8_0"])
@@ -105,9 +115,9 @@ def test_modelfile_follows_ollamas_grammar(built: Path, tag: str) -> None:
     by_name: dict[str, list[str]] = {}
     for command in commands:
         by_name.setdefault(command.name, []).append(command.args)
-    assert by_name["model"] == [f"./base.{tag.upper()}.gguf"]
-    assert by_name["adapter"] == ["./adapter.support.gguf"]
-    assert (path.parent / by_name["model"][0]).is_file() and (path.parent / by_name["adapter"][0]).is_file()
+    assert by_name["model"] == [f"./base+support.{tag.upper()}.gguf"]
+    assert "adapter" not in by_name  # merged: Ollama 0.34+ refuses ADAPTER
+    assert (path.parent / by_name["model"][0]).is_file()
     assert by_name["system"] == ["You are a support agent. Answer in one short sentence."]
     inherited = json.loads((built / "build" / "template.json").read_text())
     assert by_name["template"] == [inherited["template"]]
@@ -121,6 +131,18 @@ def test_inherited_template_is_the_tiny_models_own(built: Path) -> None:
     go = inherited["template"]
     assert "<|assistant|>" in go and ".Messages" in go
     assert "proven" in inherited["proof"]
+
+
+def test_adapter_mode_quantizes_the_base_and_ships_an_adapter_line(tiny_project: Path) -> None:
+    spec = tiny_project / "model.toml"
+    spec.write_text(spec.read_text().replace("[ollama]\n", '[ollama]\nlora = "adapter"\n')
+                    .replace('types = ["Q4_K_M", "Q8_0"]', 'types = ["Q8_0"]'))
+    proc = modelkit("build", cwd=tiny_project)
+    assert proc.returncode == 0, proc.stderr
+    commands = grammar.parse((tiny_project / "build" / "tiny-support-q8_0.Modelfile").read_text())
+    args = {c.name: c.args for c in commands}
+    assert args["model"] == "./base.Q8_0.gguf" and args["adapter"] == "./adapter.support.gguf"
+    assert not list((tiny_project / "build").glob("base+*"))
 
 
 def test_adapter_for_another_base_is_refused_before_converting(tiny_project: Path) -> None:

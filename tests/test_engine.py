@@ -218,3 +218,69 @@ def test_corrupt_state_is_moved_aside_and_rebuilt(project: Project) -> None:
     project.state = State(project.root / ".modelkit")
     assert project.state.notice and "moved it to" in project.state.notice
     assert project.engine().build().ran == ["mid", "final"]
+
+
+def test_switching_back_restores_from_the_artifact_cache_without_running(project: Project) -> None:
+    import os
+
+    project.engine().build()
+    first = project.root / "build" / "final.txt"
+    project.engine(final_mode="upper").build()
+    assert first.read_text() == "AB"
+    engine = project.engine()
+    result = engine.build()
+    assert result.ran == ["final"] and project.final.runs == 0  # restored, not recomputed
+    assert first.read_text() == "ab"
+    cached = [p for p in (project.root / ".modelkit" / "cache").rglob("*final.txt")]
+    assert any(os.path.samefile(p, first) for p in cached)  # a hard link, not a copy
+    assert project.engine().build().ran == []
+
+
+def test_a_modified_cache_entry_is_never_restored(project: Project) -> None:
+    project.engine().build()
+    project.engine(final_mode="upper").build()
+    for p in (project.root / ".modelkit" / "cache").rglob("*final.txt"):
+        if p.read_text() == "ab":
+            p.unlink()
+            p.write_text("evil")
+    engine = project.engine()
+    engine.build()
+    assert project.final.runs == 1
+    assert (project.root / "build" / "final.txt").read_text() == "ab"
+
+
+def test_leftover_temporaries_are_cleaned_on_the_next_build(project: Project) -> None:
+    project.engine().build()
+    leftover = project.root / "build" / ".final.txt.modelkit-tmp-99999"
+    leftover.write_text("half")
+    project.engine().build()
+    assert not leftover.exists()
+
+
+def test_unwritable_build_folder_is_a_clear_error(project: Project) -> None:
+    # A file where the build folder should be fails the same way a read-only folder does (and,
+    # unlike file permissions, also when the tests run as root).
+    (project.root / "build").write_text("not a folder")
+    result = project.engine().build()
+    [(name, error)] = result.failed
+    assert name == "mid" and isinstance(error, UserError)
+    assert str(error).startswith("mid: cannot write ") and "build" in str(error)
+
+
+def test_stat_cache_distrusts_entries_recorded_in_the_same_instant(tmp_path: Path) -> None:
+    """"Racy" entries (file modified within a timestamp tick of being hashed) are rehashed, as in git."""
+    import time
+
+    from modelkit.state import FileStat
+
+    state = State(tmp_path / "s")
+    now = time.time_ns()
+    racy = FileStat(1, 2, 3, now, now)
+    state.set_digest("f", racy, "sha256:x")
+    assert state.cached_digest("f", racy) is None
+    old = FileStat(1, 2, 3, now - 10**10, now - 10**10)
+    state.set_digest("g", old, "sha256:y")
+    assert state.cached_digest("g", old) == "sha256:y"
+    assert state.cached_digest("g", FileStat(1, 2, 4, now - 10**10, now - 10**10)) is None
+    state.set_digest("h", racy, "sha256:z", trusted=True)  # modelkit's own outputs
+    assert state.cached_digest("h", racy) == "sha256:z"

@@ -17,8 +17,9 @@ class Quantize(Action):
     tool = "quantize"
 
     def __init__(self, src: Path, qtype: str, out: Path, requantize: bool = False,
-                 src_file: Path | None = None) -> None:
+                 src_file: Path | None = None, label: str = "base") -> None:
         """``src_file``: set when ``src`` is a user's file rather than another target's output."""
+        self.label = label
         self.src = src
         self.qtype = qtype
         self.out = out
@@ -35,16 +36,17 @@ class Quantize(Action):
         return [self.out]
 
     def describe(self) -> str:
-        return f"quantize base to {self.qtype}"
+        return f"quantize {self.label} to {self.qtype}"
 
     def run(self, ctx: StepContext) -> None:
         tc = ctx.toolchain
         flags = ["--allow-requantize"] if self.requantize else []
-        ctx.run_tool([tc.quantize, *flags, self.src, ctx.tmp(self.out), self.qtype, str(_threads())],
+        ctx.run_tool([tc.quantize, *flags, self.src, ctx.tmp(self.out), self.qtype, str(threads())],
                      what=self.describe(), progress_re=TENSOR_COUNTER)
 
 
-def _threads() -> int:
+def threads() -> int:
+    """The cores this process may use (affinity-aware, as in a container)."""
     import os
 
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
