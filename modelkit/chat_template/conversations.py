@@ -55,3 +55,15 @@ BATTERY: tuple[Conversation, ...] = (
     Conversation("surrounding whitespace", (
         _m("user", "  padded question \n"), _m("assistant", "\n an answer with spaces  "), _m("user", "\tnext\n"))),
 )
+
+
+#: Conversations with tool results (role ``tool``), for reporting only: the proof does not use
+#: them, since the TEMPLATE leaves out the tool calls that precede tool results in real use.
+TOOL_RESULTS: tuple[Conversation, ...] = (
+    Conversation("tool result", (
+        _m("user", "What is 6 times 7?"), _m("assistant", "Let me compute that."), _m("tool", "42"),
+        _m("user", "And so?"))),
+    Conversation("two tool results", (
+        _m("system", SYSTEM), _m("user", "Weather in Paris and Rome?"), _m("assistant", "Checking both."),
+        _m("tool", "Paris: 18°C"), _m("tool", "Rome: 24°C"))),
+)

@@ -27,9 +27,10 @@ class Text:
 
 @dataclass
 class Out:
-    """``{{ expr }}``: write a value."""
+    """``{{ expr }}``: write a value. ``src`` remembers the string piece it writes, if any."""
 
     expr: str
+    src: object = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -77,6 +78,7 @@ class Call:
 
     name: str
     arg: str
+    src: object = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -159,6 +161,35 @@ def may_cut(nodes: Iterable[Node]) -> bool:
 CUT_VAR = "$cut"
 
 
+def last_cuts_only(nodes: list[Node], later: frozenset[str] = frozenset()) -> tuple[list[Node], frozenset[str]]:
+    """Drop a cut point when the same text is written again, for sure, further on.
+
+    ``transformers`` cuts a continuation after the *last* time the final message is written;
+    returns the nodes and the cut conditions certain to be met from here on.
+    """
+    out: list[Node] = []
+    certain = set(later)
+    for node in reversed(nodes):
+        if isinstance(node, CutPoint):
+            if node.cond in certain:
+                continue
+            certain.add(node.cond)
+            out.append(node)
+        elif isinstance(node, If):
+            then, c1 = last_cuts_only(node.then, frozenset(certain))
+            orelse, c2 = last_cuts_only(node.orelse, frozenset(certain))
+            certain |= c1 & c2
+            out.append(If(node.cond, then, orelse))
+        elif isinstance(node, Range):
+            body, _ = last_cuts_only(node.body)
+            orelse, _ = last_cuts_only(node.orelse, frozenset(certain))
+            out.append(Range(node.index, node.elem, node.expr, body, orelse))
+        else:
+            out.append(node)
+    out.reverse()
+    return out, frozenset(certain)
+
+
 def place_cuts(nodes: list[Node], in_range: bool = False) -> list[Node]:
     """Replace each :class:`CutPoint` with ``$cut = true`` and stop writing after it.
 
@@ -172,7 +203,7 @@ def place_cuts(nodes: list[Node], in_range: bool = False) -> list[Node]:
             if in_range:
                 then.append(Break())
             out.append(If(node.cond, then))
-            cut_here = True
+            cut_here = not in_range  # inside a range the break above already left
         elif isinstance(node, If):
             cut_here = may_cut([node])
             out.append(If(node.cond, place_cuts(node.then, in_range), place_cuts(node.orelse, in_range)))
@@ -243,10 +274,6 @@ def drop_dead_sets(nodes: list[Node]) -> list[Node]:
         nodes = prune(nodes)
         if not removed:
             return nodes
-
-
-def declared_vars(nodes: Iterable[Node]) -> set[str]:
-    return {n.var for n in walk(nodes) if isinstance(n, Set) and n.declare}
 
 
 def strip_leading(nodes: list[Node], prefix: str) -> tuple[list[Node], str]:
@@ -350,7 +377,14 @@ class _Printer:
                 self.nodes(orelse, depth + 1)
             self.action("end", depth)
         elif isinstance(node, Range):
-            self.action(f"range {node.index}, {node.elem} := {node.expr}", depth)
+            if node.index and node.elem:
+                self.action(f"range {node.index}, {node.elem} := {node.expr}", depth)
+            elif node.index:
+                self.action(f"range {node.index}, $_ := {node.expr}", depth)
+            elif node.elem:
+                self.action(f"range {node.elem} := {node.expr}", depth)
+            else:
+                self.action(f"range {node.expr}", depth)
             self.nodes(node.body, depth + 1)
             if node.orelse:
                 self.action("else", depth)

@@ -115,7 +115,7 @@ def _fmt_v(v: Any) -> bytes:
     if isinstance(v, list):
         return b"[" + b" ".join(_fmt_v(x) for x in v) + b"]"
     if isinstance(v, GoStruct):
-        return b"&{" + b" ".join(_fmt_v(x) for x in v.fields.values()) + b"}"
+        return b"&{" + b" ".join(b"[]" if x is None else _fmt_v(x) for x in v.fields.values()) + b"}"
     if isinstance(v, dict):
         return b"map[" + b" ".join(_fmt_v(k) + b":" + _fmt_v(x) for k, x in sorted(v.items())) + b"]"
     raise GoTemplateError(f"cannot print a {type(v).__name__}")
@@ -171,7 +171,7 @@ def _unquote(lit: str) -> bytes:
         elif esc == "U":
             out += chr(int(body[i + 2:i + 10], 16)).encode()
             i += 10
-        elif esc in "01234567" and i + 3 < len(body) + 1 and body[i + 1:i + 4].isdigit():
+        elif esc in "01234567" and len(body[i + 1:i + 4]) == 3 and all(c in "01234567" for c in body[i + 1:i + 4]):
             out.append(int(body[i + 1:i + 4], 8))
             i += 4
         elif esc in _ESCAPES:
@@ -278,6 +278,15 @@ class _ContinueN:
     pass
 
 
+def _strip_ws(toks: list[_Tok]) -> list[_Tok]:
+    start, end = 0, len(toks)
+    while start < end and toks[start].kind == "ws":
+        start += 1
+    while end > start and toks[end - 1].kind == "ws":
+        end -= 1
+    return toks[start:end]
+
+
 def _split_template(src: str) -> list[tuple[str, str]]:
     """Split template text into ('text', s) and ('action', body) items, applying trim markers."""
     items: list[tuple[str, str]] = []
@@ -358,6 +367,7 @@ class _Parser:
         self.items = _split_template(src)
         self.pos = 0
         self.defines: dict[str, list[Any]] = {}
+        self.scope: list[str] = ["$"]  # variables in scope, as Go's parser checks them
 
     def parse(self) -> list[Any]:
         nodes, stop = self._list(top=True)
@@ -373,15 +383,20 @@ class _Parser:
             if kind == "text":
                 nodes.append(_TextN(body.encode()))
                 continue
-            toks = [t for t in _lex_action(body) if t.kind != "ws"]
+            toks = _lex_action(body)
+            while toks and toks[0].kind == "ws":
+                toks.pop(0)
+            while toks and toks[-1].kind == "ws":
+                toks.pop()
             if not toks:
                 raise GoTemplateError("missing value for command")
             head = toks[0]
             if head.kind == "ident" and head.text in ("end", "else"):
-                return nodes, (head.text, toks[1:])
+                return nodes, (head.text, _strip_ws(toks[1:]))
             if head.kind == "ident" and head.text in ("if", "with"):
                 nodes.append(self._branch(head.text, toks[1:]))
             elif head.kind == "ident" and head.text == "range":
+                mark = len(self.scope)
                 pipe = self._pipe(toks[1:], allow_decl=True, range_decl=True)
                 body_nodes, stop = self._list()
                 orelse: list[Any] = []
@@ -391,20 +406,25 @@ class _Parser:
                     orelse, stop = self._list()
                 if not stop or stop[0] != "end":
                     raise GoTemplateError("unterminated range")
+                del self.scope[mark:]
                 nodes.append(_RangeN(pipe, body_nodes, orelse))
             elif head.kind == "ident" and head.text in ("define", "block"):
                 if not top:
                     raise GoTemplateError("define inside a control structure")
+                toks = [toks[0]] + _strip_ws(toks[1:])
                 if len(toks) < 2 or toks[1].kind != "lit" or not isinstance(toks[1].value, bytes):
                     raise GoTemplateError("define needs a template name")
                 name = toks[1].value.decode()
+                saved, self.scope = self.scope, ["$"]
                 body_nodes, stop = self._list()
+                self.scope = saved
                 if not stop or stop[0] != "end":
                     raise GoTemplateError(f"unterminated define {name!r}")
                 self.defines[name] = body_nodes
                 if head.text == "block":
                     nodes.append(_TemplateN(name, self._pipe(toks[2:]) if len(toks) > 2 else None))
             elif head.kind == "ident" and head.text == "template":
+                toks = [toks[0]] + _strip_ws(toks[1:])
                 if len(toks) < 2 or toks[1].kind != "lit" or not isinstance(toks[1].value, bytes):
                     raise GoTemplateError("template needs a name")
                 pipe = self._pipe(toks[2:]) if len(toks) > 2 else None
@@ -418,34 +438,44 @@ class _Parser:
         return nodes, None
 
     def _branch(self, kind: str, toks: list[_Tok]) -> _IfN:
-        pipe = self._pipe(toks, allow_decl=True)
-        body, stop = self._list()
-        orelse: list[Any] = []
-        if stop and stop[0] == "else":
-            rest = stop[1]
-            if rest and rest[0].kind == "ident" and rest[0].text in ("if", "with"):
-                orelse = [self._branch(rest[0].text, rest[1:])]
-                return _IfN(kind, pipe, body, orelse)
-            if rest:
-                raise GoTemplateError("unexpected tokens after else")
-            orelse, stop = self._list()
-        if not stop or stop[0] != "end":
-            raise GoTemplateError(f"unterminated {kind}")
-        return _IfN(kind, pipe, body, orelse)
+        mark = len(self.scope)
+        try:
+            pipe = self._pipe(toks, allow_decl=True)
+            body, stop = self._list()
+            orelse: list[Any] = []
+            if stop and stop[0] == "else":
+                rest = stop[1]
+                if rest and rest[0].kind == "ident" and rest[0].text in ("if", "with"):
+                    orelse = [self._branch(rest[0].text, rest[1:])]
+                    return _IfN(kind, pipe, body, orelse)
+                if rest:
+                    raise GoTemplateError("unexpected tokens after else")
+                orelse, stop = self._list()
+            if not stop or stop[0] != "end":
+                raise GoTemplateError(f"unterminated {kind}")
+            return _IfN(kind, pipe, body, orelse)
+        finally:
+            del self.scope[mark:]
 
     def _pipe(self, toks: list[_Tok], allow_decl: bool = False, range_decl: bool = False) -> _Pipe:
+        toks = _strip_ws(toks)
         decl: list[str] = []
         assign = False
         for op in (":=", "="):
             idx = next((k for k, t in enumerate(toks) if t.kind == "op" and t.text == op), None)
             if idx is not None and allow_decl and all(
-                    t.kind == "var" or (t.kind == "op" and t.text == ",") for t in toks[:idx]) and idx > 0:
+                    t.kind in ("var", "ws") or (t.kind == "op" and t.text == ",") for t in toks[:idx]) and idx > 0:
                 names = [t.text for t in toks[:idx] if t.kind == "var"]
                 if len(names) > (2 if range_decl else 1):
                     raise GoTemplateError("too many declarations")
                 decl = names
                 assign = op == "="
                 toks = toks[idx + 1:]
+                for name in names:
+                    if assign:
+                        self._use(name)
+                    else:
+                        self.scope.append(name)
                 break
         cmds: list[_Command] = []
         current: list[_Tok] = []
@@ -463,16 +493,24 @@ class _Parser:
                 current.append(t)
         groups.append(current)
         for g in groups:
+            g = _strip_ws(g)
             if not g:
                 raise GoTemplateError("missing command in pipeline")
             cmds.append(_Command(self._operands(g)))
         return _Pipe(decl, assign, cmds)
+
+    def _use(self, name: str) -> None:
+        if name not in self.scope:
+            raise GoTemplateError(f'undefined variable "{name}"')
 
     def _operands(self, toks: list[_Tok]) -> list[_Operand]:
         ops: list[_Operand] = []
         i = 0
         while i < len(toks):
             t = toks[i]
+            if t.kind == "ws":
+                i += 1
+                continue
             if t.kind == "op" and t.text == "(":
                 depth = 1
                 j = i + 1
@@ -500,6 +538,7 @@ class _Parser:
                 op = _Operand("dot", chain=(t.text[1:],))
                 i += 1
             elif t.kind == "var":
+                self._use(t.text)
                 op = _Operand("var", t.text)
                 i += 1
             elif t.kind == "ident":
@@ -552,6 +591,8 @@ def identifiers(tmpl: GoTemplate) -> set[str]:
         if a.kind == "var":
             names.add(a.value.lower())
         if a.kind == "pipe":
+            if a.chain:
+                return  # a ChainNode: Ollama's walk does not look inside
             pipe(a.value)
         names.update(x.lower() for x in a.chain)
 
@@ -722,11 +763,9 @@ def _sprint(args: list[Any]) -> bytes:
     return bytes(out)
 
 
-def _to_int(v: Any, what: str) -> int:
+def _to_int(v: Any) -> int:
     if isinstance(v, bool) or not isinstance(v, int):
-        raise GoTemplateError(f"cannot index slice/array with type {_type_name(v)}" if what == "index"
-                              else f"cannot index slice/array with nil" if v is None else
-                              f"cannot index slice/array with type {_type_name(v)}")
+        raise GoTemplateError(f"cannot index slice/array with type {_type_name(v)}")
     return v
 
 
@@ -770,7 +809,7 @@ def _index(item: Any, *idx: Any) -> Any:
         if v is None or v is NO_VALUE:
             raise GoTemplateError("index of untyped nil")
         if isinstance(v, (bytes, list)):
-            n = _to_int(i, "index")
+            n = _to_int(i)
             if n < 0 or n >= len(v):
                 raise GoTemplateError(f"error calling index: index out of range: {n}")
             v = v[n]
@@ -786,7 +825,7 @@ def _slice(item: Any, *idx: Any) -> Any:
         raise GoTemplateError(f"can't slice item of type {_type_name(item)}")
     if len(idx) > 3 or (len(idx) == 3 and isinstance(item, bytes)):
         raise GoTemplateError("too many slice indexes")
-    n = [_to_int(i, "slice") for i in idx]
+    n = [_to_int(i) for i in idx]
     for k in n:
         if k < 0 or k > len(item):
             raise GoTemplateError(f"error calling slice: index out of range: {k}")
@@ -856,8 +895,7 @@ class _Exec:
                 self.range(st, dot, n)
             elif isinstance(n, _TemplateN):
                 if n.name not in self.tmpl.defines:
-                    raise GoTemplateError(f'template: no template "{n.name}" associated with template ""'
-                                          if False else f'template "{n.name}" not defined')
+                    raise GoTemplateError(f'template "{n.name}" not defined')
                 arg = self.pipe(st, dot, n.pipe) if n.pipe else None
                 if st.depth >= MAX_EXEC_DEPTH:
                     raise GoTemplateError(f"exceeded maximum template depth ({MAX_EXEC_DEPTH})")

@@ -158,6 +158,9 @@ def render_chat(source: str | jinja2.Template, messages: Sequence[Mapping[str, A
     tag = CONTINUE_TAG.strip()
     if final.strip() not in rendered or tag not in rendered:
         raise TemplateRaised("the template drops the final assistant message, so it cannot be continued")
+    if rendered.count(tag) > 1:
+        # transformers would leave its marker inside the earlier copies: no model saw such a prompt
+        raise TemplateRaised("the template writes the final assistant message twice, so it cannot be continued")
     at = rendered.rindex(tag)
     if rendered[at:at + len(CONTINUE_TAG)] == CONTINUE_TAG:
         return rendered[:at]

@@ -139,7 +139,10 @@ func identifiers(n parse.Node) ([]string, error) {
 	return nil, nil
 }
 
+// usesMessages is Ollama's Vars check: every node of every template is walked (a walk error
+// makes Ollama refuse the template), then "messages" decides the rendering path.
 func usesMessages(t *template.Template) (bool, error) {
+	found := false
 	for _, tt := range t.Templates() {
 		for _, n := range tt.Root.Nodes {
 			names, err := identifiers(n)
@@ -148,12 +151,12 @@ func usesMessages(t *template.Template) (bool, error) {
 			}
 			for _, name := range names {
 				if strings.ToLower(name) == "messages" {
-					return true, nil
+					found = true
 				}
 			}
 		}
 	}
-	return false, nil
+	return found, nil
 }
 
 // collate mirrors Ollama: consecutive same-role messages (not tool) are merged with a blank line.

@@ -1,0 +1,100 @@
+"""Inherit a base model's chat template as an Ollama TEMPLATE: translate, prove, and say how it went.
+
+This is what the build's ``inherit-template`` step calls. The general translator comes first;
+when it cannot express the template, a recognised family template is tried; whatever is chosen
+must pass the proof (``prove.py``) or nothing is produced: a :class:`TemplateError` carries the
+conversation that differs and a diff of the two prompts, and the user can give the template
+explicitly (``[ollama] template``). modelkit never falls back to ``{{ .Prompt }}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Optional
+
+from .families import cross_check
+from .prove import Outcome, Proof, prove
+from .source import HINT, ChatTemplateSource, TemplateError
+from .stops import derive_stops
+from .translate import Translation, translate
+from .values import Unsupported
+
+
+@dataclass(frozen=True)
+class InheritedTemplate:
+    """An Ollama TEMPLATE proven to render the prompts the model's own Jinja renders."""
+
+    go_template: str
+    stop: tuple[str, ...]
+    summary: str
+    notes: tuple[str, ...] = field(default_factory=tuple)
+    family: Optional[str] = None
+
+
+def _notes(tr: Optional[Translation]) -> list[str]:
+    if tr is None:
+        return []
+    notes = [f"assumes {a}" for a in tr.assumptions]
+    if tr.ignored:
+        notes.append("not rendered: " + ", ".join(tr.ignored))
+    notes += [f"stops with an error: {u}" for u in tr.untranslated]
+    if tr.bos_removed:
+        notes.append("leaves out the leading BOS (the tokenizer adds it)")
+    return notes
+
+
+def failure_message(source: ChatTemplateSource, proof: Proof, what: str) -> str:
+    """The error for a proof that failed: which conversation, and a diff of the two prompts."""
+    lines = [f"{source.origin}: the translated TEMPLATE is not proven ({proof.summary()}); {HINT}"]
+    fail: Optional[Outcome] = proof.failures[0] if proof.failures else None
+    if fail is not None:
+        lines.append(f"conversation '{fail.conversation.name}' ({what}):")
+        for m in fail.conversation.messages:
+            lines.append(f"  {m['role']}: {m['content']!r}")
+        if fail.actual is None:
+            lines.append(f"  {fail.detail}")
+        else:
+            lines.append(fail.diff().rstrip("\n"))
+    return "\n".join(lines)
+
+
+def inherit_template(source: ChatTemplateSource, today: Optional[date] = None) -> InheritedTemplate:
+    """Translate the template, prove it on the conversation battery, derive stop strings."""
+    tr: Optional[Translation] = None
+    reason = ""
+    proof: Optional[Proof] = None
+    try:
+        tr = translate(source.template, source.bos_token, source.eos_token, source.add_bos_token)
+    except Unsupported as exc:
+        reason = str(exc)
+    if tr is not None:
+        proof = prove(tr.go_template, source.template, source.bos_token, source.eos_token,
+                      source.add_bos_token, today=today)
+        if proof.error.startswith("the Jinja does not parse"):
+            raise TemplateError(f"{source.origin}: {proof.error}; {HINT}")
+        if not proof.outcomes or not any(o.status == "same" for o in proof.outcomes):
+            if proof.outcomes and not proof.failures:
+                raise TemplateError(f"{source.origin}: the template refuses every test conversation "
+                                    f"({proof.outside[0].detail}); {HINT}")
+    stop = derive_stops(source.template, source.bos_token, source.eos_token, source.eot_tokens)
+    checks = cross_check(source)
+    if tr is not None and proof is not None and proof.proven:
+        notes = _notes(tr)
+        agreeing = [c.family for c in checks if c.proof.proven]
+        summary = proof.summary()
+        if agreeing:
+            summary += f"; agrees with the {agreeing[0]} family template"
+        return InheritedTemplate(tr.go_template, stop, summary, tuple(notes), agreeing[0] if agreeing else None)
+    for check in checks:
+        if check.proof.proven:
+            why = f"the general translation {'failed: ' + reason if reason else 'was not proven'}"
+            return InheritedTemplate(check.go_template, stop,
+                                     f"{check.proof.summary()} (the {check.family} family template; {why})",
+                                     (f"{why}",), check.family)
+    if tr is None:
+        if reason.startswith("the template does not parse"):
+            raise TemplateError(f"{source.origin}: {reason}; {HINT}")
+        raise TemplateError(f"{source.origin}: cannot translate the chat template: {reason}; {HINT}")
+    assert proof is not None
+    raise TemplateError(failure_message(source, proof, "rendered by the Jinja and by the translation"))
