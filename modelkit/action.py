@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from modelkit.errors import StepError
+from modelkit.errors import ModelkitError, StepError
 
 if TYPE_CHECKING:
     from modelkit.toolchain import Toolchain
@@ -37,6 +37,8 @@ class Action(ABC):
     """Toolchain component whose fingerprint is part of the key ("convert", "quantize")."""
     atomic: ClassVar[bool] = True
     """Whether run() writes each output to ``ctx.tmp(output)`` for the engine to rename into place."""
+    reproducible: ClassVar[bool] = True
+    """Whether the outputs are the same bytes on every machine (recorded in modelkit.lock)."""
 
     @abstractmethod
     def params(self) -> dict[str, Any]:
@@ -61,9 +63,15 @@ class Action(ABC):
     def precheck(self) -> None:
         """Cheap checks that can fail before any work starts (e.g. an adapter for another base)."""
 
-    def external_staleness(self) -> str | None:
+    def blocked(self) -> ModelkitError | None:
+        """Why the action cannot run now for a reason outside the project (Ollama is not running),
+        or None. A blocked target is deferred: it stays stale and the rest of the build goes on."""
+        return None
+
+    def external_staleness(self, digest: Callable[[Path], str]) -> str | None:
         """A reason the outputs are out of date outside modelkit's view (e.g. Ollama lost the
-        model), or None. Only asked when everything modelkit can see is fresh."""
+        model), or None. Only asked when everything modelkit can see is fresh. ``digest`` gives
+        a file's digest through the stat cache."""
         return None
 
 
@@ -79,6 +87,8 @@ class StepContext:
     progress: ProgressFn
     toolchain_factory: Callable[[], Toolchain]
     tmp_paths: dict[Path, Path] = field(default_factory=dict)
+    digest: Callable[[Path], str] = field(default=lambda path: "")
+    """A file's digest through the stat cache (free for modelkit's own outputs)."""
 
     def tmp(self, output: Path) -> Path:
         """The temporary name to write ``output`` to; the engine renames it into place."""

@@ -99,13 +99,15 @@ class ArtifactCache:
             return []
         return [f"sha256:{p.name}" for p in self.directory.iterdir() if (p / MANIFEST).is_file()]
 
-    def remove(self, key: str) -> int:
-        """Delete an entry; return the bytes freed (files with no other link)."""
+    def size(self, key: str) -> int:
+        """The bytes that removing the entry frees: files that have no other link."""
         entry = self._entry(key)
-        freed = sum(p.stat().st_size for p in entry.iterdir() if p.is_file() and p.stat().st_nlink == 1) \
-            if entry.is_dir() else 0
-        shutil.rmtree(entry, ignore_errors=True)
-        return freed
+        if not entry.is_dir():
+            return 0
+        return sum(st.st_size for p in entry.iterdir() if (st := p.stat()).st_nlink == 1 and p.name != MANIFEST)
+
+    def remove(self, key: str) -> None:
+        shutil.rmtree(self._entry(key), ignore_errors=True)
 
 
 def _link(src: Path, dst: Path) -> bool:

@@ -75,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="fail if the build would change modelkit.lock (for CI: proves the same bytes were built)")
     p.add_argument("--update", action="store_true",
                    help="resolve Hugging Face revisions afresh instead of using the commits in modelkit.lock")
+    p.add_argument("--no-ollama", dest="register", action="store_const", const="off",
+                   help="build everything but do not register with Ollama")
+    p.add_argument("--register", choices=["api", "cli", "off"],
+                   help="how to register with Ollama (overrides [ollama] register): its HTTP API, `ollama create -f`, "
+                        "or not at all")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("plan", help="show what would be built and why, without building")
@@ -82,6 +87,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="append", default=[], metavar="TARGET", help="plan as if TARGET were forced")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("gc", help="remove artifacts and cache entries no current target uses")
+    p.add_argument("spec", nargs="?", type=Path, help="the spec (default ./model.toml)")
+    p.add_argument("-n", "--dry-run", action="store_true", help="only list what would be removed")
+    p.set_defaults(func=cmd_gc)
 
     p = sub.add_parser("schema", help="write schemas/model.schema.json (the JSON Schema of model.toml)")
     p.add_argument("-o", "--output", type=Path, default=Path("schemas/model.schema.json"),
@@ -126,7 +136,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from modelkit.ui import ConsoleReporter, console, print_error
 
     spec, targets = _split(args)
-    project = Project.open(spec, update_sources=args.update)
+    project = Project.open(spec, update_sources=args.update, register=args.register)
     if project.state.notice:
         console.print(f"[yellow]note:[/] {project.state.notice}")
     reporter = ConsoleReporter(verbose=args.verbose)
@@ -151,18 +161,29 @@ def cmd_build(args: argparse.Namespace) -> int:
         same = f", {len(result.unchanged)} produced identical bytes" if result.unchanged else ""
         console.print(f"[green]built {len(result.ran)} targets[/] in {elapsed:.1f}s "
                       f"({len(result.fresh)} were up to date{same})")
-    _print_variants(project, targets)
+    _print_variants(project, targets, result)
     return 0
 
 
-def _print_variants(project, targets: list[str]) -> None:  # type: ignore[no-untyped-def]
+def _print_variants(project, targets: list[str], result) -> None:  # type: ignore[no-untyped-def]
     from modelkit.ui import console
 
     built = {t.name for t in project.graph.closure(targets or None)}
+    deferred = dict(result.deferred)
     for v in project.variants:
-        if v.modelfile_target in built:
-            modelfile = project.graph[v.modelfile_target].action.out
-            console.print(f"  [bold]{v.ref}[/]  [dim]ollama create {v.ref} -f {_show(modelfile)}[/]")
+        if v.modelfile_target not in built:
+            continue
+        modelfile = _show(project.graph[v.modelfile_target].action.out)
+        registered = [r for r in v.registrations if r in built and r not in deferred]
+        if registered:
+            names = ", ".join(r.removeprefix("ollama:") for r in registered)
+            console.print(f"  [bold]{v.ref}[/]  registered as {names}  [dim]({modelfile})[/]")
+        else:
+            console.print(f"  [bold]{v.ref}[/]  [dim]{modelfile}; to register: ollama create {v.ref} -f {modelfile}[/]")
+    if deferred:
+        first = next(iter(deferred.values()))
+        console.print(f"[yellow]not registered[/] ({len(deferred)} models): {first.args[0].split(';')[0]}; "
+                      "start Ollama and run `modelkit build` again (everything else is built)")
 
 
 def _show(path: Path) -> str:
@@ -186,6 +207,26 @@ def cmd_plan(args: argparse.Namespace) -> int:
     else:
         print_plan(statuses)
     return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from modelkit.project import Project
+    from modelkit.ui import stdout
+
+    removed = Project.open(args.spec).gc(dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for what, size in removed:
+        stdout.print(f"  {verb} {what} ({_size(size)})")
+    stdout.print(f"{verb} {len(removed)} items, {_size(sum(s for _, s in removed))} freed")
+    return 0
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

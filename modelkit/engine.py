@@ -76,6 +76,9 @@ class BuildResult:
     unchanged: list[str] = field(default_factory=list)  # ran, but produced the same bytes
     failed: list[tuple[str, ModelkitError]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)   # not run because a dependency failed
+    deferred: list[tuple[str, ModelkitError]] = field(default_factory=list)
+    """Targets that could not run for a reason outside the project (Ollama not running): they stay
+    stale, the rest of the build counts, and the next build retries them."""
 
     @property
     def ok(self) -> bool:
@@ -125,7 +128,7 @@ class Engine:
         problem = self._output_problem(old)
         if problem:
             return Status(target.name, "stale", problem, key, record)
-        external = action.external_staleness()
+        external = action.external_staleness(self.hasher.digest)
         if external:
             return Status(target.name, "stale", external, key, record)
         return Status(target.name, "fresh", "up to date", key, record)
@@ -164,12 +167,20 @@ class Engine:
                     self.reporter.fresh(target)
                     result.fresh.append(target.name)
                     continue
+                blocker = target.action.blocked()
+                if blocker is not None:
+                    result.deferred.append((target.name, blocker))
+                    blocked.add(target.name)
+                    continue
                 changed = self._run(target, status)
             except ModelkitError as e:
                 self.reporter.failed(target, e)
-                result.failed.append((target.name, e))
                 blocked.add(target.name)
-                if not keep_going and not getattr(e, "soft", False):
+                if getattr(e, "soft", False):
+                    result.deferred.append((target.name, e))
+                    continue
+                result.failed.append((target.name, e))
+                if not keep_going:
                     break
                 continue
             result.ran.append(target.name)
@@ -204,7 +215,7 @@ class Engine:
             else:
                 ctx = StepContext(name=target.name, log_path=log, toolchain_factory=self.toolchain,
                                   progress=lambda fraction, text: self.reporter.progress(target, fraction, text),
-                                  tmp_paths=tmp)
+                                  tmp_paths=tmp, digest=self.hasher.digest)
                 action.run(ctx)
                 missing = [p for p in tmp.values() if not p.is_file()]
                 if missing:
@@ -266,10 +277,12 @@ class Engine:
             "inputs": {name: digests[path] for name, path in sorted(inputs.items())},
         }
         if with_deps:
+            # Digests only, not paths: a dependency's outputs may live outside the project (the
+            # Hugging Face cache), and keys must not depend on where a machine keeps them.
             deps = {}
             for dep in target.deps:
                 rec = self.state.target(dep)
-                deps[dep] = rec.outputs if rec else None
+                deps[dep] = [digest for _, digest in sorted(rec.outputs.items())] if rec else None
             record["deps"] = deps
         return record
 

@@ -32,7 +32,12 @@ BLOB_DIGEST = re.compile(r"sha256[-:]([0-9a-fA-F]{64})")
 
 
 class OllamaUnavailable(ModelkitError):
-    """Ollama could not be reached; the message says what was not registered and how to do it later."""
+    """Ollama could not be reached; the message says what was not registered and how to do it later.
+
+    It is "soft": the build goes on with everything else and the target stays stale for next time.
+    """
+
+    soft = True
 
     def __init__(self, host: str, detail: str, model: str | None = None, modelfile: Path | None = None) -> None:
         self.host, self.detail, self.model, self.modelfile = host, detail, model, modelfile

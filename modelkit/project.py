@@ -28,8 +28,10 @@ from modelkit.toolchain import Toolchain, find_toolchain, require_toolchain
 
 
 class Project:
-    def __init__(self, loaded: LoadedSpec, update_sources: bool = False) -> None:
-        """``update_sources``: resolve Hugging Face revisions afresh instead of using the lock."""
+    def __init__(self, loaded: LoadedSpec, update_sources: bool = False, register: str | None = None) -> None:
+        """``update_sources``: resolve Hugging Face revisions afresh instead of using the lock;
+        ``register``: override ``[ollama] register`` ("api", "cli" or "off")."""
+        self.register = register
         self.loaded = loaded
         self.spec = loaded.spec
         self.root = loaded.root
@@ -38,8 +40,9 @@ class Project:
         self._toolchain: Toolchain | None = None
 
     @classmethod
-    def open(cls, spec: str | Path | None = None, update_sources: bool = False) -> Project:
-        return cls(load_spec(Path(spec) if spec is not None else None), update_sources)
+    def open(cls, spec: str | Path | None = None, update_sources: bool = False,
+             register: str | None = None) -> Project:
+        return cls(load_spec(Path(spec) if spec is not None else None), update_sources, register)
 
     @cached_property
     def lock(self) -> dict[str, Any] | None:
@@ -48,7 +51,7 @@ class Project:
     @cached_property
     def layout(self) -> Layout:
         locked = None if self.update_sources or self.lock is None else self.lock.get("sources")
-        return build_graph(self.loaded, locked)
+        return build_graph(self.loaded, locked, self.register)
 
     @property
     def graph(self):  # type: ignore[no-untyped-def]
@@ -136,6 +139,8 @@ class Project:
         toolchain = {c: self._fingerprint(c) for c in components}
         artifacts = {}
         for target in self.graph:
+            if target.name in self.layout.sources or not target.action.reproducible:
+                continue
             record = self.state.target(target.name)
             if record is not None:
                 artifacts[target.name] = {"key": record.key, "outputs": record.outputs}
@@ -154,6 +159,35 @@ class Project:
         if diff:
             raise UserError(f"{self.lock_path.name}: the build would change the lock file: {diff} "
                             "(build without --locked to accept it)")
+
+    def gc(self, dry_run: bool = False) -> list[tuple[str, int]]:
+        """Remove what no current target uses: artifacts of targets the spec no longer has, and
+        artifact-cache entries for keys no current target was built with. Returns (what, bytes)."""
+        removed: list[tuple[str, int]] = []
+        current = set(self.graph.targets)
+        with BuildLock(self.loaded.state_dir, wait=False):
+            for name in self.state.target_names():
+                if name in current:
+                    continue
+                record = self.state.target(name)
+                for rel in (record.outputs if record else {}):
+                    path = self.root / rel
+                    if path.is_file() and path.resolve().is_relative_to(self.loaded.build_dir):
+                        removed.append((str(path.relative_to(self.root)), path.stat().st_size))
+                        if not dry_run:
+                            path.unlink()
+                if not dry_run:
+                    self.state.forget_target(name)
+            keys = {r.key for n in current if (r := self.state.target(n)) is not None}
+            cache = self.engine().cache
+            assert cache is not None
+            for key in cache.keys():
+                if key not in keys:
+                    size = cache.size(key)
+                    removed.append((f"cache entry {key.split(':')[-1][:12]}", size))
+                    if not dry_run:
+                        cache.remove(key)
+        return removed
 
     def _resolve(self, names: Iterable[str]) -> list[str]:
         return [self.graph.resolve(n) for n in names]

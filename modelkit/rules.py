@@ -21,33 +21,36 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from modelkit import hub
 from modelkit.graph import Graph, Target
-from modelkit.quant_types import CONVERT_OUTTYPES
+from modelkit.quant_types import CONVERT_OUTTYPES, canonical, file_type_name
 from modelkit.spec import Adapter, LoadedSpec
 from modelkit.steps.convert import Convert
 from modelkit.steps.convert_lora import ConvertLora
 from modelkit.steps.fetch import Fetch
 from modelkit.steps.merge import MergeLora
 from modelkit.steps.modelfile import RenderModelfile
+from modelkit.steps.ollama import Register
 from modelkit.steps.quantize import Quantize
 from modelkit.steps.template import TEMPLATE_FILES, InheritTemplate
 
 
-@dataclass(frozen=True)
+@dataclass
 class Variant:
     """One Ollama model to make: a quantized base, maybe an adapter, and its Modelfile."""
 
     model: str  # Ollama model name
     tag: str
     quant: str
-    gguf_target: str
+    gguf_target: str | None  # None when the variant ships the user's own GGUF
+    gguf: Path
     adapter: str | None
     modelfile_target: str
+    registrations: list[str] = field(default_factory=list)  # ollama:* targets
 
     @property
     def ref(self) -> str:
@@ -63,9 +66,12 @@ class Layout:
     sources: dict[str, hub.RepoSource]
 
 
-def build_graph(loaded: LoadedSpec, locked_sources: Mapping[str, Mapping[str, Any]] | None = None) -> Layout:
-    """Turn a validated spec into targets. ``locked_sources``: the lock file's pinned repos."""
+def build_graph(loaded: LoadedSpec, locked_sources: Mapping[str, Mapping[str, Any]] | None = None,
+                register: str | None = None) -> Layout:
+    """Turn a validated spec into targets. ``locked_sources``: the lock file's pinned repos;
+    ``register``: overrides ``[ollama] register`` ("api", "cli" or "off")."""
     spec, build = loaded.spec, loaded.build_dir
+    register = register or spec.ollama.register_with
     locked_sources = locked_sources or {}
     graph = Graph()
     sources: dict[str, hub.RepoSource] = {}
@@ -125,10 +131,12 @@ def build_graph(loaded: LoadedSpec, locked_sources: Mapping[str, Mapping[str, An
                                                       source_path),
                              tuple(d for d in (converted, adapter_targets[adapter_name]) if d)))
         else:
-            stem, source_target, source_path, source_type = "base", converted, base_gguf, converted_type
-        for quant in spec.variants:
-            if source_target and (quant == source_type or quant == "auto"):
+            stem, source_target, source_path = "base", converted, base_gguf
+            source_type = converted_type if converted else None
+        for quant in spec.quantize.types or [None]:
+            if quant is None or quant == source_type:  # ship the full-precision (or given) GGUF as it is
                 gguf_target, gguf_path = source_target, source_path
+                quant = source_type or ("auto" if source_target else _file_type(source_path))
             else:
                 gguf_target, gguf_path = f"gguf:{stem}.{quant}", build / f"{stem}.{quant}.gguf"
                 if gguf_target not in graph:
@@ -138,14 +146,14 @@ def build_graph(loaded: LoadedSpec, locked_sources: Mapping[str, Mapping[str, An
                         (source_target,) if source_target else ()))
             tag = spec.ollama.tag.format(quant=quant.lower())
             name = f"modelfile:{model}-{tag}"
-            deps = [gguf_target]
+            deps = [gguf_target] if gguf_target else []
             adapters = []
             if adapter_name and not merge:
                 deps.append(adapter_targets[adapter_name])
                 adapters.append(_rel(build / f"adapter.{adapter_name}.gguf", build))
             if template_target:
                 deps.append(template_target)
-            graph.add(Target(name, RenderModelfile(
+            modelfile = graph.add(Target(name, RenderModelfile(
                 build / f"{model}-{tag}.Modelfile", from_=_rel(gguf_path, build), adapters=adapters,
                 system=spec.ollama.system, parameters=dict(spec.ollama.parameters),
                 messages=[(m.role, m.content) for m in spec.ollama.messages], license=spec.ollama.license,
@@ -153,8 +161,20 @@ def build_graph(loaded: LoadedSpec, locked_sources: Mapping[str, Mapping[str, An
                 template_file=loaded.resolve(spec.ollama.template_file) if spec.ollama.template_file else None,
                 inherited=build / "template.json" if template_target else None,
                 header=f"Spec: {loaded.path.name}",
-            ), tuple(deps)))
-            variants.append(Variant(model, tag, quant, gguf_target, adapter_name, name))
+            ), tuple(deps))).action
+            variant = Variant(model, tag, quant, gguf_target, gguf_path, adapter_name, name)
+            variants.append(variant)
+            if register != "off":
+                adapter_files = [build / f"adapter.{adapter_name}.gguf"] if adapters else []
+                refs = [variant.ref]
+                latest = spec.ollama.latest if spec.ollama.latest is not None else (spec.quantize.types or [quant])[0]
+                if latest and canonical_or_same(latest) == quant:
+                    refs.append(f"{model}:latest")
+                for ref in refs:
+                    graph.add(Target(f"ollama:{ref}", Register(
+                        ref, modelfile, gguf_path, adapter_files, register, spec.ollama.host,
+                        loaded.state_dir / "ollama" / f"{ref.replace(':', '-')}.json"), (name, *deps)))
+                    variant.registrations.append(f"ollama:{ref}")
     return Layout(graph, variants, sources)
 
 
@@ -189,6 +209,24 @@ def _models(loaded: LoadedSpec, adapters: list[Adapter]) -> list[tuple[str | Non
     if len(adapters) == 1:
         return [(adapters[0].name, model)]
     return [(a.name, f"{model}-{a.name}") for a in adapters]
+
+
+def canonical_or_same(name: str) -> str:
+    try:
+        return canonical(name)
+    except KeyError:
+        return name
+
+
+def _file_type(gguf: Path) -> str:
+    """The quantization type a GGUF records (``Q8_0``), from its header; "gguf" if unknown."""
+    from modelkit.gguf_header import read_metadata
+
+    try:
+        file_type = read_metadata(gguf).get("general.file_type")
+    except (OSError, ValueError):
+        return "gguf"
+    return (file_type_name(file_type) if isinstance(file_type, int) else None) or "gguf"
 
 
 def _folder_files(folder: Path, kind: str) -> dict[str, Path]:

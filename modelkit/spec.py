@@ -168,6 +168,13 @@ class Ollama(_Strict):
     parameters: dict[str, Any] = Field(default_factory=dict, description="PARAMETER values (Ollama options).")
     messages: list[Message] = Field(default_factory=list, description="MESSAGE history baked into the model.")
     license: str | None = Field(None, description="LICENSE text.")
+    register_with: Literal["api", "cli", "off"] = Field(
+        "api", alias="register", description="How variants are registered: 'api' (Ollama's HTTP API through the official client), "
+                           "'cli' (`ollama create -f`), or 'off'.")
+    host: str | None = Field(None, description="The Ollama server; default $OLLAMA_HOST, else http://127.0.0.1:11434.")
+    latest: str | None = Field(
+        None, description="The quantization type whose variant is also tagged `latest`, so `ollama run <model>` "
+                          "uses it; default: the first of quantize.types; '' for none.")
     lora: Literal["merge", "adapter"] = Field(
         "merge", description="How adapters reach Ollama: 'merge' (default) merges each LoRA into the weights "
                              "before quantizing, which every Ollama runs; 'adapter' ships it as an ADAPTER "
@@ -243,6 +250,19 @@ class Spec(_Strict):
         return value
 
     @model_validator(mode="after")
+    def _latest(self) -> Spec:
+        latest = self.ollama.latest
+        if latest:
+            try:
+                name = canonical(latest)
+            except KeyError:
+                name = latest
+            if name not in self.quantize.types:
+                raise _ItemError("latest", f"'{latest}' is not one of quantize.types ({', '.join(self.quantize.types)})",
+                                 parent="ollama")
+        return self
+
+    @model_validator(mode="after")
     def _mergeable(self) -> Spec:
         if self.ollama.lora == "merge":
             for i, adapter in enumerate(self.adapters):
@@ -265,13 +285,6 @@ class Spec(_Strict):
     @property
     def ollama_model(self) -> str:
         return self.ollama.model or self.name
-
-    @property
-    def variants(self) -> list[str]:
-        """The GGUF types to ship, one Ollama model each."""
-        if self.quantize.types:
-            return list(self.quantize.types)
-        return [CONVERT_OUTTYPES[self.convert.outtype] or "auto"]
 
 
 class _ItemError(ValueError):
@@ -447,13 +460,13 @@ def _fields_at(loc: tuple[str | int, ...]) -> list[str]:
     for part in loc:
         if isinstance(part, int) or model is None:
             continue
-        field = model.model_fields.get(part)
+        field = next((f for n, f in model.model_fields.items() if (f.alias or n) == part), None)
         if field is None:
             return []
         annotation = field.annotation
         args = getattr(annotation, "__args__", ())
         model = next((a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
-    return list(model.model_fields) if model is not None else []
+    return [f.alias or n for n, f in model.model_fields.items()] if model is not None else []
 
 
 def json_schema() -> dict[str, Any]:

@@ -3,28 +3,34 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import gguf
 import pytest
 
-from modelkit.project import Project
 from modelkit.quant_types import QUANT_TYPES
 
 from conftest import ROOT, load_module
 
 pytestmark = [pytest.mark.toolchain, pytest.mark.slow]
 grammar = load_module(ROOT / "tests" / "ollama" / "modelfile_grammar.py")
+sys.path.insert(0, str(ROOT / "tests" / "ollama"))
+fake_server = load_module(ROOT / "tests" / "ollama" / "fake_server.py")
 
 PROMPT = "<|user|>\nThe printer does not start.</s>\n<|assistant|>\n"
 
 
-def modelkit(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def modelkit(*args: str, cwd: Path, ollama_host: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "OLLAMA_HOST"}
+    env["NO_PROXY"] = "127.0.0.1,localhost"
+    env["OLLAMA_HOST"] = ollama_host or "http://127.0.0.1:9"  # nothing listens there: offline
     return subprocess.run([sys.executable, "-m", "modelkit", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=600, env=env)
 
 
 def metadata(path: Path) -> dict[str, object]:
@@ -33,24 +39,33 @@ def metadata(path: Path) -> dict[str, object]:
     return {name: field.contents() for name, field in reader.fields.items()}
 
 
-def generate(toolchain, model: Path, lora: Path | None = None) -> str:  # type: ignore[no-untyped-def]
+def generate(toolchain, model: Path, lora: Path | None = None) -> bytes:  # type: ignore[no-untyped-def]
     cmd = [str(toolchain.completion), "-m", str(model), "-p", PROMPT, "-n", "16", "--temp", "0", "--seed", "1",
-           "--ignore-eos", "-no-cnv", "--no-warmup", "-t", "2"]
+           "--ignore-eos", "-no-cnv", "--no-warmup", "--special",
+           "-t", "1", "-tb", "1"]  # one thread: a random model's near-tied logits make threads disagree
     if lora:
         cmd += ["--lora", str(lora)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(cmd, capture_output=True, timeout=120)  # bytes: a tiny model emits broken UTF-8
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
 
 
 @pytest.fixture(scope="module")
-def built(toolchain, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
-    """The example built once, by the CLI, as a user would."""
+def ollama() -> Iterator:  # type: ignore[type-arg]
+    """A stand-in for Ollama's HTTP API, which cannot be installed here (it follows the real
+    protocol: see tests/ollama/fake_server.py); current generation, so it refuses ADAPTER."""
+    with fake_server.FakeOllama(adapters="unsupported") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def built(toolchain, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory, ollama) -> Path:  # type: ignore[no-untyped-def]
+    """The example built once, by the CLI, as a user would, registering with the stand-in Ollama."""
     project = tmp_path_factory.mktemp("built")
     shutil.copytree(tiny_model / "base", project / "base")
     shutil.copytree(tiny_model / "lora", project / "lora")
     shutil.copy(ROOT / "examples" / "tiny" / "model.toml", project / "model.toml")
-    proc = modelkit("build", cwd=project)
+    proc = modelkit("build", cwd=project, ollama_host=ollama.host)
     assert proc.returncode == 0, proc.stderr
     return project
 
@@ -62,13 +77,31 @@ def test_every_artifact_exists(built: Path) -> None:
                      "tiny-support-q4_k_m.Modelfile", "tiny-support-q8_0.Modelfile"]
 
 
-def test_second_build_runs_nothing(built: Path) -> None:
-    proc = modelkit("build", cwd=built)
+def test_second_build_runs_nothing(built: Path, ollama) -> None:  # type: ignore[no-untyped-def]
+    proc = modelkit("build", cwd=built, ollama_host=ollama.host)
     assert proc.returncode == 0, proc.stderr
     assert "everything is up to date" in proc.stderr
     assert "->" not in proc.stderr
-    plan = json.loads(modelkit("plan", "--json", cwd=built).stdout)
+    plan = json.loads(modelkit("plan", "--json", cwd=built, ollama_host=ollama.host).stdout)
     assert {p["status"] for p in plan} == {"fresh"}
+
+
+def test_every_variant_is_registered_with_the_inherited_template(built: Path, ollama) -> None:  # type: ignore[no-untyped-def]
+    template = json.loads((built / "build" / "template.json").read_text())["template"]
+    tags = {key[-1]: model for key, model in ollama.models.items() if key[-2] == "tiny-support"}
+    assert set(tags) == {"q4_k_m", "q8_0", "latest"}
+    for model in tags.values():
+        assert model.template == template
+        assert model.system == "You are a support agent. Answer in one short sentence."
+
+
+def test_without_ollama_everything_else_is_built_and_the_build_says_so(built: Path, tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    shutil.copytree(built, project, symlinks=True)
+    proc = modelkit("build", cwd=project)  # OLLAMA_HOST points where nothing listens
+    assert proc.returncode == 0, proc.stderr
+    assert "not registered (3 models): Ollama is not reachable at http://127.0.0.1:9" in proc.stderr
+    assert "->" not in proc.stderr  # nothing else had to run
 
 
 @pytest.mark.parametrize("name, file_type", [
@@ -96,7 +129,7 @@ def test_llama_cpp_loads_the_adapter_and_it_changes_greedy_output(built: Path, t
     model = built / "build" / "base.f16.gguf"
     plain = generate(toolchain, model)
     tuned = generate(toolchain, model, built / "build" / "adapter.support.gguf")
-    assert "The printer does not start." in plain  # llama.cpp echoes the prompt, then generates
+    assert b"The printer does not start." in plain  # llama.cpp echoes the prompt, then generates
     assert plain != tuned
     assert generate(toolchain, model) == plain  # greedy decoding is deterministic
 
@@ -121,9 +154,9 @@ def test_modelfile_follows_ollamas_grammar(built: Path, tag: str) -> None:
     assert by_name["system"] == ["You are a support agent. Answer in one short sentence."]
     inherited = json.loads((built / "build" / "template.json").read_text())
     assert by_name["template"] == [inherited["template"]]
-    params = [p.split(" ", 1) for p in by_name["parameter"]]
-    assert ["temperature", "0.2"] in params and ["num_ctx", "512"] in params
-    assert any(name == "stop" for name, _ in params)
+    # Ollama's parser names a PARAMETER command after the parameter itself.
+    assert by_name["temperature"] == ["0.2"] and by_name["num_ctx"] == ["512"]
+    assert by_name["stop"] == inherited["stop"]
 
 
 def test_inherited_template_is_the_tiny_models_own(built: Path) -> None:
@@ -175,12 +208,19 @@ def test_llama_cpp_failing_mid_step_is_reported_and_keeps_earlier_artifacts(tiny
     assert [p.name for p in (tiny_project / "build").iterdir()] == ["base.f16.gguf"]
 
 
-def test_editing_the_system_prompt_only_rerenders_modelfiles(built: Path, tmp_path: Path) -> None:
+def test_editing_the_system_prompt_touches_no_gguf(built: Path, tmp_path: Path, ollama) -> None:  # type: ignore[no-untyped-def]
     project = tmp_path / "p"
     shutil.copytree(built, project, symlinks=True)
     spec = project / "model.toml"
     spec.write_text(spec.read_text().replace("Answer in one short sentence.", "Be brief."))
-    statuses = {s.name: s for s in Project.open(spec).plan()}
-    stale = sorted(n for n, s in statuses.items() if s.state != "fresh")
-    assert stale == ["modelfile:tiny-support-q4_k_m", "modelfile:tiny-support-q8_0"]
-    assert statuses["modelfile:tiny-support-q8_0"].reason.startswith("params changed: system")
+    proc = modelkit("plan", "--json", cwd=project, ollama_host=ollama.host)
+    statuses = {p["target"]: p for p in json.loads(proc.stdout)}
+    stale = sorted(n for n, s in statuses.items() if s["status"] != "fresh")
+    assert stale == ["modelfile:tiny-support-q4_k_m", "modelfile:tiny-support-q8_0", "ollama:tiny-support:latest",
+                     "ollama:tiny-support:q4_k_m", "ollama:tiny-support:q8_0"]
+    assert statuses["modelfile:tiny-support-q8_0"]["reason"].startswith("params changed: system")
+    proc = modelkit("build", cwd=project, ollama_host=ollama.host)
+    assert proc.returncode == 0, proc.stderr
+    assert "quantize" not in proc.stderr and "convert" not in proc.stderr and "merge" not in proc.stderr
+    assert all(m.system == "You are a support agent. Be brief." for k, m in ollama.models.items()
+               if k[-2] == "tiny-support")

@@ -16,7 +16,8 @@ from modelkit import __version__
 from modelkit.action import Action, StepContext
 
 # Files of a Hugging Face folder that hold the chat template and its special tokens.
-TEMPLATE_FILES = ("tokenizer_config.json", "chat_template.jinja", "chat_template.json",
+TEMPLATE_FILES = ("tokenizer_config.json", "chat_template.jinja", "chat_template.json", "tokenizer.json",
+                  "config.json", "tokenizer.model",
                   "special_tokens_map.json", "generation_config.json")
 
 
