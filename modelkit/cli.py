@@ -88,6 +88,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.set_defaults(func=cmd_plan)
 
+    p = sub.add_parser("inspect", help="describe a GGUF file or a built variant",
+                       description="Architecture, size, quantization, context length, chat template and adapter "
+                                   "of a GGUF file, or of a built variant (model:tag) of the spec.")
+    p.add_argument("what", help="a .gguf file, or a variant such as support-bot:q4_k_m (or just q4_k_m)")
+    p.add_argument("-f", "--spec", type=Path, help="the spec the variant belongs to (default ./model.toml)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_inspect)
+
     p = sub.add_parser("gc", help="remove artifacts and cache entries no current target uses")
     p.add_argument("spec", nargs="?", type=Path, help="the spec (default ./model.toml)")
     p.add_argument("-n", "--dry-run", action="store_true", help="only list what would be removed")
@@ -206,6 +214,26 @@ def cmd_plan(args: argparse.Namespace) -> int:
                     "outputs": [str(p) for p in project.graph[s.name].action.outputs()]} for s in statuses])
     else:
         print_plan(statuses)
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from modelkit.inspect import inspect_gguf, inspect_variant
+    from modelkit.ui import json_dump, print_facts
+
+    path = Path(args.what)
+    if args.what.endswith(".gguf") or path.is_file():
+        if not path.is_file():
+            raise UserError(f"{path}: no such file")
+        info = inspect_gguf(path)
+    else:
+        from modelkit.project import Project
+
+        info = inspect_variant(Project.open(args.spec), args.what)
+    if args.json:
+        json_dump(info)
+    else:
+        print_facts(info)
     return 0
 
 

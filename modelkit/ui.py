@@ -96,6 +96,25 @@ def print_plan(statuses: list[Status], out: Console | None = None) -> None:
         out.print(f"everything is up to date ({len(statuses)} targets)")
 
 
+def print_facts(info: dict[str, Any], out: Console | None = None) -> None:
+    """A two-column table of facts, sizes made readable, empty ones left out."""
+    out = out or stdout
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold", justify="right")
+    table.add_column()
+    for key, value in info.items():
+        if value in (None, [], ""):
+            continue
+        if key == "size_bytes":
+            key, value = "size", f"{value / 2**30:.2f} GiB" if value >= 2**30 else f"{value / 2**20:.1f} MiB"
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items())
+        elif isinstance(value, list):
+            value = ", ".join(map(str, value))
+        table.add_row(key.replace("_", " "), str(value))
+    out.print(table)
+
+
 def print_error(error: BaseException) -> None:
     """One line per problem, then (for a failed step) the end of its log and where the rest is."""
     for line in str(error).splitlines() or [type(error).__name__]:

@@ -158,3 +158,35 @@ def test_second_builder_fails_fast_with_no_wait(project: Path) -> None:
 def test_project_api_rejects_unknown_targets(project: Path) -> None:
     with pytest.raises(UserError, match="no target"):
         Project.open(project / "model.toml").plan(["gguf:nothing"])
+
+
+def test_register_through_ollama_create_in_a_folder_with_spaces(tmp_path: Path, ollama, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The CLI path: `ollama create NAME -f MODELFILE` (a stand-in that follows Ollama's CLI)."""
+    import os
+    import stat
+
+    project = tmp_path / "my project"
+    project.mkdir()
+    gguf_files.write_tiny_gguf(project / "model.gguf")
+    (project / "model.toml").write_text(SPEC.replace("[ollama]\n", '[ollama]\nregister = "cli"\n'))
+    exe = tmp_path / "bin" / "ollama"
+    exe.parent.mkdir()
+    exe.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(ROOT / 'tests' / 'ollama')!r})\n"
+                   "from fake_ollama_cli import main\nsys.exit(main(sys.argv[1:]))\n")
+    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{exe.parent}:{os.environ['PATH']}")
+    proc = cli("build", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert "registered as bot:f32, bot:latest" in proc.stderr
+    assert {k[-1] for k in ollama.models} == {"f32", "latest"}
+
+
+def test_inspect_a_gguf_and_a_variant(project: Path, ollama) -> None:  # type: ignore[no-untyped-def]
+    assert cli("build", cwd=project).returncode == 0
+    info = json.loads(cli("inspect", "model.gguf", "--json", cwd=project).stdout)
+    assert info["architecture"] == "llama" and info["quantization"] == "F32" and info["type"] == "model"
+    variant = json.loads(cli("inspect", "bot:f32", "--json", cwd=project).stdout)
+    assert variant["variant"] == "bot:f32" and variant["chat_template"] == "given in the spec"
+    assert variant["registered_as"] == ["bot:f32", "bot:latest"]
+    proc = cli("inspect", "bot:q9", cwd=project)
+    assert proc.returncode == 2 and "no variant 'bot:q9'" in proc.stderr
