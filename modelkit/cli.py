@@ -82,6 +82,18 @@ def _parser() -> argparse.ArgumentParser:
                         "or not at all")
     p.set_defaults(func=cmd_build)
 
+    p = sub.add_parser("watch", help="rebuild what is stale whenever the spec or an input changes",
+                       description="Watch the spec and every local input; after a quiet period, rebuild exactly "
+                                   "what is stale and print one line. Checkpoints still being written are never "
+                                   "built. Ctrl-C stops.")
+    p.add_argument("spec", nargs="?", type=Path, help="the spec (default ./model.toml)")
+    p.add_argument("--quiet", type=float, default=1.0, metavar="SECONDS",
+                   help="wait this long after the last change before building (default 1.0)")
+    p.add_argument("--no-ollama", dest="register", action="store_const", const="off",
+                   help="do not register with Ollama")
+    p.add_argument("--register", choices=["api", "cli", "off"], help="how to register with Ollama")
+    p.set_defaults(func=cmd_watch)
+
     p = sub.add_parser("plan", help="show what would be built and why, without building")
     spec_and_targets(p)
     p.add_argument("--force", action="append", default=[], metavar="TARGET", help="plan as if TARGET were forced")
@@ -199,6 +211,22 @@ def _show(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from modelkit.ui import console
+    from modelkit.watch import Watcher
+
+    if args.quiet < 0:
+        raise UserError(f"--quiet {args.quiet}: must be zero or more seconds")
+    watcher = Watcher(args.spec, quiet=args.quiet, register=args.register,
+                      report=lambda line: console.print(line, markup=False, highlight=False))
+    console.print(f"watching {_show(watcher.spec)} and its inputs (Ctrl-C stops)")
+    try:
+        watcher.run()
+    except KeyboardInterrupt:
+        console.print("stopped watching; finished artifacts are kept, the step in progress left nothing behind")
+    return 0
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from modelkit import hub
+from modelkit.checkpoints import step_of
 from modelkit.graph import Graph, Target
 from modelkit.quant_types import CONVERT_OUTTYPES, canonical, file_type_name
 from modelkit.spec import Adapter, LoadedSpec
@@ -110,9 +111,12 @@ def build_graph(loaded: LoadedSpec, locked_sources: Mapping[str, Mapping[str, An
             graph.add(Target(template_target, InheritTemplate(base_gguf, {"base.gguf": base_gguf},
                                                               build / "template.json")))
 
-    # Adapters.
+    # Adapters (a checkpoint pattern means its newest complete checkpoint, whose step can be a tag).
     config_dir = loaded.resolve(spec.base.config) if spec.base.config else base_dir
     adapter_targets: dict[str, str] = {}
+    steps = {a.name: step for i, a in enumerate(spec.adapters)
+             if a.path is not None and (folder := loaded.adapter_folder(i)) is not None
+             and (step := step_of(folder)) is not None}
     for adapter in spec.adapters:
         adapter_targets[adapter.name] = _add_adapter(graph, loaded, adapter, config_dir, base_deps,
                                                      locked_sources, sources)
@@ -144,7 +148,7 @@ def build_graph(loaded: LoadedSpec, locked_sources: Mapping[str, Mapping[str, An
                         source_path, quant, gguf_path, requantize=spec.base.gguf is not None and stem == "base",
                         src_file=None if source_target else source_path, label=stem),
                         (source_target,) if source_target else ()))
-            tag = spec.ollama.tag.format(quant=quant.lower())
+            tag = spec.ollama.tag.format(quant=quant.lower(), step=steps.get(adapter_name, ""))
             name = f"modelfile:{model}-{tag}"
             deps = [gguf_target] if gguf_target else []
             adapters = []
@@ -191,8 +195,9 @@ def _add_adapter(graph: Graph, loaded: LoadedSpec, adapter: Adapter, config_dir:
         folder, files = source.snapshot, {}
         deps.append(key)
     else:
-        assert adapter.path is not None
-        folder = loaded.resolve(adapter.path)
+        found = loaded.adapter_folder(loaded.spec.adapters.index(adapter))
+        assert found is not None  # check_local_files made sure
+        folder = found
         files = _folder_files(folder, "adapter")
     assert config_dir is not None
     base_files = _pick(config_dir, ("config.json",)) if not base_deps else {}

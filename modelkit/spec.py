@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from modelkit import ollama_names, ollama_params
+from modelkit.checkpoints import is_complete, is_pattern, newest_complete
 from modelkit.errors import UserError
 from modelkit.quant_types import CONVERT_OUTTYPES, QUANT_TYPES, canonical
 from modelkit.toml_lines import line_of, value_lines
@@ -84,7 +85,9 @@ class Adapter(_Strict):
     """A PEFT LoRA adapter trained on the base model."""
 
     name: str = Field(description="Short name: the adapter's GGUF is `adapter.<name>.gguf`.")
-    path: Path | None = Field(None, description="A PEFT adapter folder (adapter_config.json + adapter_model.safetensors).")
+    path: Path | None = Field(None, description="A PEFT adapter folder (adapter_config.json + "
+                                                "adapter_model.safetensors), or a pattern such as "
+                                                "'./out/checkpoint-*': the newest complete checkpoint.")
     repo: str | None = Field(None, description="Or a Hugging Face repository holding the adapter.")
     revision: str = Field("main", description="Branch, tag or commit of `repo`.")
     outtype: Literal["f32", "f16", "bf16", "q8_0"] = Field("f16", description="Tensor type of the adapter GGUF.")
@@ -159,7 +162,8 @@ class Ollama(_Strict):
     """The Ollama models: one per quantization type, named `model:tag`."""
 
     model: str | None = Field(None, description="Ollama model name; default: the spec's `name`.")
-    tag: str = Field("{quant}", description="Tag of each variant; `{quant}` is the lowercase quantization type.")
+    tag: str = Field("{quant}", description="Tag of each variant; `{quant}` is the lowercase quantization type, "
+                                            "`{step}` the training step of a checkpoint-pattern adapter.")
     template: str = Field(
         "inherit", description="'inherit' (default): translate the base model's own chat template and prove it; "
                                "anything else is Ollama TEMPLATE text used as is.")
@@ -204,9 +208,9 @@ class Ollama(_Strict):
     @classmethod
     def _tag(cls, value: str) -> str:
         try:
-            example = value.format(quant="q4_k_m")
+            example = value.format(quant="q4_k_m", step=1000)
         except (KeyError, IndexError, ValueError):
-            raise ValueError("the only placeholder a tag may use is {quant}") from None
+            raise ValueError("a tag may only use the placeholders {quant} and {step}") from None
         ollama_names.check_tag(example)
         return value
 
@@ -248,6 +252,17 @@ class Spec(_Strict):
         Adapter._name(value)
         ollama_names.check_model_name(value)
         return value
+
+    @model_validator(mode="after")
+    def _tags(self) -> Spec:
+        tag = self.ollama.tag
+        if len(self.quantize.types) > 1 and "{quant}" not in tag:
+            raise _ItemError("tag", f"'{tag}' would give every quantization the same tag: add {{quant}}",
+                             parent="ollama")
+        if "{step}" in tag and not any(a.path is not None and is_pattern(a.path) for a in self.adapters):
+            raise _ItemError("tag", "{step} needs an adapter whose path is a checkpoint pattern "
+                                    "(e.g. './out/checkpoint-*')", parent="ollama")
+        return self
 
     @model_validator(mode="after")
     def _latest(self) -> Spec:
@@ -309,9 +324,20 @@ class LoadedSpec:
         self.root = path.parent
         self.text = text
         self._lines = value_lines(text)
+        self._adapter_folders: dict[int, Path | None] = {}
 
     def resolve(self, p: Path) -> Path:
         return (self.root / p.expanduser()).resolve()
+
+    def adapter_folder(self, index: int) -> Path | None:
+        """The folder of adapter ``index``: its path, or the newest complete checkpoint its
+        pattern matches (None if none is complete yet). Resolved once per loaded spec."""
+        if index not in self._adapter_folders:
+            path = self.spec.adapters[index].path
+            assert path is not None
+            pattern = self.root / path.expanduser()
+            self._adapter_folders[index] = newest_complete(pattern) if is_pattern(path) else self.resolve(path)
+        return self._adapter_folders[index]
 
     @property
     def build_dir(self) -> Path:
@@ -405,8 +431,13 @@ def check_local_files(loaded: LoadedSpec) -> None:
     for i, adapter in enumerate(spec.adapters):
         if adapter.path is None:
             continue
-        folder = loaded.resolve(adapter.path)
         where = loaded.where("adapters", i, "path")
+        if is_pattern(adapter.path):
+            if loaded.adapter_folder(i) is None:
+                problems.append(f"{where}: no complete checkpoint matches {adapter.path} yet "
+                                "(checkpoints still being written are skipped)")
+            continue
+        folder = loaded.resolve(adapter.path)
         if not folder.is_dir():
             problems.append(f"{where}: folder {folder} does not exist")
         elif not (folder / "adapter_config.json").is_file():
@@ -414,6 +445,9 @@ def check_local_files(loaded: LoadedSpec) -> None:
                             "(the one save_pretrained wrote)")
         elif not any((folder / f).is_file() for f in ("adapter_model.safetensors", "adapter_model.bin")):
             problems.append(f"{where}: {folder} has no adapter_model.safetensors")
+        elif not is_complete(folder):
+            problems.append(f"{where}: {folder} is still being written (its weights are shorter than their "
+                            "header says); build again when it is complete")
     if spec.ollama.template_file is not None and not loaded.resolve(spec.ollama.template_file).is_file():
         problems.append(f"{loaded.where('ollama', 'template_file')}: file "
                         f"{loaded.resolve(spec.ollama.template_file)} does not exist")

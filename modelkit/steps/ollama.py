@@ -117,3 +117,9 @@ class Register(Action):
             {"model": self.ref, "host": host, "method": self.method, "gguf": str(self.gguf),
              "registered_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **detail},
             indent=2, sort_keys=True) + "\n")
+
+
+def forget_ollama_hosts() -> None:
+    """Forget which Ollama hosts answered: a long-running ``modelkit watch`` asks again each round."""
+    _UNREACHABLE.clear()
+    _REACHABLE.clear()
