@@ -45,9 +45,15 @@ def generate(toolchain, model: Path, lora: Path | None = None) -> bytes:  # type
            "-t", "1", "-tb", "1"]  # one thread: a random model's near-tied logits make threads disagree
     if lora:
         cmd += ["--lora", str(lora)]
-    proc = subprocess.run(cmd, capture_output=True, timeout=120)  # bytes: a tiny model emits broken UTF-8
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout
+    # llama-completion prints through an asynchronous log thread, which can lose the end of the
+    # output when the process exits (seen with this llama.cpp). A complete run echoes the prompt
+    # first and ends with the blank line printed after generating; retry until one is complete.
+    for _ in range(5):
+        proc = subprocess.run(cmd, capture_output=True, timeout=120)  # bytes: a tiny model emits broken UTF-8
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        if proc.stdout.startswith(b"<s><|user|>") and proc.stdout.endswith(b"\n\n"):
+            return proc.stdout
+    raise AssertionError(f"llama-completion never printed a complete output: {proc.stdout!r}")
 
 
 @pytest.fixture(scope="module")
