@@ -3,10 +3,10 @@
 
 Usage::
 
-    python bench/templates.py [TEMPLATES_DIR]
+    python -m bench templates            # or: python bench/templates.py [TEMPLATES_DIR]
 
-TEMPLATES_DIR defaults to ``$MODELKIT_LLAMA_CPP/models/templates`` (the root of a llama.cpp source
-tree, as ``modelkit toolchain install`` provides). The output is Markdown, for the README.
+TEMPLATES_DIR defaults to ``$MODELKIT_LLAMA_CPP/models/templates``, else the templates of the
+toolchain modelkit uses (``modelkit toolchain install``). The output is Markdown, for the README.
 """
 
 from __future__ import annotations
@@ -21,14 +21,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from modelkit.chat_template.report import format_report, survey  # noqa: E402
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = argv if argv is not None else [sys.argv[0]]
     if len(argv) > 1:
         folder = Path(argv[1])
     elif os.environ.get("MODELKIT_LLAMA_CPP"):
         folder = Path(os.environ["MODELKIT_LLAMA_CPP"]) / "models" / "templates"
     else:
-        print("usage: bench/templates.py TEMPLATES_DIR (or set MODELKIT_LLAMA_CPP)", file=sys.stderr)
-        return 2
+        from modelkit.toolchain import find_toolchain
+
+        toolchain = find_toolchain()
+        if toolchain is None:
+            print("no llama.cpp sources: run `modelkit toolchain install` or pass TEMPLATES_DIR", file=sys.stderr)
+            return 2
+        folder = toolchain.templates
     if not folder.is_dir():
         print(f"{folder}: not a folder", file=sys.stderr)
         return 2

@@ -24,8 +24,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -225,6 +223,8 @@ def _fetch_sdist(report: Progress) -> Path:
         except UserError:
             path.unlink()
     path.parent.mkdir(parents=True, exist_ok=True)
+    import urllib.request
+
     index = os.environ.get("MODELKIT_PYPI_URL", "https://pypi.org/simple").rstrip("/")
     url = _sdist_url(index)
     tmp = path.with_suffix(".part")
@@ -246,6 +246,8 @@ def _fetch_sdist(report: Progress) -> Path:
 
 
 def _sdist_url(index: str) -> str:
+    import urllib.request
+
     request = urllib.request.Request(f"{index}/llama-cpp-python/",
                                      headers={"Accept": "application/vnd.pypi.simple.v1+json"})
     try:
@@ -275,6 +277,8 @@ def _unpack(sdist: Path, home: Path, report: Progress) -> Path:
     if (dest / "convert_hf_to_gguf.py").is_file() and (dest / ".complete").is_file():
         return dest
     report(None, "unpacking llama.cpp sources")
+    import tarfile
+
     prefix = f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}/vendor/llama.cpp/"
     tmp = home / "llama.cpp.tmp"
     shutil.rmtree(tmp, ignore_errors=True)

@@ -20,9 +20,28 @@ Ollama's ``Parse``/``Vars``/``Execute``/``collate`` — on every template of lla
 ``models/templates`` and every conversation of the battery.
 """
 
-from .cli import add_template_commands
-from .inherit import InheritedTemplate, inherit_template
-from .source import ChatTemplateSource, TemplateError, read_template
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Imported on first use: the translator and the sandbox are not needed to start the CLI, and
+# `modelkit build` with nothing to do should not pay for them.
+_EXPORTS = {
+    "add_template_commands": ".cli",
+    "InheritedTemplate": ".inherit",
+    "inherit_template": ".inherit",
+    "ChatTemplateSource": ".source",
+    "TemplateError": ".source",
+    "read_template": ".source",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ChatTemplateSource",

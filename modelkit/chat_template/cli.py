@@ -12,13 +12,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.syntax import Syntax
-from rich.table import Table
-
-from .inherit import inherit_template
-from .source import read_template
-
 
 def add_template_commands(subparsers: Any) -> None:
     """Register ``template show`` and ``template translate`` on an argparse subparsers object."""
@@ -35,6 +28,12 @@ def add_template_commands(subparsers: Any) -> None:
 
 
 def _show(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.syntax import Syntax
+    from rich.table import Table
+
+    from .source import read_template
+
     src = read_template(args.source)
     out = Console(soft_wrap=True)
     out.print(f"[bold]chat template[/bold] from {src.origin}", highlight=False)
@@ -49,6 +48,11 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _translate(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .inherit import inherit_template
+    from .source import read_template
+
     src = read_template(args.source)
     result = inherit_template(src)  # raises TemplateError (with the diff) when not proven
     sys.stdout.write(result.go_template)
