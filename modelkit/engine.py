@@ -265,7 +265,7 @@ class Engine:
         action = target.action
         inputs = action.inputs()
         try:
-            digests = self.hasher.digests(inputs.values())
+            digests = self.hasher.digests(inputs.values(), progress=self._hashing(target))
         except FileNotFoundError as e:
             name = next((n for n, p in inputs.items() if str(p) == e.filename), e.filename)
             raise UserError(f"{target.name}: input {name} is missing ({e.filename})") from None
@@ -285,6 +285,13 @@ class Engine:
                 deps[dep] = [digest for _, digest in sorted(rec.outputs.items())] if rec else None
             record["deps"] = deps
         return record
+
+    def _hashing(self, target: Target) -> Callable[[int, int], None] | None:
+        """Progress for reading inputs the first time (a 16 GB model takes a while)."""
+        report = getattr(self.reporter, "hashing", None)
+        if report is None:
+            return None
+        return lambda done, total: report(target, done, total)
 
     def _output_problem(self, old: TargetRecord) -> str | None:
         for rel, digest in old.outputs.items():

@@ -36,6 +36,26 @@ class ConsoleReporter:
         self._task: TaskID | None = None
         self._last_line = 0.0
 
+    def hashing(self, target: Target, done: int, total: int) -> None:
+        """Reading inputs to digest them (only the first time, or after they changed)."""
+        if total < 256 << 20:
+            return  # small inputs hash in a blink
+        if not self.live:
+            if done == total:
+                self.out.print(f"[dim]  hashed {total / 2**30:.1f} GiB of inputs of {target.name}[/]")
+            return
+        if self._progress is None:
+            self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}", style="dim"),
+                                      BarColumn(bar_width=24), TextColumn("{task.percentage:>3.0f}%"),
+                                      TimeElapsedColumn(), console=self.out, transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task("", total=total)
+        assert self._task is not None
+        self._progress.update(self._task, completed=done, total=total,
+                              description=f"hashing inputs of {target.name}: {done / 2**30:.1f}/{total / 2**30:.1f} GiB")
+        if done >= total:
+            self._stop()
+
     def fresh(self, target: Target) -> None:
         if self.verbose:
             self.out.print(f"[dim]  ok  {target.name} (up to date)[/]")

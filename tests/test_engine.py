@@ -284,3 +284,34 @@ def test_stat_cache_distrusts_entries_recorded_in_the_same_instant(tmp_path: Pat
     assert state.cached_digest("g", FileStat(1, 2, 4, now - 10**10, now - 10**10)) is None
     state.set_digest("h", racy, "sha256:z", trusted=True)  # modelkit's own outputs
     assert state.cached_digest("h", racy) == "sha256:z"
+
+
+def test_a_full_disk_is_a_clear_error_and_leaves_nothing_half_written(tmp_path: Path) -> None:
+    import errno
+
+    class FillsTheDisk(Concat):
+        def run(self, ctx: StepContext) -> None:
+            ctx.tmp(self.out).write_bytes(b"half")
+            raise OSError(errno.ENOSPC, "No space left on device", str(ctx.tmp(self.out)))
+
+    (tmp_path / "x").write_text("x")
+    out = tmp_path / "build" / "big.gguf"
+    out.parent.mkdir()
+    out.write_text("the previous good artifact")
+    engine = Engine(Graph([Target("big", FillsTheDisk(out, [tmp_path / "x"]))]), tmp_path,
+                    State(tmp_path / ".m"), fingerprint=lambda c: {})
+    [(name, error)] = engine.build().failed
+    assert isinstance(error, UserError)
+    assert str(error).startswith("big: cannot write ") and str(error).endswith("No space left on device")
+    assert out.read_text() == "the previous good artifact"
+    assert [p.name for p in out.parent.iterdir()] == ["big.gguf"]
+    assert engine.plan()[0].state == "stale"
+
+
+def test_an_input_removed_before_its_step_is_a_clear_error(project: Project) -> None:
+    engine = project.engine()
+    engine.build(["mid"])
+    (project.root / "a.txt").unlink()  # e.g. a checkpoint folder cleaned up while the build runs
+    result = engine.build()
+    [(name, error)] = result.failed
+    assert name == "mid" and isinstance(error, UserError) and "input a.txt is missing" in str(error)
