@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modelkit.errors import UserError
+from modelkit.errors import StepError, UserError
 
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
@@ -76,10 +76,14 @@ def resolve(repo: str, revision: str, kind: str, locked: dict[str, object] | Non
             return source
     source = _resolve_cached(repo, revision, kind)
     if source is None:
-        where = "offline (HF_HUB_OFFLINE is set)" if _offline() else "the Hub did not answer"
+        where = "offline (HF_HUB_OFFLINE is set)" if _offline() else \
+            f"the Hub did not answer ({_last_failure.get(repo, 'no reply')})"
         raise UserError(f"{repo}@{revision}: not in the Hugging Face cache ({cache_dir()}) and {where}; "
                         "connect once, or run `huggingface-cli download` first")
     return source
+
+
+_last_failure: dict[str, str] = {}
 
 
 def _offline() -> bool:
@@ -87,6 +91,7 @@ def _offline() -> bool:
 
 
 def _resolve_online(repo: str, revision: str, kind: str) -> RepoSource | None:
+    """Ask the Hub; None when it cannot be reached (the caller falls back to the cache)."""
     from huggingface_hub import HfApi
     from huggingface_hub.errors import (GatedRepoError, RepositoryNotFoundError,
                                         RevisionNotFoundError)
@@ -100,8 +105,9 @@ def _resolve_online(repo: str, revision: str, kind: str) -> RepoSource | None:
         raise UserError(f"{repo}: no such repository on the Hub (or it is private: set HF_TOKEN)") from None
     except RevisionNotFoundError:
         raise UserError(f"{repo}: no revision '{revision}'") from None
-    except OSError:
-        return None  # network trouble: fall back to the cache
+    except Exception as e:  # noqa: BLE001 - transport errors come from huggingface_hub's own HTTP stack
+        _last_failure[repo] = f"{type(e).__name__}: {e}".splitlines()[0][:200]
+        return None
     siblings = {s.rfilename: s for s in info.siblings or []}
     files = {}
     for name in select_files(list(siblings), kind):
@@ -139,7 +145,13 @@ def download(source: RepoSource, progress: object | None = None) -> Path:
                                  tqdm_class=progress)  # type: ignore[arg-type]
     except LocalEntryNotFoundError:
         raise UserError(f"{source.repo}@{source.commit[:12]}: files missing from the Hugging Face cache and "
-                        "offline; connect once to download them") from None
+                        "the Hub cannot be reached; connect once to download them") from None
     except (HfHubHTTPError, OSError) as e:
-        raise UserError(f"{source.repo}: download failed: {e}") from None
+        raise StepError(f"{source.repo}: download failed: {str(e).splitlines()[0]}") from None
+    if not _COMMIT.match(source.revision):
+        # As huggingface_hub does when it resolves a branch: later offline runs find it by name.
+        ref = cache_dir() / f"models--{source.repo.replace('/', '--')}" / "refs" / source.revision
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        if not ref.is_file() or ref.read_text().strip() != source.commit:
+            ref.write_text(source.commit)
     return Path(path)

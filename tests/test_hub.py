@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,104 @@ def test_hf_cache_digests_read_no_bytes(cache: Path, tmp_path: Path) -> None:
     digests = hasher.digests([snapshot / "model.safetensors", snapshot / "config.json"])
     assert digests[snapshot / "model.safetensors"] == "sha256:" + hashlib.sha256(data).hexdigest()
     assert hasher.bytes_read == 2  # only config.json's two bytes were read
+
+
+# -- the real download code, against a stand-in for the Hub ------------------------------------
+
+hub_server = load_module(ROOT / "tests" / "hub_server.py")
+
+
+def run_modelkit(args: list[str], cwd: Path, env: dict[str, str]):  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
+    full = {k: v for k, v in os.environ.items() if not k.startswith("HF_")} | env | {"NO_PROXY": "127.0.0.1"}
+    return subprocess.run([sys.executable, "-m", "modelkit", *args], cwd=cwd, env=full, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture
+def fake_hub():  # type: ignore[no-untyped-def]
+    """A stand-in for the Hugging Face Hub that follows its HTTP API (see tests/hub_server.py)."""
+    with hub_server.FakeHub() as server:
+        yield server
+
+
+def hub_project(tmp_path: Path, revision: str = "main") -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "model.toml").write_text(
+        f'name = "bot"\n[base]\nrepo = "org/tiny"\nrevision = "{revision}"\n[quantize]\ntypes = []\n'
+        '[ollama]\nregister = "off"\ntemplate = "{{ .Prompt }}"\n')
+    return tmp_path
+
+
+def test_fetch_downloads_from_the_hub_pins_the_commit_and_then_works_offline(tmp_path: Path, fake_hub) -> None:  # type: ignore[no-untyped-def]
+    weights = b"\x01" * 200_000
+    commit = fake_hub.add("org/tiny", {"config.json": b'{"a": 1}', "model.safetensors": weights,
+                                       "optimizer.pt": b"x" * 999,
+                                  "original/consolidated.pth": b"y" * 500})
+    project = hub_project(tmp_path / "p")
+    env = {"HF_ENDPOINT": fake_hub.url, "HF_HOME": str(tmp_path / "hf")}
+    proc = run_modelkit(["build", "source:base"], project, env)
+    assert proc.returncode == 0, proc.stderr
+    snapshot = tmp_path / "hf" / "hub" / "models--org--tiny" / "snapshots" / commit
+    assert (snapshot / "model.safetensors").read_bytes() == weights
+    assert not (snapshot / "optimizer.pt").exists() and not (snapshot / "original").exists()
+    assert fake_hub.bytes_served == len(weights) + len(b'{"a": 1}')  # only what conversion reads
+    # Offline, the cache serves and nothing is stale.
+    proc = run_modelkit(["plan", "--json", "source:base"], project, {**env, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr
+    import json as _json
+
+    assert [p["status"] for p in _json.loads(proc.stdout)] == ["fresh"]
+
+
+@pytest.mark.toolchain
+@pytest.mark.slow
+def test_a_build_from_the_hub_is_locked_and_rebuilds_offline_to_the_same_bytes(tmp_path: Path, fake_hub,
+                                                                                 tiny_model: Path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    files = {p.name: p.read_bytes() for p in (tiny_model / "base").iterdir()}
+    commit = fake_hub.add("org/tiny", files)
+    project = hub_project(tmp_path / "p")
+    env = {"HF_ENDPOINT": fake_hub.url, "HF_HOME": str(tmp_path / "hf")}
+    proc = run_modelkit(["build"], project, env)
+    assert proc.returncode == 0, proc.stderr
+    lock = json.loads((project / "modelkit.lock").read_text())
+    source = lock["sources"]["source:base"]
+    assert source["repo"] == "org/tiny" and source["revision"] == "main" and source["commit"] == commit
+    assert source["files"]["model.safetensors"] == "sha256:" + hashlib.sha256(files["model.safetensors"]).hexdigest()
+    assert all(d and d.startswith("sha256:") for d in source["files"].values())
+    # A teammate: fresh cache, offline after one download, --locked proves the same bytes.
+    served = fake_hub.bytes_served
+    teammate = tmp_path / "teammate"
+    shutil.copytree(project, teammate, ignore=shutil.ignore_patterns("build", ".modelkit"))
+    env2 = {"HF_ENDPOINT": fake_hub.url, "HF_HOME": str(tmp_path / "hf2")}
+    proc = run_modelkit(["build", "--locked"], teammate, env2)
+    assert proc.returncode == 0, proc.stderr
+    assert fake_hub.bytes_served == 2 * served  # the same files again, nothing more
+    assert ("GET", f"/api/models/org/tiny/revision/main") not in fake_hub.requests[len(fake_hub.requests) // 2:]
+    proc = run_modelkit(["build", "--locked"], teammate, {**env2, "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0 and "everything is up to date" in proc.stderr, proc.stderr
+
+
+def test_unknown_repo_and_revision_are_clear_errors(tmp_path: Path, fake_hub) -> None:  # type: ignore[no-untyped-def]
+    fake_hub.add("org/tiny", {"config.json": b"{}", "model.safetensors": b"w"})
+    env = {"HF_ENDPOINT": fake_hub.url, "HF_HOME": str(tmp_path / "hf")}
+    proc = run_modelkit(["plan"], hub_project(tmp_path / "a", revision="nope"), env)
+    assert proc.returncode == 2 and "org/tiny: no revision 'nope'" in proc.stderr, proc.stderr
+    project = tmp_path / "b"
+    project.mkdir()
+    (project / "model.toml").write_text('name = "bot"\n[base]\nrepo = "org/missing"\n')
+    proc = run_modelkit(["plan"], project, env)
+    assert proc.returncode == 2 and "org/missing: no such repository on the Hub" in proc.stderr, proc.stderr
+
+
+def test_an_unreachable_hub_with_nothing_cached_is_a_clear_error(tmp_path: Path) -> None:
+    env = {"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf"), "HF_HUB_ETAG_TIMEOUT": "2"}
+    proc = run_modelkit(["plan"], hub_project(tmp_path / "p"), env)
+    assert proc.returncode == 2, proc.stderr
+    assert "org/tiny@main: not in the Hugging Face cache" in proc.stderr and "the Hub did not answer" in proc.stderr
+    assert "Traceback" not in proc.stderr
