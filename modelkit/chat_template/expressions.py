@@ -127,30 +127,12 @@ class Expressions(Context):
         assert result is not None
         return result
 
-    def _binop(self, node: jn.BinExpr, scope: Scope, op: str) -> V:
+    def _binop(self, node: jn.BinExpr, scope: Scope) -> V:
+        """``a + b`` and the other arithmetic operators (``node.operator``: ``+ - * / // % **``)."""
         a, b = self.ev(node.left, scope), self.ev(node.right, scope)
-        return self.arith(op, a, b)
+        return self.arith(node.operator, a, b)
 
-    def ev_Add(self, node: jn.Add, scope: Scope) -> V:
-        return self._binop(node, scope, "+")
-
-    def ev_Sub(self, node: jn.Sub, scope: Scope) -> V:
-        return self._binop(node, scope, "-")
-
-    def ev_Mul(self, node: jn.Mul, scope: Scope) -> V:
-        return self._binop(node, scope, "*")
-
-    def ev_Div(self, node: jn.Div, scope: Scope) -> V:
-        return self._binop(node, scope, "/")
-
-    def ev_FloorDiv(self, node: jn.FloorDiv, scope: Scope) -> V:
-        return self._binop(node, scope, "//")
-
-    def ev_Mod(self, node: jn.Mod, scope: Scope) -> V:
-        return self._binop(node, scope, "%")
-
-    def ev_Pow(self, node: jn.Pow, scope: Scope) -> V:
-        return self._binop(node, scope, "**")
+    ev_Add = ev_Sub = ev_Mul = ev_Div = ev_FloorDiv = ev_Mod = ev_Pow = _binop
 
     def ev_Neg(self, node: jn.Neg, scope: Scope) -> V:
         v = self.ev(node.node, scope)

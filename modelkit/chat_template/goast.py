@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Union
 
+from ..ollama_go import go_quote
+
 
 @dataclass
 class Text:
@@ -109,30 +111,14 @@ RAISE_PREFIX = "raise: "
 
 
 def go_string(s: str) -> str:
-    """A Go interpreted string literal for ``s`` (what ``strconv.Unquote`` reads back)."""
-    out = ['"']
-    for ch in s:
-        code = ord(ch)
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\x{code:02x}")
-        elif 0xD800 <= code <= 0xDFFF:
-            raise ValueError("lone surrogate in template text")
-        elif not ch.isprintable() and code > 0x7F:
-            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
+    """A Go interpreted string literal for ``s``: ``strconv.Quote(s)``, which ``strconv.Unquote`` reads back.
+
+    Template text must be valid UTF-8, so a lone surrogate is an error here rather than the
+    replacement character :func:`~modelkit.ollama_go.go_quote` writes for it.
+    """
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in s):
+        raise ValueError("lone surrogate in template text")
+    return go_quote(s)
 
 
 def walk(nodes: Iterable[Node]) -> Iterator[Node]:

@@ -39,6 +39,17 @@ def arg(expr: str | int) -> str:
 
 def _paren_chain(e: str) -> bool:
     """``(pipeline).Field.Field``: one operand."""
+    end = _closing_paren(e)
+    return end >= 0 and re.fullmatch(r"(\.[A-Za-z_][A-Za-z0-9_]*)+", e[end + 1:]) is not None
+
+
+def _balanced(e: str) -> bool:
+    """``(pipeline)``: ``e``, which starts with ``(``, is one parenthesised group."""
+    return _closing_paren(e) == len(e) - 1
+
+
+def _closing_paren(e: str) -> int:
+    """Where the ``(`` that opens ``e`` closes (``-1``: it does not), skipping string literals."""
     depth = 0
     in_str = esc = False
     for i, ch in enumerate(e):
@@ -57,32 +68,8 @@ def _paren_chain(e: str) -> bool:
         elif ch == ")":
             depth -= 1
             if depth == 0:
-                return re.fullmatch(r"(\.[A-Za-z_][A-Za-z0-9_]*)+", e[i + 1:]) is not None
-    return False
-
-
-def _balanced(e: str) -> bool:
-    depth = 0
-    in_str = False
-    esc = False
-    for i, ch in enumerate(e):
-        if in_str:
-            if esc:
-                esc = False
-            elif ch == "\\":
-                esc = True
-            elif ch == '"':
-                in_str = False
-            continue
-        if ch == '"':
-            in_str = True
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth == 0 and i != len(e) - 1:
-                return False
-    return depth == 0
+                return i
+    return -1
 
 
 def _single_string(e: str) -> bool:

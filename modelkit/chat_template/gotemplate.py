@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
+from ..ollama_go import go_quote
+
 MAX_EXEC_DEPTH = 100_000  # text/template's maxExecDepth
 
 
@@ -737,7 +739,7 @@ def _sprintf(fmt: bytes, args: list[Any]) -> bytes:
         elif verb == b"x" and isinstance(arg, int) and not isinstance(arg, bool):
             s = format(arg, "x").encode()
         elif verb == b"q" and isinstance(arg, bytes):
-            s = json.dumps(arg.decode("utf-8", errors="replace"), ensure_ascii=False).encode()
+            s = go_quote(arg.decode("utf-8", errors="replace")).encode()
         else:
             raise GoTemplateError(f"printf verb %{verb.decode()} with {_type_name(arg)} is not supported here")
         if w is not None:

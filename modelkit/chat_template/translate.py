@@ -116,7 +116,7 @@ class Storage:
             exprs.append(e)
             return f"\x00{len(exprs) - 1}\x00"
 
-        return _unvolatile(v.map_exprs(repl)), exprs
+        return _with_volatile(v.map_exprs(repl), False), exprs
 
     def store(self, v: V) -> list[Node]:
         self.tr.check_storable(v, next((k + 1 for k, f in enumerate(self.tr.frames) if f is self.frame), 0))
@@ -151,32 +151,23 @@ class Storage:
                 value = shape.map_exprs(lambda e, holes=holes: _fill(e, holes))
             options.append((f"eq {self.tag} {k}" if self.tag and k < len(self.cases) - 1 else None, value))
         if len(options) == 1:
-            return _mark_volatile(options[0][1])
-        return Choice(tuple((c, _mark_volatile(v)) for c, v in options))
+            return _with_volatile(options[0][1], True)
+        return Choice(tuple((c, _with_volatile(v, True)) for c, v in options))
 
 
-def _unvolatile(v: V) -> V:
+def _with_volatile(v: V, volatile: bool) -> V:
+    """``v`` with its volatile marks (its own, its string pieces', its options') set to ``volatile``."""
     if isinstance(v, (DBool, DInt, DMsg, DList)):
-        return dataclasses.replace(v, volatile=False)
+        return dataclasses.replace(v, volatile=volatile)
     if isinstance(v, DStr):
-        return DStr(tuple(dataclasses.replace(p, volatile=False) if isinstance(p, Atom) else p for p in v.pieces))
+        return DStr(tuple(dataclasses.replace(p, volatile=volatile) if isinstance(p, Atom) else p for p in v.pieces))
     if isinstance(v, Choice):
-        return Choice(tuple((c, _unvolatile(x)) for c, x in v.options))
+        return Choice(tuple((c, _with_volatile(x, volatile)) for c, x in v.options))
     return v
 
 
 def _fill(e: str, holes: list[str]) -> str:
     return re.sub("\x00(\\d+)\x00", lambda m: holes[int(m.group(1))], e)
-
-
-def _mark_volatile(v: V) -> V:
-    if isinstance(v, (DBool, DInt, DMsg, DList)):
-        return dataclasses.replace(v, volatile=True)
-    if isinstance(v, DStr):
-        return DStr(tuple(dataclasses.replace(p, volatile=True) if isinstance(p, Atom) else p for p in v.pieces))
-    if isinstance(v, Choice):
-        return Choice(tuple((c, _mark_volatile(x)) for c, x in v.options))
-    return v
 
 
 class Translator(Expressions, Calls):

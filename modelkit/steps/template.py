@@ -8,6 +8,8 @@ conversion; otherwise it reads the GGUF header.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -31,8 +33,8 @@ class InheritTemplate(Action):
         self.out = out
 
     def params(self) -> dict[str, Any]:
-        # The translator is modelkit's own code: a new modelkit may translate better.
-        return {"translator": __version__}
+        # The translator is modelkit's own code: when it changes, the translation may too.
+        return {"translator": translator_digest()}
 
     def inputs(self) -> dict[str, Path]:
         return {f"base/{name}": path for name, path in self.files.items()}
@@ -56,6 +58,16 @@ class InheritTemplate(Action):
             "origin": source.origin, "template": inherited.go_template,
             "stop": list(inherited.stop), "proof": inherited.summary,
         }, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+@functools.cache
+def translator_digest() -> str:
+    """A digest of the translator's source, the way the convert scripts' source is in their key."""
+    package = Path(__file__).resolve().parent.parent / "chat_template"
+    h = hashlib.sha256()
+    for path in sorted(package.glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return f"modelkit {__version__} sha256:{h.hexdigest()[:16]}"
 
 
 def read_inherited(path: Path) -> dict[str, Any]:
