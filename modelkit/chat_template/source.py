@@ -112,6 +112,7 @@ def _token_text(value: Any) -> Optional[str]:
 
 
 def _from_folder(folder: Path) -> ChatTemplateSource:
+    folder = folder.resolve()  # so that "." still has a name to show
     config_path = folder / "tokenizer_config.json"
     config: dict[str, Any] = _load_json(config_path) if config_path.is_file() else {}
     if not isinstance(config, dict):
