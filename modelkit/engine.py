@@ -161,12 +161,12 @@ class Engine:
                 result.skipped.append(target.name)
                 continue
             try:
-                target.action.precheck()
                 status = self.status(target, set(), forced=target.name in force)
                 if status.fresh:
                     self.reporter.fresh(target)
                     result.fresh.append(target.name)
                     continue
+                target.action.precheck()
                 blocker = target.action.blocked()
                 if blocker is not None:
                     result.deferred.append((target.name, blocker))
