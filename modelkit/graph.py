@@ -76,13 +76,3 @@ class Graph:
                 wanted.add(name)
                 stack.extend(self.targets[name].deps)
         return [t for t in self.targets.values() if t.name in wanted]
-
-    def dependents(self, name: str) -> list[str]:
-        """Targets that read ``name``'s outputs, directly or not."""
-        out: list[str] = []
-        reached = {name}
-        for target in self.targets.values():
-            if any(d in reached for d in target.deps):
-                reached.add(target.name)
-                out.append(target.name)
-        return out

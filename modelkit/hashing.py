@@ -44,10 +44,6 @@ def sha256_file(path: Path, progress: Progress | None = None) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def sha256_bytes(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def hf_cache_digest(path: Path) -> str | None:
     """The sha256 a Hugging Face cache already knows for ``path``, or None.
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from modelkit import ollama_names, ollama_params
 from modelkit.checkpoints import is_complete, is_pattern, newest_complete
 from modelkit.errors import UserError
-from modelkit.quant_types import CONVERT_OUTTYPES, QUANT_TYPES, canonical
+from modelkit.quant_types import QUANT_TYPES, canonical
 from modelkit.toml_lines import line_of, value_lines
 
 if sys.version_info >= (3, 11):

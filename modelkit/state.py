@@ -140,25 +140,9 @@ class State:
             " VALUES (?,?,?,?,?,?,?,?)",
             (path, stat.dev, stat.ino, stat.size, stat.mtime_ns, stat.ctime_ns, digest, recorded))
 
-    def transaction(self) -> sqlite3.Connection:
-        """``with state.transaction():`` groups writes into one commit."""
-        return _Transaction(self._db)  # type: ignore[return-value]
-
 
 _RACY_NS = 50_000_000  # 50 ms: coarser than any filesystem timestamp tick in practice
 
 
 class _NewerState(Exception):
     pass
-
-
-class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.db.execute("BEGIN")
-        return self.db
-
-    def __exit__(self, kind: object, *_: object) -> None:
-        self.db.execute("ROLLBACK" if kind else "COMMIT")

@@ -158,10 +158,6 @@ def _duration(seconds: float) -> str:
     return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
 
 
-def is_interactive() -> bool:
-    return sys.stderr.isatty()
-
-
 def json_dump(data: Any) -> None:
     import json
 

@@ -166,7 +166,7 @@ def test_a_build_from_the_hub_is_locked_and_rebuilds_offline_to_the_same_bytes(t
     proc = run_modelkit(["build", "--locked"], teammate, env2)
     assert proc.returncode == 0, proc.stderr
     assert fake_hub.bytes_served == 2 * served  # the same files again, nothing more
-    assert ("GET", f"/api/models/org/tiny/revision/main") not in fake_hub.requests[len(fake_hub.requests) // 2:]
+    assert ("GET", "/api/models/org/tiny/revision/main") not in fake_hub.requests[len(fake_hub.requests) // 2:]
     proc = run_modelkit(["build", "--locked"], teammate, {**env2, "HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 0 and "everything is up to date" in proc.stderr, proc.stderr
 

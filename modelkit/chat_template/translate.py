@@ -677,10 +677,9 @@ class Translator(Expressions, Calls):
                         facts.update(self.branch_facts(t, True))
                 if skip:
                     self.emit(Continue())
-                    completes = True
                 else:
                     with self.assuming(facts):
-                        completes = self.stmts(node.body, inner)
+                        self.stmts(node.body, inner)
         finally:
             self.frames.pop()
             self.loops.pop()
