@@ -7,6 +7,12 @@ Usage::
 
 TEMPLATES_DIR defaults to ``$MODELKIT_LLAMA_CPP/models/templates``, else the templates of the
 toolchain modelkit uses (``modelkit toolchain install``). The output is Markdown, for the README.
+
+For every template: translate it and prove it on the conversation battery twice — once for a
+tokenizer that adds BOS itself and once for one that does not — and report proven, not proven
+(why), cannot translate (why), or "no plain chat" (the template refuses every plain
+conversation: tool-use-only variants). ``tests/chat_template/test_report.py`` holds the
+translator to this measure.
 """
 
 from __future__ import annotations
@@ -14,14 +20,136 @@ from __future__ import annotations
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from modelkit.chat_template.report import format_report, survey  # noqa: E402
+from modelkit.chat_template.proof import SAME, TOOL_RESULTS, prove  # noqa: E402
+from modelkit.chat_template.translator import Unsupported, translate  # noqa: E402
+
+PROVEN, NOT_PROVEN, UNTRANSLATABLE, NO_PLAIN_CHAT = "proven", "not proven", "cannot translate", "no plain chat"
+
+#: The families people fine-tune most, and how their templates are named in llama.cpp's folder.
+KEY_FAMILIES: dict[str, tuple[str, ...]] = {
+    "Llama 3.x": ("meta-llama-Llama-3.",),
+    "Qwen 2.5/3": ("Qwen-Qwen2.5", "Qwen-Qwen3", "Qwen-QwQ", "Qwen3-", "Qwen3.5"),
+    "Mistral": ("mistralai-", "Mistral-Small", "unsloth-mistral"),
+    "Gemma 2/3": ("google-gemma-2", "google-gemma-3"),
+    "Phi-3.5": ("microsoft-Phi-3.5",),
+    "DeepSeek-R1 distills": ("DeepSeek-R1-Distill",),
+    "Granite": ("ibm-granite",),
+    "SmolLM": ("SmolLM",),
+    "Hermes": ("Hermes",),
+}
+
+
+@dataclass
+class TemplateResult:
+    """The outcome for one template file."""
+
+    name: str
+    status: str
+    detail: str = ""
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    tool_results: str = ""  # "same", "differs", "refused" (by the Jinja) or "" (not checked)
+
+
+def check_template(name: str, source: str, bos: str = "<s>", eos: str = "</s>") -> TemplateResult:
+    """Translate and prove one template, for a tokenizer that adds BOS and for one that does not."""
+    start = time.perf_counter()
+    notes: list[str] = []
+    details: list[str] = []
+    statuses: list[str] = []
+    for add_bos in (True, False):
+        try:
+            tr = translate(source, bos, eos, add_bos)
+        except Unsupported as exc:
+            return TemplateResult(name, UNTRANSLATABLE, str(exc), seconds=time.perf_counter() - start)
+        proof = prove(tr.go_template, source, bos, eos, add_bos)
+        if proof.outcomes and not any(o.status == SAME for o in proof.outcomes) and not proof.failures:
+            return TemplateResult(name, NO_PLAIN_CHAT, proof.outside[0].detail, seconds=time.perf_counter() - start)
+        statuses.append(PROVEN if proof.proven else NOT_PROVEN)
+        if not proof.proven:
+            details.append(f"add_bos={add_bos}: {proof.summary()}")
+        elif proof.outside:
+            details.append(proof.summary())
+        for a in tr.assumptions:
+            notes.append(f"assumes {a}")
+        if tr.ignored:
+            notes.append("not rendered: " + ", ".join(tr.ignored))
+        for u in tr.untranslated:
+            notes.append(f"errors on: {u}")
+    status = PROVEN if all(s == PROVEN for s in statuses) else NOT_PROVEN
+    tools = ""
+    if status == PROVEN:
+        tool_proof = prove(tr.go_template, source, bos, eos, False, battery=TOOL_RESULTS)
+        tools = "same" if tool_proof.proven else "refused" if not tool_proof.failures else "differs"
+    return TemplateResult(name, status, "; ".join(dict.fromkeys(details)), list(dict.fromkeys(notes)),
+                          time.perf_counter() - start, tools)
+
+
+def survey(folder: Path) -> list[TemplateResult]:
+    """Check every ``*.jinja`` file in ``folder`` (sorted by name)."""
+    return [check_template(p.stem, p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.jinja"))]
+
+
+def _family_of(name: str) -> str | None:
+    """The key family a template file belongs to, by its name."""
+    for family, prefixes in KEY_FAMILIES.items():
+        if any(p in name for p in prefixes):
+            return family
+    return None
+
+
+def format_report(results: list[TemplateResult]) -> str:
+    """A Markdown report: totals, the key families, tools and reasoning, and one row per template."""
+    plain = [r for r in results if r.status != NO_PLAIN_CHAT]
+    translated = [r for r in plain if r.status != UNTRANSLATABLE]
+    proven = [r for r in plain if r.status == PROVEN]
+    pct = 100.0 * len(proven) / len(plain) if plain else 0.0
+    lines = [
+        f"Templates: {len(results)}; rendering a plain chat: {len(plain)} "
+        f"(the other {len(results) - len(plain)} refuse every plain conversation: tool-use-only variants).",
+        f"Translated: {len(translated)}/{len(plain)}; proven equivalent: {len(proven)}/{len(plain)} ({pct:.1f}%).",
+        "",
+        "| Family | Proven |",
+        "|---|---|",
+    ]
+    for family in KEY_FAMILIES:
+        members = [r for r in results if _family_of(r.name) == family]
+        chat = [r for r in members if r.status != NO_PLAIN_CHAT]
+        ok = [r for r in chat if r.status == PROVEN]
+        extra = f" ({len(members) - len(chat)} tool-use-only)" if len(members) != len(chat) else ""
+        shown = f"{len(ok)}/{len(chat)}{extra}" if members else "not in this set"
+        lines.append(f"| {family} | {shown} |")
+    tool_same = sum(r.tool_results == "same" for r in proven)
+    tool_refused = sum(r.tool_results == "refused" for r in proven)
+    tools = sum(any("tool" in n for n in r.notes) for r in plain)
+    reasoning = sum(any("reasoning" in n for n in r.notes) for r in plain)
+    erroring = sum(any(n.startswith("errors on") for n in r.notes) for r in plain)
+    lines += [
+        "",
+        f"Tools and reasoning: {tools} of the {len(plain)} templates render tool definitions or tool calls "
+        f"and {reasoning} render the reasoning of past turns when given them; the translated TEMPLATE "
+        "renders neither (Go's json cannot reproduce Python's tojson, and Ollama passes reasoning apart). "
+        "Tool *results* (role tool) are rendered where the template needs only their role and text: "
+        f"on conversations with tool results (and no tool calls), {tool_same} of the {len(proven)} proven "
+        f"templates render exactly as their Jinja ({tool_refused} refuse such conversations); in {erroring} "
+        "templates some tool branch could not be expressed and stops with an error instead.",
+        "",
+        "| Template | Result | Details |",
+        "|---|---|---|",
+    ]
+    for r in results:
+        detail = "; ".join(x for x in [r.detail, *r.notes] if x).replace("|", "\\|")
+        lines.append(f"| {r.name} | {r.status} | {detail} |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Print the table for ``argv[1]`` (else the default folder); 2 when there is no such folder."""
     argv = argv if argv is not None else [sys.argv[0]]
     if len(argv) > 1:
         folder = Path(argv[1])

@@ -1,4 +1,31 @@
 """modelkit: declarative, incremental builds from Hugging Face models and LoRA adapters to
-GGUF files and Ollama models, through llama.cpp."""
+GGUF files and Ollama models, through llama.cpp.
+
+The public API::
+
+    from modelkit import Project
+    project = Project.open("examples/tiny/model.toml")
+    for status in project.plan():
+        print(status.name, status.state, status.reason)
+    result = project.build()      # a BuildResult: ran, fresh, failed, deferred, …
+
+Every error modelkit raises on purpose is one of the types in :mod:`modelkit.errors`, re-exported
+here. ``Project`` and the build results are imported on first use, so that ``import modelkit``
+(and every ``modelkit`` command) starts fast.
+"""
+
+from __future__ import annotations
+
+from modelkit import errors as _errors
+from modelkit.core.lazy import lazy_exports
+from modelkit.errors import *  # noqa: F403 - every public error type is part of the API
 
 __version__ = "0.1.0"
+
+_LAZY = {"Project": "modelkit.project", "BuildResult": "modelkit.core.engine", "Status": "modelkit.core.engine"}
+
+
+__getattr__ = lazy_exports(__name__, _LAZY)
+
+
+__all__ = ["BuildResult", "Project", "Status", "__version__", *_errors.__all__]

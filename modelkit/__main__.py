@@ -1,3 +1,5 @@
+"""``python -m modelkit``: the same as the ``modelkit`` command."""
+
 import sys
 
 from modelkit.cli import main

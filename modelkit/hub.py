@@ -23,6 +23,7 @@ from pathlib import Path
 from modelkit.errors import StepError, UserError
 
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 MODEL_FILES = (
     "config.json", "generation_config.json", "*.safetensors", "model.safetensors.index.json",
@@ -53,6 +54,22 @@ def cache_dir() -> Path:
     from huggingface_hub import constants
 
     return Path(constants.HF_HUB_CACHE)
+
+
+def blob_digest(path: Path) -> str | None:
+    """The sha256 a Hugging Face cache already knows for ``path``, or None.
+
+    In a cache snapshot every file is a symlink into ``blobs/``; LFS files' blobs are named by the
+    sha256 of their content (git-tracked small files are named by their git SHA-1 instead, which
+    is not a sha256 and is ignored here: those files are small and get hashed). The engine's
+    hasher asks this first, so a 16 GB model in the cache is never read to be digested.
+    """
+    if not path.is_symlink():
+        return None
+    target = Path(os.path.realpath(path))
+    if target.parent.name == "blobs" and _SHA256_HEX.fullmatch(target.name):
+        return "sha256:" + target.name
+    return None
 
 
 def select_files(names: list[str], kind: str) -> list[str]:
@@ -131,7 +148,7 @@ def _resolve_cached(repo: str, revision: str, kind: str) -> RepoSource | None:
     files = {}
     for name in select_files(names, kind):
         target = Path(os.path.realpath(snapshot / name))
-        files[name] = f"sha256:{target.name}" if re.fullmatch(r"[0-9a-f]{64}", target.name) else None
+        files[name] = f"sha256:{target.name}" if _SHA256_HEX.fullmatch(target.name) else None
     return RepoSource(repo, revision, commit, files) if files else None
 
 

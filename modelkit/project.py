@@ -11,23 +11,29 @@ result = project.build()
 
 from __future__ import annotations
 
-import fcntl
-import os
 from collections.abc import Callable, Iterable
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from modelkit.engine import BuildResult, Engine, Reporter, Status
-from modelkit.lockfile import LOCK_NAME, first_difference, make_lock, read_lock, write_lock
+from modelkit import __version__, hub
+from modelkit.core.engine import BuildResult, Engine, Reporter, Status
+from modelkit.core.graph import Graph
+from modelkit.core.locks import FileLock
+from modelkit.core.lockfile import LOCK_NAME, first_difference, make_lock, read_lock, write_lock
+from modelkit.core.process import Progress
+from modelkit.core.state import State
 from modelkit.errors import UserError
-from modelkit.rules import Layout, build_graph
+from modelkit.formats.gguf import gguf_facts
+from modelkit.rules import Layout, Variant, build_graph
 from modelkit.spec import LoadedSpec, load_spec
-from modelkit.state import State
+from modelkit.steps.modelfile import RenderModelfile
 from modelkit.toolchain import Toolchain, find_toolchain, require_toolchain
 
 
 class Project:
+    """One spec with its graph, state and toolchain: plan, build, lock, collect garbage."""
+
     def __init__(self, loaded: LoadedSpec, update_sources: bool = False, register: str | None = None) -> None:
         """``update_sources``: resolve Hugging Face revisions afresh instead of using the lock;
         ``register``: override ``[ollama] register`` ("api", "cli" or "off")."""
@@ -42,6 +48,7 @@ class Project:
     @classmethod
     def open(cls, spec: str | Path | None = None, update_sources: bool = False,
              register: str | None = None) -> Project:
+        """The project of ``spec`` (a model.toml or its folder; default ./model.toml)."""
         return cls(load_spec(Path(spec) if spec is not None else None), update_sources, register)
 
     @cached_property
@@ -54,11 +61,11 @@ class Project:
         return build_graph(self.loaded, locked, self.register)
 
     @property
-    def graph(self):  # type: ignore[no-untyped-def]
+    def graph(self) -> Graph:
         return self.layout.graph
 
     @property
-    def variants(self):  # type: ignore[no-untyped-def]
+    def variants(self) -> list[Variant]:
         return self.layout.variants
 
     @cached_property
@@ -76,7 +83,7 @@ class Project:
             self._toolchain = find_toolchain(self._configured_toolchain(), self.loaded.where("toolchain", "llama_cpp"))
         return self._toolchain
 
-    def require_toolchain(self, progress: Callable[[float | None, str], None] | None = None) -> Toolchain:
+    def require_toolchain(self, progress: Progress | None = None) -> Toolchain:
         if self._toolchain is None:
             self._toolchain = require_toolchain(self._configured_toolchain(),
                                                 self.loaded.where("toolchain", "llama_cpp"), progress)
@@ -95,7 +102,7 @@ class Project:
 
     def engine(self, reporter: Reporter | None = None) -> Engine:
         return Engine(self.graph, self.root, self.state, fingerprint=self._fingerprint,
-                      toolchain=self.require_toolchain, reporter=reporter)
+                      toolchain=self.require_toolchain, reporter=reporter, free_digest=hub.blob_digest)
 
     def plan(self, names: Iterable[str] | None = None, force: Iterable[str] = ()) -> list[Status]:
         return self.engine().plan(names, self._resolve(force))
@@ -110,7 +117,7 @@ class Project:
         The lock file is written only after a successful build of every target.
         """
         names = list(names) if names is not None else None
-        with BuildLock(self.loaded.state_dir, wait=wait, on_wait=on_wait):
+        with FileLock(self.build_lock_path, wait=wait, on_wait=on_wait):
             if locked:
                 self._check_locked(("sources", "toolchain"))
             result = self.engine(reporter).build(names, self._resolve(force), keep_going=keep_going)
@@ -144,7 +151,7 @@ class Project:
             record = self.state.target(target.name)
             if record is not None:
                 artifacts[target.name] = {"key": record.key, "outputs": record.outputs}
-        return make_lock(sources, toolchain, artifacts)
+        return make_lock(sources, toolchain, artifacts, generator=f"modelkit {__version__}")
 
     def _check_locked(self, sections: tuple[str, ...], only: list[str] | None = None) -> None:
         if self.lock is None:
@@ -165,7 +172,7 @@ class Project:
         artifact-cache entries for keys no current target was built with. Returns (what, bytes)."""
         removed: list[tuple[str, int]] = []
         current = set(self.graph.targets)
-        with BuildLock(self.loaded.state_dir, wait=False):
+        with FileLock(self.build_lock_path, wait=False):
             for name in self.state.target_names():
                 if name in current:
                     continue
@@ -189,45 +196,42 @@ class Project:
                         cache.remove(key)
         return removed
 
+    @property
+    def build_lock_path(self) -> Path:
+        """The file that keeps builds of this project one at a time."""
+        return self.loaded.state_dir / "build.lock"
+
+    def describe_plan(self, statuses: list[Status]) -> list[dict[str, Any]]:
+        """The plan as data (``modelkit plan --json``): each target's status, reason, action, outputs."""
+        return [{"target": s.name, "status": s.state, "reason": s.reason,
+                 "action": self.graph[s.name].action.describe(),
+                 "outputs": [str(p) for p in self.graph[s.name].action.outputs()]} for s in statuses]
+
+    def variant(self, ref: str) -> Variant:
+        """The variant ``model:tag`` (or just ``tag``); a :class:`UserError` listing them if none."""
+        variants = {v.ref: v for v in self.variants}
+        variant = variants.get(ref) or variants.get(f"{self.spec.ollama_model}:{ref}")
+        if variant is None:
+            raise UserError(f"no variant '{ref}' in {self.loaded.path.name}; variants: {', '.join(variants)}")
+        return variant
+
+    def variant_facts(self, ref: str) -> dict[str, Any]:
+        """A built variant (``modelkit inspect model:tag``): its GGUF, Modelfile, template and adapter."""
+        variant = self.variant(ref)
+        if not variant.gguf.is_file():
+            raise UserError(f"{variant.ref} is not built yet ({variant.gguf.name} is missing): run `modelkit build`")
+        info: dict[str, Any] = {"variant": variant.ref, **gguf_facts(variant.gguf)}
+        modelfile = self.graph[variant.modelfile_target].action
+        assert isinstance(modelfile, RenderModelfile)
+        info["modelfile"] = str(variant.modelfile)
+        info["merged_adapter"] = variant.adapter if variant.adapter and not modelfile.adapters else None
+        info["adapter_file"] = modelfile.adapters[0] if modelfile.adapters else None
+        origin = modelfile.template_origin()
+        if origin:
+            info["chat_template"] = origin
+        info["registered_as"] = [r.removeprefix("ollama:") for r in variant.registrations
+                                 if self.state.target(r) is not None]
+        return info
+
     def _resolve(self, names: Iterable[str]) -> list[str]:
         return [self.graph.resolve(n) for n in names]
-
-
-class BuildLock:
-    """An exclusive lock on the project, holding the owner's pid so others can say who waits on whom."""
-
-    def __init__(self, state_dir: Path, wait: bool = True, on_wait: Callable[[str], None] | None = None) -> None:
-        self.path = state_dir / "build.lock"
-        self.wait = wait
-        self.on_wait = on_wait
-
-    def __enter__(self) -> BuildLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = open(self.path, "a+")
-        try:
-            fcntl.flock(self._f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = self.holder()
-            message = f"another modelkit build{f' (pid {holder})' if holder else ''} holds {self.path}"
-            if not self.wait:
-                self._f.close()
-                raise UserError(f"{message}; try again when it ends (or drop --no-wait to wait)") from None
-            if self.on_wait:
-                self.on_wait(f"{message}; waiting for it to finish")
-            fcntl.flock(self._f, fcntl.LOCK_EX)
-        self._f.seek(0)
-        self._f.truncate()
-        self._f.write(f"{os.getpid()}\n")
-        self._f.flush()
-        return self
-
-    def holder(self) -> str | None:
-        try:
-            return self.path.read_text().strip() or None
-        except OSError:
-            return None
-
-    def __exit__(self, *_: object) -> None:
-        self._f.seek(0)
-        self._f.truncate()
-        self._f.close()

@@ -17,20 +17,22 @@ with a GPU builds the same bytes and the lock file agrees.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from modelkit.errors import StepError, UserError
+from modelkit.core import process
+from modelkit.core.hashing import sha256_file, tree_digest
+from modelkit.core.locks import FileLock
+from modelkit.core.process import Progress, ignore_progress
+from modelkit.errors import UserError
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 SDIST_NAME = f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}.tar.gz"
@@ -41,8 +43,6 @@ CMAKE_FLAGS = (
     "-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF", "-DGGML_NATIVE=OFF", "-DBUILD_SHARED_LIBS=OFF",
     "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF",
 )
-
-Progress = Callable[[float | None, str], None]
 
 
 @dataclass(frozen=True)
@@ -167,6 +167,16 @@ def _load_managed(home: Path) -> Toolchain | None:
     return toolchain
 
 
+def describe_toolchain(toolchain: Toolchain) -> dict[str, Any]:
+    """What ``modelkit toolchain show`` prints: where everything is, and the fingerprints."""
+    return {"installed": True, "origin": toolchain.origin, "version": toolchain.version,
+            "backend": toolchain.backend, "source": str(toolchain.source), "bin": str(toolchain.bin_dir),
+            "convert_hf_to_gguf": str(toolchain.convert_hf), "convert_lora_to_gguf": str(toolchain.convert_lora),
+            "llama-quantize": str(toolchain.quantize), "llama-completion": str(toolchain.completion),
+            "python": toolchain.python,
+            "fingerprint": {c: toolchain.fingerprint(c) for c in ("convert", "quantize")}}
+
+
 # -- installing ---------------------------------------------------------------------------------
 
 
@@ -174,12 +184,12 @@ def install(backend: str | None = None, progress: Progress | None = None, force:
     """Build the managed toolchain into the user cache (a few minutes on a laptop CPU)."""
     backend = backend or detect_backend()
     home = managed_dir(backend)
-    report = progress or (lambda fraction, text: None)
+    report = progress or ignore_progress
     if not force and (existing := _load_managed(home)):
         return existing
     home.mkdir(parents=True, exist_ok=True)
     log = home / "build.log"
-    with _InstallLock(home / ".lock"):
+    with FileLock(home / ".lock", holder_name="another modelkit toolchain install"):
         if not force and (existing := _load_managed(home)):
             return existing
         (home / "toolchain.json").unlink(missing_ok=True)
@@ -192,10 +202,10 @@ def install(backend: str | None = None, progress: Progress | None = None, force:
             flags += ["-DGGML_CUDA=ON",
                       f"-DCMAKE_CUDA_ARCHITECTURES={os.environ.get('MODELKIT_CUDA_ARCHITECTURES', 'native')}"]
         report(None, f"configuring llama.cpp ({backend})")
-        _run(["cmake", "-S", source, "-B", build, *flags], log, "configure llama.cpp", report)
+        _cmake(["-S", source, "-B", build, *flags], log, "configure llama.cpp", report)
         jobs = str(os.cpu_count() or 2)
-        _run(["cmake", "--build", build, "--config", "Release", "-j", jobs, "--target", *BINARIES],
-             log, "build llama.cpp", report, progress_re=re.compile(r"^\[\s*(\d+)%\]"))
+        _cmake(["--build", build, "--config", "Release", "-j", jobs, "--target", *BINARIES],
+               log, "build llama.cpp", report)
         bin_dir = home / "bin"
         bin_dir.mkdir(exist_ok=True)
         for name in BINARIES:
@@ -263,12 +273,9 @@ def _sdist_url(index: str) -> str:
 
 
 def _verify(path: Path) -> None:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    if h.hexdigest() != SDIST_SHA256:
-        raise UserError(f"{path}: sha256 {h.hexdigest()} is not the pinned {SDIST_SHA256}")
+    digest = sha256_file(path).removeprefix("sha256:")
+    if digest != SDIST_SHA256:
+        raise UserError(f"{path}: sha256 {digest} is not the pinned {SDIST_SHA256}")
 
 
 def _unpack(sdist: Path, home: Path, report: Progress) -> Path:
@@ -295,42 +302,14 @@ def _unpack(sdist: Path, home: Path, report: Progress) -> Path:
     return dest
 
 
-def _run(cmd: list[Any], log: Path, what: str, report: Progress, progress_re: re.Pattern[str] | None = None) -> None:
-    argv = [str(c) for c in cmd]
-    tail: list[str] = []
-    with open(log, "a", encoding="utf-8", errors="replace") as out:
-        out.write(f"$ {' '.join(argv)}\n")
-        out.flush()
-        try:
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                    errors="replace")
-        except FileNotFoundError:
-            raise UserError(f"{what}: {argv[0]} is not installed (apt-get install cmake g++)") from None
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            out.write(line)
-            tail = (tail + [line.rstrip()])[-15:]
-            m = progress_re.search(line) if progress_re else None
-            report(int(m.group(1)) / 100 if m else None, f"{what}: {line.strip()[:100]}")
-        code = proc.wait()
-    if code != 0:
-        raise StepError(f"{what} failed (exit status {code})", log, tail)
+_CMAKE_PERCENT = re.compile(r"^\[\s*(\d+)%\]")
 
 
-class _InstallLock:
-    """Two processes installing the same toolchain wait for each other."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __enter__(self) -> None:
-        import fcntl
-
-        self._f = open(self.path, "w")
-        fcntl.flock(self._f, fcntl.LOCK_EX)
-
-    def __exit__(self, *_: object) -> None:
-        self._f.close()
+def _cmake(args: list[Any], log: Path, what: str, report: Progress) -> None:
+    if shutil.which("cmake") is None:
+        raise UserError(f"{what}: cmake is not installed (apt-get install cmake g++)")
+    process.run(["cmake", *args], log, what,
+                on_line=lambda line: report(process.fraction_in(line, _CMAKE_PERCENT), f"{what}: {line[:100]}"))
 
 
 # -- facts ------------------------------------------------------------------------------------
@@ -369,11 +348,7 @@ def _scripts_digest(source: Path) -> str:
     files = [source / "convert_hf_to_gguf.py", source / "convert_lora_to_gguf.py"]
     for folder in ("conversion", "gguf-py/gguf"):
         files += sorted((source / folder).rglob("*.py"))
-    h = hashlib.sha256()
-    for f in files:
-        if f.is_file():
-            h.update(f.relative_to(source).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
-    _SCRIPT_DIGESTS[source] = digest = "sha256:" + h.hexdigest()
+    _SCRIPT_DIGESTS[source] = digest = tree_digest(source, files)
     return digest
 
 

@@ -9,7 +9,7 @@ ordinary build, so exactly what is stale is rebuilt, and prints one line about i
   a round; a round that finds nothing to do prints nothing.
 - An event that arrives during a build is not lost: another round follows.
 - A checkpoint still being written is never converted: the spec resolves a pattern to the
-  newest *complete* checkpoint (see :mod:`modelkit.checkpoints`), and a fixed adapter folder that
+  newest *complete* checkpoint (see :mod:`modelkit.formats.checkpoints`), and a fixed adapter folder that
   is incomplete is reported and waited for.
 - A failed build or an invalid spec is shown, and the watcher waits for the next change.
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from modelkit.checkpoints import is_pattern
+from modelkit.formats.checkpoints import is_pattern
 from modelkit.errors import ModelkitError
 from modelkit.spec import find_spec
 
@@ -80,7 +80,7 @@ class Watcher:
     def _on_event(self, event: FileSystemEvent) -> None:
         if event.is_directory and event.event_type == "modified":
             return
-        paths = [event.src_path, getattr(event, "dest_path", "") or ""]
+        paths = [event.src_path, event.dest_path]
         relevant = [Path(str(p)) for p in paths if p and self._relevant(Path(str(p)))]
         if not relevant:
             return
@@ -136,14 +136,12 @@ class Watcher:
         return []
 
     def _build(self, trigger: list[str]) -> None:
-        from modelkit.engine import QuietReporter
+        from modelkit.core.engine import QuietReporter
         from modelkit.project import Project
-        from modelkit.steps.ollama import forget_ollama_hosts
 
-        forget_ollama_hosts()
         started = time.monotonic()
         result_round = Round(trigger)
-        try:
+        try:  # a new project each round: the spec may have changed, and Ollama may have started
             project = Project.open(self.spec, register=self.register)
             self._ignored = [project.loaded.build_dir, project.loaded.state_dir]
             result = project.build(reporter=QuietReporter())

@@ -7,15 +7,15 @@ so a SIGKILL can land in the middle of a write. Prints the steps that ran, one p
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from modelkit.action import Action, StepContext
-from modelkit.engine import Engine
-from modelkit.graph import Graph, Target
-from modelkit.project import BuildLock
-from modelkit.state import State
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fake_actions import FileAction  # noqa: E402
+from modelkit.core.engine import Engine  # noqa: E402
+from modelkit.core.graph import Graph, Target  # noqa: E402
+from modelkit.core.locks import FileLock  # noqa: E402
+from modelkit.core.state import State  # noqa: E402
 
 
 def expected(source: bytes) -> dict[str, bytes]:
@@ -24,34 +24,18 @@ def expected(source: bytes) -> dict[str, bytes]:
     return {"a": a, "b": b, "c": b.upper() + b"!", "d": source.lower() * 300}
 
 
-class Slow(Action):
-    kind = "slow"
+TRANSFORMS = {"a": lambda d: d * 200, "b": lambda d: d[::-1], "c": lambda d: d.upper() + b"!",
+              "d": lambda d: d.lower() * 300}
 
-    def __init__(self, name: str, src: Path | None, read: Path | None, out: Path) -> None:
-        self.name, self.src, self.read, self.out = name, src, read, out
 
-    def params(self) -> dict[str, Any]:
-        return {"name": self.name}
+def Slow(name: str, src: Path | None, read: Path | None, out: Path) -> FileAction:  # noqa: N802
+    """Prints its name when it runs, then writes its output in twenty pieces with pauses."""
+    def compute(params: dict[str, Any], sources: list[bytes], reads: list[bytes]) -> bytes:
+        print(name, flush=True)
+        return TRANSFORMS[name]((sources + reads)[0])
 
-    def inputs(self) -> dict[str, Path]:
-        return {"src": self.src} if self.src else {}
-
-    def outputs(self) -> list[Path]:
-        return [self.out]
-
-    def describe(self) -> str:
-        return self.name
-
-    def run(self, ctx: StepContext) -> None:
-        print(self.name, flush=True)
-        data = (self.src or self.read).read_bytes()  # type: ignore[union-attr]
-        data = {"a": lambda d: d * 200, "b": lambda d: d[::-1], "c": lambda d: d.upper() + b"!",
-                "d": lambda d: d.lower() * 300}[self.name](data)
-        with open(ctx.tmp(self.out), "wb") as f:
-            for i in range(0, len(data), max(1, len(data) // 20)):
-                f.write(data[i:i + max(1, len(data) // 20)])
-                f.flush()
-                time.sleep(0.005)
+    return FileAction(out, [src] if src else [], [read] if read else [], params={"name": name}, compute=compute,
+                      name=name, slow_write=0.005)
 
 
 def main(root: Path) -> None:
@@ -62,7 +46,7 @@ def main(root: Path) -> None:
         Target("c", Slow("c", None, build / "b", build / "c"), ("b",)),
         Target("d", Slow("d", root / "src", None, build / "d")),
     ])
-    with BuildLock(root / ".modelkit"):
+    with FileLock(root / ".modelkit" / "build.lock"):
         result = Engine(graph, root, State(root / ".modelkit"), fingerprint=lambda c: {}).build()
     sys.exit(0 if result.ok else 1)
 

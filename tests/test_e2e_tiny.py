@@ -13,7 +13,7 @@ from pathlib import Path
 import gguf
 import pytest
 
-from modelkit.quant_types import QUANT_TYPES
+from modelkit.formats.quant_types import QUANT_TYPES
 
 from conftest import ROOT, load_module
 

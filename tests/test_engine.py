@@ -7,47 +7,25 @@ from typing import Any
 
 import pytest
 
-from modelkit.action import Action, StepContext
-from modelkit.engine import Engine
+from fake_actions import FileAction
+from modelkit.core.action import StepContext
+from modelkit.core.engine import Engine
 from modelkit.errors import StepError, UserError
-from modelkit.graph import Graph, Target
-from modelkit.state import State
+from modelkit.core.graph import Graph, Target
+from modelkit.core.state import State
 
 
-class Concat(Action):
+def by_mode(params: dict[str, Any], sources: list[bytes], reads: list[bytes]) -> bytes:
+    data = b"".join(sources + reads)
+    if params["mode"] == "upper":
+        return data.upper()
+    return str(len(data)).encode() if params["mode"] == "length" else data
+
+
+def Concat(out: Path, sources: list[Path] = (), reads: list[Path] = (), mode: str = "plain",  # noqa: N802
+           tool: str | None = None, fail: bool = False) -> FileAction:
     """Writes its source files then its dependencies' outputs, transformed by ``mode``."""
-
-    kind = "concat"
-
-    def __init__(self, out: Path, sources: list[Path] = (), reads: list[Path] = (), mode: str = "plain",
-                 tool: str | None = None, fail: bool = False) -> None:
-        self.out, self.sources, self.reads, self.mode, self.fail = out, list(sources), list(reads), mode, fail
-        self.tool = tool  # type: ignore[misc]
-        self.runs = 0
-
-    def params(self) -> dict[str, Any]:
-        return {"mode": self.mode}
-
-    def inputs(self) -> dict[str, Path]:
-        return {p.name: p for p in self.sources}
-
-    def outputs(self) -> list[Path]:
-        return [self.out]
-
-    def describe(self) -> str:
-        return f"make {self.out.name}"
-
-    def run(self, ctx: StepContext) -> None:
-        self.runs += 1
-        data = b"".join(p.read_bytes() for p in self.sources + self.reads)
-        if self.mode == "upper":
-            data = data.upper()
-        elif self.mode == "length":
-            data = str(len(data)).encode()
-        ctx.tmp(self.out).write_bytes(b"partial")
-        if self.fail:
-            raise StepError("boom")
-        ctx.tmp(self.out).write_bytes(data)
+    return FileAction(out, sources, reads, params={"mode": mode}, compute=by_mode, tool=tool, fail=fail)
 
 
 class Project:
@@ -271,7 +249,7 @@ def test_stat_cache_distrusts_entries_recorded_in_the_same_instant(tmp_path: Pat
     """"Racy" entries (file modified within a timestamp tick of being hashed) are rehashed, as in git."""
     import time
 
-    from modelkit.state import FileStat
+    from modelkit.core.state import FileStat
 
     state = State(tmp_path / "s")
     now = time.time_ns()
@@ -289,7 +267,7 @@ def test_stat_cache_distrusts_entries_recorded_in_the_same_instant(tmp_path: Pat
 def test_a_full_disk_is_a_clear_error_and_leaves_nothing_half_written(tmp_path: Path) -> None:
     import errno
 
-    class FillsTheDisk(Concat):
+    class FillsTheDisk(FileAction):
         def run(self, ctx: StepContext) -> None:
             ctx.tmp(self.out).write_bytes(b"half")
             raise OSError(errno.ENOSPC, "No space left on device", str(ctx.tmp(self.out)))

@@ -19,45 +19,22 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelkit.action import Action, StepContext
-from modelkit.engine import Engine
-from modelkit.graph import Graph, Target
-from modelkit.state import State
+from fake_actions import FileAction, digest_of_all
+from modelkit.core.engine import Engine
+from modelkit.core.graph import Graph, Target
+from modelkit.core.state import State
 
 EXECUTED: list[str] = []
 
 
 def compute(mode: str, param: int, sources: list[bytes], deps: list[bytes]) -> bytes:
     """The pure function each node computes; "mod" loses information, so early cutoff happens."""
-    data = b"|".join([str(param).encode(), *sources, b"#", *deps])
-    if mode == "mod":
-        return str(sum(data) % 3).encode()
-    return hashlib.sha256(data).hexdigest()[:8].encode()
+    return digest_of_all({"mode": mode, "param": param}, sources, deps)
 
 
-class Node(Action):
-    kind = "node"
-
-    def __init__(self, name: str, mode: str, param: int, sources: list[Path], reads: list[Path], out: Path) -> None:
-        self.name, self.mode, self.param = name, mode, param
-        self.sources, self.reads, self.out = sources, reads, out
-
-    def params(self) -> dict[str, Any]:
-        return {"mode": self.mode, "param": self.param}
-
-    def inputs(self) -> dict[str, Path]:
-        return {p.name: p for p in self.sources}
-
-    def outputs(self) -> list[Path]:
-        return [self.out]
-
-    def describe(self) -> str:
-        return self.name
-
-    def run(self, ctx: StepContext) -> None:
-        EXECUTED.append(self.name)
-        ctx.tmp(self.out).write_bytes(compute(self.mode, self.param, [p.read_bytes() for p in self.sources],
-                                              [p.read_bytes() for p in self.reads]))
+def Node(name: str, mode: str, param: int, sources: list[Path], reads: list[Path], out: Path) -> FileAction:  # noqa: N802
+    return FileAction(out, sources, reads, params={"mode": mode, "param": param}, compute=digest_of_all, name=name,
+                      ran=EXECUTED)
 
 
 @dataclass

@@ -10,8 +10,8 @@ import pytest
 
 from modelkit import hub
 from modelkit.errors import UserError
-from modelkit.hashing import Hasher, hf_cache_digest
-from modelkit.state import State
+from modelkit.core.hashing import Hasher
+from modelkit.core.state import State
 
 from conftest import ROOT, load_module
 
@@ -82,9 +82,9 @@ def test_hf_cache_digests_read_no_bytes(cache: Path, tmp_path: Path) -> None:
     data = b"weights" * 100_000
     hf_cache.add_repo(cache, "org/model", {"config.json": b"{}", "model.safetensors": data})
     snapshot = hub.resolve("org/model", "main", "model").snapshot
-    assert hf_cache_digest(snapshot / "model.safetensors") == "sha256:" + hashlib.sha256(data).hexdigest()
-    assert hf_cache_digest(snapshot / "config.json") is None  # a git SHA-1 blob name is not a sha256
-    hasher = Hasher(State(tmp_path / "state"))
+    assert hub.blob_digest(snapshot / "model.safetensors") == "sha256:" + hashlib.sha256(data).hexdigest()
+    assert hub.blob_digest(snapshot / "config.json") is None  # a git SHA-1 blob name is not a sha256
+    hasher = Hasher(State(tmp_path / "state"), free_digest=hub.blob_digest)
     digests = hasher.digests([snapshot / "model.safetensors", snapshot / "config.json"])
     assert digests[snapshot / "model.safetensors"] == "sha256:" + hashlib.sha256(data).hexdigest()
     assert hasher.bytes_read == 2  # only config.json's two bytes were read

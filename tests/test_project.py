@@ -147,9 +147,9 @@ def test_gc_removes_artifacts_of_targets_the_spec_dropped(project: Path) -> None
 
 
 def test_second_builder_fails_fast_with_no_wait(project: Path) -> None:
-    from modelkit.project import BuildLock
+    from modelkit.core.locks import FileLock
 
-    with BuildLock(project / ".modelkit"):
+    with FileLock(project / ".modelkit" / "build.lock"):
         proc = cli("build", "--no-ollama", "--no-wait", cwd=project)
     assert proc.returncode == 2
     assert f"another modelkit build (pid {__import__('os').getpid()})" in proc.stderr

@@ -9,7 +9,7 @@ import pytest
 
 from modelkit import toolchain as tc
 from modelkit.errors import UserError
-from modelkit.quant_types import QUANT_TYPES
+from modelkit.formats.quant_types import QUANT_TYPES
 
 
 def test_backend_is_cuda_only_with_nvcc_and_a_gpu(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from modelkit.checkpoints import is_complete, newest_complete, safetensors_complete, step_of
+from modelkit.formats.checkpoints import is_complete, newest_complete, step_of
+from modelkit.formats.safetensors import is_complete as safetensors_complete
 from modelkit.watch import Round, Watcher
 
 from conftest import ROOT, load_module

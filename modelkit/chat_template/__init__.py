@@ -1,16 +1,26 @@
 """Chat templates: read a base model's Jinja template, translate it into an Ollama TEMPLATE, prove it.
 
-Modules, one concept each:
+This module is the front door; what other parts of modelkit use is exported here, imported on
+first use. The package, one concept per part:
 
 * :mod:`.source` — find the template and special tokens in a GGUF header or a Hugging Face folder;
-* :mod:`.jinja_env` — the sandbox that renders Jinja exactly as ``transformers`` does (the reference);
-* :mod:`.translate` — Jinja to Go by partial evaluation: statements there, expressions in
-  :mod:`.expressions` and :mod:`.calls`, shared state in :mod:`.context`, values in
-  :mod:`.values`, Go building blocks in :mod:`.goexpr`, the Go tree and its printer in :mod:`.goast`;
-* :mod:`.gotemplate` — a Python evaluator of Go ``text/template`` on Ollama's data;
-* :mod:`.conversations` and :mod:`.prove` — the battery and the proof;
-* :mod:`.families` — hand-written templates of known formats, a cross-check;
-* :mod:`.stops` — stop strings; :mod:`.inherit` — the whole step; :mod:`.cli`, :mod:`.report`.
+* :mod:`.reference` — the sandbox that renders Jinja exactly as ``transformers`` does (the reference);
+* :mod:`.translator` — Jinja to Go by partial evaluation: the entry point in
+  :mod:`.translator.translation`, statements, ``if`` and ``for`` in :mod:`~.translator.statements`,
+  :mod:`~.translator.branches` and :mod:`~.translator.loops`, expressions in
+  :mod:`~.translator.expressions` and :mod:`~.translator.calls`, shared state in
+  :mod:`~.translator.context`, values in :mod:`~.translator.values`, and the Go it emits in
+  :mod:`~.translator.goast` (the tree and its printer) and :mod:`~.translator.goexpr`;
+* :mod:`.gotemplate` — a Python evaluator of Go ``text/template`` on Ollama's data: lexer,
+  parser, execution, Go's printing (``fmt``), Ollama's checks, functions and data;
+* :mod:`.proof` — the conversation battery, the proof, and hand-written family templates (a
+  cross-check);
+* :mod:`.stops` — stop strings; :mod:`.inherit` — the whole step; :mod:`.digest` — the
+  digest of this package's source, part of the template step's cache key.
+
+The layers: :mod:`.gotemplate` and :mod:`.reference` stand alone, :mod:`.translator` builds on
+both, :mod:`.proof` on all three, :mod:`.inherit` on everything; nothing here imports the build
+engine, the steps or the CLI (``tests/chat_template/test_layering.py`` checks it).
 
 How the proof runs at build time: users have no Go, so the Go side is rendered by
 :mod:`.gotemplate`, modelkit's own evaluator of the Go template language, fed the data Ollama
@@ -22,32 +32,27 @@ Ollama's ``Parse``/``Vars``/``Execute``/``collate`` — on every template of lla
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from modelkit.core.lazy import lazy_exports
 
 # Imported on first use: the translator and the sandbox are not needed to start the CLI, and
 # `modelkit build` with nothing to do should not pay for them.
 _EXPORTS = {
-    "add_template_commands": ".cli",
     "InheritedTemplate": ".inherit",
     "inherit_template": ".inherit",
     "ChatTemplateSource": ".source",
     "TemplateError": ".source",
     "read_template": ".source",
+    "translator_digest": ".digest",
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "ChatTemplateSource",
     "InheritedTemplate",
     "TemplateError",
-    "add_template_commands",
     "inherit_template",
     "read_template",
+    "translator_digest",
 ]

@@ -2,7 +2,7 @@
 
 This is what the build's ``inherit-template`` step calls. The general translator comes first;
 when it cannot express the template, a recognised family template is tried; whatever is chosen
-must pass the proof (``prove.py``) or nothing is produced: a :class:`TemplateError` carries the
+must pass the proof (:mod:`.proof`) or nothing is produced: a :class:`TemplateError` carries the
 conversation that differs and a diff of the two prompts, and the user can give the template
 explicitly (``[ollama] template``). modelkit never falls back to ``{{ .Prompt }}``.
 """
@@ -13,12 +13,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Optional
 
-from .families import cross_check
-from .prove import Outcome, Proof, prove
+from .proof import SAME, Outcome, Proof, cross_check, prove
 from .source import HINT, ChatTemplateSource, TemplateError
 from .stops import derive_stops
-from .translate import Translation, translate
-from .values import Unsupported
+from .translator import Translation, Unsupported, translate
 
 
 @dataclass(frozen=True)
@@ -73,7 +71,7 @@ def inherit_template(source: ChatTemplateSource, today: Optional[date] = None) -
                       source.add_bos_token, today=today)
         if proof.error.startswith("the Jinja does not parse"):
             raise TemplateError(f"{source.origin}: {proof.error}; {HINT}")
-        if not proof.outcomes or not any(o.status == "same" for o in proof.outcomes):
+        if not proof.outcomes or not any(o.status == SAME for o in proof.outcomes):
             if proof.outcomes and not proof.failures:
                 raise TemplateError(f"{source.origin}: the template refuses every test conversation "
                                     f"({proof.outside[0].detail}); {HINT}")

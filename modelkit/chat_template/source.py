@@ -1,7 +1,7 @@
 """Find a model's chat template and special tokens, in a GGUF file or a Hugging Face folder.
 
 A GGUF keeps them in its header (``tokenizer.chat_template``, ``tokenizer.ggml.*``), read with
-:mod:`modelkit.gguf_header` without touching the tensors. A Hugging Face folder keeps the
+:mod:`modelkit.formats.gguf` without touching the tensors. A Hugging Face folder keeps the
 template in ``chat_template.jinja`` (transformers >= 4.43 writes it there), else in
 ``tokenizer_config.json`` (``chat_template``: a string, or a list of named templates of which
 ``default`` is the chat one), else in ``chat_template.json``; the special tokens come from
@@ -17,14 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from ..errors import UserError
-from ..gguf_header import GGUFHeaderError, read_metadata
+from modelkit.errors import TemplateError
+from modelkit.formats.gguf import GGUFHeaderError, read_metadata
 
 HINT = "set [ollama] template in model.toml to give the template yourself"
-
-
-class TemplateError(UserError):
-    """A chat template that cannot be read, translated or proven."""
 
 
 @dataclass(frozen=True)
@@ -48,8 +44,6 @@ def read_template(path: Path) -> ChatTemplateSource:
         return _from_gguf(path)
     raise TemplateError(f"{path}: no such file or folder (give a .gguf file or a Hugging Face model folder)")
 
-
-# --- GGUF ---------------------------------------------------------------------------------------
 
 def _from_gguf(path: Path) -> ChatTemplateSource:
     try:
@@ -76,8 +70,6 @@ def _from_gguf(path: Path) -> ChatTemplateSource:
                 if t and t != eos)
     return ChatTemplateSource(template, f"{path.name}: tokenizer.chat_template", bos, eos, add_bos, eot)
 
-
-# --- Hugging Face folder --------------------------------------------------------------------------
 
 def _load_json(path: Path) -> Any:
     try:

@@ -11,11 +11,11 @@ found by rendering a tiny conversation with the Jinja and reading what surrounds
 from __future__ import annotations
 
 import re
-
-import jinja2
 from typing import Optional
 
-from .jinja_env import RenderContext, TemplateRaised, render_chat
+import jinja2
+
+from .reference import RenderContext, TemplateRaised, render_chat
 
 _USER = "qz7userqz7"
 _ASSISTANT = "qz7assistantqz7"

@@ -4,26 +4,26 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelkit.action import Action, StepContext
+from modelkit.core.action import StepContext
+from modelkit.steps.base import Step
 
 # tqdm's "Writing:  45%|####" lines.
 TQDM_PERCENT = re.compile(r"(\d+)%\|")
 
 
-class Convert(Action):
-    kind = "convert"
-    tool = "convert"
+@dataclass(kw_only=True, eq=False)
+class Convert(Step, kind="convert", tool="convert"):
+    """The base model's Hugging Face folder, converted whole; tensors of ``outtype``."""
 
-    def __init__(self, folder: Path, files: dict[str, Path], outtype: str, out: Path, label: str = "base") -> None:
-        """``files``: the folder's files to hash as inputs (empty when a fetch target provides them)."""
-        self.folder = folder
-        self.files = files
-        self.outtype = outtype
-        self.out = out
-        self.label = label
+    folder: Path
+    files: dict[str, Path]
+    """The folder's files to hash as inputs (empty when a fetch target provides them)."""
+    outtype: str
+    label: str = "base"
 
     def params(self) -> dict[str, Any]:
         return {"outtype": self.outtype}
@@ -31,18 +31,14 @@ class Convert(Action):
     def inputs(self) -> dict[str, Path]:
         return {f"{self.label}/{name}": path for name, path in self.files.items()}
 
-    def outputs(self) -> list[Path]:
-        return [self.out]
-
     def describe(self) -> str:
         return f"convert {self.label} to GGUF ({self.outtype})"
 
     def run(self, ctx: StepContext) -> None:
         tc = ctx.toolchain
         tc.check_convert_deps()
-        ctx.run_tool(
-            [tc.python, tc.convert_hf, self.folder, "--outtype", self.outtype, "--outfile", ctx.tmp(self.out)],
-            what=self.describe(), progress_re=TQDM_PERCENT, env=script_env())
+        self.run_tool(ctx, [tc.python, tc.convert_hf, self.folder, "--outtype", self.outtype,
+                            "--outfile", ctx.tmp(self.out)], progress_re=TQDM_PERCENT, env=script_env())
 
 
 def script_env() -> dict[str, str]:

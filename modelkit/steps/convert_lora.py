@@ -2,30 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelkit.action import Action, StepContext
-from modelkit.compat import check_adapter
+from modelkit.core.action import StepContext
+from modelkit.formats.peft import check_adapter_fits_base
+from modelkit.steps.base import Step
 from modelkit.steps.convert import TQDM_PERCENT, script_env
 
 
-class ConvertLora(Action):
-    kind = "convert-lora"
-    tool = "convert"
+@dataclass(kw_only=True, eq=False)
+class ConvertLora(Step, kind="convert-lora", tool="convert"):
+    """The script reads the base model's config.json only, never its weights."""
 
-    def __init__(self, name: str, adapter_dir: Path, files: dict[str, Path], base_dir: Path,
-                 base_files: dict[str, Path], outtype: str, out: Path) -> None:
-        """``files``/``base_files``: inputs to hash (empty when fetch targets provide them).
-
-        The script reads the base model's config.json only, never its weights."""
-        self.name = name
-        self.adapter_dir = adapter_dir
-        self.files = files
-        self.base_dir = base_dir
-        self.base_files = base_files
-        self.outtype = outtype
-        self.out = out
+    name: str
+    adapter_dir: Path
+    files: dict[str, Path]
+    """The adapter's files to hash as inputs (empty when a fetch target provides them)."""
+    base_dir: Path
+    base_files: dict[str, Path]
+    """The base's config.json to hash (empty when a fetch target provides it)."""
+    outtype: str
 
     def params(self) -> dict[str, Any]:
         return {"outtype": self.outtype}
@@ -35,19 +33,16 @@ class ConvertLora(Action):
         named.update({f"base/{n}": p for n, p in self.base_files.items()})
         return named
 
-    def outputs(self) -> list[Path]:
-        return [self.out]
-
     def describe(self) -> str:
         return f"convert adapter '{self.name}' to GGUF ({self.outtype})"
 
     def precheck(self) -> None:
         if self.adapter_dir.is_dir() and self.base_dir.is_dir():
-            check_adapter(self.adapter_dir, self.base_dir, f"adapter '{self.name}'")
+            check_adapter_fits_base(self.adapter_dir, self.base_dir, f"adapter '{self.name}'")
 
     def run(self, ctx: StepContext) -> None:
         tc = ctx.toolchain
         tc.check_convert_deps()
-        ctx.run_tool([tc.python, tc.convert_lora, self.adapter_dir, "--base", self.base_dir,
-                      "--outtype", self.outtype, "--outfile", ctx.tmp(self.out)],
-                     what=self.describe(), progress_re=TQDM_PERCENT, env=script_env())
+        self.run_tool(ctx, [tc.python, tc.convert_lora, self.adapter_dir, "--base", self.base_dir,
+                            "--outtype", self.outtype, "--outfile", ctx.tmp(self.out)],
+                      progress_re=TQDM_PERCENT, env=script_env())

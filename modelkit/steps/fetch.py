@@ -7,20 +7,20 @@ temporary name and renames it, so the step is atomic per file without the engine
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from modelkit import hub
-from modelkit.action import Action, StepContext
+from modelkit.core.action import Action, StepContext
 
 
-class Fetch(Action):
-    kind = "fetch"
-    atomic = False
+@dataclass(kw_only=True, eq=False)
+class Fetch(Action, kind="fetch", atomic=False):
+    """Not atomic through the engine: huggingface_hub renames each file into place itself."""
 
-    def __init__(self, source: hub.RepoSource, label: str) -> None:
-        self.source = source
-        self.label = label
+    source: hub.RepoSource
+    label: str
 
     def params(self) -> dict[str, Any]:
         return {"repo": self.source.repo, "commit": self.source.commit, "files": sorted(self.source.files)}

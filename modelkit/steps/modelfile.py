@@ -2,33 +2,30 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelkit.action import Action, StepContext
+from modelkit.core.action import StepContext
+from modelkit.steps.base import Step
 from modelkit.steps.template import read_inherited
 
 
-class RenderModelfile(Action):
-    kind = "modelfile"
+@dataclass(kw_only=True, eq=False)
+class RenderModelfile(Step, kind="modelfile"):
+    """Exactly one of ``template`` (text), ``template_file`` or ``inherited`` (the template step's
+    output) gives the TEMPLATE."""
 
-    def __init__(self, out: Path, *, from_: str, adapters: list[str], system: str | None,
-                 parameters: dict[str, Any], messages: list[tuple[str, str]], license: str | None,
-                 template: str | None = None, template_file: Path | None = None,
-                 inherited: Path | None = None, header: str = "") -> None:
-        """Exactly one of ``template`` (text), ``template_file`` or ``inherited`` (the template
-        step's output) gives the TEMPLATE."""
-        self.out = out
-        self.from_ = from_
-        self.adapters = adapters
-        self.system = system
-        self.parameters = parameters
-        self.messages = messages
-        self.license = license
-        self.template = template
-        self.template_file = template_file
-        self.inherited = inherited
-        self.header = header
+    from_: str
+    adapters: list[str]
+    system: str | None
+    parameters: dict[str, Any]
+    messages: list[tuple[str, str]]
+    license: str | None
+    template: str | None = None
+    template_file: Path | None = None
+    inherited: Path | None = None
+    header: str = ""
 
     def params(self) -> dict[str, Any]:
         return {"from": self.from_, "adapters": self.adapters, "system": self.system,
@@ -38,15 +35,12 @@ class RenderModelfile(Action):
     def inputs(self) -> dict[str, Path]:
         return {"template_file": self.template_file} if self.template_file else {}
 
-    def outputs(self) -> list[Path]:
-        return [self.out]
-
     def describe(self) -> str:
         return f"render {self.out.name}"
 
     def content(self) -> str:
         """The Modelfile text (also what registration through the API sends, field by field)."""
-        from modelkit.modelfile import Modelfile, render_modelfile
+        from modelkit.ollama.modelfile import Modelfile, render_modelfile
 
         return render_modelfile(Modelfile(
             from_=self.from_, adapters=tuple(self.adapters), template=self.resolved_template(),
@@ -55,6 +49,7 @@ class RenderModelfile(Action):
             requires=None, header=self.header))
 
     def resolved_template(self) -> str | None:
+        """The TEMPLATE text, wherever the spec says it comes from."""
         if self.template is not None:
             return self.template
         if self.template_file is not None:
@@ -71,6 +66,15 @@ class RenderModelfile(Action):
             if stop:
                 params["stop"] = list(stop)
         return params
+
+    def template_origin(self) -> str | None:
+        """Where the TEMPLATE comes from, for ``modelkit inspect``."""
+        if self.inherited is not None and self.inherited.is_file():
+            inherited = read_inherited(self.inherited)
+            return f"inherited from {inherited['origin']} ({inherited['proof']})"
+        if self.template_file is not None:
+            return f"from {self.template_file}"
+        return "given in the spec" if self.template is not None else None
 
     def run(self, ctx: StepContext) -> None:
         ctx.tmp(self.out).write_text(self.content(), encoding="utf-8")

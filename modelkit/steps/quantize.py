@@ -3,28 +3,27 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelkit.action import Action, StepContext
+from modelkit.core.action import StepContext
+from modelkit.steps.base import Step, threads
 
 # llama-quantize prints "[  12/ 291]  blk.0.attn_q.weight ..." per tensor.
 TENSOR_COUNTER = re.compile(r"^\[\s*(\d+)/\s*(\d+)\]")
 
 
-class Quantize(Action):
-    kind = "quantize"
-    tool = "quantize"
+@dataclass(kw_only=True, eq=False)
+class Quantize(Step, kind="quantize", tool="quantize"):
+    """``src`` quantized to ``qtype``; ``requantize`` for a source that is already quantized."""
 
-    def __init__(self, src: Path, qtype: str, out: Path, requantize: bool = False,
-                 src_file: Path | None = None, label: str = "base") -> None:
-        """``src_file``: set when ``src`` is a user's file rather than another target's output."""
-        self.label = label
-        self.src = src
-        self.qtype = qtype
-        self.out = out
-        self.requantize = requantize
-        self.src_file = src_file
+    src: Path
+    qtype: str
+    requantize: bool = False
+    src_file: Path | None = None
+    """Set when ``src`` is a user's file rather than another target's output (then it is an input)."""
+    label: str = "base"
 
     def params(self) -> dict[str, Any]:
         return {"type": self.qtype, "allow_requantize": self.requantize}
@@ -32,21 +31,11 @@ class Quantize(Action):
     def inputs(self) -> dict[str, Path]:
         return {"base.gguf": self.src_file} if self.src_file else {}
 
-    def outputs(self) -> list[Path]:
-        return [self.out]
-
     def describe(self) -> str:
         return f"quantize {self.label} to {self.qtype}"
 
     def run(self, ctx: StepContext) -> None:
         tc = ctx.toolchain
         flags = ["--allow-requantize"] if self.requantize else []
-        ctx.run_tool([tc.quantize, *flags, self.src, ctx.tmp(self.out), self.qtype, str(threads())],
-                     what=self.describe(), progress_re=TENSOR_COUNTER)
-
-
-def threads() -> int:
-    """The cores this process may use (affinity-aware, as in a container)."""
-    import os
-
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+        self.run_tool(ctx, [tc.quantize, *flags, self.src, ctx.tmp(self.out), self.qtype, str(threads())],
+                      progress_re=TENSOR_COUNTER)

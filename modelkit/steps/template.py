@@ -1,4 +1,4 @@
-"""Inherit the base model's chat template: translate it to Ollama's Go template and prove it.
+"""Inherit the model's chat template: translate it to Ollama's Go template and prove it.
 
 The output is a small JSON file (the Go template, suggested stop strings, the proof summary)
 that the Modelfile step reads. Translation reads the chat template from the Hugging Face folder
@@ -8,14 +8,13 @@ conversion; otherwise it reads the GGUF header.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelkit import __version__
-from modelkit.action import Action, StepContext
+from modelkit.core.action import StepContext
+from modelkit.steps.base import Step
 
 # Files of a Hugging Face folder that hold the chat template and its special tokens.
 TEMPLATE_FILES = ("tokenizer_config.json", "chat_template.jinja", "chat_template.json", "tokenizer.json",
@@ -23,24 +22,23 @@ TEMPLATE_FILES = ("tokenizer_config.json", "chat_template.jinja", "chat_template
                   "special_tokens_map.json", "generation_config.json")
 
 
-class InheritTemplate(Action):
-    kind = "inherit-template"
+@dataclass(kw_only=True, eq=False)
+class InheritTemplate(Step, kind="inherit-template"):
+    """``out`` is the JSON the Modelfile step reads."""
 
-    def __init__(self, source: Path, files: dict[str, Path], out: Path) -> None:
-        """``source``: a GGUF file or a Hugging Face folder; ``files``: what to hash as inputs."""
-        self.source = source
-        self.files = files
-        self.out = out
+    source: Path
+    """A GGUF file or a Hugging Face folder."""
+    files: dict[str, Path]
+    """What to hash as inputs (empty when a fetch target provides them)."""
 
     def params(self) -> dict[str, Any]:
+        from modelkit.chat_template import translator_digest
+
         # The translator is modelkit's own code: when it changes, the translation may too.
         return {"translator": translator_digest()}
 
     def inputs(self) -> dict[str, Path]:
         return {f"base/{name}": path for name, path in self.files.items()}
-
-    def outputs(self) -> list[Path]:
-        return [self.out]
 
     def describe(self) -> str:
         return "inherit the base model's chat template"
@@ -60,15 +58,6 @@ class InheritTemplate(Action):
         }, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-@functools.cache
-def translator_digest() -> str:
-    """A digest of the translator's source, the way the convert scripts' source is in their key."""
-    package = Path(__file__).resolve().parent.parent / "chat_template"
-    h = hashlib.sha256()
-    for path in sorted(package.glob("*.py")):
-        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return f"modelkit {__version__} sha256:{h.hexdigest()[:16]}"
-
-
 def read_inherited(path: Path) -> dict[str, Any]:
+    """The template step's output: ``origin``, ``template``, ``stop``, ``proof``."""
     return json.loads(path.read_text(encoding="utf-8"))

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from modelkit.gguf_header import GGUFHeaderError, LazyArray, read_header, read_metadata
+from modelkit.formats.gguf import GGUFHeaderError, LazyArray, read_header, read_metadata
 
 
 def _adapter_fields(w: object) -> None:

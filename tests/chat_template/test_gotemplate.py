@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 
 from modelkit.chat_template import gotemplate as gt
-from modelkit.chat_template.conversations import BATTERY
-from modelkit.chat_template.translate import translate
-from modelkit.chat_template.values import Unsupported
+from modelkit.chat_template.proof import BATTERY
+from modelkit.chat_template.translator import Unsupported, translate
 
 
 pytestmark = pytest.mark.go

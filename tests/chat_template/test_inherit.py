@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from modelkit.chat_template import TemplateError, add_template_commands, inherit_template, read_template
+from modelkit.chat_template import TemplateError, inherit_template, read_template
 from modelkit.chat_template import gotemplate as gt
 from modelkit.chat_template import inherit as inherit_mod
-from modelkit.chat_template.families import FAMILIES, cross_check, recognise
-from modelkit.chat_template.prove import prove
+from modelkit.chat_template.proof import FAMILIES, cross_check, prove, recognise
 from modelkit.chat_template.source import ChatTemplateSource
 from modelkit.chat_template.stops import derive_stops
-from modelkit.chat_template.translate import Translation
+from modelkit.chat_template.translator import Translation
+from modelkit.cli.template import add_commands as add_template_commands
 
 
 def _src(template: str, bos: str | None = "<s>", eos: str | None = "</s>", add_bos: bool = False) -> ChatTemplateSource:
@@ -29,7 +29,7 @@ def test_tiny_model_inherits(fixture: str, request: pytest.FixtureRequest) -> No
     assert result.summary.startswith("proven on 9 conversations")
     assert "zephyr" in result.summary  # the family template agrees
     assert result.stop == ("</s>", "<|user|>")
-    out = gt.render_ollama(result.go_template, [{"role": "user", "content": "Hi"}])
+    out = gt.execute(gt.check_ollama_parse(result.go_template), gt.ollama_data([{"role": "user", "content": "Hi"}]))
     assert out == "<|user|>\nHi</s>\n<|assistant|>\n"  # the tokenizer adds <s> itself
 
 

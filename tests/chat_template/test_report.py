@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from modelkit.chat_template.report import KEY_FAMILIES, NO_PLAIN_CHAT, PROVEN, format_report, survey
+from bench.templates import KEY_FAMILIES, NO_PLAIN_CHAT, PROVEN, format_report, survey
 
 REPO = Path(__file__).resolve().parent.parent.parent
 

@@ -14,11 +14,9 @@ from typing import Any
 import pytest
 
 from modelkit.chat_template import gotemplate as gt
-from modelkit.chat_template.conversations import BATTERY
-from modelkit.chat_template.jinja_env import RenderContext, TemplateRaised, render_chat
-from modelkit.chat_template.prove import expected_prompt, prove
-from modelkit.chat_template.translate import translate
-from modelkit.chat_template.values import Unsupported
+from modelkit.chat_template.proof import BATTERY, expected_prompt, prove
+from modelkit.chat_template.reference import RenderContext, TemplateRaised, render_chat
+from modelkit.chat_template.translator import Unsupported, translate
 
 TODAY = date(2025, 3, 4)
 

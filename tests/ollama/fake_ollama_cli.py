@@ -19,8 +19,8 @@ from pathlib import Path
 
 import modelfile_grammar as grammar
 
-from modelkit.ollama_names import parse_model_name
-from modelkit.ollama_params import OPTIONS, OptionType
+from modelkit.ollama.names import parse_model_name
+from modelkit.ollama.params import OPTIONS, OptionType
 
 _TYPES = {OptionType.INT: "int", OptionType.FLOAT: "float", OptionType.BOOL: "bool", OptionType.STRINGS: "strings"}
 TYPES = {name: _TYPES[kind] for name, kind in OPTIONS.items()}

@@ -36,8 +36,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import PurePosixPath
 from typing import Any
 
-from modelkit.ollama_go import go_quote
-from modelkit.ollama_names import parse_model_name
+from modelkit.ollama.strconv import go_quote
+from modelkit.ollama.names import parse_model_name
 
 BLOBS_DIR = "/fake-ollama/models/blobs"
 _DIGEST = re.compile(r"sha256[:-]([0-9a-fA-F]{64})\Z")

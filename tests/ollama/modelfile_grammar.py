@@ -2,7 +2,7 @@
 
 It is a port of ``ParseFile`` (the state machine: states nil, name, value, parameter, message,
 comment) and of ``Modelfile.CreateRequest`` (how commands become a create request), written from
-Ollama's source and kept deliberately independent of ``modelkit.modelfile``. Behaviours carried
+Ollama's source and kept deliberately independent of ``modelkit.ollama.modelfile``. Behaviours carried
 over on purpose, because they are what the renderer must respect:
 
 * commands are case-insensitive; ``#`` starts a comment only where a command could start;

@@ -7,15 +7,20 @@ pytest imports every folder's conftest as the module ``conftest``, and a second 
 
 from __future__ import annotations
 
+import os
 import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import ollama
 import pytest
 
 from fake_server import FakeOllama
 from gguf_files import write_tiny_gguf, write_tiny_lora
+from modelkit.ollama.content import ModelContent
+from modelkit.ollama.modelfile import Modelfile, render_modelfile
+from modelkit.ollama.params import check_parameters
 
 HERE = Path(__file__).resolve().parent
 
@@ -81,3 +86,33 @@ def free_port_host() -> str:
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}"
 
+
+
+def write_modelfile(path: Path, m: Modelfile) -> None:
+    """Render ``m`` and write it to ``path`` byte for byte (no newline translation)."""
+    path.write_bytes(render_modelfile(m).encode("utf-8"))
+
+
+def modelfile_of(content: ModelContent, header: str = "", base_dir: Path | None = None) -> Modelfile:
+    """The Modelfile that registers ``content`` through ``ollama create -f``; with ``base_dir`` (the
+    Modelfile's folder) paths are relative to it, as Ollama resolves them, else absolute."""
+
+    def where(path: Path) -> str:
+        resolved = Path(path).resolve()
+        return str(resolved) if base_dir is None else os.path.relpath(resolved, Path(base_dir).resolve())
+
+    return Modelfile(from_=where(content.gguf), adapters=tuple(where(a) for a in content.adapters),
+                     template=content.template, system=content.system,
+                     parameters=tuple(check_parameters(content.parameters).items()), messages=content.messages,
+                     license=content.license, header=header)
+
+
+def unregister(model: str, *, host: str) -> bool:
+    """Delete ``model`` from an Ollama server through the official client; False if it was not there."""
+    try:
+        ollama.Client(host=host).delete(model)
+    except ollama.ResponseError as e:
+        if e.status_code == 404:
+            return False
+        raise
+    return True

@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 import modelfile_grammar as grammar
 from modelkit.errors import UserError
-from modelkit.modelfile import Modelfile, ModelfileError, quote_value, render_modelfile, template_dir, write_modelfile
-from modelkit.ollama_params import OPTIONS, OptionType
+from modelkit.errors import ModelfileError
+from modelkit.ollama.modelfile import Modelfile, quote_value, render_modelfile, template_dir
+from modelkit.ollama.params import OPTIONS, OptionType
 
 TYPES = {
     name: {OptionType.INT: "int", OptionType.FLOAT: "float", OptionType.BOOL: "bool", OptionType.STRINGS: "strings"}[kind]
@@ -254,15 +255,9 @@ def test_structural_errors(m: Modelfile, field: str | None) -> None:
     assert info.value.field == field
 
 
-def test_write_modelfile_keeps_carriage_returns_and_replaces_atomically(tmp_path: Path) -> None:
-    target = tmp_path / "dir with space" / "x.Modelfile"
-    target.parent.mkdir()
-    target.write_text("old", encoding="utf-8")
+def test_carriage_returns_survive(tmp_path: Path) -> None:
     m = Modelfile(from_="x.gguf", system="a\r\nb")
-    write_modelfile(target, m)
-    assert target.read_bytes() == render_modelfile(m).encode()
-    assert parsed_fields(target.read_bytes().decode(), tmp_path)["system"] == "a\r\nb"
-    assert [p.name for p in target.parent.iterdir()] == ["x.Modelfile"]
+    assert parsed_fields(render_modelfile(m), tmp_path)["system"] == "a\r\nb"
 
 
 # --- generated text ----------------------------------------------------------------------------

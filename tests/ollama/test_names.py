@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelkit.ollama_names import ModelName, check_model_name, check_tag, parse_model_name, quant_tag, with_tag
+from modelkit.ollama.names import ModelName, check_model_name, check_tag, parse_model_name
 
 
 @pytest.mark.parametrize(
@@ -55,14 +55,10 @@ def test_invalid_names_say_which_part_is_wrong(name: str, problem: str) -> None:
 
 def test_tags() -> None:
     assert check_tag("q4_k_m") == "q4_k_m"
-    assert quant_tag("Q4_K_M") == "q4_k_m"
-    assert with_tag("support-bot", "q8_0") == "support-bot:q8_0"
     with pytest.raises(ValueError, match="invalid Ollama tag 'q4/k'"):
         check_tag("q4/k")
     with pytest.raises(ValueError, match="cannot be empty"):
         check_tag("")
-    with pytest.raises(ValueError, match="already has a tag"):
-        with_tag("bot:x", "y")
 
 
 def test_names_compare_case_insensitively_with_defaults() -> None:

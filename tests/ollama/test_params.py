@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from modelkit.ollama_params import OPTIONS, RETIRED, OptionType, check_parameter, check_parameters
+from modelkit.ollama.params import OPTIONS, RETIRED, OptionType, check_parameter, check_parameters
 
 
 def test_normalises_to_ollama_types_and_keeps_order() -> None:

@@ -18,18 +18,13 @@ from pathlib import Path
 
 import pytest
 
-from ollama_fixtures import free_port_host, gguf_dir  # noqa: F401 (fixtures)
-from modelkit.modelfile import write_modelfile
-from modelkit.ollama_registry import (
-    ModelContent,
-    OllamaRefused,
-    OllamaUnavailable,
-    is_registered,
-    register,
-    register_with_cli,
-    server_version,
-    unregister,
-)
+from ollama_fixtures import free_port_host, gguf_dir, modelfile_of, unregister, write_modelfile  # noqa: F401
+from modelkit.errors import OllamaRefused, OllamaUnavailable
+from modelkit.ollama.cli import register_with_cli
+from modelkit.ollama.client import server_version
+from modelkit.ollama.content import ModelContent
+from modelkit.ollama.freshness import is_registered
+from modelkit.ollama.register import register
 
 pytestmark = [pytest.mark.ollama, pytest.mark.slow]
 
@@ -109,7 +104,7 @@ def test_register_check_update_and_cli_against_real_ollama(real_host: str, names
     folder = tmp_path / "build dir"
     folder.mkdir()
     modelfile = folder / "modelkit test.Modelfile"
-    write_modelfile(modelfile, content.to_modelfile(header="spec: test", base_dir=folder))
+    write_modelfile(modelfile, modelfile_of(content, header="spec: test", base_dir=folder))
     register_with_cli(cli_name, modelfile, host=real_host)
     status = is_registered(cli_name, content, host=real_host)
     assert status, status.reason

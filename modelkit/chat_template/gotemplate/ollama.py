@@ -1,0 +1,123 @@
+"""What Ollama adds around ``text/template``: its checks on loading, its functions, and its data.
+
+:func:`ollama_data` builds the data exactly as Ollama's ``template.Execute`` does for a template
+that uses ``.Messages``: consecutive messages of the same role merged with a blank line (tool
+messages excepted), ``.System`` the system messages joined, ``.Messages`` still holding them.
+:func:`check_ollama_parse` applies the checks Ollama makes when it loads a template, and
+:func:`ollama_funcs` is its ``json``, ``currentDate`` and ``yesterdayDate``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any, Callable, Mapping, Sequence
+
+from .fmt import json_marshal
+from .nodes import ActionNode, GoTemplate, IfNode, Node, Operand, Pipe, RangeNode, TemplateNode
+from .parser import parse
+from .values import GoStruct, GoTemplateError
+
+
+def identifiers(tmpl: GoTemplate) -> set[str]:
+    """The field and variable names the template mentions, lower-cased, as Ollama's ``Vars`` sees them.
+
+    Raises :class:`GoTemplateError` where Ollama's walk fails (a ``template`` call without a
+    pipeline makes Ollama refuse the whole template).
+    """
+    names: set[str] = set()
+    _walk_nodes(tmpl.root, names)
+    for body in tmpl.defines.values():
+        _walk_nodes(body, names)
+    return names
+
+
+def _walk_nodes(nodes: list[Node], names: set[str]) -> None:
+    for n in nodes:
+        if isinstance(n, ActionNode):
+            _walk_pipe(n.pipe, names)
+        elif isinstance(n, (IfNode, RangeNode)):
+            _walk_pipe(n.pipe, names)
+            _walk_nodes(n.body, names)
+            _walk_nodes(n.orelse, names)
+        elif isinstance(n, TemplateNode):
+            if n.pipe is None:
+                raise GoTemplateError(f"Ollama refuses {{{{template {n.name!r}}}}} without an argument")
+            _walk_pipe(n.pipe, names)
+
+
+def _walk_pipe(p: Pipe, names: set[str]) -> None:
+    names.update(v.lower() for v in p.decl)
+    for c in p.cmds:
+        for a in c.args:
+            _walk_operand(a, names)
+
+
+def _walk_operand(a: Operand, names: set[str]) -> None:
+    if a.kind == "var":
+        names.add(a.value.lower())
+    if a.kind == "pipe":
+        if a.chain:
+            return  # a ChainNode: Ollama's walk does not look inside
+        _walk_pipe(a.value, names)
+    names.update(x.lower() for x in a.chain)
+
+
+def check_ollama_parse(source: str) -> GoTemplate:
+    """Parse as Ollama does and insist on the ``.Messages`` path (the only one modelkit emits)."""
+    tmpl = parse(source)
+    if "messages" not in identifiers(tmpl):
+        raise GoTemplateError("the template does not use .Messages, so Ollama would render it one turn at a time")
+    return tmpl
+
+
+def ollama_funcs(today: date) -> dict[str, Callable[..., Any]]:
+    """Ollama's extra template functions (``template.go`` ``funcs``), with ``today`` as the clock."""
+    return {
+        "json": json_marshal,
+        "currentDate": lambda *args: today.strftime("%Y-%m-%d").encode(),
+        "yesterdayDate": lambda *args: (today - timedelta(days=1)).strftime("%Y-%m-%d").encode(),
+    }
+
+
+def collate(messages: Sequence[Mapping[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """Ollama's ``collate``: merge consecutive same-role messages (not tool ones), gather system text."""
+    system: list[str] = []
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m.get("role") == "system":
+            system.append(m.get("content", ""))
+        if out and out[-1]["role"] == m.get("role") and m.get("role") != "tool":
+            out[-1]["content"] += "\n\n" + m.get("content", "")
+        else:
+            out.append(dict(m))
+    return "\n\n".join(system), out
+
+
+def ollama_data(messages: Sequence[Mapping[str, Any]], system: str | None = None) -> dict[str, Any]:
+    """The data Ollama's chat path passes to a TEMPLATE that uses ``.Messages``.
+
+    ``system`` is the Modelfile's SYSTEM, which Ollama puts first when the request has no system
+    message of its own.
+    """
+    msgs = [dict(m) for m in messages]
+    if system and (not msgs or msgs[0].get("role") != "system"):
+        msgs.insert(0, {"role": "system", "content": system})
+    joined, collated = collate(msgs)
+    converted = [GoStruct("template.templateMessage", {
+        "Role": str(m.get("role", "")).encode(),
+        "Content": str(m.get("content", "")).encode(),
+        "Thinking": str(m.get("thinking", "")).encode(),
+        "Images": None,
+        "ToolCalls": None,
+        "ToolName": str(m.get("tool_name", "")).encode(),
+        "ToolCallID": str(m.get("tool_call_id", "")).encode(),
+    }) for m in collated]
+    return {
+        "System": joined.encode(),
+        "Messages": converted,
+        "Tools": None,
+        "Response": b"",
+        "Think": False,
+        "ThinkLevel": b"",
+        "IsThinkSet": False,
+    }

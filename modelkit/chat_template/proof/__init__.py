@@ -1,0 +1,30 @@
+"""The proof that a translated TEMPLATE renders what the model's own Jinja renders.
+
+:mod:`.conversations` is the battery of test conversations; :mod:`.prove` renders each with
+the Jinja (:mod:`..reference`) and with the Go template (:mod:`..gotemplate`) and compares
+them byte for byte; :mod:`.families` holds hand-written templates of well-known formats, a
+second, independent route proven the same way.
+"""
+
+from .conversations import BATTERY, TOOL_RESULTS, Conversation
+from .families import FAMILIES, Family, FamilyCheck, cross_check, recognise
+from .prove import DIFFERS, GO_ERROR, OUTSIDE, SAME, Outcome, Proof, expected_prompt, prove
+
+__all__ = [
+    "BATTERY",
+    "DIFFERS",
+    "FAMILIES",
+    "GO_ERROR",
+    "OUTSIDE",
+    "SAME",
+    "TOOL_RESULTS",
+    "Conversation",
+    "Family",
+    "FamilyCheck",
+    "Outcome",
+    "Proof",
+    "cross_check",
+    "expected_prompt",
+    "prove",
+    "recognise",
+]

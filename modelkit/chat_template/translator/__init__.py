@@ -1,0 +1,52 @@
+"""Translate a Jinja chat template into an Ollama TEMPLATE (Go ``text/template``).
+
+How: *partial evaluation*. The Jinja syntax tree (parsed by the same sandbox ``transformers``
+uses) is walked once, at build time. What is known then is computed: the special tokens,
+``tools``/``documents`` being absent, options such as ``enable_thinking`` left unset, and every
+expression built from those (``namespace`` flags, string literals, macros). What depends on the
+conversation becomes Go: ``messages`` is ``$.Messages``; a ``for message in messages`` loop a
+``range``; ``loop.last``, ``messages[0]``, ``messages[1:]``, role tests, string concatenation,
+``trim``, ``startswith`` and arithmetic on indexes become Go expressions
+(see :mod:`.goexpr`); an ``if`` on the conversation becomes a Go ``if`` (a variable set in its
+branches becomes a Go variable); ``raise_exception`` becomes a Go error; ``add_generation_prompt``
+becomes "the last message is not the assistant's". A conversation ending with the assistant is a
+continuation: the Go template stops right after that message's text.
+
+What it cannot express, it refuses (:class:`~.values.Unsupported`) rather than approximate; the
+proof (:mod:`..proof`) then has the last word on what it did express. Two softer cases are
+reported rather than refused: a branch on the conversation it cannot express (usually tool
+handling) becomes a Go error for that case (:attr:`Translation.untranslated`; the proof shows
+whether a test conversation reaches one), and a test it can only settle by assuming something
+about message text (it never contains ``</think>`` or ``/no_think``, it is never whitespace
+only) is settled so and listed in :attr:`Translation.assumptions`.
+
+Tool definitions, tool calls and the reasoning of past turns are not rendered: a Go template
+cannot reproduce Jinja's ``tojson`` byte for byte, and Ollama passes reasoning separately.
+:attr:`Translation.ignored` says which of these the template would have used.
+
+Modules: :mod:`.translation` (the entry point and the passes that finish the Go tree),
+:mod:`.statements` (the translator: statements and assignments), :mod:`.branches` (``if``),
+:mod:`.loops` (``for``), :mod:`.expressions`, :mod:`.calls` (calls, filters, tests),
+:mod:`.context` (shared state and value logic), :mod:`.values` (the values it computes with);
+and the Go it emits: :mod:`.goast` (the tree and its printer), :mod:`.goexpr` (arithmetic,
+trimming and dates built from Go's builtins).
+"""
+
+from .goast import Call, If, Node, Out, Range, Text, print_template
+from .goexpr import strip_defines
+from .translation import Translation, translate
+from .values import Unsupported
+
+__all__ = [
+    "Call",
+    "If",
+    "Node",
+    "Out",
+    "Range",
+    "Text",
+    "Translation",
+    "Unsupported",
+    "print_template",
+    "strip_defines",
+    "translate",
+]

@@ -1,0 +1,121 @@
+"""The whole translation: run the statements, finish the Go tree, print it.
+
+After :class:`~.statements.Translator` has walked the template, passes over the Go tree
+(:mod:`.goast`) finish it: preludes first (the generation-prompt flag, today's date), cut
+points placed for continuations, the BOS a tokenizer adds itself left out, assignments nobody
+reads dropped, then the tree printed with the helper templates it calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from ..gotemplate import identifiers, parse as parse_go
+from . import goexpr as gx
+from .context import ADD_GEN_VAR, MESSAGES, Scope
+from .goast import (CUT_VAR, Call, CutPoint, If, Node, Out, Range, Set, Text, drop_dead_sets, last_cuts_only,
+                    place_cuts, print_template, strip_leading, walk)
+from .loops import Restart, StaticBreak, StaticContinue
+from .statements import Translator
+from .values import Unsupported
+
+#: Whether the BOS has been written yet, where the first one to leave out is only known at runtime.
+BOS_VAR = "$bosWritten"
+
+
+@dataclass(frozen=True)
+class Translation:
+    """A Go template and what the translation assumed or left out."""
+
+    go_template: str
+    assumptions: tuple[str, ...] = ()
+    ignored: tuple[str, ...] = ()
+    bos_removed: bool = False
+    untranslated: tuple[str, ...] = ()
+
+
+def translate(source: str, bos_token: Optional[str] = None, eos_token: Optional[str] = None,
+              add_bos_token: bool = False) -> Translation:
+    """Translate a Jinja chat template into Ollama's Go template language.
+
+    ``add_bos_token``: the tokenizer adds BOS itself (llama.cpp does it for such models), so a
+    BOS the template writes first is left out. Raises :class:`~.values.Unsupported` when the
+    template uses something that cannot be expressed; a template that always raises gives a
+    Go template that raises too.
+    """
+    tr = Translator(source, bos_token, eos_token)
+    nodes = place_cuts(last_cuts_only(_run(tr))[0])
+    bos_removed = False
+    if add_bos_token and bos_token:
+        nodes, bos_removed = _leave_out_bos(nodes, bos_token)
+    nodes = drop_dead_sets(nodes)
+    defines = _used_defines(nodes, tr.defines)
+    text = print_template(nodes, defines)
+    if "messages" not in identifiers(parse_go(text)):
+        # Ollama renders in one pass over .Messages only when it can see them mentioned.
+        text = print_template([If("false", [Out(MESSAGES)])] + nodes, defines)
+    return Translation(text, tuple(tr.assumptions), tuple(tr.ignored), bos_removed, tuple(tr.untranslated))
+
+
+def _run(tr: Translator) -> list[Node]:
+    """The template's statements as Go nodes, after the preludes they need and ``$cut``'s declaration."""
+    root_frame: list[Node] = []
+    tr.frames.append(root_frame)
+    try:
+        with tr.capture() as body:
+            tr.stmts(tr.ast.body, Scope())
+    except (StaticBreak, StaticContinue):
+        raise Unsupported("break outside a loop") from None
+    except Restart:
+        raise Unsupported("namespace attribute set in a loop in an unexpected way") from None
+    except RecursionError:
+        raise Unsupported("the template nests too deeply") from None
+    nodes: list[Node] = list(root_frame) + list(body)
+    if any(isinstance(n, CutPoint) for n in walk(nodes)):
+        nodes = [Set(CUT_VAR, "false", declare=True)] + nodes
+    prelude: list[Node] = []
+    for name in (ADD_GEN_VAR, gx.TODAY_VAR):
+        if name in tr.preludes:
+            prelude.extend(tr.preludes[name])
+    return prelude + nodes
+
+
+def _leave_out_bos(nodes: list[Node], bos: str) -> tuple[list[Node], bool]:
+    """The nodes without the BOS they write first (the tokenizer adds it), and whether there was one."""
+    new, status = strip_leading(nodes, bos)
+    if status == "stripped":
+        return new, True
+    if status == "unknown" and any(isinstance(n, Text) and n.text.startswith(bos) for n in walk(nodes)):
+        # Where the BOS is written first depends on the conversation: leave out the first one
+        # written, at runtime.
+        return [Set(BOS_VAR, "false", declare=True)] + _guard_bos(nodes, bos), True
+    return nodes, False
+
+
+def _guard_bos(nodes: list[Node], bos: str) -> list[Node]:
+    out: list[Node] = []
+    for n in nodes:
+        if isinstance(n, Text) and n.text.startswith(bos):
+            out += [If(BOS_VAR, [Text(bos)]), Set(BOS_VAR, "true")]
+            if n.text[len(bos):]:
+                out.append(Text(n.text[len(bos):]))
+        elif isinstance(n, If):
+            out.append(If(n.cond, _guard_bos(n.then, bos), _guard_bos(n.orelse, bos)))
+        elif isinstance(n, Range):
+            out.append(Range(n.index, n.elem, n.expr, _guard_bos(n.body, bos), _guard_bos(n.orelse, bos)))
+        else:
+            out.append(n)
+    return out
+
+
+def _used_defines(nodes: list[Node], defines: dict[str, list[Node]]) -> dict[str, list[Node]]:
+    used: dict[str, list[Node]] = {}
+    todo = [n.name for n in walk(nodes) if isinstance(n, Call)]
+    while todo:
+        name = todo.pop()
+        if name in used or name not in defines:
+            continue
+        used[name] = defines[name]
+        todo.extend(n.name for n in walk(defines[name]) if isinstance(n, Call))
+    return dict(sorted(used.items()))

@@ -1,0 +1,134 @@
+"""``modelkit build``, ``plan``, ``watch`` and ``gc``: the commands that work on a project."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from modelkit.errors import UserError
+
+
+def add_commands(sub: Any, epilog: str) -> None:
+    """Register the project commands on an argparse subparsers object."""
+    p = sub.add_parser("build", help="build what is stale", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       description="Bring every target (or the named ones and what they need) up to date.",
+                       epilog=epilog)
+    _spec_and_targets(p)
+    p.add_argument("--force", action="append", default=[], metavar="TARGET",
+                   help="rebuild TARGET even if it is up to date (repeatable)")
+    p.add_argument("--no-wait", action="store_true", help="fail at once if another build holds the project")
+    p.add_argument("-k", "--keep-going", action="store_true", help="build what does not depend on a failed step")
+    p.add_argument("-v", "--verbose", action="store_true", help="also list targets that were up to date")
+    p.add_argument("--locked", action="store_true",
+                   help="fail if the build would change modelkit.lock (for CI: proves the same bytes were built)")
+    p.add_argument("--update", action="store_true",
+                   help="resolve Hugging Face revisions afresh instead of using the commits in modelkit.lock")
+    _register_options(p, "build everything but do not register with Ollama")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("watch", help="rebuild what is stale whenever the spec or an input changes",
+                       description="Watch the spec and every local input; after a quiet period, rebuild exactly "
+                                   "what is stale and print one line. Checkpoints still being written are never "
+                                   "built. Ctrl-C stops.")
+    p.add_argument("spec", nargs="?", type=Path, help="the spec (default ./model.toml)")
+    p.add_argument("--quiet", type=float, default=1.0, metavar="SECONDS",
+                   help="wait this long after the last change before building (default 1.0)")
+    _register_options(p, "do not register with Ollama")
+    p.set_defaults(func=cmd_watch)
+
+    p = sub.add_parser("plan", help="show what would be built and why, without building")
+    _spec_and_targets(p)
+    p.add_argument("--force", action="append", default=[], metavar="TARGET", help="plan as if TARGET were forced")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("gc", help="remove artifacts and cache entries no current target uses")
+    p.add_argument("spec", nargs="?", type=Path, help="the spec (default ./model.toml)")
+    p.add_argument("-n", "--dry-run", action="store_true", help="only list what would be removed")
+    p.set_defaults(func=cmd_gc)
+
+
+def _spec_and_targets(p: argparse.ArgumentParser) -> None:
+    p.add_argument("args", nargs="*", metavar="[SPEC] TARGET",
+                   help="the spec (a model.toml or its folder; default ./model.toml), then targets "
+                        "to build (default: all)")
+    p.add_argument("-f", "--spec", type=Path, help="the spec file, when targets come first")
+
+
+def _register_options(p: argparse.ArgumentParser, no_ollama: str) -> None:
+    p.add_argument("--no-ollama", dest="register", action="store_const", const="off", help=no_ollama)
+    p.add_argument("--register", choices=["api", "cli", "off"],
+                   help="how to register with Ollama (overrides [ollama] register): its HTTP API, `ollama create -f`, "
+                        "or not at all")
+
+
+def _split(args: argparse.Namespace) -> tuple[Path | None, list[str]]:
+    """(spec, targets) from the positional arguments."""
+    rest = list(args.args)
+    spec = args.spec
+    if spec is None and rest and (rest[0].endswith(".toml") or Path(rest[0]).is_dir()):
+        spec = Path(rest.pop(0))
+    return spec, rest
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from modelkit.cli.reporter import ConsoleReporter, console, print_build_summary
+    from modelkit.cli.tools import install_with_progress
+    from modelkit.project import Project
+
+    spec, targets = _split(args)
+    project = Project.open(spec, update_sources=args.update, register=args.register)
+    if project.state.notice:
+        console.print(f"[yellow]note:[/] {project.state.notice}")
+    started = time.monotonic()
+    if project.needs_toolchain(targets or None) and project.find_toolchain() is None:
+        console.print("[bold]llama.cpp toolchain not installed: building it once (a few minutes)[/]")
+        install_with_progress(None)
+    result = project.build(targets or None, force=args.force, reporter=ConsoleReporter(verbose=args.verbose),
+                           wait=not args.no_wait, on_wait=lambda m: console.print(f"[yellow]{m}[/]"),
+                           keep_going=args.keep_going, locked=args.locked)
+    return print_build_summary(project, targets, result, time.monotonic() - started)
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from modelkit.cli.reporter import console, shown_path
+    from modelkit.watch import Watcher
+
+    if args.quiet < 0:
+        raise UserError(f"--quiet {args.quiet}: must be zero or more seconds")
+    watcher = Watcher(args.spec, quiet=args.quiet, register=args.register,
+                      report=lambda line: console.print(line, markup=False, highlight=False))
+    console.print(f"watching {shown_path(watcher.spec)} and its inputs (Ctrl-C stops)")
+    try:
+        watcher.run()
+    except KeyboardInterrupt:
+        console.print("stopped watching; finished artifacts are kept, the step in progress left nothing behind")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from modelkit.cli.reporter import json_dump, print_plan
+    from modelkit.project import Project
+
+    spec, targets = _split(args)
+    project = Project.open(spec)
+    statuses = project.plan(targets or None, force=args.force)
+    if args.json:
+        json_dump(project.describe_plan(statuses))
+    else:
+        print_plan(statuses)
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from modelkit.cli.reporter import human_size, stdout
+    from modelkit.project import Project
+
+    removed = Project.open(args.spec).gc(dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for what, size in removed:
+        stdout.print(f"  {verb} {what} ({human_size(size)})")
+    stdout.print(f"{verb} {len(removed)} items, {human_size(sum(s for _, s in removed))} freed")
+    return 0

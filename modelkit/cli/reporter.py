@@ -1,0 +1,235 @@
+"""The rich reporter: what the user sees while building, plans as tables, errors as one line.
+
+rich draws live progress on a terminal; on anything else (CI logs, pipes) the same events come
+out as plain lines, one per step, so logs stay readable.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from modelkit.core.engine import BuildResult, Status
+from modelkit.core.graph import Target
+from modelkit.core.process import Progress as ProgressFn
+from modelkit.errors import ModelkitError, StepError
+
+if TYPE_CHECKING:
+    from modelkit.project import Project
+
+console = Console(stderr=True, highlight=False, soft_wrap=True)
+stdout = Console(highlight=False, soft_wrap=True)
+if not stdout.is_terminal:  # a pipe or a log: don't fold tables at 80 columns
+    stdout = Console(highlight=False, soft_wrap=True, width=200)
+
+
+class ConsoleReporter:
+    """The engine's :class:`~modelkit.core.engine.Reporter` for a terminal (plain lines elsewhere)."""
+
+    def __init__(self, out: Console | None = None, verbose: bool = False) -> None:
+        self.out = out or console
+        self.verbose = verbose
+        self.live = self.out.is_terminal
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+        self._last_line = 0.0
+
+    def hashing(self, target: Target, done: int, total: int) -> None:
+        """Reading inputs to digest them (only the first time, or after they changed)."""
+        if total < 256 << 20:
+            return  # small inputs hash in a blink
+        if not self.live:
+            if done == total:
+                self.out.print(f"[dim]  hashed {total / 2**30:.1f} GiB of inputs of {target.name}[/]")
+            return
+        if self._progress is None:
+            self._start_bar("", total)
+        assert self._task is not None
+        self._progress.update(self._task, completed=done, total=total,
+                              description=f"hashing inputs of {target.name}: {done / 2**30:.1f}/{total / 2**30:.1f} GiB")
+        if done >= total:
+            self._stop()
+
+    def fresh(self, target: Target) -> None:
+        if self.verbose:
+            self.out.print(f"[dim]  ok  {target.name} (up to date)[/]")
+
+    def start(self, target: Target, reason: str) -> None:
+        self.out.print(f"[bold cyan]  ->[/] {target.action.describe()} [dim]({reason})[/]")
+        if self.live:
+            self._start_bar("starting", None)
+
+    def progress(self, target: Target, fraction: float | None, text: str) -> None:
+        if self._progress is not None and self._task is not None:
+            if fraction is not None:
+                self._progress.update(self._task, total=1.0, completed=min(fraction, 1.0))
+            self._progress.update(self._task, description=_fit(text))
+        elif self.verbose and time.monotonic() - self._last_line > 5:
+            self._last_line = time.monotonic()
+            self.out.print(f"[dim]      {_fit(text)}[/]")
+
+    def _start_bar(self, description: str, total: float | None) -> None:
+        self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}", style="dim"),
+                                  BarColumn(bar_width=24), TextColumn("{task.percentage:>3.0f}%"),
+                                  TimeElapsedColumn(), console=self.out, transient=True)
+        self._progress.start()
+        self._task = self._progress.add_task(description, total=total)
+
+    def _stop(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+            self._task = None
+
+    def done(self, target: Target, seconds: float, changed: bool) -> None:
+        self._stop()
+        note = "" if changed else " [dim](same bytes as before: dependents stay fresh)[/]"
+        self.out.print(f"[green]  ok[/]  {target.name} [dim]{_duration(seconds)}[/]{note}")
+
+    def failed(self, target: Target, error: ModelkitError) -> None:
+        self._stop()
+        self.out.print(f"[red]  !![/]  {target.name}")
+
+
+
+def print_build_summary(project: Project, targets: list[str], result: BuildResult, elapsed: float) -> int:
+    """The end of ``modelkit build``: failures, or what was built and how to run it; the exit code."""
+    for _, error in result.failed:
+        print_error(error)
+    if result.failed:
+        console.print(f"[red]build failed[/] after {elapsed:.1f}s: {len(result.ran)} built, "
+                      f"{len(result.failed)} failed, {len(result.skipped)} skipped; earlier artifacts are intact")
+        return max(e.exit_code for _, e in result.failed)
+    if not result.ran:
+        console.print(f"[green]everything is up to date[/] ({len(result.fresh)} targets, {elapsed:.2f}s)")
+    else:
+        same = f", {len(result.unchanged)} produced identical bytes" if result.unchanged else ""
+        console.print(f"[green]built {len(result.ran)} targets[/] in {elapsed:.1f}s "
+                      f"({len(result.fresh)} were up to date{same})")
+    _print_variants(project, targets, result)
+    return 0
+
+
+def _print_variants(project: Project, targets: list[str], result: BuildResult) -> None:
+    built = {t.name for t in project.graph.closure(targets or None)}
+    deferred = dict(result.deferred)
+    for v in project.variants:
+        if v.modelfile_target not in built:
+            continue
+        modelfile = shown_path(v.modelfile)
+        registered = [r for r in v.registrations if r in built and r not in deferred]
+        if registered:
+            names = ", ".join(r.removeprefix("ollama:") for r in registered)
+            console.print(f"  [bold]{v.ref}[/]  registered as {names}  [dim]({modelfile})[/]")
+        else:
+            console.print(f"  [bold]{v.ref}[/]  [dim]{modelfile}; to register: ollama create {v.ref} -f {modelfile}[/]")
+    if deferred:
+        first = next(iter(deferred.values()))
+        console.print(f"[yellow]not registered[/] ({len(deferred)} models): {first.args[0].split(';')[0]}; "
+                      "start Ollama and run `modelkit build` again (everything else is built)")
+
+
+def print_plan(statuses: list[Status], out: Console | None = None) -> None:
+    out = out or stdout
+    table = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
+    table.add_column("target")
+    table.add_column("status")
+    table.add_column("why")
+    styles = {"fresh": "green", "stale": "yellow", "pending": "cyan"}
+    for s in statuses:
+        table.add_row(s.name, Text(s.state, style=styles.get(s.state, "")), s.reason)
+    out.print(table)
+    stale = sum(1 for s in statuses if s.state == "stale")
+    pending = sum(1 for s in statuses if s.state == "pending")
+    if stale or pending:
+        out.print(f"{stale} to build, {pending} more if their inputs change, "
+                  f"{len(statuses) - stale - pending} up to date")
+    else:
+        out.print(f"everything is up to date ({len(statuses)} targets)")
+
+
+def print_facts(info: dict[str, Any], out: Console | None = None) -> None:
+    """A two-column table of facts, sizes made readable, empty ones left out."""
+    out = out or stdout
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold", justify="right")
+    table.add_column()
+    for key, value in info.items():
+        if value in (None, [], ""):
+            continue
+        if key == "size_bytes":
+            key, value = "size", f"{value / 2**30:.2f} GiB" if value >= 2**30 else f"{value / 2**20:.1f} MiB"
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items())
+        elif isinstance(value, list):
+            value = ", ".join(map(str, value))
+        table.add_row(key.replace("_", " "), str(value))
+    out.print(table)
+
+
+def print_error(error: BaseException) -> None:
+    """One line per problem, then (for a failed step) the end of its log and where the rest is."""
+    for line in str(error).splitlines() or [type(error).__name__]:
+        console.print(Text.assemble(("error: ", "bold red"), line), soft_wrap=True)
+    if isinstance(error, StepError):
+        if error.tail:
+            console.print("[dim]last lines of the log:[/]")
+            for line in error.tail:
+                console.print(Text("  " + line, style="dim"))
+        if error.log:
+            console.print(f"[dim]full log: {error.log}[/]")
+
+
+@contextmanager
+def transient_progress(description: str) -> Iterator[ProgressFn]:
+    """A progress bar for one long job outside a build (installing the toolchain)."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=24),
+                  TimeElapsedColumn(), console=console, transient=True) as progress:
+        task = progress.add_task(description, total=None)
+
+        def report(fraction: float | None, text: str) -> None:
+            done = {"total": 1.0, "completed": fraction} if fraction is not None else {}
+            progress.update(task, description=text[:70], **done)
+
+        yield report
+
+
+def shown_path(path: Path) -> str:
+    """A path as the user would type it: relative to the current folder when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def _fit(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+
+
+def json_dump(data: Any) -> None:
+    import json
+
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")

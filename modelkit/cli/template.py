@@ -1,0 +1,67 @@
+"""``modelkit template show|translate SOURCE``: look at a model's chat template and its translation.
+
+``translate`` writes the Go template alone on stdout, so it can be piped into a Modelfile or a
+file, and everything else (the proof summary, notes) on stderr; it exits non-zero when the
+proof fails, after printing the failing conversation and a diff of the two prompts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def add_commands(subparsers: Any) -> None:
+    """Register ``template show`` and ``template translate`` on an argparse subparsers object."""
+    template = subparsers.add_parser("template", help="show a model's chat template or translate it for Ollama",
+                                     description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = template.add_subparsers(dest="template_command", metavar="{show,translate}")
+    sub.required = True
+    show = sub.add_parser("show", help="print the Jinja chat template and the special tokens")
+    show.add_argument("source", type=Path, help="a GGUF file or a Hugging Face model folder")
+    show.set_defaults(func=_show)
+    tr = sub.add_parser("translate", help="print the proven Ollama TEMPLATE (stdout) and the proof (stderr)")
+    tr.add_argument("source", type=Path, help="a GGUF file or a Hugging Face model folder")
+    tr.set_defaults(func=_translate)
+
+
+def _show(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.syntax import Syntax
+    from rich.table import Table
+
+    from modelkit.chat_template import read_template
+
+    src = read_template(args.source)
+    out = Console(soft_wrap=True)
+    out.print(f"[bold]chat template[/bold] from {src.origin}", highlight=False)
+    out.print(Syntax(src.template, "jinja", word_wrap=True, theme="ansi_dark"))
+    table = Table(show_header=False, box=None)
+    table.add_row("bos_token", repr(src.bos_token))
+    table.add_row("eos_token", repr(src.eos_token))
+    table.add_row("end-of-turn", ", ".join(repr(t) for t in src.eot_tokens) or "-")
+    table.add_row("add_bos_token", "yes (the tokenizer adds BOS itself)" if src.add_bos_token else "no")
+    out.print(table)
+    return 0
+
+
+def _translate(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from modelkit.chat_template import inherit_template, read_template
+
+    src = read_template(args.source)
+    result = inherit_template(src)  # raises TemplateError (with the diff) when not proven
+    sys.stdout.write(result.go_template)
+    if not result.go_template.endswith("\n"):
+        sys.stdout.write("\n")
+    sys.stdout.flush()
+    err = Console(stderr=True, soft_wrap=True, highlight=False)
+    err.print(f"[green]{result.summary}[/green]")
+    for note in result.notes:
+        err.print(f"  note: {note}")
+    if result.stop:
+        err.print("  stop: " + ", ".join(repr(s) for s in result.stop))
+    return 0

@@ -1,0 +1,109 @@
+"""What a build step is, as the engine sees it.
+
+An :class:`Action` is a plain object: the parameters and source files that determine its result,
+the files it writes, and ``run()``. The engine derives everything else (the action key, staleness,
+atomic replacement of outputs, logs, progress) so that each step in ``modelkit/steps/`` is only
+the code that is specific to it. Because an action is described by data (kind, parameters, input
+digests, output names), it could run anywhere its tools exist.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from modelkit.core import process
+from modelkit.core.process import Progress
+from modelkit.errors import DeferredError
+
+
+class Action(ABC):
+    """One step of a build. A subclass may declare its class attributes in its header:
+    ``class Quantize(Step, kind="quantize", tool="quantize")``."""
+
+    kind: ClassVar[str]
+    tool: ClassVar[str | None] = None
+    """Toolchain component whose fingerprint is part of the key ("convert", "quantize")."""
+    atomic: ClassVar[bool] = True
+    """Whether run() writes each output to ``ctx.tmp(output)`` for the engine to rename into place."""
+    reproducible: ClassVar[bool] = True
+    """Whether the outputs are the same bytes on every machine (recorded in modelkit.lock)."""
+
+    def __init_subclass__(cls, kind: str | None = None, tool: str | None = None, atomic: bool | None = None,
+                          reproducible: bool | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        given = {"kind": kind, "tool": tool, "atomic": atomic, "reproducible": reproducible}
+        for name, value in given.items():
+            if value is not None:
+                setattr(cls, name, value)
+
+    @abstractmethod
+    def params(self) -> dict[str, Any]:
+        """JSON-able parameters that, with the inputs, determine the outputs."""
+
+    def inputs(self) -> dict[str, Path]:
+        """Source files the action reads directly, by a stable logical name (``base/config.json``)."""
+        return {}
+
+    @abstractmethod
+    def outputs(self) -> list[Path]:
+        """The files the action writes (absolute paths)."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """A short phrase for progress lines: "convert base to GGUF (f16)"."""
+
+    @abstractmethod
+    def run(self, ctx: StepContext) -> None:
+        """Make the outputs; raise :class:`StepError` or :class:`UserError` on failure."""
+
+    def precheck(self) -> None:
+        """Cheap checks that can fail before any work starts (e.g. an adapter for another base)."""
+
+    def blocked(self) -> DeferredError | None:
+        """Why the action cannot run now for a reason outside the project (Ollama is not running),
+        or None. A blocked target is deferred: it stays stale and the rest of the build goes on."""
+        return None
+
+    def external_staleness(self, digest: Callable[[Path], str]) -> str | None:
+        """A reason the outputs are out of date outside modelkit's view (e.g. Ollama lost the
+        model), or None. Only asked when everything modelkit can see is fresh. ``digest`` gives
+        a file's digest through the stat cache."""
+        return None
+
+
+@dataclass
+class StepContext:
+    """What a running action may use: temp output names, its log, progress and the toolchain."""
+
+    name: str
+    log_path: Path
+    progress: Progress
+    toolchain_factory: Callable[[], Any]
+    tmp_paths: dict[Path, Path] = field(default_factory=dict)
+    digest: Callable[[Path], str] = field(default=lambda path: "")
+    """A file's digest through the stat cache (free for modelkit's own outputs)."""
+
+    def tmp(self, output: Path) -> Path:
+        """The temporary name to write ``output`` to; the engine renames it into place."""
+        return self.tmp_paths[output]
+
+    @property
+    def toolchain(self) -> Any:
+        """The toolchain the project uses, installed on first use."""
+        return self.toolchain_factory()
+
+    def run_tool(self, cmd: Sequence[str | os.PathLike[str]], *, what: str,
+                 progress_re: re.Pattern[str] | None = None, env: dict[str, str] | None = None,
+                 cwd: Path | None = None) -> None:
+        """Run an external tool into the step's log, its progress to the display (``progress_re``:
+        see :func:`~modelkit.core.process.fraction_in`); :class:`StepError` when it fails."""
+        def on_line(line: str) -> None:
+            self.progress(process.fraction_in(line, progress_re), line[:120])
+
+        process.run(cmd, self.log_path, what, on_line=on_line, env=env, cwd=cwd)

@@ -1,0 +1,376 @@
+"""The make-like engine: decide what is stale, by content, and rebuild only that.
+
+A target's **action key** is the sha256 of a canonical record of its action's kind and
+parameters, the toolchain fingerprint it depends on, the digests of the source files it reads
+and the output digests of the targets it depends on. A target is fresh when the state holds a
+record with the current key and its outputs still have the recorded digests.
+
+Because a target's key depends on its dependencies' *output digests*, not their keys, a rebuilt
+dependency that produces the same bytes leaves its dependents fresh (early cutoff).
+
+Outputs are written to temporary names beside their final place and renamed into place only
+when the action succeeded; the state record is written after the rename. An interrupted build
+therefore leaves either the previous good artifact or nothing a later build could take for fresh.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from modelkit.core.action import StepContext
+from modelkit.core.artifact_cache import ArtifactCache
+from modelkit.core.graph import Graph, Target
+from modelkit.core.hashing import FreeDigest, Hasher
+from modelkit.core.records import MISSING, changes, record_key, short, short_digest
+from modelkit.core.state import State, TargetRecord
+from modelkit.errors import DeferredError, ModelkitError, StepError, UserError
+
+TMP_MARK = ".modelkit-tmp-"
+
+
+class Reporter(Protocol):
+    """What the engine tells the user while it works (the CLI draws it with rich)."""
+
+    def hashing(self, target: Target, done: int, total: int) -> None: ...
+    def fresh(self, target: Target) -> None: ...
+    def start(self, target: Target, reason: str) -> None: ...
+    def progress(self, target: Target, fraction: float | None, text: str) -> None: ...
+    def done(self, target: Target, seconds: float, changed: bool) -> None: ...
+    def failed(self, target: Target, error: ModelkitError) -> None: ...
+
+
+class QuietReporter:
+    """A reporter that says nothing (tests, the Python API)."""
+
+    def hashing(self, target: Target, done: int, total: int) -> None: pass
+    def fresh(self, target: Target) -> None: pass
+    def start(self, target: Target, reason: str) -> None: pass
+    def progress(self, target: Target, fraction: float | None, text: str) -> None: pass
+    def done(self, target: Target, seconds: float, changed: bool) -> None: pass
+    def failed(self, target: Target, error: ModelkitError) -> None: pass
+
+
+@dataclass(frozen=True)
+class Status:
+    """Whether a target needs to run, and the first reason why."""
+
+    name: str
+    state: str  # "fresh" | "stale" | "pending" (depends on a stale target; runs if its output changes)
+    reason: str
+    key: str | None = None
+    record: dict[str, Any] | None = None
+
+    @property
+    def fresh(self) -> bool:
+        return self.state == "fresh"
+
+
+@dataclass
+class BuildResult:
+    ran: list[str] = field(default_factory=list)
+    fresh: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)  # ran, but produced the same bytes
+    failed: list[tuple[str, ModelkitError]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)   # not run because a dependency failed
+    deferred: list[tuple[str, DeferredError]] = field(default_factory=list)
+    """Targets that could not run for a reason outside the project (Ollama not running): they stay
+    stale, the rest of the build counts, and the next build retries them."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+Fingerprint = Callable[[str], dict[str, Any]]
+
+
+class Engine:
+    """Plans and runs builds of a :class:`Graph` for one project."""
+
+    def __init__(self, graph: Graph, root: Path, state: State, *, fingerprint: Fingerprint,
+                 toolchain: Callable[[], Any] | None = None, reporter: Reporter | None = None,
+                 logs: Path | None = None, cache: bool = True, free_digest: FreeDigest | None = None) -> None:
+        """``free_digest``: digests known without reading files (see :class:`Hasher`)."""
+        self.graph = graph
+        self.root = root
+        self.state = state
+        self.hasher = Hasher(state, free_digest=free_digest)
+        self.cache = ArtifactCache(state.directory / "cache", self.hasher) if cache else None
+        self.fingerprint = fingerprint
+        self.toolchain = toolchain or _no_toolchain
+        self.reporter = reporter or QuietReporter()
+        self.logs = logs or state.directory / "logs"
+
+    # -- planning ------------------------------------------------------------------------------
+
+    def status(self, target: Target, pending: set[str], forced: bool = False) -> Status:
+        """Why ``target`` must run, or that it need not. ``pending``: targets that will run first."""
+        action = target.action
+        old = self.state.target(target.name)
+        waiting = [d for d in target.deps if d in pending]
+        record = self._record(target, with_deps=not waiting)
+        if waiting:
+            own_change = _first_difference(old.record if old else None, record, deps=False)
+            if old is None or own_change:
+                return Status(target.name, "stale", own_change or "never built")
+            return Status(target.name, "pending", f"runs if {waiting[0]} changes its output")
+        key = record_key(record)
+        if forced:
+            return Status(target.name, "stale", "forced", key, record)
+        if old is None:
+            return Status(target.name, "stale", "never built", key, record)
+        if old.key != key:
+            reason = _first_difference(old.record, record, deps=True) or "action key changed"
+            return Status(target.name, "stale", reason, key, record)
+        problem = self._output_problem(old)
+        if problem:
+            return Status(target.name, "stale", problem, key, record)
+        external = action.external_staleness(self.hasher.digest)
+        if external:
+            return Status(target.name, "stale", external, key, record)
+        return Status(target.name, "fresh", "up to date", key, record)
+
+    def plan(self, names: Iterable[str] | None = None, force: Iterable[str] = ()) -> list[Status]:
+        """The status of every target needed for ``names`` (default: all), in build order."""
+        force = set(force)
+        pending: set[str] = set()
+        out = []
+        for target in self.graph.closure(names):
+            status = self.status(target, pending, forced=target.name in force)
+            if not status.fresh:
+                pending.add(target.name)
+            out.append(status)
+        return out
+
+    # -- building ------------------------------------------------------------------------------
+
+    def build(self, names: Iterable[str] | None = None, force: Iterable[str] = (),
+              keep_going: bool = False) -> BuildResult:
+        """Bring the targets needed for ``names`` up to date; return what ran."""
+        force = set(force)
+        result = BuildResult()
+        blocked: set[str] = set()
+        targets = self.graph.closure(names)
+        self._clean_temporaries(targets)
+        for target in targets:
+            if any(d in blocked for d in target.deps):
+                blocked.add(target.name)
+                result.skipped.append(target.name)
+                continue
+            try:
+                status = self.status(target, set(), forced=target.name in force)
+                if status.fresh:
+                    self.reporter.fresh(target)
+                    result.fresh.append(target.name)
+                    continue
+                target.action.precheck()
+                blocker = target.action.blocked()
+                if blocker is not None:
+                    result.deferred.append((target.name, blocker))
+                    blocked.add(target.name)
+                    continue
+                changed = self._run(target, status)
+            except ModelkitError as e:
+                self.reporter.failed(target, e)
+                blocked.add(target.name)
+                if isinstance(e, DeferredError):
+                    result.deferred.append((target.name, e))
+                    continue
+                result.failed.append((target.name, e))
+                if not keep_going:
+                    break
+                continue
+            result.ran.append(target.name)
+            if not changed:
+                result.unchanged.append(target.name)
+        return result
+
+    def _run(self, target: Target, status: Status) -> bool:
+        """Run one action (or restore its outputs from the artifact cache); return whether its
+        outputs' bytes changed."""
+        action = target.action
+        self.reporter.start(target, status.reason)
+        started = time.monotonic()
+        outputs = action.outputs()
+        log = self._start_log(target, status.reason)
+        tmp = {out: out.with_name(f".{out.name}{TMP_MARK}{os.getpid()}") if action.atomic else out for out in outputs}
+        record = status.record or self._record(target, with_deps=True)
+        key = record_key(record)
+        try:
+            for out in outputs:
+                out.parent.mkdir(parents=True, exist_ok=True)
+            digests = self._restore(target, key, tmp, status.reason)
+            if digests is None:
+                digests = self._execute(target, key, tmp, log)
+            final = self._put_in_place(action.atomic, key, tmp, digests)
+        except OSError as e:
+            problem = "a file is in the way of a folder" if isinstance(e, (FileExistsError, NotADirectoryError)) \
+                else (e.strerror or str(e))
+            raise UserError(f"{target.name}: cannot write {e.filename or 'its outputs'}: {problem}") from None
+        finally:
+            if action.atomic:
+                for path in tmp.values():
+                    try:
+                        path.unlink(missing_ok=True)
+                    except OSError:
+                        pass
+        recorded = {self._rel(out): final[out] for out in outputs}
+        old = self.state.target(target.name)
+        self.state.set_target(target.name, key, record, recorded)
+        changed = old is None or old.outputs != recorded
+        self.reporter.done(target, time.monotonic() - started, changed)
+        return changed
+
+    def _start_log(self, target: Target, reason: str) -> Path:
+        log = self.logs / f"{_safe(target.name)}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(f"# {target.name}: {target.action.describe()}\n# why: {reason}\n")
+        return log
+
+    def _restore(self, target: Target, key: str, tmp: dict[Path, Path], reason: str) -> dict[Path, str] | None:
+        """The outputs' digests if the artifact cache held them (now linked at their temporary names)."""
+        if self.cache is None or not target.action.atomic or reason == "forced":
+            return None
+        restored = self.cache.restore(key, list(tmp), tmp)
+        if restored is not None:
+            self.reporter.progress(target, 1.0, "restored from the artifact cache")
+        return restored
+
+    def _execute(self, target: Target, key: str, tmp: dict[Path, Path], log: Path) -> dict[Path, str]:
+        """Run the action into its temporary names; digest the outputs and keep them in the cache."""
+        action = target.action
+        ctx = StepContext(name=target.name, log_path=log, toolchain_factory=self.toolchain,
+                          progress=lambda fraction, text: self.reporter.progress(target, fraction, text),
+                          tmp_paths=tmp, digest=self.hasher.digest)
+        action.run(ctx)
+        missing = [p for p in tmp.values() if not p.is_file()]
+        if missing:
+            raise StepError(f"{action.describe()}: finished without writing {missing[0].name}", log)
+        digests = self.hasher.digests(tmp.values(), trusted=True)
+        if self.cache and action.atomic:
+            self.cache.store(key, {out: (tmp[out], digests[tmp[out]]) for out in tmp})
+        return digests
+
+    def _put_in_place(self, atomic: bool, key: str, tmp: dict[Path, Path], digests: dict[Path, str]) -> dict[Path, str]:
+        """Rename the outputs into place; return their final digests, recorded in the stat cache."""
+        if atomic:
+            for out, path in tmp.items():
+                os.replace(path, out)
+        final = {out: digests[path] for out, path in tmp.items()}
+        # Linking and renaming change ctime: record the stat of each file in its final place.
+        for out, digest in final.items():
+            self.hasher.record(out, digest)
+        if self.cache and atomic:
+            self.cache.record(key)
+        return final
+
+    def _clean_temporaries(self, targets: list[Target]) -> None:
+        """Remove temporaries left by an interrupted build (the project lock says none is running)."""
+        folders = {out.parent for t in targets if t.action.atomic for out in t.action.outputs()}
+        for folder in folders:
+            if folder.is_dir():
+                for leftover in folder.glob(f".*{TMP_MARK}*"):
+                    leftover.unlink(missing_ok=True)
+
+    # -- records -------------------------------------------------------------------------------
+
+    def _record(self, target: Target, with_deps: bool) -> dict[str, Any]:
+        """The canonical record an action key is the hash of."""
+        action = target.action
+        inputs = action.inputs()
+        try:
+            digests = self.hasher.digests(inputs.values(), progress=self._hashing(target))
+        except FileNotFoundError as e:
+            name = next((n for n, p in inputs.items() if str(p) == e.filename), e.filename)
+            raise UserError(f"{target.name}: input {name} is missing ({e.filename})") from None
+        record: dict[str, Any] = {
+            "kind": action.kind,
+            "params": action.params(),
+            "outputs": sorted(self._rel(p) for p in action.outputs()),
+            "tool": self.fingerprint(action.tool) if action.tool else None,
+            "inputs": {name: digests[path] for name, path in sorted(inputs.items())},
+        }
+        if with_deps:
+            # Digests only, not paths: a dependency's outputs may live outside the project (the
+            # Hugging Face cache), and keys must not depend on where a machine keeps them.
+            deps = {}
+            for dep in target.deps:
+                rec = self.state.target(dep)
+                deps[dep] = [digest for _, digest in sorted(rec.outputs.items())] if rec else None
+            record["deps"] = deps
+        return record
+
+    def _hashing(self, target: Target) -> Callable[[int, int], None]:
+        """Progress for reading inputs the first time (a 16 GB model takes a while)."""
+        return lambda done, total: self.reporter.hashing(target, done, total)
+
+    def _output_problem(self, old: TargetRecord) -> str | None:
+        for rel, digest in old.outputs.items():
+            path = self.root / rel
+            if not path.is_file():
+                return f"output missing: {rel}"
+            if self.hasher.digest(path) != digest:
+                return f"output modified: {rel}"
+        return None
+
+    def _rel(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+
+def _first_difference(old: dict[str, Any] | None, new: dict[str, Any], deps: bool) -> str | None:
+    """The first reason, in the order a user cares about, that ``new`` differs from ``old``."""
+    if old is None:
+        return None
+    if old.get("kind") != new["kind"]:
+        return f"action changed: {old.get('kind')} -> {new['kind']}"
+    if old.get("tool") != new["tool"]:
+        if (new["tool"] or {}).get("llama.cpp") == "not installed":
+            return "toolchain not installed (`modelkit build` installs it)"
+        return f"toolchain changed: {_diff_keys(old.get('tool') or {}, new['tool'] or {})}"
+    if old.get("params") != new["params"]:
+        return f"params changed: {_diff_keys(old.get('params') or {}, new['params'])}"
+    if old.get("outputs") != new["outputs"]:
+        return "outputs renamed"
+    if old.get("inputs") != new["inputs"]:
+        before, after = old.get("inputs") or {}, new["inputs"]
+        for name in sorted(set(before) | set(after)):
+            if name not in before:
+                return f"input added: {name}"
+            if name not in after:
+                return f"input removed: {name}"
+            if before[name] != after[name]:
+                return f"input changed: {name} ({short_digest(before[name])} -> {short_digest(after[name])})"
+    if deps and old.get("deps") != new.get("deps"):
+        before, after = old.get("deps") or {}, new.get("deps") or {}
+        for name in sorted(set(before) | set(after)):
+            if before.get(name) != after.get(name):
+                return f"dependency changed: {name}"
+    return None
+
+
+def _diff_keys(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """``a.b 1 -> 2, c "x" -> "y"``: the changed leaves of two nested records."""
+    shown = [f"{c.path} {_show(c.before)} -> {_show(c.after)}" for c in changes(old, new)]
+    return ", ".join(shown) or "(reordered)"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str) and value.startswith("sha256:"):
+        return short_digest(value)
+    return short(None if value is MISSING else value, 40)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+
+
+def _no_toolchain() -> Any:
+    raise UserError("this step needs the llama.cpp toolchain, but none was configured")

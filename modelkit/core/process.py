@@ -1,0 +1,119 @@
+"""Running external tools: output streamed to a log, line by line to the display, children stopped.
+
+Every tool modelkit runs (a convert script, ``llama-quantize``, CMake, ``ollama create``) goes
+through :func:`stream`, so each gets the same guarantees: its combined output is appended to a log
+file as it arrives, each line (split at ``\\r`` too, so progress bars count) reaches a callback,
+and an interrupt (Ctrl-C, a failure elsewhere) stops the tool *and everything it started*, because
+it runs in its own session.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+from collections import deque
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from modelkit.errors import StepError
+
+Progress = Callable[[float | None, str], None]
+"""Called with the fraction done (None when unknown) and a short line saying what is happening."""
+
+TAIL_LINES = 15
+# The last line of a Python traceback: "ValueError: mmap length is greater than file size".
+_EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt): ")
+_LINE_BREAK = re.compile(rb"[\r\n]")
+
+
+def ignore_progress(fraction: float | None, text: str) -> None:
+    """The progress callback for callers that show none."""
+
+
+def stream(argv: Sequence[str | os.PathLike[str]], log: Path, on_line: Callable[[str], None], *,
+           env: dict[str, str] | None = None, cwd: Path | None = None,
+           clean: Callable[[str], str] = str.strip) -> int:
+    """Run ``argv``, append its output to ``log`` and pass each non-empty ``clean``ed line to
+    ``on_line``; return its exit status. Raises :class:`StepError` if it cannot be started."""
+    args = [str(a) for a in argv]
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a", encoding="utf-8", errors="replace") as out:
+        out.write(f"$ {' '.join(args)}\n")
+        out.flush()
+        try:
+            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env=env, cwd=cwd, start_new_session=True)
+        except OSError as e:
+            raise StepError(f"cannot run {args[0]}: {e.strerror or e}", log) from None
+        assert proc.stdout is not None
+        try:
+            pending = b""
+            while chunk := proc.stdout.read1(65536):  # type: ignore[attr-defined]
+                out.write(chunk.decode("utf-8", "replace"))
+                *lines, pending = _LINE_BREAK.split(pending + chunk)
+                _deliver(lines, on_line, clean)
+            _deliver([pending], on_line, clean)
+            return proc.wait()
+        except BaseException:
+            stop(proc)
+            raise
+
+
+def run(argv: Sequence[str | os.PathLike[str]], log: Path, what: str, *,
+        on_line: Callable[[str], None] | None = None, env: dict[str, str] | None = None,
+        cwd: Path | None = None) -> None:
+    """:func:`stream`, raising :class:`StepError` with the log's last lines when the tool fails.
+
+    The message names the tool, how it ended and, for a Python tool, the exception it died of.
+    """
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+
+    def line(text: str) -> None:
+        tail.append(text)
+        if on_line is not None:
+            on_line(text)
+
+    try:
+        code = stream(argv, log, line, env=env, cwd=cwd)
+    except StepError as e:
+        raise StepError(f"{what}: {e}", log) from None
+    if code == 0:
+        return
+    args = [str(a) for a in argv]
+    tool = Path(args[1] if "python" in Path(args[0]).name and len(args) > 1 else args[0]).name
+    reason = f"killed by signal {-code}" if code < 0 else f"exited with status {code}"
+    cause = next((t for t in reversed(tail) if _EXCEPTION.match(t)), None)
+    detail = f": {cause}" if cause else ""
+    raise StepError(f"{what} failed: {tool} {reason}{detail}", log, list(tail))
+
+
+def fraction_in(line: str, pattern: re.Pattern[str] | None) -> float | None:
+    """The progress a tool's line reports: a match with groups (done, total) or (percent,)."""
+    if pattern is None or not (m := pattern.search(line)):
+        return None
+    groups = [g for g in m.groups() if g is not None]
+    if len(groups) >= 2 and float(groups[1]) > 0:
+        return float(groups[0]) / float(groups[1])
+    return float(groups[0]) / 100 if groups else None
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a tool and everything it started (it runs in its own session): TERM, then KILL."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+def _deliver(raw_lines: list[bytes], on_line: Callable[[str], None], clean: Callable[[str], str]) -> None:
+    for raw in raw_lines:
+        text = clean(raw.decode("utf-8", "replace"))
+        if text:
+            on_line(text)

@@ -1,0 +1,44 @@
+"""Ollama, behind one front door: names, parameters, Modelfiles, registration and its freshness.
+
+Modules, one concept each:
+
+* :mod:`.names` — model names and tags, by the rules of Ollama's ``types/model/name.go``;
+* :mod:`.params` — ``PARAMETER`` options and their types (``api/types.go``);
+* :mod:`.strconv` — the pieces of Go's ``strconv`` Ollama's formats depend on (quoting, IsPrint);
+* :mod:`.modelfile` — Modelfiles rendered so that Ollama's parser reads back exactly the spec;
+* :mod:`.content` — what one model is made of, checked as Ollama will read it;
+* :mod:`.client` — the official client, where the server is, and whether it answers;
+* :mod:`.register` — registration through the HTTP API (blobs by digest, then create);
+* :mod:`.cli` — registration through ``ollama create -f``;
+* :mod:`.freshness` — whether Ollama holds a model with the expected content.
+
+Importing this package is cheap: the HTTP client is loaded only when a name that needs it is used.
+"""
+
+from __future__ import annotations
+
+from modelkit.core.lazy import lazy_exports
+
+_EXPORTS = {
+    "DEFAULT_SERVER": ".client",
+    "Reachability": ".client",
+    "server_version": ".client",
+    "shown_host": ".client",
+    "ModelContent": ".content",
+    "Modelfile": ".modelfile",
+    "render_modelfile": ".modelfile",
+    "register": ".register",
+    "RegistrationResult": ".register",
+    "RetryPolicy": ".register",
+    "register_with_cli": ".cli",
+    "RegistrationStatus": ".freshness",
+    "is_registered": ".freshness",
+    "check_model_name": ".names",
+    "parse_model_name": ".names",
+    "check_parameters": ".params",
+}
+
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+
+__all__ = sorted(_EXPORTS)

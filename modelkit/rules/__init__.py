@@ -1,0 +1,261 @@
+"""How a spec becomes a build graph: which artifacts exist and what each is made from.
+
+```
+source:base ─ convert ─▶ gguf:base.f16 ───────────────┐
+source:adapter.x ─ convert-lora ─▶ gguf:adapter.x ─ merge-lora ─▶ gguf:base+x.f16
+gguf:base+x.f16 ─ quantize ─▶ gguf:base+x.Q4_K_M ─────┬─▶ modelfile:<model>-q4_k_m ─▶ ollama:<model>:q4_k_m
+base chat template ─ inherit-template ─▶ template ────┘
+```
+
+:func:`build_graph` reads top to bottom like the diagram: the base, the template, the adapters,
+then per Ollama model its full-precision GGUF and per quantization type one variant (a GGUF, a
+Modelfile, its registrations). What the inputs are on this machine is settled first, by
+:mod:`.inputs`; every target and file name comes from :mod:`.names`.
+
+``source:*`` targets exist only for Hugging Face repos (local folders are read in place). By
+default (``[ollama] lora = "merge"``) each adapter is merged into the full-precision base and the
+quantizations are made from the merged model: that runs on every Ollama and every other GGUF
+runtime, and quantizes better than an f16 adapter beside a 4-bit base. With ``lora = "adapter"``
+the base is quantized alone and each Modelfile carries an ADAPTER line. With several adapters,
+each is its own Ollama model (``<model>-<adapter>``), because comparing fine-tunes side by side
+is what several adapters are usually for.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelkit import hub
+from modelkit.core.action import Action
+from modelkit.core.graph import Graph, Target
+from modelkit.formats.quant_types import CONVERT_OUTTYPES, canonical
+from modelkit.rules.inputs import AdapterInput, Inputs, resolve_inputs
+from modelkit.rules.names import SOURCE_BASE, Names
+from modelkit.spec import Adapter, LoadedSpec
+from modelkit.steps.convert import Convert
+from modelkit.steps.convert_lora import ConvertLora
+from modelkit.steps.fetch import Fetch
+from modelkit.steps.merge import MergeLora
+from modelkit.steps.modelfile import RenderModelfile
+from modelkit.steps.quantize import Quantize
+from modelkit.steps.register import Register
+from modelkit.steps.template import TEMPLATE_FILES, InheritTemplate
+
+
+@dataclass
+class Variant:
+    """One Ollama model to make: a GGUF (quantized, or shipped as it is), maybe an adapter, and
+    its Modelfile."""
+
+    model: str  # Ollama model name
+    tag: str
+    quant: str
+    gguf_target: str | None  # None when the variant ships the user's own GGUF
+    gguf: Path
+    adapter: str | None
+    modelfile_target: str
+    modelfile: Path
+    registrations: list[str] = field(default_factory=list)  # ollama:* targets
+
+    @property
+    def ref(self) -> str:
+        return f"{self.model}:{self.tag}"
+
+
+@dataclass
+class Layout:
+    """The graph of a spec, with the variants it ships and the sources it resolved."""
+
+    graph: Graph
+    variants: list[Variant]
+    sources: dict[str, hub.RepoSource]
+
+
+@dataclass(frozen=True)
+class FullPrecision:
+    """The GGUF that quantizations are made from: the base, or the base with an adapter merged."""
+
+    stem: str  # "base" or "base+x": the prefix of its quantizations' names
+    target: str | None  # None for the user's own GGUF
+    path: Path
+    quant: str | None  # its type when modelkit made it (F16, …)
+
+
+def build_graph(loaded: LoadedSpec, locked_sources: Mapping[str, Mapping[str, Any]] | None = None,
+                register: str | None = None) -> Layout:
+    """Turn a validated spec into targets. ``locked_sources``: the lock file's pinned repos;
+    ``register``: overrides ``[ollama] register`` ("api", "cli" or "off")."""
+    names = Names(loaded.build_dir, loaded.state_dir)
+    rules = _Rules(loaded, names, resolve_inputs(loaded, names, locked_sources),
+                   register or loaded.spec.ollama.register_with)
+    base = rules.base()
+    rules.template()
+    for adapter, resolved in zip(loaded.spec.adapters, rules.inputs.adapters):
+        rules.adapter(adapter, resolved)
+    for adapter, model in rules.models():
+        full = rules.full_precision(adapter, base)
+        for quant in loaded.spec.quantize.types or [None]:
+            rules.variant(model, adapter, full, quant)
+    return Layout(rules.graph, rules.variants, rules.inputs.sources)
+
+
+class _Rules:
+    """The rules of one spec, adding targets to one graph in build order."""
+
+    def __init__(self, loaded: LoadedSpec, names: Names, inputs: Inputs, register: str) -> None:
+        self.loaded, self.spec, self.names, self.inputs = loaded, loaded.spec, names, inputs
+        self.register = register
+        self.merge = self.spec.ollama.lora == "merge"
+        self.graph = Graph()
+        self.variants: list[Variant] = []
+        self.template_target: str | None = None
+        self._servers: Any = None
+
+    def add(self, name: str, action: Action, deps: tuple[str | None, ...] | list[str | None] = ()) -> Action:
+        self.graph.add(Target(name, action, tuple(d for d in deps if d)))
+        return action
+
+    def base(self) -> FullPrecision:
+        """The base model: fetched if it is a repo, converted unless it is a ready GGUF."""
+        inputs = self.inputs
+        if SOURCE_BASE in inputs.sources:
+            self.add(SOURCE_BASE, Fetch(source=inputs.sources[SOURCE_BASE], label="base"))
+        if inputs.base_gguf is not None:
+            return FullPrecision("base", None, inputs.base_gguf, None)
+        assert inputs.base is not None
+        outtype = self.spec.convert.outtype
+        made = self.names.converted(outtype)
+        self.add(made.target, Convert(folder=inputs.base.path, files=inputs.base.files, outtype=outtype,
+                                      out=made.path), inputs.base.deps)
+        return FullPrecision("base", made.target, made.path, CONVERT_OUTTYPES.get(outtype))
+
+    def template(self) -> None:
+        """The chat template, inherited from the model unless the spec gives one."""
+        ollama, base = self.spec.ollama, self.inputs.base
+        if ollama.template != "inherit" or ollama.template_file is not None:
+            return
+        made = self.names.template()
+        if base is not None:
+            action = InheritTemplate(source=base.path, files=base.pick(TEMPLATE_FILES), out=made.path)
+        else:
+            assert self.inputs.base_gguf is not None
+            action = InheritTemplate(source=self.inputs.base_gguf, files={"base.gguf": self.inputs.base_gguf},
+                                     out=made.path)
+        self.add(made.target, action, base.deps if base else ())
+        self.template_target = made.target
+
+    def adapter(self, adapter: Adapter, resolved: AdapterInput) -> None:
+        """An adapter, fetched if it is a repo, converted to a GGUF adapter."""
+        folder, config = resolved.folder, self.inputs.config
+        for dep in folder.deps:
+            self.add(dep, Fetch(source=self.inputs.sources[dep], label=f"adapter '{adapter.name}'"))
+        assert config is not None
+        made = self.names.adapter(adapter.name)
+        base_deps = self.inputs.base.deps if self.inputs.base else ()
+        self.add(made.target, ConvertLora(name=adapter.name, adapter_dir=folder.path, files=folder.files,
+                                          base_dir=config.path, base_files=config.pick(("config.json",)),
+                                          outtype=adapter.outtype, out=made.path), (*base_deps, *folder.deps))
+
+    def models(self) -> list[tuple[str | None, str]]:
+        """(adapter, Ollama model name) for each model to ship."""
+        model, adapters = self.spec.ollama_model, self.spec.adapters
+        if not adapters:
+            return [(None, model)]
+        if len(adapters) == 1:
+            return [(adapters[0].name, model)]
+        return [(a.name, f"{model}-{a.name}") for a in adapters]
+
+    def full_precision(self, adapter: str | None, base: FullPrecision) -> FullPrecision:
+        """What ``adapter``'s quantizations are made from: the base with it merged in, or the base."""
+        if adapter is None or not self.merge:
+            return base
+        made = self.names.merged(adapter)
+        self.add(made.target, MergeLora(name=adapter, base=base.path, adapter=self.names.adapter(adapter).path,
+                                        out=made.path), (base.target, self.names.adapter(adapter).target))
+        return FullPrecision(self.names.merged_stem(adapter), made.target, made.path, "F16")
+
+    def variant(self, model: str, adapter: str | None, full: FullPrecision, quant: str | None) -> None:
+        """One variant: its GGUF, its Modelfile and its registrations."""
+        gguf_target, gguf, quant = self.quantized(full, quant)
+        tag = self.spec.ollama.tag.format(quant=quant.lower(), step=self._step(adapter))
+        made = self.names.modelfile(model, tag)
+        deps: list[str | None] = [gguf_target]
+        adapter_files = []
+        if adapter and not self.merge:
+            deps.append(self.names.adapter(adapter).target)
+            adapter_files.append(self.names.adapter(adapter).path)
+        deps.append(self.template_target)
+        modelfile = self.add(made.target, self._modelfile(made.path, gguf, adapter_files), deps)
+        variant = Variant(model, tag, quant, gguf_target, gguf, adapter, made.target, made.path)
+        self.variants.append(variant)
+        if self.register != "off":
+            assert isinstance(modelfile, RenderModelfile)
+            self.registrations(variant, modelfile, adapter_files, [d for d in deps if d])
+
+    def quantized(self, full: FullPrecision, quant: str | None) -> tuple[str | None, Path, str]:
+        """(target, file, type) of ``full`` quantized to ``quant``; ``full`` itself when it already
+        is that type, or when there are no types to make."""
+        if quant is None or quant == full.quant:
+            return full.target, full.path, full.quant or ("auto" if full.target else self.inputs.base_gguf_type)
+        made = self.names.quantized(full.stem, quant)
+        if made.target not in self.graph:
+            requantize = self.spec.base.gguf is not None and full.stem == "base"
+            self.add(made.target, Quantize(src=full.path, qtype=quant, out=made.path, requantize=requantize,
+                                           src_file=None if full.target else full.path, label=full.stem),
+                     (full.target,))
+        return made.target, made.path, quant
+
+    def registrations(self, variant: Variant, modelfile: RenderModelfile, adapter_files: list[Path],
+                      deps: list[str]) -> None:
+        """``ollama:<model>:<tag>``, and ``<model>:latest`` for the variant that is the default."""
+        ollama = self.spec.ollama
+        refs = [variant.ref]
+        latest = ollama.latest if ollama.latest is not None else (self.spec.quantize.types or [variant.quant])[0]
+        if latest and _canonical_or_same(latest) == variant.quant:
+            refs.append(f"{variant.model}:latest")
+        for ref in refs:
+            made = self.names.registration(ref)
+            self.add(made.target, Register(ref=ref, modelfile=modelfile, gguf=variant.gguf, adapters=adapter_files,
+                                           method=self.register, host=ollama.host, servers=self._reachability(),
+                                           out=made.path), (variant.modelfile_target, *deps))
+            variant.registrations.append(made.target)
+
+    def _modelfile(self, out: Path, gguf: Path, adapter_files: list[Path]) -> RenderModelfile:
+        ollama, build = self.spec.ollama, self.names.build
+        return RenderModelfile(
+            out=out, from_=_relative(gguf, build), adapters=[_relative(a, build) for a in adapter_files],
+            system=ollama.system, parameters=dict(ollama.parameters),
+            messages=[(m.role, m.content) for m in ollama.messages], license=ollama.license,
+            template=None if ollama.template == "inherit" else ollama.template,
+            template_file=self.loaded.resolve(ollama.template_file) if ollama.template_file else None,
+            inherited=self.names.template().path if self.template_target else None,
+            header=f"Spec: {self.loaded.path.name}")
+
+    def _step(self, adapter: str | None) -> int | str:
+        step = next((a.step for a in self.inputs.adapters if a.name == adapter), None)
+        return "" if step is None else step
+
+    def _reachability(self) -> Any:
+        """One record of which Ollama servers answer, shared by the build's registrations."""
+        if self._servers is None:
+            from modelkit.ollama.client import Reachability
+
+            self._servers = Reachability()
+        return self._servers
+
+
+def _canonical_or_same(name: str) -> str:
+    try:
+        return canonical(name)
+    except KeyError:
+        return name
+
+
+def _relative(path: Path, start: Path) -> str:
+    """How a Modelfile in ``start`` refers to ``path``: relative when close by, else absolute."""
+    rel = os.path.relpath(path, start)
+    return f"./{rel}" if not rel.startswith("..") else str(path)

@@ -1,0 +1,62 @@
+"""The one place that names every target and the file it makes.
+
+Target names are part of the user interface (``modelkit build gguf:base.Q4_K_M``) and of the
+lock file, and file names are what users find in ``build/``; spelling each once keeps the two in
+step and lets a rule ask for "the merged model of adapter x" instead of formatting strings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+SOURCE_BASE = "source:base"
+TEMPLATE = "template"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A target and the file it writes."""
+
+    target: str
+    path: Path
+
+
+class Names:
+    """Names of a project's targets and artifacts, under its build and state folders."""
+
+    def __init__(self, build_dir: Path, state_dir: Path) -> None:
+        self.build = build_dir
+        self.state = state_dir
+
+    @staticmethod
+    def adapter_source(adapter: str) -> str:
+        return f"source:adapter.{adapter}"
+
+    def converted(self, outtype: str) -> Artifact:
+        return Artifact(f"gguf:base.{outtype}", self.build / f"base.{outtype}.gguf")
+
+    def adapter(self, adapter: str) -> Artifact:
+        return Artifact(f"gguf:adapter.{adapter}", self.build / f"adapter.{adapter}.gguf")
+
+    @staticmethod
+    def merged_stem(adapter: str) -> str:
+        """How the base with an adapter merged in is named in targets and files."""
+        return f"base+{adapter}"
+
+    def merged(self, adapter: str) -> Artifact:
+        stem = self.merged_stem(adapter)
+        return Artifact(f"gguf:{stem}.f16", self.build / f"{stem}.f16.gguf")
+
+    def quantized(self, stem: str, quant: str) -> Artifact:
+        return Artifact(f"gguf:{stem}.{quant}", self.build / f"{stem}.{quant}.gguf")
+
+    def template(self) -> Artifact:
+        return Artifact(TEMPLATE, self.build / "template.json")
+
+    def modelfile(self, model: str, tag: str) -> Artifact:
+        return Artifact(f"modelfile:{model}-{tag}", self.build / f"{model}-{tag}.Modelfile")
+
+    def registration(self, ref: str) -> Artifact:
+        """``ollama:<model>:<tag>``, whose output is a receipt under ``.modelkit/ollama/``."""
+        return Artifact(f"ollama:{ref}", self.state / "ollama" / f"{ref.replace(':', '-')}.json")

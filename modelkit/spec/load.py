@@ -1,0 +1,216 @@
+"""Loading a ``model.toml``: parse, validate, and say what is wrong in one line per problem.
+
+A build tool's first job is to be easy to correct: every problem names the file, the line and the
+field, and says what to do (``model.toml:8: quantize.types[1]: 'Q4_K_X' is not a llama.cpp
+quantization type (did you mean 'Q4_K_M'?)``). ``tomllib`` gives no positions, so
+:mod:`.toml_lines` finds them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from modelkit.errors import SpecError, UserError
+from modelkit.formats.checkpoints import is_complete, is_pattern, newest_complete
+from modelkit.ollama import params as ollama_params
+from modelkit.spec.model import ItemError, Spec, closest
+from modelkit.spec.toml_lines import line_of, value_lines
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class LoadedSpec:
+    """A validated spec and where it came from; paths in it are resolved against its folder."""
+
+    def __init__(self, spec: Spec, path: Path, text: str) -> None:
+        self.spec = spec
+        self.path = path
+        self.root = path.parent
+        self.text = text
+        self._lines = value_lines(text)
+        self._adapter_folders: dict[int, Path | None] = {}
+
+    def resolve(self, p: Path) -> Path:
+        return (self.root / p.expanduser()).resolve()
+
+    def adapter_folder(self, index: int) -> Path | None:
+        """The folder of adapter ``index``: its path, or the newest complete checkpoint its
+        pattern matches (None if none is complete yet). Resolved once per loaded spec."""
+        if index not in self._adapter_folders:
+            path = self.spec.adapters[index].path
+            assert path is not None
+            pattern = self.root / path.expanduser()
+            self._adapter_folders[index] = newest_complete(pattern) if is_pattern(path) else self.resolve(path)
+        return self._adapter_folders[index]
+
+    @property
+    def build_dir(self) -> Path:
+        return self.resolve(self.spec.build_dir)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / ".modelkit"
+
+    def where(self, *loc: str | int) -> str:
+        """``file:line: field`` for error messages about a field of this spec."""
+        line = line_of(self._lines, loc)
+        return f"{_display(self.path)}:{line or 1}: {_field_name(loc)}"
+
+    def error(self, loc: tuple[str | int, ...], message: str) -> SpecError:
+        return SpecError([f"{self.where(*loc)}: {message}"])
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _field_name(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def find_spec(path: Path | None) -> Path:
+    """The spec file a command means: a file, a folder holding model.toml, or ./model.toml."""
+    path = path or Path("model.toml")
+    if path.is_dir():
+        path = path / "model.toml"
+    if not path.is_file():
+        raise UserError(f"{path}: no such spec file (write a model.toml, or pass its path)")
+    return path.resolve()
+
+
+def load_spec(path: Path | None = None, check_files: bool = True) -> LoadedSpec:
+    """Read, parse and validate a spec; raise :class:`SpecError` with one line per problem."""
+    path = find_spec(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{_display(path)}: cannot read the spec: {e}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"\(at line (\d+), column \d+\)", str(e))
+        line = m.group(1) if m else "1"
+        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(e))
+        raise SpecError([f"{_display(path)}:{line}: invalid TOML: {message}"]) from None
+    lines = value_lines(text)
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as e:
+        errors = sorted((_format_error(path, lines, err) for err in e.errors()), key=_line_number)
+        raise SpecError(errors) from None
+    loaded = LoadedSpec(spec, path, text)
+    if check_files:
+        check_local_files(loaded)
+    return loaded
+
+
+def check_local_files(loaded: LoadedSpec) -> None:
+    """Check the local inputs exist and look like what they claim to be, before any work starts."""
+    spec, problems = loaded.spec, []
+    base = spec.base
+    if base.path is not None:
+        folder = loaded.resolve(base.path)
+        if not folder.is_dir():
+            problems.append(f"{loaded.where('base', 'path')}: folder {folder} does not exist")
+        elif not (folder / "config.json").is_file():
+            problems.append(f"{loaded.where('base', 'path')}: {folder} has no config.json; "
+                            "point it at a Hugging Face model folder")
+    if base.gguf is not None:
+        file = loaded.resolve(base.gguf)
+        if not file.is_file():
+            problems.append(f"{loaded.where('base', 'gguf')}: file {file} does not exist")
+        elif file.open("rb").read(4) != b"GGUF":
+            problems.append(f"{loaded.where('base', 'gguf')}: {file} is not a GGUF file")
+    if base.config is not None and not (loaded.resolve(base.config) / "config.json").is_file():
+        problems.append(f"{loaded.where('base', 'config')}: {loaded.resolve(base.config)} has no config.json")
+    if base.gguf is not None and base.config is None and spec.adapters:
+        problems.append(f"{loaded.where('base', 'gguf')}: converting LoRA adapters needs the base model's "
+                        "config.json: set base.config to a folder that holds it")
+    for i, adapter in enumerate(spec.adapters):
+        if adapter.path is None:
+            continue
+        where = loaded.where("adapters", i, "path")
+        if is_pattern(adapter.path):
+            if loaded.adapter_folder(i) is None:
+                problems.append(f"{where}: no complete checkpoint matches {adapter.path} yet "
+                                "(checkpoints still being written are skipped)")
+            continue
+        folder = loaded.resolve(adapter.path)
+        if not folder.is_dir():
+            problems.append(f"{where}: folder {folder} does not exist")
+        elif not (folder / "adapter_config.json").is_file():
+            problems.append(f"{where}: {folder} has no adapter_config.json; point it at a PEFT adapter folder "
+                            "(the one save_pretrained wrote)")
+        elif not any((folder / f).is_file() for f in ("adapter_model.safetensors", "adapter_model.bin")):
+            problems.append(f"{where}: {folder} has no adapter_model.safetensors")
+        elif not is_complete(folder):
+            problems.append(f"{where}: {folder} is still being written (its weights are shorter than their "
+                            "header says); build again when it is complete")
+    if spec.ollama.template_file is not None and not loaded.resolve(spec.ollama.template_file).is_file():
+        problems.append(f"{loaded.where('ollama', 'template_file')}: file "
+                        f"{loaded.resolve(spec.ollama.template_file)} does not exist")
+    if problems:
+        raise SpecError(problems)
+
+
+def _format_error(path: Path, lines: dict, err: Any) -> str:
+    loc = tuple(err["loc"])
+    kind = err["type"]
+    ctx_error = (err.get("ctx") or {}).get("error")
+    if isinstance(ctx_error, ItemError):
+        loc = loc + ((ctx_error.parent,) if ctx_error.parent else ()) + (ctx_error.index,) \
+            + ((ctx_error.field,) if ctx_error.field else ())
+        message = str(ctx_error)
+    elif kind == "extra_forbidden":
+        key = str(loc[-1])
+        allowed = _fields_at(loc[:-1])
+        hint = closest(key, allowed)
+        if loc[:-1] == ("ollama",) and (key in ollama_params.OPTIONS or closest(key, list(ollama_params.OPTIONS))):
+            hint = f"parameters.{key if key in ollama_params.OPTIONS else closest(key, list(ollama_params.OPTIONS))}"
+        message = f"unknown key '{key}'" + (f" (did you mean '{hint}'?)" if hint else "")
+        if not hint and allowed:
+            message += f"; allowed here: {', '.join(allowed)}"
+    elif kind == "missing":
+        message = "required, but missing"
+    elif kind == "literal_error":
+        expected = err["ctx"]["expected"]
+        message = f"{json.dumps(err['input'], default=str)} is not one of {expected}"
+    else:
+        message = re.sub(r"^(Value error|Assertion failed), ", "", err["msg"])
+    line = line_of(lines, loc) or 1
+    return f"{_display(path)}:{line}: {_field_name(loc)}: {message}"
+
+
+def _line_number(message: str) -> int:
+    m = re.match(r"^[^:]*:(\d+):", message)
+    return int(m.group(1)) if m else 0
+
+
+def _fields_at(loc: tuple[str | int, ...]) -> list[str]:
+    """The keys allowed at ``loc`` in the spec, for "did you mean" hints."""
+    model: Any = Spec
+    for part in loc:
+        if isinstance(part, int) or model is None:
+            continue
+        field = next((f for n, f in model.model_fields.items() if (f.alias or n) == part), None)
+        if field is None:
+            return []
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        model = next((a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return [f.alias or n for n, f in model.model_fields.items()] if model is not None else []

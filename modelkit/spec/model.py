@@ -1,0 +1,308 @@
+"""The ``model.toml`` schema: pydantic models of what a user asks modelkit to build.
+
+These models are the single source of truth: they validate the file, they generate
+``schemas/model.schema.json`` for editors, and their field descriptions are the reference in the
+README. Validators raise :class:`ItemError` for a problem that belongs to one element of a list
+or table, so that :mod:`.load` can point at its line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from modelkit.formats.checkpoints import is_pattern
+from modelkit.formats.quant_types import QUANT_TYPES, canonical
+from modelkit.ollama import names as ollama_names
+from modelkit.ollama import params as ollama_params
+
+SCHEMA_URL = "https://modelkit.dev/schemas/model.schema.json"
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Base(_Strict):
+    """The base model: exactly one of ``repo``, ``path`` or ``gguf``."""
+
+    repo: str | None = Field(None, description="Hugging Face repository id, e.g. 'unsloth/Llama-3.1-8B-Instruct'.")
+    revision: str = Field("main", description="Branch, tag or commit of `repo`; `modelkit.lock` pins it to a commit.")
+    path: Path | None = Field(None, description="A local folder in Hugging Face format (config.json, *.safetensors, tokenizer).")
+    gguf: Path | None = Field(None, description="A ready GGUF file: no conversion.")
+    config: Path | None = Field(
+        None, description="With `gguf` and adapters: a folder holding the base model's Hugging Face config.json, "
+                          "which the LoRA conversion needs.")
+
+    @field_validator("repo")
+    @classmethod
+    def _repo(cls, value: str | None) -> str | None:
+        if value is not None and not _REPO.match(value):
+            raise ValueError(f"'{value}' is not a Hugging Face repository id (expected 'owner/name')")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Base:
+        given = [k for k in ("repo", "path", "gguf") if getattr(self, k) is not None]
+        if len(given) != 1:
+            found = f" (found {', '.join(given)})" if given else ""
+            raise ValueError(f"give exactly one of repo, path or gguf{found}")
+        if self.config is not None and self.gguf is None:
+            raise ValueError("`config` is only for a `gguf` base; a repo or path already has its config.json")
+        return self
+
+
+class Convert(_Strict):
+    """How the base model becomes a GGUF (llama.cpp's convert_hf_to_gguf.py)."""
+
+    outtype: Literal["f32", "f16", "bf16", "q8_0", "auto"] = Field(
+        "f16", description="Tensor type of the converted GGUF; quantizations are made from it.")
+
+
+class Adapter(_Strict):
+    """A PEFT LoRA adapter trained on the base model."""
+
+    name: str = Field(description="Short name: the adapter's GGUF is `adapter.<name>.gguf`.")
+    path: Path | None = Field(None, description="A PEFT adapter folder (adapter_config.json + "
+                                                "adapter_model.safetensors), or a pattern such as "
+                                                "'./out/checkpoint-*': the newest complete checkpoint.")
+    repo: str | None = Field(None, description="Or a Hugging Face repository holding the adapter.")
+    revision: str = Field("main", description="Branch, tag or commit of `repo`.")
+    outtype: Literal["f32", "f16", "bf16", "q8_0"] = Field("f16", description="Tensor type of the adapter GGUF.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"'{value}' is not a valid name: use lowercase letters, digits, '.', '_' and '-'")
+        return value
+
+    @field_validator("repo")
+    @classmethod
+    def _repo(cls, value: str | None) -> str | None:
+        return Base._repo(value)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Adapter:
+        if (self.path is None) == (self.repo is None):
+            raise ValueError("give exactly one of path or repo")
+        return self
+
+
+class Quantize(_Strict):
+    """Which quantized GGUFs to make (llama.cpp's llama-quantize)."""
+
+    types: list[str] = Field(
+        default_factory=lambda: ["Q4_K_M"],
+        description="llama.cpp quantization types, e.g. ['Q4_K_M', 'Q8_0']; each becomes its own GGUF and "
+                    "Ollama tag. Empty: use the converted GGUF as it is.")
+
+    @field_validator("types")
+    @classmethod
+    def _types(cls, values: list[str]) -> list[str]:
+        out: list[str] = []
+        for i, value in enumerate(values):
+            try:
+                name = canonical(value)
+            except KeyError:
+                hint = closest(value.upper(), list(QUANT_TYPES), _POPULAR_QUANTS)
+                did_you_mean = f" (did you mean '{hint}'?)" if hint else ""
+                raise ItemError(i, f"'{value}' is not a llama.cpp quantization type{did_you_mean}") from None
+            if QUANT_TYPES[name].needs_imatrix:
+                raise ItemError(i, f"'{name}' needs an importance matrix, which modelkit does not compute yet; "
+                                    "use a K-quant such as 'Q4_K_M' or 'Q3_K_M'")
+            if name in out:
+                raise ItemError(i, f"'{value}' is listed twice")
+            out.append(name)
+        return out
+
+
+_POPULAR_QUANTS = ("Q4_K_M", "Q5_K_M", "Q8_0", "Q6_K", "Q4_0", "F16", "BF16", "Q3_K_M", "Q2_K")
+
+
+def closest(word: str, choices: list[str], preferred: tuple[str, ...] = ()) -> str | None:
+    """The closest choice to ``word``; ties go to the ``preferred`` (more commonly meant) ones."""
+    candidates = difflib.get_close_matches(word, choices, n=5, cutoff=0.6)
+    if not candidates:
+        return None
+    score = {c: difflib.SequenceMatcher(None, word, c).ratio() for c in candidates}
+    best = max(score.values())
+    top = [c for c in candidates if score[c] == best]
+    return next((p for p in preferred if p in top), top[0])
+
+
+class Message(_Strict):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Ollama(_Strict):
+    """The Ollama models: one per quantization type, named `model:tag`."""
+
+    model: str | None = Field(None, description="Ollama model name; default: the spec's `name`.")
+    tag: str = Field("{quant}", description="Tag of each variant; `{quant}` is the lowercase quantization type, "
+                                            "`{step}` the training step of a checkpoint-pattern adapter.")
+    template: str = Field(
+        "inherit", description="'inherit' (default): translate the base model's own chat template and prove it; "
+                               "anything else is Ollama TEMPLATE text used as is.")
+    template_file: Path | None = Field(None, description="A file holding the Ollama TEMPLATE text.")
+    system: str | None = Field(None, description="SYSTEM prompt.")
+    parameters: dict[str, Any] = Field(default_factory=dict, description="PARAMETER values (Ollama options).")
+    messages: list[Message] = Field(default_factory=list, description="MESSAGE history baked into the model.")
+    license: str | None = Field(None, description="LICENSE text.")
+    register_with: Literal["api", "cli", "off"] = Field(
+        "api", alias="register", description="How variants are registered: 'api' (Ollama's HTTP API through the official client), "
+                           "'cli' (`ollama create -f`), or 'off'.")
+    host: str | None = Field(None, description="The Ollama server; default $OLLAMA_HOST, else http://127.0.0.1:11434.")
+    latest: str | None = Field(
+        None, description="The quantization type whose variant is also tagged `latest`, so `ollama run <model>` "
+                          "uses it; default: the first of quantize.types; '' for none.")
+    lora: Literal["merge", "adapter"] = Field(
+        "merge", description="How adapters reach Ollama: 'merge' (default) merges each LoRA into the weights "
+                             "before quantizing, which every Ollama runs; 'adapter' ships it as an ADAPTER "
+                             "beside the quantized base, which Ollama 0.34 and later refuse.")
+
+    @field_validator("parameters")
+    @classmethod
+    def _parameters(cls, value: dict[str, Any]) -> dict[str, Any]:
+        out = {}
+        for name, item in value.items():
+            try:
+                out[name] = ollama_params.check_parameter(name, item)
+            except ValueError as e:
+                raise ItemError(name, str(e)) from None
+        return out
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str | None) -> str | None:
+        if value is not None:
+            ollama_names.check_model_name(value)
+            if ollama_names.parse_model_name(value).tag:
+                raise ValueError(f"'{value}' has a tag: tags come from `tag` (default: the quantization type)")
+        return value
+
+    @field_validator("tag")
+    @classmethod
+    def _tag(cls, value: str) -> str:
+        try:
+            example = value.format(quant="q4_k_m", step=1000)
+        except (KeyError, IndexError, ValueError):
+            raise ValueError("a tag may only use the placeholders {quant} and {step}") from None
+        ollama_names.check_tag(example)
+        return value
+
+    @model_validator(mode="after")
+    def _template(self) -> Ollama:
+        if self.template_file is not None and self.template != "inherit":
+            raise ValueError("give template or template_file, not both")
+        if self.template != "inherit" and "{{" not in self.template:
+            raise ValueError("template must be 'inherit' or Ollama template text ({{ ... }}); "
+                             "to read it from a file, use template_file")
+        return self
+
+
+class Toolchain(_Strict):
+    """Which llama.cpp to use."""
+
+    llama_cpp: Path | None = Field(
+        None, description="A llama.cpp checkout with its binaries built (build/bin); default: the managed "
+                          "one that `modelkit toolchain install` builds (or $MODELKIT_LLAMA_CPP).")
+
+
+class Spec(_Strict):
+    """A modelkit project: a base model, LoRA adapters, quantizations and the Ollama models to make."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="modelkit model.toml")
+
+    name: str = Field(description="The project's name; the Ollama model name by default.")
+    build_dir: Path = Field(Path("build"), description="Where artifacts go, relative to the spec file.")
+    base: Base
+    convert: Convert = Field(default_factory=Convert)
+    adapters: list[Adapter] = Field(default_factory=list)
+    quantize: Quantize = Field(default_factory=Quantize)
+    ollama: Ollama = Field(default_factory=Ollama)
+    toolchain: Toolchain = Field(default_factory=Toolchain)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        Adapter._name(value)
+        ollama_names.check_model_name(value)
+        return value
+
+    @model_validator(mode="after")
+    def _tags(self) -> Spec:
+        tag = self.ollama.tag
+        if len(self.quantize.types) > 1 and "{quant}" not in tag:
+            raise ItemError("tag", f"'{tag}' would give every quantization the same tag: add {{quant}}",
+                             parent="ollama")
+        if "{step}" in tag and not any(a.path is not None and is_pattern(a.path) for a in self.adapters):
+            raise ItemError("tag", "{step} needs an adapter whose path is a checkpoint pattern "
+                                    "(e.g. './out/checkpoint-*')", parent="ollama")
+        return self
+
+    @model_validator(mode="after")
+    def _latest(self) -> Spec:
+        latest = self.ollama.latest
+        if latest:
+            try:
+                name = canonical(latest)
+            except KeyError:
+                name = latest
+            if name not in self.quantize.types:
+                raise ItemError("latest", f"'{latest}' is not one of quantize.types ({', '.join(self.quantize.types)})",
+                                 parent="ollama")
+        return self
+
+    @model_validator(mode="after")
+    def _mergeable(self) -> Spec:
+        if self.ollama.lora == "merge":
+            for i, adapter in enumerate(self.adapters):
+                if adapter.outtype == "q8_0":
+                    raise ItemError(i, "a q8_0 adapter cannot be merged (llama-export-lora needs f16 or f32): "
+                                        "use outtype = 'f16', or set ollama.lora = 'adapter'",
+                                     field="outtype", parent="adapters")
+        return self
+
+    @field_validator("adapters")
+    @classmethod
+    def _unique(cls, adapters: list[Adapter]) -> list[Adapter]:
+        seen: set[str] = set()
+        for i, adapter in enumerate(adapters):
+            if adapter.name in seen:
+                raise ItemError(i, f"adapter name '{adapter.name}' is used twice", field="name")
+            seen.add(adapter.name)
+        return adapters
+
+    @property
+    def ollama_model(self) -> str:
+        return self.ollama.model or self.name
+
+
+class ItemError(ValueError):
+    """A validation error that belongs to one element of a list or table (so its line can be found)."""
+
+    def __init__(self, index: int | str, message: str, field: str | None = None, parent: str | None = None) -> None:
+        super().__init__(message)
+        self.index = index
+        self.field = field
+        self.parent = parent
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of model.toml, as published in ``schemas/model.schema.json``."""
+    schema = Spec.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_URL, **schema}
+
+
+def schema_text() -> str:
+    """The text of ``schemas/model.schema.json``."""
+    return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
