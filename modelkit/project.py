@@ -28,6 +28,7 @@ from modelkit.formats.gguf import gguf_facts
 from modelkit.rules import Layout, Variant, build_graph
 from modelkit.spec import LoadedSpec, load_spec
 from modelkit.steps.modelfile import RenderModelfile
+from modelkit.steps.register import Register, read_receipt
 from modelkit.toolchain import Toolchain, find_toolchain, require_toolchain
 
 
@@ -229,8 +230,13 @@ class Project:
         origin = modelfile.template_origin()
         if origin:
             info["chat_template"] = origin
-        info["registered_as"] = [r.removeprefix("ollama:") for r in variant.registrations
-                                 if self.state.target(r) is not None]
+        registered = [r for r in variant.registrations if self.state.target(r) is not None]
+        info["registered_as"] = [r.removeprefix("ollama:") for r in registered]
+        receipts = [read_receipt(action.out) for r in registered if isinstance(action := self.graph[r].action, Register)]
+        if any(receipt.native_chat for receipt in receipts):
+            info["ollama_renders"] = "the GGUF's own chat template (Ollama's native chat mode), not the TEMPLATE"
+        elif receipts:
+            info["ollama_renders"] = "the Modelfile's TEMPLATE"
         return info
 
     def _resolve(self, names: Iterable[str]) -> list[str]:

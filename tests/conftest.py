@@ -18,6 +18,22 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+READY_GGUF_SPEC = """\
+name = "bot"
+
+[base]
+gguf = "./model.gguf"
+
+[quantize]
+types = []
+
+[ollama]
+template = "{{ .Prompt }}"
+system = "Be brief."
+parameters = { temperature = 0.5 }
+"""
+"""A project that ships a ready GGUF as is (``model.gguf``): no conversion, no toolchain."""
+
 
 def _missing(what: str) -> None:
     if os.environ.get("MODELKIT_REQUIRE_TOOLCHAIN") == "1":

@@ -57,10 +57,10 @@ def generate(toolchain, model: Path, lora: Path | None = None) -> bytes:  # type
 
 
 @pytest.fixture(scope="module")
-def ollama() -> Iterator:  # type: ignore[type-arg]
-    """A stand-in for Ollama's HTTP API, which cannot be installed here (it follows the real
-    protocol: see tests/ollama/fake_server.py); current generation, so it refuses ADAPTER."""
-    with fake_server.FakeOllama(adapters="unsupported") as server:
+def ollama(toolchain) -> Iterator:  # type: ignore[no-untyped-def,type-arg]
+    """A stand-in for today's Ollama, which cannot be installed here (modelled on Ollama's source:
+    see tests/ollama/fake_server.py); it re-encodes GGUFs with the real llama-quantize."""
+    with fake_server.FakeOllama(generation="current", quantize=toolchain.quantize) as server:
         yield server
 
 

@@ -293,3 +293,24 @@ def test_an_input_removed_before_its_step_is_a_clear_error(project: Project) -> 
     result = engine.build()
     [(name, error)] = result.failed
     assert name == "mid" and isinstance(error, UserError) and "input a.txt is missing" in str(error)
+
+
+def test_an_action_that_records_the_outside_world_is_never_restored_from_the_cache(tmp_path: Path) -> None:
+    """A registration's receipt says what a server held when it was written: going back to an
+    earlier key must run the action again, never link the old receipt back."""
+
+    class Receipt(FileAction, cacheable=False):
+        pass
+
+    source = tmp_path / "x"
+    out = tmp_path / "build" / "receipt"
+
+    def build(text: str) -> Receipt:
+        source.write_text(text)
+        action = Receipt(out, [source])
+        Engine(Graph([Target("r", action)]), tmp_path, State(tmp_path / ".m"), fingerprint=lambda c: {}).build()
+        return action
+
+    assert build("a").runs == 1 and build("b").runs == 1
+    assert build("a").runs == 1  # the same key as the first build, and it ran
+    assert not list((tmp_path / ".m" / "cache").glob("*/*receipt"))

@@ -1,5 +1,6 @@
-"""A whole project without llama.cpp: a ready GGUF shipped as is, Modelfiles, registration with a
-stand-in Ollama, the lock file and gc. (The same flow with conversion is in test_e2e_tiny.py.)"""
+"""A whole project without llama.cpp: a ready GGUF shipped as is, Modelfiles, what happens without
+Ollama, the lock file and gc. (Registration is in test_registration.py; the same flow with
+conversion in test_e2e_tiny.py.)"""
 
 from __future__ import annotations
 
@@ -14,35 +15,12 @@ import pytest
 from modelkit.errors import UserError
 from modelkit.project import Project
 
-from conftest import ROOT, load_module
+from conftest import READY_GGUF_SPEC, ROOT, load_module
 
 sys.path.insert(0, str(ROOT / "tests" / "ollama"))
-fake_server = load_module(ROOT / "tests" / "ollama" / "fake_server.py")
 gguf_files = load_module(ROOT / "tests" / "ollama" / "gguf_files.py")
 
-SPEC = """\
-name = "bot"
-
-[base]
-gguf = "./model.gguf"
-
-[quantize]
-types = []
-
-[ollama]
-template = "{{ .Prompt }}"
-system = "Be brief."
-parameters = { temperature = 0.5 }
-"""
-
-
-@pytest.fixture
-def ollama(monkeypatch: pytest.MonkeyPatch) -> Iterator:  # type: ignore[type-arg]
-    """A stand-in for Ollama's HTTP API (it follows the real protocol; see fake_server.py)."""
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    with fake_server.FakeOllama(adapters="unsupported") as server:
-        monkeypatch.setenv("OLLAMA_HOST", server.host)
-        yield server
+SPEC = READY_GGUF_SPEC
 
 
 @pytest.fixture
@@ -59,38 +37,6 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def names(statuses: list) -> dict[str, str]:  # type: ignore[type-arg]
     return {s.name: s.state for s in statuses}
-
-
-def test_a_ready_gguf_is_shipped_as_is_and_registered(project: Path, ollama) -> None:  # type: ignore[no-untyped-def]
-    p = Project.open(project / "model.toml")
-    [variant] = p.variants
-    assert variant.ref == "bot:f32"  # the tag comes from the GGUF's own file type
-    result = p.build()
-    assert result.ok and not result.deferred
-    assert sorted(result.ran) == sorted([variant.modelfile_target, *variant.registrations])
-    assert {m[-1] for m in ollama.models} >= {variant.tag, "latest"}
-    assert names(Project.open(project / "model.toml").plan()) == {n: "fresh" for n in result.ran}
-
-
-def test_freshness_asks_ollama_not_only_local_state(project: Path, ollama) -> None:  # type: ignore[no-untyped-def]
-    Project.open(project / "model.toml").build()
-    ollama.models.clear()  # someone ran `ollama rm`
-    statuses = {s.name: s for s in Project.open(project / "model.toml").plan()}
-    stale = {n: s.reason for n, s in statuses.items() if s.state == "stale"}
-    assert stale and all(n.startswith("ollama:") for n in stale)
-    assert all(r == "Ollama: not in Ollama" for r in stale.values())
-
-
-def test_params_only_change_reregisters_without_uploading(project: Path, ollama) -> None:  # type: ignore[no-untyped-def]
-    Project.open(project / "model.toml").build()
-    uploads = ollama.log.count("POST", "/api/blobs/")
-    assert uploads == 1
-    spec = project / "model.toml"
-    spec.write_text(spec.read_text().replace("temperature = 0.5", "temperature = 0.9"))
-    result = Project.open(spec).build()
-    assert sorted(n.split(":")[0] for n in result.ran) == ["modelfile", "ollama", "ollama"]
-    assert ollama.log.count("POST", "/api/blobs/") == uploads  # the GGUF was not sent again
-    assert not list((project / "build").glob("*.gguf"))  # shipped as is: no GGUF was written
 
 
 def test_unreachable_ollama_builds_the_rest_and_says_how_to_register(project: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -158,35 +104,3 @@ def test_second_builder_fails_fast_with_no_wait(project: Path) -> None:
 def test_project_api_rejects_unknown_targets(project: Path) -> None:
     with pytest.raises(UserError, match="no target"):
         Project.open(project / "model.toml").plan(["gguf:nothing"])
-
-
-def test_register_through_ollama_create_in_a_folder_with_spaces(tmp_path: Path, ollama, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """The CLI path: `ollama create NAME -f MODELFILE` (a stand-in that follows Ollama's CLI)."""
-    import os
-    import stat
-
-    project = tmp_path / "my project"
-    project.mkdir()
-    gguf_files.write_tiny_gguf(project / "model.gguf")
-    (project / "model.toml").write_text(SPEC.replace("[ollama]\n", '[ollama]\nregister = "cli"\n'))
-    exe = tmp_path / "bin" / "ollama"
-    exe.parent.mkdir()
-    exe.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(ROOT / 'tests' / 'ollama')!r})\n"
-                   "from fake_ollama_cli import main\nsys.exit(main(sys.argv[1:]))\n")
-    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setenv("PATH", f"{exe.parent}:{os.environ['PATH']}")
-    proc = cli("build", cwd=project)
-    assert proc.returncode == 0, proc.stderr
-    assert "registered as bot:f32, bot:latest" in proc.stderr
-    assert {k[-1] for k in ollama.models} == {"f32", "latest"}
-
-
-def test_inspect_a_gguf_and_a_variant(project: Path, ollama) -> None:  # type: ignore[no-untyped-def]
-    assert cli("build", cwd=project).returncode == 0
-    info = json.loads(cli("inspect", "model.gguf", "--json", cwd=project).stdout)
-    assert info["architecture"] == "llama" and info["quantization"] == "F32" and info["type"] == "model"
-    variant = json.loads(cli("inspect", "bot:f32", "--json", cwd=project).stdout)
-    assert variant["variant"] == "bot:f32" and variant["chat_template"] == "given in the spec"
-    assert variant["registered_as"] == ["bot:f32", "bot:latest"]
-    proc = cli("inspect", "bot:q9", cwd=project)
-    assert proc.returncode == 2 and "no variant 'bot:q9'" in proc.stderr

@@ -140,6 +140,20 @@ def test_invalid_ollama_names(tmp_path: Path, hf_folder: Path) -> None:
     assert "ollama.model:" in line and "has a tag" in line
 
 
+@pytest.mark.parametrize("tag", ["{quant}-cloud", "cloud", "LOCAL"])
+def test_tags_ollama_reads_as_a_model_source_are_refused(tmp_path: Path, hf_folder: Path, tag: str) -> None:
+    path = write(tmp_path, f'name = "bot"\n[base]\npath = "./base"\n[ollama]\ntag = "{tag}"\n')
+    [line] = errors_of(path)
+    assert f"{path}:5: ollama.tag: " in line and "is reserved" in line and "internal/modelref" in line
+
+
+def test_an_empty_template_file_is_refused(tmp_path: Path, hf_folder: Path) -> None:
+    (tmp_path / "t.gotmpl").write_text("")
+    path = write(tmp_path, 'name = "bot"\n[base]\npath = "./base"\n[ollama]\ntemplate_file = "t.gotmpl"\n')
+    [line] = errors_of(path)
+    assert f"{path}:5: ollama.template_file: " in line and "is empty" in line and "ignores an empty TEMPLATE" in line
+
+
 def test_template_text_must_look_like_a_template(tmp_path: Path, hf_folder: Path) -> None:
     path = write(tmp_path, 'name = "bot"\n[base]\npath = "./base"\n[ollama]\ntemplate = "chat.tmpl"\n')
     [line] = errors_of(path)

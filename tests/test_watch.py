@@ -16,23 +16,11 @@ from modelkit.formats.checkpoints import is_complete, newest_complete, step_of
 from modelkit.formats.safetensors import is_complete as safetensors_complete
 from modelkit.watch import Round, Watcher
 
-from conftest import ROOT, load_module
+from conftest import READY_GGUF_SPEC, ROOT, load_module
 
 gguf_files = load_module(ROOT / "tests" / "ollama" / "gguf_files.py")
 
-SPEC = """\
-name = "bot"
-
-[base]
-gguf = "./model.gguf"
-
-[quantize]
-types = []
-
-[ollama]
-template = "{{ .Prompt }}"
-system = "first"
-"""
+SPEC = READY_GGUF_SPEC.replace("Be brief.", "first")
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 20.0, what: str = "condition") -> None:

@@ -42,6 +42,7 @@ class ConsoleReporter:
         self._progress: Progress | None = None
         self._task: TaskID | None = None
         self._last_line = 0.0
+        self._notes: set[str] = set()
 
     def hashing(self, target: Target, done: int, total: int) -> None:
         """Reading inputs to digest them (only the first time, or after they changed)."""
@@ -76,6 +77,13 @@ class ConsoleReporter:
         elif self.verbose and time.monotonic() - self._last_line > 5:
             self._last_line = time.monotonic()
             self.out.print(f"[dim]      {_fit(text)}[/]")
+
+    def note(self, target: Target, text: str) -> None:
+        """A line worth keeping, said once per build however many targets say it."""
+        if text in self._notes:
+            return
+        self._notes.add(text)
+        (self._progress.console if self._progress is not None else self.out).print(f"[yellow]  note:[/] {text}")
 
     def _start_bar(self, description: str, total: float | None) -> None:
         self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}", style="dim"),

@@ -33,11 +33,15 @@ class Action(ABC):
     """Whether run() writes each output to ``ctx.tmp(output)`` for the engine to rename into place."""
     reproducible: ClassVar[bool] = True
     """Whether the outputs are the same bytes on every machine (recorded in modelkit.lock)."""
+    cacheable: ClassVar[bool] = True
+    """Whether earlier outputs for the same key may be restored instead of running. Not for an
+    action whose output records something outside the project (a registration's receipt says
+    what a server held then; restoring it would claim what the server may no longer hold)."""
 
     def __init_subclass__(cls, kind: str | None = None, tool: str | None = None, atomic: bool | None = None,
-                          reproducible: bool | None = None, **kwargs: Any) -> None:
+                          reproducible: bool | None = None, cacheable: bool | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        given = {"kind": kind, "tool": tool, "atomic": atomic, "reproducible": reproducible}
+        given = {"kind": kind, "tool": tool, "atomic": atomic, "reproducible": reproducible, "cacheable": cacheable}
         for name, value in given.items():
             if value is not None:
                 setattr(cls, name, value)
@@ -85,6 +89,8 @@ class StepContext:
     log_path: Path
     progress: Progress
     toolchain_factory: Callable[[], Any]
+    note: Callable[[str], None] = field(default=lambda text: None)
+    """Tell the user something worth keeping on screen (not a progress line)."""
     tmp_paths: dict[Path, Path] = field(default_factory=dict)
     digest: Callable[[Path], str] = field(default=lambda path: "")
     """A file's digest through the stat cache (free for modelkit's own outputs)."""

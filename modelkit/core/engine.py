@@ -40,6 +40,7 @@ class Reporter(Protocol):
     def fresh(self, target: Target) -> None: ...
     def start(self, target: Target, reason: str) -> None: ...
     def progress(self, target: Target, fraction: float | None, text: str) -> None: ...
+    def note(self, target: Target, text: str) -> None: ...
     def done(self, target: Target, seconds: float, changed: bool) -> None: ...
     def failed(self, target: Target, error: ModelkitError) -> None: ...
 
@@ -51,6 +52,7 @@ class QuietReporter:
     def fresh(self, target: Target) -> None: pass
     def start(self, target: Target, reason: str) -> None: pass
     def progress(self, target: Target, fraction: float | None, text: str) -> None: pass
+    def note(self, target: Target, text: str) -> None: pass
     def done(self, target: Target, seconds: float, changed: bool) -> None: pass
     def failed(self, target: Target, error: ModelkitError) -> None: pass
 
@@ -234,7 +236,8 @@ class Engine:
 
     def _restore(self, target: Target, key: str, tmp: dict[Path, Path], reason: str) -> dict[Path, str] | None:
         """The outputs' digests if the artifact cache held them (now linked at their temporary names)."""
-        if self.cache is None or not target.action.atomic or reason == "forced":
+        action = target.action
+        if self.cache is None or not (action.atomic and action.cacheable) or reason == "forced":
             return None
         restored = self.cache.restore(key, list(tmp), tmp)
         if restored is not None:
@@ -246,13 +249,13 @@ class Engine:
         action = target.action
         ctx = StepContext(name=target.name, log_path=log, toolchain_factory=self.toolchain,
                           progress=lambda fraction, text: self.reporter.progress(target, fraction, text),
-                          tmp_paths=tmp, digest=self.hasher.digest)
+                          note=lambda text: self.reporter.note(target, text), tmp_paths=tmp, digest=self.hasher.digest)
         action.run(ctx)
         missing = [p for p in tmp.values() if not p.is_file()]
         if missing:
             raise StepError(f"{action.describe()}: finished without writing {missing[0].name}", log)
         digests = self.hasher.digests(tmp.values(), trusted=True)
-        if self.cache and action.atomic:
+        if self.cache and action.atomic and action.cacheable:
             self.cache.store(key, {out: (tmp[out], digests[tmp[out]]) for out in tmp})
         return digests
 

@@ -46,6 +46,15 @@ def checked_name(model: str) -> str:
         raise UserError(str(e)) from None
 
 
+def checked_template(name: str, template: str | None) -> str | None:
+    """``template``, unless it is empty: Ollama's create ignores an empty TEMPLATE (``r.Template != ""``
+    in ``server/create.go``) and keeps one of its own choosing, which is not what was asked for."""
+    if template == "":
+        raise UserError(f"{name}: the TEMPLATE is empty, and Ollama ignores an empty TEMPLATE (it keeps a "
+                        "template of its own choosing); give the template text, or none to let Ollama choose")
+    return template
+
+
 def checked_parameters(params: Mapping[str, object]) -> dict[str, object]:
     """The parameters normalised, or a :class:`UserError` naming the bad one."""
     try:

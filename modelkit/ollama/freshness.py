@@ -1,10 +1,18 @@
-"""Is a registration current? Ollama is asked, not local records.
+"""Is a registration current? Compare what Ollama holds now with what it held right after it
+accepted the model.
 
-``/api/show`` reports what a model is made of: the Modelfile it prints starts with the model
-and adapter blob paths (named by sha256), and its JSON carries the template, system prompt,
-messages, license and parameters. Comparing those with what the build would register makes the
-registration target fresh exactly when Ollama holds that content, whoever registered it, and stale
-after anything changes it (another ``ollama create``, a deleted model, a new parameter).
+Today's Ollama rewrites what it is given (``server/create.go``): it re-encodes a text-only GGUF
+with ``llama-quantize … COPY`` and keeps *that* as the model layer, merges the stop list of a
+named template it recognises into the parameters, and ``/api/show`` may answer with the GGUF's
+own Jinja instead of the TEMPLATE that was sent (``server/images.go``). So Ollama's answer is
+never compared with modelkit's request. Right after a registration, :func:`held_copy` records
+what the server reports (a :class:`ServerCopy`: layer digests, template, system prompt,
+messages, license, parameters); later the registration is fresh while the server still reports
+the same. A deleted model, one re-created by hand, or another server at the same address is
+still caught, on Ollama 0.12 as on today's.
+
+:func:`unexpected` compares a copy with the request only to tell the user what the server chose
+to do differently (its own template, stops it added), never to decide freshness.
 
 The official client's ``show()`` model drops ``system`` and ``messages``, so the reply is read
 as JSON through the client's own request method.
@@ -13,25 +21,23 @@ as JSON through the client's own request method.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import httpx
 import ollama
 
-from modelkit.core.hashing import sha256_file
-from modelkit.errors import OllamaUnavailable
+from modelkit.errors import OllamaUnavailable, StepError
 from modelkit.ollama.client import describe, make_client, shown_host
-from modelkit.ollama.content import (BLOB_DIGEST, ModelContent, checked_messages, checked_name, checked_parameters,
-                                     known_digests)
+from modelkit.ollama.content import BLOB_DIGEST, ModelContent, checked_name
 from modelkit.ollama.params import OPTIONS, OptionType
 from modelkit.ollama.strconv import go_unquote
 
 
 @dataclass(frozen=True)
 class RegistrationStatus:
-    """Whether Ollama holds the model with the expected content; ``reason`` says why not."""
+    """Whether Ollama still holds what was registered; ``reason`` says why not."""
 
     fresh: bool
     reason: str = ""
@@ -40,77 +46,111 @@ class RegistrationStatus:
         return self.fresh
 
 
-def is_registered(
-    model: str,
-    content: ModelContent,
-    *,
-    host: str | None = None,
-    digests: Mapping[Path, str] | None = None,
-    timeout: float = 30.0,
-) -> RegistrationStatus:
-    """Ask Ollama whether it holds ``model`` with exactly ``content``.
+@dataclass(frozen=True)
+class ServerCopy:
+    """One model as ``/api/show`` reports it, normalised so that two answers compare equal
+    exactly when the model is the same (no times, no derived details)."""
 
-    ``digests`` are sha256 digests the caller already knows, so GGUFs are not reread. Raises
-    :class:`OllamaUnavailable` when Ollama cannot be asked: then freshness is unknown, not false.
-    """
+    model_blobs: tuple[str, ...]
+    adapter_blobs: tuple[str, ...] = ()
+    template: str = ""
+    system: str = ""
+    messages: tuple[tuple[str, str], ...] = ()
+    license: str = ""
+    parameters: dict[str, list[Any]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ServerCopy:
+        """The copy a receipt recorded; ``ValueError`` when it is not one."""
+        try:
+            return cls(tuple(data["model_blobs"]), tuple(data["adapter_blobs"]), str(data["template"]),
+                       str(data["system"]), tuple((str(r), str(c)) for r, c in data["messages"]), str(data["license"]),
+                       {str(k): list(v) for k, v in data["parameters"].items()})
+        except (KeyError, TypeError, AttributeError) as e:
+            raise ValueError(f"not a recorded server copy ({e})") from None
+
+
+def held_copy(model: str, *, host: str | None = None, timeout: float = 30.0) -> ServerCopy | None:
+    """What Ollama holds as ``model`` now, or None if it holds no such model. Raises
+    :class:`OllamaUnavailable` when Ollama cannot be asked: then freshness is unknown, not false."""
     name = checked_name(model)
-    params = checked_parameters(content.parameters)
-    checked_messages(content.messages)
     client = make_client(host, timeout)
     try:
         shown = client._request_raw("POST", "/api/show", json={"model": name}).json()
     except ollama.ResponseError as e:
         if e.status_code == 404:
-            return RegistrationStatus(False, "not in Ollama")
-        return RegistrationStatus(False, f"Ollama could not show it ({e.error})")
+            return None
+        raise StepError(f"Ollama could not show {name}: {e.error} (HTTP {e.status_code})") from None
     except (ConnectionError, httpx.TransportError) as e:
         raise OllamaUnavailable(shown_host(host), describe(e), name) from None
+    except ValueError:
+        raise StepError(f"Ollama's answer to show {name} was not JSON") from None
     if not isinstance(shown, dict):
-        return RegistrationStatus(False, "Ollama's answer to show was not an object")
-
-    known = known_digests(digests)
-
-    def digest_of(path: Path) -> str:
-        return known.get(Path(path).resolve()) or sha256_file(Path(path))
-
-    return compare(shown, content, params, digest_of)
+        raise StepError(f"Ollama's answer to show {name} was not a JSON object")
+    return server_copy(shown)
 
 
-def compare(
-    shown: Mapping[str, object],
-    content: ModelContent,
-    params: Mapping[str, object],
-    digest_of: Callable[[Path], str],
-) -> RegistrationStatus:
-    """Compare a ``/api/show`` reply with ``content``; the first difference is the reason."""
-    models, adapters = blobs_in_modelfile(str(shown.get("modelfile") or ""))
-    want = digest_of(content.gguf)
-    if not models:
-        return RegistrationStatus(False, "Ollama shows no model blob for it")
-    if models[0] != want:
-        return RegistrationStatus(False, f"model blob differs (Ollama has {models[0][:19]}…, the build has {want[:19]}…)")
-    if adapters != [digest_of(a) for a in content.adapters]:
-        return RegistrationStatus(False, "adapter differs")
-    if content.template is not None and shown.get("template", "") != content.template:
-        return RegistrationStatus(False, "template differs")
-    if (shown.get("system") or "") != (content.system or ""):
-        return RegistrationStatus(False, "system prompt differs")
-    messages = shown.get("messages")
-    have_messages = [
-        (m.get("role"), m.get("content")) for m in (messages if isinstance(messages, list) else []) if isinstance(m, dict)
-    ]
-    if have_messages != [tuple(m) for m in content.messages]:
-        return RegistrationStatus(False, "messages differ")
-    if (shown.get("license") or "") != "\n".join(content.license):
-        return RegistrationStatus(False, "license differs")
+def registration_status(model: str, recorded: ServerCopy | None, *, host: str | None = None) -> RegistrationStatus:
+    """Fresh when Ollama still reports what it reported right after registering ``model``."""
+    if recorded is None:
+        return RegistrationStatus(False, "no record of what Ollama held after registering it")
     try:
-        have_params = parse_show_parameters(str(shown.get("parameters") or ""))
-    except ValueError as e:
-        return RegistrationStatus(False, f"cannot read Ollama's parameters ({e})")
-    differing = differing_parameters(have_params, params)
-    if differing:
-        return RegistrationStatus(False, "parameters differ: " + ", ".join(differing))
+        current = held_copy(model, host=host)
+    except StepError as e:
+        return RegistrationStatus(False, str(e))
+    if current is None:
+        return RegistrationStatus(False, "not in Ollama")
+    changed = _changed_field(recorded, current)
+    if changed:
+        return RegistrationStatus(False, f"Ollama's copy changed since it was registered ({changed})")
     return RegistrationStatus(True)
+
+
+def server_copy(shown: Mapping[str, Any]) -> ServerCopy:
+    """Normalise a ``/api/show`` reply."""
+    models, adapters = blobs_in_modelfile(str(shown.get("modelfile") or ""))
+    messages = shown.get("messages")
+    pairs = tuple((str(m.get("role")), str(m.get("content"))) for m in (messages if isinstance(messages, list) else [])
+                  if isinstance(m, dict))
+    try:
+        parameters = parse_show_parameters(str(shown.get("parameters") or ""))
+    except ValueError:
+        parameters = {"(unreadable)": [str(shown.get("parameters"))]}
+    return ServerCopy(tuple(models), tuple(adapters), str(shown.get("template") or ""), str(shown.get("system") or ""),
+                      pairs, str(shown.get("license") or ""), parameters)
+
+
+def unexpected(copy: ServerCopy, content: ModelContent, params: Mapping[str, object]) -> list[str]:
+    """What the server holds differently from what was asked, in words (it may rewrite the model
+    blob; that is not worth saying): its own template, parameters it added or changed."""
+    notes = []
+    if content.template is not None and copy.template != content.template:
+        notes.append("Ollama renders another template than the Modelfile TEMPLATE (the GGUF's own chat "
+                     "template, in its native chat mode)")
+    if copy.system != (content.system or ""):
+        notes.append("Ollama holds another system prompt than the one sent")
+    for name in differing_parameters(copy.parameters, params):
+        if name in params:
+            notes.append(f"Ollama holds parameter {name} = {copy.parameters.get(name)!r}, not {params[name]!r}")
+        else:
+            notes.append(f"Ollama added parameter {name} = {copy.parameters[name]!r}")
+    return notes
+
+
+def _changed_field(before: ServerCopy, after: ServerCopy) -> str | None:
+    names = {"model_blobs": "model blob", "adapter_blobs": "adapter", "template": "template",
+             "system": "system prompt", "messages": "messages", "license": "license", "parameters": "parameters"}
+    for attribute, label in names.items():
+        if attribute == "parameters":
+            changed = differing_parameters(before.parameters, after.parameters)
+            if changed:
+                return f"parameters differ: {', '.join(changed)}"
+        elif getattr(before, attribute) != getattr(after, attribute):
+            return f"{label} differs"
+    return None
 
 
 def blobs_in_modelfile(text: str) -> tuple[list[str], list[str]]:
@@ -134,10 +174,10 @@ def blobs_in_modelfile(text: str) -> tuple[list[str], list[str]]:
     return models, adapters
 
 
-def parse_show_parameters(text: str) -> dict[str, list[object]]:
+def parse_show_parameters(text: str) -> dict[str, list[Any]]:
     """Read ``/api/show``'s ``parameters``: a ``name value`` line per value, printed by Go's ``%#v``
     (strings as Go string literals, numbers in Go's shortest form, ``true``/``false``)."""
-    out: dict[str, list[object]] = {}
+    out: dict[str, list[Any]] = {}
     for line in text.splitlines():
         if not line.strip():
             continue
@@ -157,13 +197,16 @@ def parse_show_parameters(text: str) -> dict[str, list[object]]:
     return out
 
 
-def differing_parameters(have: Mapping[str, list[object]], want: Mapping[str, object]) -> list[str]:
-    """Names whose values differ between Ollama's parameters and the wanted ones."""
-    wanted = {k: (list(v) if isinstance(v, (list, tuple)) else [v]) for k, v in want.items()}
+def differing_parameters(have: Mapping[str, list[Any]], want: Mapping[str, object]) -> list[str]:
+    """Names whose values differ between two sets of parameters (a single value or a list each)."""
+    def values(v: object) -> list[Any]:
+        return list(v) if isinstance(v, (list, tuple)) else [v]
+
     out = []
-    for name in sorted(set(have) | set(wanted)):
-        a, b = have.get(name), wanted.get(name)
-        if a is None or b is None or len(a) != len(b) or not all(_same(name, x, y) for x, y in zip(a, b)):
+    for name in sorted(set(have) | set(want)):
+        a, b = have.get(name), want.get(name)
+        if a is None or b is None or len(values(a)) != len(values(b)) or \
+                not all(_same(name, x, y) for x, y in zip(values(a), values(b))):
             out.append(name)
     return out
 

@@ -135,7 +135,18 @@ def _part_problem(part: str, value: str) -> str | None:
         if not (_alnum_(ch) or ch in extra):
             allowed = ", ".join(repr(c) for c in extra)
             return f"the {part} {value!r} contains {ch!r}; only ASCII letters, digits and {allowed} are allowed"
+    if part == "tag" and reserved_tag(value):
+        return (f"the tag {value!r} is reserved: Ollama's show, run and delete read ':cloud', ':local' and "
+                "'*-cloud' as where to run a model (internal/modelref), not as a tag; choose another tag")
     return None
+
+
+def reserved_tag(tag: str) -> bool:
+    """Whether Ollama reads ``tag`` as a model source rather than a tag (``internal/modelref``'s
+    ``parseSourceSuffix``): ``cloud``, ``local`` or anything ending in ``-cloud``, in any case.
+    ``create`` stores such a name literally, but ``show`` and ``delete`` then look for another."""
+    lowered = tag.strip().lower()
+    return lowered in ("cloud", "local") or lowered.endswith("-cloud")
 
 
 def _alnum_(ch: str) -> bool:

@@ -39,6 +39,7 @@ OPTIONS: dict[str, OptionType] = {
     "top_k": OptionType.INT,
     "top_p": OptionType.FLOAT,
     "min_p": OptionType.FLOAT,
+    "typical_p": OptionType.FLOAT,
     "repeat_last_n": OptionType.INT,
     "temperature": OptionType.FLOAT,
     "repeat_penalty": OptionType.FLOAT,
@@ -62,7 +63,6 @@ RETIRED: dict[str, str] = {
     "numa": "was removed from Ollama",
     "tfs_z": "was removed from Ollama",
     "num_gqa": "was removed from Ollama",
-    "typical_p": "is refused by current Ollama as a model parameter (pass it per request instead)",
 }
 
 _INT64 = (-(2**63), 2**63 - 1)

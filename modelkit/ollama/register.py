@@ -1,15 +1,22 @@
 """Registering built variants as Ollama models through Ollama's HTTP API.
 
 Each GGUF is offered to Ollama as a blob named by its sha256: a ``HEAD`` first, so nothing
-Ollama already holds is sent again (a params-only change uploads nothing), then a ``POST`` of the
-bytes, which Ollama checks against the digest. ``/api/create`` then builds the model from those
-digests plus template, system prompt, parameters, messages and license, streaming its progress.
-All requests go through the official ``ollama`` client, which honours ``OLLAMA_HOST``.
+Ollama already holds is sent again, then a ``POST`` of the bytes, which Ollama checks against the
+digest. ``/api/create`` then builds the model from those digests plus template, system prompt,
+parameters, messages and license, streaming its progress. All requests go through the official
+``ollama`` client, which honours ``OLLAMA_HOST``.
+
+Ollama since 0.30 keeps a re-encoded copy of a GGUF as the model layer, under another digest,
+and ``ollama serve`` prunes the uploaded original when it next starts. So the caller passes what
+it learnt last time (``held``: our digest -> the digest of the server's copy): when the server
+still holds that copy (``HEAD``), the model is created from it and nothing is uploaded, also
+after a restart. After create, :func:`register` records what the server now reports (a
+:class:`~modelkit.ollama.freshness.ServerCopy`), which later decides whether it is still fresh.
 
 Blob uploads are repeated when they fail in a way that may pass (they are idempotent by digest,
 and a lost reply is detected by asking again); the create request is not repeated, and a failure
 there is an error. :func:`register` returns only after Ollama said ``success``, so a registration
-is never claimed that Ollama did not finish; :func:`is_registered` asks Ollama in any case.
+is never claimed that Ollama did not finish.
 
 The client has no public call for ``HEAD /api/blobs`` or for sending a blob whose digest is
 already known (its ``create_blob`` rereads the file to hash it), so those two requests go through
@@ -31,7 +38,9 @@ from modelkit.core.hashing import sha256_file
 from modelkit.core.process import Progress, ignore_progress
 from modelkit.errors import ModelkitError, OllamaRefused, OllamaUnavailable, StepError, UserError
 from modelkit.ollama.client import describe, make_client, ping, shown_host
-from modelkit.ollama.content import ModelContent, checked_messages, checked_name, checked_parameters, known_digests
+from modelkit.ollama.content import (ModelContent, checked_messages, checked_name, checked_parameters,
+                                     checked_template, known_digests)
+from modelkit.ollama.freshness import ServerCopy, held_copy
 
 _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _CHUNK = 1 << 20
@@ -55,13 +64,16 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class RegistrationResult:
-    """What :func:`register` did: the blobs it sent, those Ollama already had, what Ollama said."""
+    """What :func:`register` did: the blobs it sent, those Ollama already had, what Ollama said,
+    and what it holds now (``copy``; ``held`` maps each file's digest to the server's copy)."""
 
     model: str
     host: str
     uploaded: tuple[str, ...]
     reused: tuple[str, ...]
     statuses: tuple[str, ...]
+    copy: ServerCopy
+    held: dict[str, str]
 
 
 def register(
@@ -71,57 +83,74 @@ def register(
     host: str | None = None,
     progress: Progress | None = None,
     digests: Mapping[Path, str] | None = None,
+    held: Mapping[str, str] | None = None,
     retry: RetryPolicy = RetryPolicy(),
     timeout: float = 300.0,
 ) -> RegistrationResult:
     """Make Ollama hold ``model`` (``name:tag``) with ``content``; return once Ollama says success.
 
     ``digests`` maps files to sha256 digests the caller already knows (its stat cache), so big
-    GGUFs are not read again. Raises :class:`UserError` for a bad name, parameter or missing file
-    (before contacting Ollama), :class:`OllamaUnavailable` when Ollama cannot be reached,
+    GGUFs are not read again; ``held`` maps a file's digest to the server's copy of it, as an
+    earlier registration reported. Raises :class:`UserError` for a bad name, parameter or missing
+    file (before contacting Ollama), :class:`OllamaUnavailable` when Ollama cannot be reached,
     :class:`OllamaRefused` when it refuses the model, :class:`StepError` for other failures.
     """
     report = progress or ignore_progress
     name = checked_name(model)
+    checked_template(name, content.template)
     params = checked_parameters(content.parameters)
     messages = checked_messages(content.messages)
+    files = _checked_files(name, content)
+    host_shown = shown_host(host)
+    client = make_client(host, timeout)
+    version = ping(client, host_shown, name)
+    report(None, f"Ollama {version} at {host_shown}")
+
+    ours = _file_digests(files, digests, report)
+    sent: dict[Path, str] = {}
+    uploaded: list[str] = []
+    reused: list[str] = []
+    for path, digest in ours.items():
+        theirs = (held or {}).get(digest)
+        if theirs and _holds(client, theirs):
+            report(1.0, f"{path.name}: Ollama holds its copy {theirs[7:19]}")
+            sent[path] = theirs
+            reused.append(digest)
+            continue
+        was_sent = _ensure_blob(client, path, digest, report, retry, host_shown, name)
+        (uploaded if was_sent else reused).append(digest)
+        sent[path] = digest
+    statuses = _create(client, name, files={blob_name(files[0]): sent[files[0]]},
+                       adapters={blob_name(path): sent[path] for path in files[1:]} or None,
+                       content=content, params=params, messages=messages, report=report, host_shown=host_shown)
+    copy = held_copy(name, host=host)
+    if copy is None:
+        raise StepError(f"Ollama said success for {name}, then did not show it; it was not registered")
+    server = [*copy.model_blobs, *copy.adapter_blobs]
+    held_now = dict(zip(ours.values(), server)) if len(ours) == len(server) else {}
+    return RegistrationResult(name, host_shown, tuple(uploaded), tuple(reused), tuple(statuses), copy, held_now)
+
+
+def _checked_files(name: str, content: ModelContent) -> list[Path]:
     if len(content.adapters) > 1:
         raise UserError(f"{name}: Ollama applies one LoRA adapter per model, {len(content.adapters)} were given")
     files = [Path(content.gguf), *map(Path, content.adapters)]
     missing = [path for path in files if not path.is_file()]
     if missing:
         raise UserError(f"{name}: {missing[0]} does not exist; build it before registering")
+    return files
 
-    host_shown = shown_host(host)
-    client = make_client(host, timeout)
-    version = ping(client, host_shown, name)
-    report(None, f"Ollama {version} at {host_shown}")
 
+def _file_digests(files: list[Path], digests: Mapping[Path, str] | None, report: Progress) -> dict[Path, str]:
     known = known_digests(digests)
-    sums: dict[Path, str] = {}
-    uploaded: list[str] = []
-    reused: list[str] = []
+    out = {}
     for path in files:
         digest = known.get(path.resolve())
         if digest is None:
             report(None, f"hashing {path.name}")
             digest = sha256_file(path)
-        sums[path] = digest
-        sent = _ensure_blob(client, path, digest, report, retry, host_shown, name)
-        (uploaded if sent else reused).append(digest)
-
-    statuses = _create(
-        client,
-        name,
-        files={blob_name(files[0]): sums[files[0]]},
-        adapters={blob_name(path): sums[path] for path in files[1:]} or None,
-        content=content,
-        params=params,
-        messages=messages,
-        report=report,
-        host_shown=host_shown,
-    )
-    return RegistrationResult(name, host_shown, tuple(uploaded), tuple(reused), tuple(statuses))
+        out[path] = digest
+    return out
 
 
 def blob_name(path: Path) -> str:
@@ -187,6 +216,15 @@ def _upload_refused(path: Path, digest: str, e: ollama.ResponseError) -> Modelki
             "after it was hashed or while it was sent; rebuild it and register again"
         )
     return StepError(f"Ollama refused the upload of {path}: {e.error} (HTTP {e.status_code})")
+
+
+def _holds(client: ollama.Client, digest: str) -> bool:
+    """Whether the server holds a blob, for a copy it made earlier; any failure to tell is "no"
+    (the file itself is then offered, with all of :func:`_ensure_blob`'s care)."""
+    try:
+        return _blob_exists(client, digest)
+    except (ollama.ResponseError, ConnectionError, httpx.TransportError):
+        return False
 
 
 def _blob_exists(client: ollama.Client, digest: str) -> bool:
@@ -255,10 +293,10 @@ def _create(
 def _create_refused(name: str, e: ollama.ResponseError) -> ModelkitError:
     message = str(e.error)
     lowered = message.lower()
-    if "adapter" in lowered and ("no longer supported" in lowered or "only one adapter" in lowered):
+    if "adapter" in lowered:
         return OllamaRefused(
-            f"Ollama refused the LoRA adapter of {name}: {message}. This Ollama cannot apply that adapter at "
-            "run time: merge it into the model (llama.cpp's llama-export-lora) or use an Ollama that accepts it"
+            f"Ollama refused the LoRA adapter of {name}: {message}. Merge it into the model instead "
+            "([ollama] lora = \"merge\", the default)"
         )
     if 400 <= e.status_code < 500 or "template" in lowered or "invalid model name" in lowered:
         return OllamaRefused(f"Ollama refused to create {name}: {message}")

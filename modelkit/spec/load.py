@@ -161,9 +161,14 @@ def check_local_files(loaded: LoadedSpec) -> None:
         elif not is_complete(folder):
             problems.append(f"{where}: {folder} is still being written (its weights are shorter than their "
                             "header says); build again when it is complete")
-    if spec.ollama.template_file is not None and not loaded.resolve(spec.ollama.template_file).is_file():
-        problems.append(f"{loaded.where('ollama', 'template_file')}: file "
-                        f"{loaded.resolve(spec.ollama.template_file)} does not exist")
+    if spec.ollama.template_file is not None:
+        file = loaded.resolve(spec.ollama.template_file)
+        if not file.is_file():
+            problems.append(f"{loaded.where('ollama', 'template_file')}: file {file} does not exist")
+        elif file.stat().st_size == 0:
+            problems.append(f"{loaded.where('ollama', 'template_file')}: {file} is empty, and Ollama ignores an "
+                            "empty TEMPLATE (it keeps a template of its own choosing); write the template into it, "
+                            "or remove template_file to inherit the model's")
     if problems:
         raise SpecError(problems)
 

@@ -166,8 +166,9 @@ class Ollama(_Strict):
                           "uses it; default: the first of quantize.types; '' for none.")
     lora: Literal["merge", "adapter"] = Field(
         "merge", description="How adapters reach Ollama: 'merge' (default) merges each LoRA into the weights "
-                             "before quantizing, which every Ollama runs; 'adapter' ships it as an ADAPTER "
-                             "beside the quantized base, which Ollama 0.34 and later refuse.")
+                             "before quantizing, which runs on every Ollama and GGUF runtime and quantizes "
+                             "the adapter's update with its weight; 'adapter' ships the LoRA as a GGUF ADAPTER "
+                             "beside the quantized base (Ollama applies one adapter per model).")
 
     @field_validator("parameters")
     @classmethod

@@ -1,12 +1,13 @@
 """Register a variant with Ollama: through its HTTP API (default) or ``ollama create -f``.
 
 Registration is a build target like any other: its key covers the GGUF's digest and everything
-the Modelfile says, so a params-only change re-registers (uploading nothing: Ollama already holds
-the blob) without touching a GGUF. And because local state can lie (someone ran ``ollama rm``, or
-OLLAMA_HOST now points at another server), a target that looks fresh still asks Ollama whether it
-holds that model with that content.
-
-Its output is a small receipt under ``.modelkit/ollama/``: what was registered, where, and when.
+the Modelfile says, so a params-only change re-registers without touching a GGUF, and uploads
+nothing (the server's copy of the GGUF, recorded last time, is reused). Its output is a receipt
+under ``.modelkit/ollama/``: what was registered, where, when, and what the server reported right
+after accepting it. Because the server can lose or change a model behind modelkit's back
+(``ollama rm``, a re-create by hand, another server at ``OLLAMA_HOST``), a target that looks fresh
+still asks the server, and is fresh only while the server reports what the receipt recorded. A
+receipt is never restored from the artifact cache: it is a statement about the server.
 """
 
 from __future__ import annotations
@@ -14,21 +15,22 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelkit.core.action import StepContext
-from modelkit.errors import DeferredError, OllamaUnavailable
+from modelkit.errors import DeferredError, OllamaUnavailable, StepError
 from modelkit.steps.base import Step
 from modelkit.steps.modelfile import RenderModelfile
 
 if TYPE_CHECKING:
     from modelkit.ollama import ModelContent, Reachability
+    from modelkit.ollama.freshness import ServerCopy
 
 
 @dataclass(kw_only=True, eq=False)
-class Register(Step, kind="ollama-register", reproducible=False):
+class Register(Step, kind="ollama-register", reproducible=False, cacheable=False):
     """``out`` is the receipt (not reproducible: it records a time and a host); ``servers`` is
     shared by the build's registrations, so a server that did not answer once is not waited on
     again."""
@@ -63,12 +65,12 @@ class Register(Step, kind="ollama-register", reproducible=False):
 
     def external_staleness(self, digest: Callable[[Path], str]) -> str | None:
         from modelkit.ollama.client import shown_host
-        from modelkit.ollama.freshness import is_registered
+        from modelkit.ollama.freshness import registration_status
 
         if self.servers.known_problem(self.host):
             return f"Ollama not reachable at {shown_host(self.host)}"
         try:
-            status = is_registered(self.ref, self.content(), host=self.host, digests=self._digests(digest))
+            status = registration_status(self.ref, read_receipt(self.out).copy, host=self.host)
         except OllamaUnavailable as e:
             self.servers.lost(e)
             return f"Ollama not reachable at {e.host}"
@@ -79,27 +81,46 @@ class Register(Step, kind="ollama-register", reproducible=False):
         if problem:
             raise self._unavailable(problem)
         try:
-            detail = self._register(ctx)
+            receipt = self._register(ctx, read_receipt(self.out))
         except OllamaUnavailable as e:
             self.servers.lost(e)
             raise self._unavailable(e.detail) from None
-        from modelkit.ollama.client import shown_host
+        ctx.tmp(self.out).write_text(json.dumps(receipt, indent=2, sort_keys=True) + "\n")
 
-        ctx.tmp(self.out).write_text(json.dumps(
-            {"model": self.ref, "host": shown_host(self.host), "method": self.method, "gguf": str(self.gguf),
-             "registered_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **detail},
-            indent=2, sort_keys=True) + "\n")
-
-    def _register(self, ctx: StepContext) -> dict[str, Any]:
+    def _register(self, ctx: StepContext, before: Receipt) -> dict[str, Any]:
+        """Register, then record what the server holds: the receipt."""
         from modelkit.ollama.cli import register_with_cli
+        from modelkit.ollama.client import shown_host
+        from modelkit.ollama.freshness import held_copy, unexpected
         from modelkit.ollama.register import register
 
+        content, digests = self.content(), self._digests(ctx.digest)
         if self.method == "cli":
             register_with_cli(self.ref, self.modelfile.out, host=self.host, progress=ctx.progress, log=ctx.log_path)
-            return {}
-        result = register(self.ref, self.content(), host=self.host, progress=ctx.progress,
-                          digests=self._digests(ctx.digest))
-        return {"uploaded": list(result.uploaded), "reused": list(result.reused)}
+            copy, detail = held_copy(self.ref, host=self.host), {}
+            if copy is None:
+                raise StepError(f"`ollama create {self.ref}` succeeded, but Ollama does not show it")
+            held = dict(zip(digests.values(), [*copy.model_blobs, *copy.adapter_blobs]))
+        else:
+            result = register(self.ref, content, host=self.host, progress=ctx.progress, digests=digests,
+                              held=before.held)
+            copy, held = result.copy, result.held
+            detail = {"uploaded": list(result.uploaded), "reused": list(result.reused)}
+        native = copy.template != (content.template or copy.template)
+        self._say(ctx, unexpected(copy, content, content.parameters), native)
+        return {"model": self.ref, "host": shown_host(self.host), "method": self.method, "gguf": str(self.gguf),
+                "registered_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **detail,
+                "server": copy.to_json(), "held": held, "native_chat": native}
+
+    def _say(self, ctx: StepContext, differences: list[str], native: bool) -> None:
+        """The server's own choices go to the log; one of them, its template, matters to the user."""
+        from modelkit.ollama.client import shown_host
+
+        with open(ctx.log_path, "a", encoding="utf-8") as log:
+            log.writelines(f"Ollama: {d}\n" for d in differences)
+        if native:
+            ctx.note(f"Ollama at {shown_host(self.host)} renders the GGUF's own chat template for these models, "
+                     "not the Modelfile's TEMPLATE (its native chat mode)")
 
     def _unavailable(self, detail: str) -> OllamaUnavailable:
         from modelkit.ollama.client import shown_host
@@ -108,3 +129,25 @@ class Register(Step, kind="ollama-register", reproducible=False):
 
     def _digests(self, digest: Callable[[Path], str]) -> dict[Path, str]:
         return {p.resolve(): digest(p) for p in [self.gguf, *self.adapters] if p.is_file()}
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What a registration recorded: the server's copy of the model, and of each file."""
+
+    copy: ServerCopy | None = None
+    held: dict[str, str] = field(default_factory=dict)  # our file's digest -> the server's copy's
+    native_chat: bool = False  # the server renders the GGUF's Jinja, not the TEMPLATE sent
+
+
+def read_receipt(path: Path) -> Receipt:
+    """The receipt at ``path``; an empty one when there is none, or it is from an older modelkit."""
+    from modelkit.ollama.freshness import ServerCopy
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        copy = ServerCopy.from_json(data["server"])
+        held = {str(k): str(v) for k, v in data.get("held", {}).items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return Receipt()
+    return Receipt(copy, held, data.get("native_chat") is True)

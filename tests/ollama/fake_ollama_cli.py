@@ -4,7 +4,9 @@ It does what ``cmd/cmd.go``'s ``CreateHandler`` does: parse the Modelfile with O
 (here :mod:`modelfile_grammar`), turn it into a create request with paths resolved against the
 Modelfile's folder, upload each file as a blob named by its sha256 (keyed by base name, as the
 real CLI does), then ``POST /api/create`` to ``OLLAMA_HOST`` and print the streamed statuses.
-Errors print ``Error: …`` and exit with status 1, as cobra does.
+Errors print ``Error: …`` and exit with status 1, as cobra does. It shares no code with modelkit:
+names follow ``types/model/name.go`` (:mod:`ollama_names`), parameter kinds ``api/types.go``
+(:mod:`ollama_options`).
 """
 
 from __future__ import annotations
@@ -18,12 +20,8 @@ import urllib.request
 from pathlib import Path
 
 import modelfile_grammar as grammar
-
-from modelkit.ollama.names import parse_model_name
-from modelkit.ollama.params import OPTIONS, OptionType
-
-_TYPES = {OptionType.INT: "int", OptionType.FLOAT: "float", OptionType.BOOL: "bool", OptionType.STRINGS: "strings"}
-TYPES = {name: _TYPES[kind] for name, kind in OPTIONS.items()}
+from ollama_names import parse_name
+from ollama_options import TYPES
 
 
 class CLIError(Exception):
@@ -43,10 +41,8 @@ def run(argv: list[str]) -> None:
     if len(argv) != 4 or argv[0] != "create" or argv[2] not in ("-f", "--file"):
         raise CLIError(f"this stand-in only knows `ollama create NAME -f FILE`, got {argv}")
     name, modelfile = argv[1], Path(argv[3]).absolute()
-    try:
-        parse_model_name(name)
-    except ValueError:
-        raise CLIError(f"invalid model name: {name}") from None
+    if not parse_name(name).is_valid():
+        raise CLIError(f"invalid model name: {name}")
     if not modelfile.is_file():
         raise CLIError("specified Modelfile wasn't found")
     try:

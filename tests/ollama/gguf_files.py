@@ -1,12 +1,17 @@
 """Tiny but well-formed GGUF files for the registration tests, written with the ``gguf`` package.
 
-A 1-layer Llama with a byte-level SentencePiece-style vocabulary, and a LoRA adapter for it:
-small enough to write in milliseconds, real enough for Ollama to parse when a real server is used.
-``seed`` changes the weights, so two calls with different seeds give different digests.
+A 1-layer Llama (F32, the layout ``convert_hf_to_gguf.py``-style writers produce, which the real
+``llama-quantize`` accepts and ``COPY`` rewrites) with a byte-level SentencePiece-style
+vocabulary, and a LoRA adapter for it: small enough to write in milliseconds, real enough for
+Ollama to parse when a real server is used. ``seed`` changes the weights, so two calls with
+different seeds give different digests; a chat template, another architecture name, extra tensors
+(e.g. ``v.`` vision tensors, which Ollama's ``hasEmbeddedCompatibilityTensors`` looks for) or
+another ``general.type`` make the files the stand-in's own tests need.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 DIM, FF, HEADS, LAYERS, RANK = 32, 64, 4, 1, 4
@@ -22,7 +27,8 @@ def _vocab() -> tuple[list[str], list[float], list[int]]:
     return tokens, scores, [int(t) for t in types]
 
 
-def write_tiny_gguf(path: Path, *, seed: int = 0, name: str = "tiny") -> Path:
+def write_tiny_gguf(path: Path, *, seed: int = 0, name: str = "tiny", arch: str = "llama",
+                    chat_template: str | None = None, extra_tensors: Sequence[str] = (), kind: str = "model") -> Path:
     """A 1-layer Llama GGUF (F32) at ``path``."""
     import gguf
     import numpy as np
@@ -30,8 +36,8 @@ def write_tiny_gguf(path: Path, *, seed: int = 0, name: str = "tiny") -> Path:
     rng = np.random.default_rng(seed)
     tokens, scores, types = _vocab()
     vocab = len(tokens)
-    w = gguf.GGUFWriter(str(path), "llama")
-    w.add_type(gguf.GGUFType.MODEL)
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_type(kind)
     w.add_name(name)
     w.add_context_length(256)
     w.add_embedding_length(DIM)
@@ -49,6 +55,8 @@ def write_tiny_gguf(path: Path, *, seed: int = 0, name: str = "tiny") -> Path:
     w.add_token_types(types)
     w.add_bos_token_id(1)
     w.add_eos_token_id(2)
+    if chat_template is not None:
+        w.add_chat_template(chat_template)
 
     def tensor(name: str, *shape: int) -> None:
         w.add_tensor(name, rng.standard_normal(shape, dtype=np.float32) * 0.02)
@@ -64,6 +72,8 @@ def write_tiny_gguf(path: Path, *, seed: int = 0, name: str = "tiny") -> Path:
         tensor(f"blk.{i}.ffn_gate.weight", FF, DIM)
         tensor(f"blk.{i}.ffn_up.weight", FF, DIM)
         tensor(f"blk.{i}.ffn_down.weight", DIM, FF)
+    for extra in extra_tensors:
+        tensor(extra, DIM)
     _finish(w)
     return path
 

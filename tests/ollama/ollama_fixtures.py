@@ -25,18 +25,30 @@ from modelkit.ollama.params import check_parameters
 HERE = Path(__file__).resolve().parent
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeOllama]:
-    """A stand-in for Ollama's HTTP API (older generation: accepts one LoRA adapter per model)."""
-    with FakeOllama(adapters="one") as server:
+GENERATION_PARAMS = [pytest.param("0.12", id="ollama-0.12"),
+                     pytest.param("current", id="ollama-current", marks=pytest.mark.toolchain)]
+
+
+@pytest.fixture(params=GENERATION_PARAMS)
+def fake(request: pytest.FixtureRequest) -> Iterator[FakeOllama]:
+    """The stand-in for Ollama's HTTP API, once as Ollama 0.12 and once as today's Ollama, which
+    re-encodes GGUFs with the real ``llama-quantize ... COPY`` (so that generation needs the
+    toolchain). Every test that registers runs against both."""
+    with start_fake(request, request.param) as server:
         yield server
 
 
 @pytest.fixture
-def fake_current() -> Iterator[FakeOllama]:
-    """A stand-in for the current Ollama, which refuses LoRA adapters."""
-    with FakeOllama(adapters="unsupported") as server:
+def fake_current(request: pytest.FixtureRequest) -> Iterator[FakeOllama]:
+    """Today's Ollama alone, for what only it does (rewriting, native chat mode, late pruning)."""
+    with start_fake(request, "current") as server:
         yield server
+
+
+def start_fake(request: pytest.FixtureRequest, generation: str, **options: object) -> FakeOllama:
+    """A stand-in of ``generation`` (not started: use it as a context manager)."""
+    quantize = request.getfixturevalue("toolchain").quantize if generation == "current" else None
+    return FakeOllama(generation=generation, quantize=quantize, **options)  # type: ignore[arg-type]
 
 
 @pytest.fixture(autouse=True)

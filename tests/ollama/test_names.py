@@ -61,5 +61,11 @@ def test_tags() -> None:
         check_tag("")
 
 
+@pytest.mark.parametrize("name", ["bot:cloud", "bot:Local", "bot:q4_k_m-cloud", "ns/bot:x-CLOUD"])
+def test_tags_that_ollama_reads_as_a_model_source_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="is reserved"):
+        check_model_name(name)
+
+
 def test_names_compare_case_insensitively_with_defaults() -> None:
     assert parse_model_name("Support-Bot").key() == parse_model_name("registry.ollama.ai/library/support-bot:LATEST").key()

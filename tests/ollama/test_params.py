@@ -21,6 +21,12 @@ def test_normalises_to_ollama_types_and_keeps_order() -> None:
     assert type(params["temperature"]) is float and type(params["num_ctx"]) is int
 
 
+def test_typical_p_is_a_model_parameter() -> None:
+    """api/types.go has ``TypicalP float32 `json:"typical_p"``` in Options, and create stores it."""
+    assert check_parameter("typical_p", 0.7) == 0.7
+    assert OPTIONS["typical_p"] is OptionType.FLOAT
+
+
 def test_stop_keeps_a_list_of_strings() -> None:
     assert check_parameter("stop", ["a", "\n\nUser:", " b "]) == ["a", "\n\nUser:", " b "]
 

@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 
 from ollama_fixtures import free_port_host, gguf_dir, modelfile_of, unregister, write_modelfile  # noqa: F401
-from modelkit.errors import OllamaRefused, OllamaUnavailable
+from modelkit.errors import OllamaUnavailable
 from modelkit.ollama.cli import register_with_cli
 from modelkit.ollama.client import server_version
 from modelkit.ollama.content import ModelContent
-from modelkit.ollama.freshness import is_registered
+from modelkit.ollama.freshness import held_copy, registration_status
 from modelkit.ollama.register import register
 
 pytestmark = [pytest.mark.ollama, pytest.mark.slow]
@@ -89,35 +89,46 @@ def test_register_check_update_and_cli_against_real_ollama(real_host: str, names
         license=("MIT",),
     )
 
-    assert is_registered(api_name, content, host=real_host).reason == "not in Ollama"
+    assert held_copy(api_name, host=real_host) is None
     result = register(api_name, content, host=real_host)
     assert result.statuses[-1] == "success"
-    status = is_registered(api_name, content, host=real_host)
+    status = registration_status(api_name, result.copy, host=real_host)
     assert status, status.reason
 
     tuned = dataclasses.replace(content, parameters={**content.parameters, "temperature": 0.2})
-    assert not is_registered(api_name, tuned, host=real_host)
-    again = register(api_name, tuned, host=real_host)
-    assert again.uploaded == ()  # the GGUF was already there
-    assert is_registered(api_name, tuned, host=real_host)
+    again = register(api_name, tuned, host=real_host, held=result.held)
+    assert again.uploaded == ()  # the server's own copy of the GGUF was used
+    assert registration_status(api_name, again.copy, host=real_host)
+    assert not registration_status(api_name, result.copy, host=real_host)  # the earlier record is out of date
 
     folder = tmp_path / "build dir"
     folder.mkdir()
     modelfile = folder / "modelkit test.Modelfile"
     write_modelfile(modelfile, modelfile_of(content, header="spec: test", base_dir=folder))
     register_with_cli(cli_name, modelfile, host=real_host)
-    status = is_registered(cli_name, content, host=real_host)
-    assert status, status.reason
+    assert held_copy(cli_name, host=real_host) is not None
 
 
-def test_adapter_variant_is_registered_or_refused_clearly(real_host: str, names: list[str], gguf_dir: Path) -> None:
+def test_a_second_build_makes_no_create_call(real_host: str, names: list[str], gguf_dir: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelkit.project import Project
+
+    model = f"modelkit-test-{uuid.uuid4().hex[:8]}"
+    names += [f"{model}:f32", f"{model}:latest"]
+    shutil.copy(gguf_dir / "tiny.Q8_0.gguf", tmp_path / "model.gguf")  # F32 inside: today's Ollama re-encodes it
+    (tmp_path / "model.toml").write_text(f'name = "{model}"\n[base]\ngguf = "./model.gguf"\n[quantize]\ntypes = []\n'
+                                         '[ollama]\ntemplate = "{{ .Prompt }}"\nsystem = "Be brief."\n')
+    monkeypatch.setenv("OLLAMA_HOST", real_host)
+    first = Project.open(tmp_path / "model.toml").build()
+    assert first.ok and not first.deferred and len([n for n in first.ran if n.startswith("ollama:")]) == 2
+    second = Project.open(tmp_path / "model.toml").build()
+    assert second.ok and second.ran == []  # fresh: no registration ran, so no create call was made
+
+
+def test_adapter_variant_is_registered(real_host: str, names: list[str], gguf_dir: Path) -> None:
     name = f"modelkit-test:{uuid.uuid4().hex[:8]}-lora"
     names.append(name)
     content = ModelContent(gguf=gguf_dir / "tiny.Q4_K_M.gguf", adapters=(gguf_dir / "adapter support.gguf",),
                            template="{{ .Prompt }}")
-    try:
-        register(name, content, host=real_host)
-    except OllamaRefused as e:  # current Ollama no longer applies LoRA adapters
-        assert "adapter" in str(e).lower()
-        return
-    assert is_registered(name, content, host=real_host)
+    result = register(name, content, host=real_host)
+    assert len(result.copy.adapter_blobs) == 1 and registration_status(name, result.copy, host=real_host)
