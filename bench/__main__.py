@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["engine", "templates", "watch"]
+BENCHES = ["engine", "templates", "watch", "merge"]
 
 
 def main(argv: list[str]) -> int:

@@ -11,12 +11,15 @@ toolchain modelkit uses (``modelkit toolchain install``). The output is Markdown
 For every template: translate it and prove it on the conversation battery twice — once for a
 tokenizer that adds BOS itself and once for one that does not — and report proven, not proven
 (why), cannot translate (why), or "no plain chat" (the template refuses every plain
-conversation: tool-use-only variants). ``tests/chat_template/test_report.py`` holds the
+conversation: tool-use-only variants). A template with a thinking switch (``enable_thinking``)
+is proven with Ollama's think unset, true and false; the table says whether its TEMPLATE
+follows ``--think`` or was proven with think unset only. ``tests/chat_template/test_report.py`` holds the
 translator to this measure.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -25,10 +28,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from modelkit.chat_template.proof import SAME, TOOL_RESULTS, prove  # noqa: E402
-from modelkit.chat_template.translator import Unsupported, translate  # noqa: E402
+from modelkit.chat_template.proof import (SAME, TOOL_RESULTS, prove, think_switches_read,  # noqa: E402
+                                          translate_and_prove)
+from modelkit.chat_template.translator import Unsupported  # noqa: E402
 
 PROVEN, NOT_PROVEN, UNTRANSLATABLE, NO_PLAIN_CHAT = "proven", "not proven", "cannot translate", "no plain chat"
+
+#: How a template with a thinking switch answers Ollama's think: its TEMPLATE follows it (proven
+#: with think unset, true and false), or it was proven with think unset only.
+FOLLOWS_THINK, THINK_UNSET_ONLY = "follows think", "think unset only"
 
 #: The families people fine-tune most, and how their templates are named in llama.cpp's folder.
 KEY_FAMILIES: dict[str, tuple[str, ...]] = {
@@ -54,6 +62,8 @@ class TemplateResult:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     tool_results: str = ""  # "same", "differs", "refused" (by the Jinja) or "" (not checked)
+    think: str = ""  # FOLLOWS_THINK, THINK_UNSET_ONLY, or "" (no thinking switch, or not proven)
+    switches: tuple[str, ...] = ()  # the thinking switches the Jinja reads
 
 
 def check_template(name: str, source: str, bos: str = "<s>", eos: str = "</s>") -> TemplateResult:
@@ -62,12 +72,12 @@ def check_template(name: str, source: str, bos: str = "<s>", eos: str = "</s>") 
     notes: list[str] = []
     details: list[str] = []
     statuses: list[str] = []
+    thinks: list[str] = []
     for add_bos in (True, False):
         try:
-            tr = translate(source, bos, eos, add_bos)
+            tr, proof = translate_and_prove(source, bos, eos, add_bos)
         except Unsupported as exc:
             return TemplateResult(name, UNTRANSLATABLE, str(exc), seconds=time.perf_counter() - start)
-        proof = prove(tr.go_template, source, bos, eos, add_bos)
         if proof.outcomes and not any(o.status == SAME for o in proof.outcomes) and not proof.failures:
             return TemplateResult(name, NO_PLAIN_CHAT, proof.outside[0].detail, seconds=time.perf_counter() - start)
         statuses.append(PROVEN if proof.proven else NOT_PROVEN)
@@ -75,6 +85,10 @@ def check_template(name: str, source: str, bos: str = "<s>", eos: str = "</s>") 
             details.append(f"add_bos={add_bos}: {proof.summary()}")
         elif proof.outside:
             details.append(proof.summary())
+        if proof.proven and tr.think_switches:
+            thinks.append(FOLLOWS_THINK if proof.follows_think else THINK_UNSET_ONLY)
+            notes.append(f"follows think ({', '.join(tr.think_switches)}), proven with it unset, true and false"
+                         if proof.follows_think else f"think not followed: {proof.think_note}")
         for a in tr.assumptions:
             notes.append(f"assumes {a}")
         if tr.ignored:
@@ -84,15 +98,21 @@ def check_template(name: str, source: str, bos: str = "<s>", eos: str = "</s>") 
     status = PROVEN if all(s == PROVEN for s in statuses) else NOT_PROVEN
     tools = ""
     if status == PROVEN:
-        tool_proof = prove(tr.go_template, source, bos, eos, False, battery=TOOL_RESULTS)
+        tool_proof = prove(tr.go_template, source, bos, eos, False, battery=TOOL_RESULTS, think=proof.think)
         tools = "same" if tool_proof.proven else "refused" if not tool_proof.failures else "differs"
+    think = (FOLLOWS_THINK if all(t == FOLLOWS_THINK for t in thinks) else THINK_UNSET_ONLY) if thinks else ""
     return TemplateResult(name, status, "; ".join(dict.fromkeys(details)), list(dict.fromkeys(notes)),
-                          time.perf_counter() - start, tools)
+                          time.perf_counter() - start, tools, think if status == PROVEN else "")
 
 
 def survey(folder: Path) -> list[TemplateResult]:
-    """Check every ``*.jinja`` file in ``folder`` (sorted by name)."""
-    return [check_template(p.stem, p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.jinja"))]
+    """Check every ``*.jinja`` file in ``folder`` (sorted by name); :attr:`TemplateResult.switches` is
+    set for the templates that read a thinking switch."""
+    out = []
+    for p in sorted(folder.glob("*.jinja")):
+        source = p.read_text(encoding="utf-8")
+        out.append(dataclasses.replace(check_template(p.stem, source), switches=think_switches_read(source)))
+    return out
 
 
 def _family_of(name: str) -> str | None:
@@ -129,6 +149,16 @@ def format_report(results: list[TemplateResult]) -> str:
     tools = sum(any("tool" in n for n in r.notes) for r in plain)
     reasoning = sum(any("reasoning" in n for n in r.notes) for r in plain)
     erroring = sum(any(n.startswith("errors on") for n in r.notes) for r in plain)
+    switched = [r for r in plain if r.switches]
+    following = [r for r in proven if r.think == FOLLOWS_THINK]
+    unset_only = [r for r in proven if r.think == THINK_UNSET_ONLY]
+    lines += [
+        "",
+        f"Thinking switch: {len(switched)} of the {len(plain)} templates read `enable_thinking`; the TEMPLATE of "
+        f"{len(following)} follows Ollama's think (`.IsThinkSet`/`.Think`), proven with think unset, true and "
+        f"false; {len(unset_only)} {'is' if len(unset_only) == 1 else 'are'} proven with think unset only "
+        f"(`--think` not followed); {len(switched) - len(following) - len(unset_only)} not proven.",
+    ]
     lines += [
         "",
         f"Tools and reasoning: {tools} of the {len(plain)} templates render tool definitions or tool calls "

@@ -32,7 +32,10 @@ MODEL_FILES = (
     "chat_template.json", "preprocessor_config.json", "README.md",
 )
 MODEL_FILES_NO_SAFETENSORS = ("pytorch_model*.bin", "pytorch_model.bin.index.json")
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+# Besides its weights, an adapter repo may hold the tokenizer and chat template it was trained with.
+TOKENIZER_FILES = ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "added_tokens.json", "chat_template.jinja", "chat_template.json")
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", *TOKENIZER_FILES)
 ADAPTER_FILES_NO_SAFETENSORS = ("adapter_model.bin",)
 
 
@@ -48,6 +51,12 @@ class RepoSource:
     @property
     def snapshot(self) -> Path:
         return cache_dir() / f"models--{self.repo.replace('/', '--')}" / "snapshots" / self.commit
+
+    def without_weights(self) -> RepoSource:
+        """The same source with only its small files (configs, tokenizer, chat template): what
+        reading the chat template needs, fetched before gigabytes of weights."""
+        small = {name: d for name, d in self.files.items() if not name.endswith((".safetensors", ".bin"))}
+        return RepoSource(self.repo, self.revision, self.commit, small)
 
 
 def cache_dir() -> Path:
@@ -73,7 +82,8 @@ def blob_digest(path: Path) -> str | None:
 
 
 def select_files(names: list[str], kind: str) -> list[str]:
-    """The files of a repo that converting a model (``kind="model"``) or adapter needs."""
+    """The files of a repo that building from a model (``kind="model"``) or an adapter needs: for
+    an adapter, its weights and the tokenizer and chat template it was trained with."""
     wanted, fallback = (MODEL_FILES, MODEL_FILES_NO_SAFETENSORS) if kind == "model" else \
         (ADAPTER_FILES, ADAPTER_FILES_NO_SAFETENSORS)
     top = [n for n in names if "/" not in n]
@@ -172,3 +182,56 @@ def download(source: RepoSource, progress: object | None = None) -> Path:
         if not ref.is_file() or ref.read_text().strip() != source.commit:
             ref.write_text(source.commit)
     return Path(path)
+
+
+def fetch_small(source: RepoSource, names: list[str] | tuple[str, ...]) -> Path:
+    """Download those of ``names`` that ``source`` holds into the Hugging Face cache now, while
+    planning, and return the snapshot folder.
+
+    Planning must know whether an adapter needs a merge in PyTorch
+    (:func:`modelkit.formats.peft.merge_route`), which reads the adapter's ``adapter_config.json``
+    and tokenizer files, and the base's ``config.json`` and tokenizer when the adapter brings one
+    or resizes the embeddings. They are small (kilobytes, a tokenizer.json a few MB) and are the
+    very files the fetch targets download, which then find them in the cache: planning with a Hub
+    adapter costs one early download of them, not a second one.
+    """
+    wanted = {n: source.files[n] for n in names if n in source.files and not (source.snapshot / n).is_file()}
+    if wanted:
+        from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+        quiet_already = are_progress_bars_disabled()
+        disable_progress_bars()  # planning prints the plan, not download bars
+        try:
+            download(RepoSource(source.repo, source.revision, source.commit, wanted))
+        finally:
+            if not quiet_already:
+                enable_progress_bars()
+    return source.snapshot
+
+
+def safetensors_shapes(source: RepoSource, name: str) -> dict[str, list[int]] | None:
+    """Tensor name -> shape of ``source``'s safetensors file ``name`` (None if it has none), from
+    its header only: read from the cache when the file is there, else fetched from the Hub with a
+    range request of its first bytes (``parse_safetensors_file_metadata``), never its tensors, so
+    planning with an adapter that holds gigabytes of embeddings downloads kilobytes."""
+    from modelkit.formats.safetensors import NotSafetensors, read_header
+
+    local = source.snapshot / name
+    if local.is_file():
+        try:
+            return read_header(local).shapes
+        except NotSafetensors as e:
+            raise UserError(str(e)) from None
+    if name not in source.files:
+        return None
+    if _offline():
+        raise UserError(f"{source.repo}@{source.commit[:12]}: {name} is not in the Hugging Face cache and "
+                        "HF_HUB_OFFLINE is set; planning reads its header to choose how to merge it: connect once")
+    from huggingface_hub import HfApi
+
+    try:
+        meta = HfApi().parse_safetensors_file_metadata(source.repo, name, revision=source.commit)
+    except Exception as e:  # noqa: BLE001 - transport and parsing errors of huggingface_hub's own stack
+        raise UserError(f"{source.repo}@{source.commit[:12]}: cannot read the header of {name} from the Hub "
+                        f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    return {tensor: list(info.shape) for tensor, info in meta.tensors.items()}

@@ -37,7 +37,8 @@ from modelkit.errors import UserError
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 SDIST_NAME = f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}.tar.gz"
 SDIST_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
-BINARIES = ("llama-quantize", "llama-export-lora", "llama-completion")
+BINARIES = ("llama-quantize", "llama-export-lora", "llama-completion", "llama-imatrix", "llama-perplexity",
+            "llama-gguf-split")
 CONVERT_PACKAGES = ("torch", "transformers", "numpy", "safetensors", "sentencepiece")
 CMAKE_FLAGS = (
     "-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF", "-DGGML_NATIVE=OFF", "-DBUILD_SHARED_LIBS=OFF",
@@ -75,6 +76,18 @@ class Toolchain:
     @property
     def completion(self) -> Path:
         return self.bin_dir / "llama-completion"
+
+    @property
+    def imatrix(self) -> Path:
+        return self.bin_dir / "llama-imatrix"
+
+    @property
+    def perplexity(self) -> Path:
+        return self.bin_dir / "llama-perplexity"
+
+    @property
+    def gguf_split(self) -> Path:
+        return self.bin_dir / "llama-gguf-split"
 
     @property
     def templates(self) -> Path:

@@ -163,6 +163,15 @@ def write_lora(base: Path, out: Path, sp_model: bytes, rng: random.Random, steps
     print(f"lora: trained {steps} steps, final loss {loss.item():.3f}")
 
 
+def write_texts(out: Path) -> None:
+    """The calibration text (for the importance matrix) and the held-out evaluation text: support
+    chats in the model's own format, as the fine-tune's training and chat data would be, each from
+    its own random stream so the evaluation text is not the calibration text."""
+    for name, seed, n in (("calibration.txt", 11, 400), ("eval.txt", 12, 200)):
+        chats = conversations(random.Random(seed), n)
+        (out / name).write_text("".join(render_chat(c) for c in chats), encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", nargs="?", type=Path, default=Path(__file__).resolve().parent,
@@ -170,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="remake even if present")
     args = parser.parse_args(argv)
     base, lora = args.out / "base", args.out / "lora"
+    if not (args.out / "eval.txt").exists() or args.force:
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_texts(args.out)
     if not args.force and (base / "model.safetensors").exists() and (lora / "adapter_model.safetensors").exists():
         print(f"tiny model already in {args.out} (use --force to remake)")
         return 0

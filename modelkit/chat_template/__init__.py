@@ -39,9 +39,11 @@ from modelkit.core.lazy import lazy_exports
 _EXPORTS = {
     "InheritedTemplate": ".inherit",
     "inherit_template": ".inherit",
+    "check_given": ".inherit",
     "ChatTemplateSource": ".source",
     "TemplateError": ".source",
     "read_template": ".source",
+    "choose_template": ".source",
     "translator_digest": ".digest",
 }
 
@@ -52,7 +54,9 @@ __all__ = [
     "ChatTemplateSource",
     "InheritedTemplate",
     "TemplateError",
+    "choose_template",
     "inherit_template",
+    "check_given",
     "read_template",
     "translator_digest",
 ]

@@ -8,6 +8,12 @@ template in ``chat_template.jinja`` (transformers >= 4.43 writes it there), else
 ``tokenizer_config.json`` (or ``special_tokens_map.json``), and whether the tokenizer adds BOS by
 itself from ``add_bos_token`` or, failing that, from ``tokenizer.json``'s post-processor — the
 same places llama.cpp's converter reads, so a folder and the GGUF made from it agree.
+
+A fine-tune's template and its tokens may live in different places: an adapter folder holds the
+template it was trained with (``chat_template.jinja``, or ``chat_template`` in its
+``tokenizer_config.json``) and perhaps its own tokenizer; a spec may name a Jinja file alone.
+:func:`choose_template` takes the first of several places that has a template, with the special
+tokens of the first that has a tokenizer.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from typing import Any, Optional
 from modelkit.errors import TemplateError
 from modelkit.formats.gguf import GGUFHeaderError, read_metadata
 
-HINT = "set [ollama] template in model.toml to give the template yourself"
+HINT = ("set [ollama] chat_template_file (a Jinja template) or template (Ollama's Go text) in model.toml to give "
+        "the template yourself")
 
 
 @dataclass(frozen=True)
@@ -35,24 +42,88 @@ class ChatTemplateSource:
     eot_tokens: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class SpecialTokens:
+    """The tokens a chat template is rendered with, and whether the tokenizer adds BOS itself."""
+
+    bos_token: Optional[str]
+    eos_token: Optional[str]
+    add_bos_token: bool
+    eot_tokens: tuple[str, ...] = ()
+
+    @property
+    def known(self) -> bool:
+        """Whether a tokenizer was found at all (a Jinja file alone has none)."""
+        return self.bos_token is not None or self.eos_token is not None
+
+
 def read_template(path: Path) -> ChatTemplateSource:
     """Read the chat template of a GGUF file or a Hugging Face model folder."""
-    path = Path(path)
+    return choose_template([path], [path])
+
+
+def choose_template(texts: list[Path], tokens: list[Path]) -> ChatTemplateSource:
+    """The template of the first of ``texts`` that has one (a Jinja file, a Hugging Face folder
+    or a GGUF), with the special tokens of the first of ``tokens`` that has a tokenizer."""
+    found = next((jinja for path in texts if (jinja := find_jinja(Path(path))) is not None), None)
+    if found is None:
+        raise TemplateError(f"{' and '.join(_none_in(Path(p)) for p in texts)}; {HINT}")
+    special = next((s for path in tokens if (s := read_tokens(Path(path))).known), SpecialTokens(None, None, False))
+    template, origin = found
+    return ChatTemplateSource(template, origin, special.bos_token, special.eos_token, special.add_bos_token,
+                              special.eot_tokens)
+
+
+def find_jinja(path: Path) -> Optional[tuple[str, str]]:
+    """(template, where it was found) in a Jinja file, a Hugging Face folder or a GGUF; None if it
+    holds none. A file or folder that cannot be read is a :class:`TemplateError`."""
     if path.is_dir():
-        return _from_folder(path)
-    if path.is_file():
-        return _from_gguf(path)
-    raise TemplateError(f"{path}: no such file or folder (give a .gguf file or a Hugging Face model folder)")
+        return _jinja_in_folder(path.resolve())  # resolved, so that "." still has a name to show
+    if not path.is_file():
+        raise TemplateError(f"{path}: no such file or folder (give a .gguf file or a Hugging Face model folder)")
+    if not _is_gguf(path):
+        text = path.read_text(encoding="utf-8")
+        return (text, path.name) if text.strip() else None
+    template = _gguf_metadata(path).get("tokenizer.chat_template")
+    return (template, f"{path.name}: tokenizer.chat_template") if isinstance(template, str) and template.strip() \
+        else None
 
 
-def _from_gguf(path: Path) -> ChatTemplateSource:
+def read_tokens(path: Path) -> SpecialTokens:
+    """The special tokens of a GGUF's or a Hugging Face folder's tokenizer (none for a Jinja file)."""
+    if path.is_dir():
+        return _tokens_in_folder(path.resolve())
+    return _tokens_in_gguf(path) if _is_gguf(path) else SpecialTokens(None, None, False)
+
+
+def _is_gguf(path: Path) -> bool:
+    """A GGUF (or a binary file meant as one, whose header then says what is wrong with it), as
+    opposed to a Jinja text file."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    return head[:4] == b"GGUF" or path.suffix.lower() == ".gguf" or b"\0" in head
+
+
+def _none_in(path: Path) -> str:
+    """Why ``path`` gave no template, for the error."""
+    if path.is_dir():
+        if not (path / "tokenizer_config.json").is_file() and not (path / "chat_template.jinja").is_file():
+            return f"{path}: not a Hugging Face model folder (no tokenizer_config.json)"
+        return f"{path}: no chat template (chat_template.jinja, or chat_template in tokenizer_config.json)"
+    if _is_gguf(path):
+        return f"{path}: the GGUF has no chat template (tokenizer.chat_template)"
+    return f"{path}: the file is empty"
+
+
+def _gguf_metadata(path: Path) -> dict[str, Any]:
     try:
-        meta = read_metadata(path)
+        return read_metadata(path)
     except GGUFHeaderError as exc:
         raise TemplateError(str(exc)) from exc
-    template = meta.get("tokenizer.chat_template")
-    if not isinstance(template, str) or not template.strip():
-        raise TemplateError(f"{path}: the GGUF has no chat template (tokenizer.chat_template); {HINT}")
+
+
+def _tokens_in_gguf(path: Path) -> SpecialTokens:
+    meta = _gguf_metadata(path)
     tokens = meta.get("tokenizer.ggml.tokens")
 
     def token(key: str) -> Optional[str]:
@@ -68,7 +139,7 @@ def _from_gguf(path: Path) -> ChatTemplateSource:
         add_bos = meta.get("tokenizer.ggml.model") == "llama"
     eot = tuple(t for t in (token("tokenizer.ggml.eot_token_id"), token("tokenizer.ggml.eom_token_id"))
                 if t and t != eos)
-    return ChatTemplateSource(template, f"{path.name}: tokenizer.chat_template", bos, eos, add_bos, eot)
+    return SpecialTokens(bos, eos, add_bos, eot)
 
 
 def _load_json(path: Path) -> Any:
@@ -103,54 +174,55 @@ def _token_text(value: Any) -> Optional[str]:
     return None
 
 
-def _from_folder(folder: Path) -> ChatTemplateSource:
-    folder = folder.resolve()  # so that "." still has a name to show
+def _jinja_in_folder(folder: Path) -> Optional[tuple[str, str]]:
     config_path = folder / "tokenizer_config.json"
-    config: dict[str, Any] = _load_json(config_path) if config_path.is_file() else {}
-    if not isinstance(config, dict):
-        raise TemplateError(f"{config_path}: expected a JSON object")
-    template: Optional[str] = None
-    origin = ""
     jinja_path = folder / "chat_template.jinja"
     if jinja_path.is_file():
-        template, origin = jinja_path.read_text(encoding="utf-8"), f"{folder.name}/chat_template.jinja"
-    if template is None:
-        template = _pick_named(config.get("chat_template"), config_path)
-        origin = f"{folder.name}/tokenizer_config.json"
-    if template is None and (folder / "chat_template.json").is_file():
+        text = jinja_path.read_text(encoding="utf-8")
+        if text.strip():
+            return text, f"{folder.name}/chat_template.jinja"
+    template = _pick_named(_config(folder).get("chat_template"), config_path)
+    if template is not None and template.strip():
+        return template, f"{folder.name}/tokenizer_config.json"
+    if (folder / "chat_template.json").is_file():
         data = _load_json(folder / "chat_template.json")
         template = _pick_named(data.get("chat_template") if isinstance(data, dict) else None,
                                folder / "chat_template.json")
-        origin = f"{folder.name}/chat_template.json"
-    if template is None or not template.strip():
-        if not config_path.is_file():
-            raise TemplateError(f"{folder}: not a Hugging Face model folder (no tokenizer_config.json); {HINT}")
-        raise TemplateError(f"{folder}: no chat template (chat_template.jinja, or chat_template in "
-                            f"tokenizer_config.json); {HINT}")
+        if template is not None and template.strip():
+            return template, f"{folder.name}/chat_template.json"
+    return None
 
-    special: dict[str, Any] = {}
-    stm = folder / "special_tokens_map.json"
-    if stm.is_file():
-        data = _load_json(stm)
-        if isinstance(data, dict):
-            special = data
+
+def _config(folder: Path) -> dict[str, Any]:
+    config_path = folder / "tokenizer_config.json"
+    config = _load_json(config_path) if config_path.is_file() else {}
+    if not isinstance(config, dict):
+        raise TemplateError(f"{config_path}: expected a JSON object")
+    return config
+
+
+def _json_object(path: Path) -> dict[str, Any]:
+    data = _load_json(path) if path.is_file() else {}
+    return data if isinstance(data, dict) else {}
+
+
+def _tokens_in_folder(folder: Path) -> SpecialTokens:
+    config = _config(folder)
+    special = _json_object(folder / "special_tokens_map.json")
+    model_config = _json_object(folder / "config.json")
     id_to_token = _added_tokens(folder, config)
-    bos = _token_text(config.get("bos_token")) or _token_text(special.get("bos_token"))
-    eos = _token_text(config.get("eos_token")) or _token_text(special.get("eos_token"))
-    model_config = _load_json(folder / "config.json") if (folder / "config.json").is_file() else {}
-    gen_config = _load_json(folder / "generation_config.json") if (folder / "generation_config.json").is_file() else {}
-    if bos is None:
-        bos = _by_id(id_to_token, model_config.get("bos_token_id") if isinstance(model_config, dict) else None)
-    if eos is None:
-        eos = _by_id(id_to_token, model_config.get("eos_token_id") if isinstance(model_config, dict) else None)
+    bos = _token_text(config.get("bos_token")) or _token_text(special.get("bos_token")) \
+        or _by_id(id_to_token, model_config.get("bos_token_id"))
+    eos = _token_text(config.get("eos_token")) or _token_text(special.get("eos_token")) \
+        or _by_id(id_to_token, model_config.get("eos_token_id"))
     eot: list[str] = []
-    for cfg in (gen_config, model_config):
-        ids = cfg.get("eos_token_id") if isinstance(cfg, dict) else None
+    for cfg in (_json_object(folder / "generation_config.json"), model_config):
+        ids = cfg.get("eos_token_id")
         for tid in ids if isinstance(ids, list) else [ids]:
             text = _by_id(id_to_token, tid)
             if text and text != eos and text not in eot:
                 eot.append(text)
-    return ChatTemplateSource(template, origin, bos, eos, _adds_bos(folder, config, bos), tuple(eot))
+    return SpecialTokens(bos, eos, _adds_bos(folder, config, bos), tuple(eot))
 
 
 def _added_tokens(folder: Path, config: dict[str, Any]) -> dict[int, str]:

@@ -44,6 +44,15 @@ def add_commands(sub: Any, epilog: str) -> None:
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.set_defaults(func=cmd_plan)
 
+    p = sub.add_parser("report", help="the quality ladder: size, bits per weight, perplexity, KL divergence, checks",
+                       description="Every variant's file size, bits per weight, perplexity (and its change from "
+                                   "full precision), mean KL divergence, top-token agreement and prompt checks, from "
+                                   "the last build's evaluation ([evaluate] in the spec). Also in build/report.json "
+                                   "and build/report.png.")
+    p.add_argument("spec", nargs="?", type=Path, help="the spec (default ./model.toml)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_report)
+
     p = sub.add_parser("gc", help="remove artifacts and cache entries no current target uses")
     p.add_argument("spec", nargs="?", type=Path, help="the spec (default ./model.toml)")
     p.add_argument("-n", "--dry-run", action="store_true", help="only list what would be removed")
@@ -114,11 +123,23 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     spec, targets = _split(args)
     project = Project.open(spec)
-    statuses = project.plan(targets or None, force=args.force)
+    rows = project.describe_plan(project.plan(targets or None, force=args.force))
     if args.json:
-        json_dump(project.describe_plan(statuses))
+        json_dump(rows)
     else:
-        print_plan(statuses)
+        print_plan(rows)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from modelkit.cli.reporter import json_dump, print_report
+    from modelkit.project import Project
+
+    report = Project.open(args.spec).quality_report()
+    if args.json:
+        json_dump(report)
+    else:
+        print_report(report)
     return 0
 
 

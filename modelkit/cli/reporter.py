@@ -18,7 +18,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from modelkit.core.engine import BuildResult, Status
+from modelkit.core.engine import BuildResult
 from modelkit.core.graph import Target
 from modelkit.core.process import Progress as ProgressFn
 from modelkit.errors import ModelkitError, StepError
@@ -146,23 +146,52 @@ def _print_variants(project: Project, targets: list[str], result: BuildResult) -
                       "start Ollama and run `modelkit build` again (everything else is built)")
 
 
-def print_plan(statuses: list[Status], out: Console | None = None) -> None:
+def print_plan(rows: list[dict[str, Any]], out: Console | None = None) -> None:
+    """The plan (:meth:`Project.describe_plan`) as a table: target, status, what it does, why."""
     out = out or stdout
     table = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
-    table.add_column("target")
-    table.add_column("status")
-    table.add_column("why")
+    for column in ("target", "status", "what", "why"):
+        table.add_column(column)
     styles = {"fresh": "green", "stale": "yellow", "pending": "cyan"}
-    for s in statuses:
-        table.add_row(s.name, Text(s.state, style=styles.get(s.state, "")), s.reason)
+    for row in rows:
+        table.add_row(row["target"], Text(row["status"], style=styles.get(row["status"], "")), row["action"],
+                      row["reason"])
     out.print(table)
-    stale = sum(1 for s in statuses if s.state == "stale")
-    pending = sum(1 for s in statuses if s.state == "pending")
+    stale = sum(1 for r in rows if r["status"] == "stale")
+    pending = sum(1 for r in rows if r["status"] == "pending")
     if stale or pending:
-        out.print(f"{stale} to build, {pending} more if their inputs change, "
-                  f"{len(statuses) - stale - pending} up to date")
+        out.print(f"{stale} to build, {pending} more if their inputs change, {len(rows) - stale - pending} up to date")
     else:
-        out.print(f"everything is up to date ({len(statuses)} targets)")
+        out.print(f"everything is up to date ({len(rows)} targets)")
+
+
+def print_report(report: dict[str, Any], out: Console | None = None) -> None:
+    """The quality ladder as a table; ΔPPL is against the full-precision model of each variant."""
+    out = out or stdout
+    references = report.get("references") or ({report["reference"]["model"]: report["reference"]}
+                                               if report.get("reference") else {})
+    table = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
+    for column in ("variant", "quant", "size", "bpw", "PPL", "ΔPPL", "mean KLD", "top-1", "prompts"):
+        table.add_column(column, justify="left" if column in ("variant", "quant") else "right")
+    for row in report["variants"]:
+        base = (references.get(row["ref"].split(":")[0]) or {}).get("ppl")
+        table.add_row(row["ref"], row["quant"], human_size(row["bytes"]) if row["bytes"] else "-",
+                      _num(row["bits_per_weight"], 2), _num(row["ppl"], 3),
+                      _num(row["ppl"] - base, 3, signed=True) if row["ppl"] is not None and base else "-",
+                      _num(row["kld_mean"], 4), f"{row['top1_agreement']:.1%}" if row["top1_agreement"] else "-",
+                      f"{row['prompts_passed']}/{row['prompts_total']}" if row["prompts_total"] else "-")
+    out.print(table)
+    for model, ref in references.items():
+        out.print(f"{model}: full precision {ref.get('quant') or ''} PPL {_num(ref.get('ppl'), 3)}, "
+                  f"{human_size(ref['bytes']) if ref.get('bytes') else '-'} (backend: {ref.get('backend') or '-'})")
+    if not any(row["kld_mean"] is not None for row in report["variants"]):
+        out.print("nothing evaluated yet: set [evaluate] text in the spec and run `modelkit build`")
+
+
+def _num(value: float | None, digits: int, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
 def print_facts(info: dict[str, Any], out: Console | None = None) -> None:

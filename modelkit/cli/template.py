@@ -1,8 +1,9 @@
 """``modelkit template show|translate SOURCE``: look at a model's chat template and its translation.
 
-``translate`` writes the Go template alone on stdout, so it can be piped into a Modelfile or a
-file, and everything else (the proof summary, notes) on stderr; it exits non-zero when the
-proof fails, after printing the failing conversation and a diff of the two prompts.
+``translate`` writes the Go template alone, byte for byte, on stdout (or to ``-o FILE``), so it can
+be piped into a file for ``[ollama] template_file``, and everything else (the proof summary,
+notes) on stderr; it exits non-zero when the proof fails, after printing the failing conversation
+and a diff of the two prompts.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ def add_commands(subparsers: Any) -> None:
     show.add_argument("source", type=Path, help="a GGUF file or a Hugging Face model folder")
     show.set_defaults(func=_show)
     tr = sub.add_parser("translate", help="print the proven Ollama TEMPLATE (stdout) and the proof (stderr)")
-    tr.add_argument("source", type=Path, help="a GGUF file or a Hugging Face model folder")
+    tr.add_argument("source", type=Path, help="a GGUF file, a Hugging Face model or adapter folder, or a Jinja file")
+    tr.add_argument("--tokens", type=Path, help="the GGUF or folder whose tokenizer goes with SOURCE (default: SOURCE)")
+    tr.add_argument("-o", "--output", type=Path, help="write the TEMPLATE to this file instead of stdout")
     tr.set_defaults(func=_translate)
 
 
@@ -50,14 +53,15 @@ def _show(args: argparse.Namespace) -> int:
 def _translate(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from modelkit.chat_template import inherit_template, read_template
+    from modelkit.chat_template import choose_template, inherit_template
 
-    src = read_template(args.source)
+    src = choose_template([args.source], [t for t in (args.source, args.tokens) if t is not None][::-1])
     result = inherit_template(src)  # raises TemplateError (with the diff) when not proven
-    sys.stdout.write(result.go_template)
-    if not result.go_template.endswith("\n"):
-        sys.stdout.write("\n")
-    sys.stdout.flush()
+    if args.output is not None:
+        args.output.write_bytes(result.go_template.encode("utf-8"))
+    else:
+        sys.stdout.buffer.write(result.go_template.encode("utf-8"))  # exactly: a newline would change every prompt
+        sys.stdout.flush()
     err = Console(stderr=True, soft_wrap=True, highlight=False)
     err.print(f"[green]{result.summary}[/green]")
     for note in result.notes:

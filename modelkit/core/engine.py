@@ -16,6 +16,7 @@ therefore leaves either the previous good artifact or nothing a later build coul
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -160,7 +161,7 @@ class Engine:
         targets = self.graph.closure(names)
         self._clean_temporaries(targets)
         for target in targets:
-            if any(d in blocked for d in target.deps):
+            if any(d in blocked for d in target.prerequisites):
                 blocked.add(target.name)
                 result.skipped.append(target.name)
                 continue
@@ -277,8 +278,11 @@ class Engine:
         folders = {out.parent for t in targets if t.action.atomic for out in t.action.outputs()}
         for folder in folders:
             if folder.is_dir():
-                for leftover in folder.glob(f".*{TMP_MARK}*"):
-                    leftover.unlink(missing_ok=True)
+                for leftover in folder.glob(f"*{TMP_MARK}*"):
+                    if leftover.is_dir() and not leftover.is_symlink():
+                        shutil.rmtree(leftover, ignore_errors=True)  # a step's scratch folder
+                    else:
+                        leftover.unlink(missing_ok=True)
 
     # -- records -------------------------------------------------------------------------------
 

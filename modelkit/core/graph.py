@@ -17,9 +17,19 @@ from modelkit.errors import UserError
 
 @dataclass(frozen=True)
 class Target:
+    """An artifact and the action that makes it. ``deps`` are targets whose outputs it reads (their
+    digests are part of its key); ``after`` are targets that must succeed before it starts but
+    whose outputs it does not read (ninja's order-only dependencies): a cheap check that must pass
+    before hours of work, without making that work stale when the check's output changes."""
+
     name: str
     action: Action
     deps: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+
+    @property
+    def prerequisites(self) -> tuple[str, ...]:
+        return (*self.deps, *self.after)
 
 
 class Graph:
@@ -33,7 +43,7 @@ class Graph:
     def add(self, target: Target) -> Target:
         if target.name in self.targets:
             raise ValueError(f"duplicate target {target.name}")
-        missing = [d for d in target.deps if d not in self.targets]
+        missing = [d for d in target.prerequisites if d not in self.targets]
         if missing:
             raise ValueError(f"{target.name} depends on {missing[0]}, which is not defined before it")
         self.targets[target.name] = target
@@ -74,5 +84,5 @@ class Graph:
             name = stack.pop()
             if name not in wanted:
                 wanted.add(name)
-                stack.extend(self.targets[name].deps)
+                stack.extend(self.targets[name].prerequisites)
         return [t for t in self.targets.values() if t.name in wanted]

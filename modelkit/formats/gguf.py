@@ -128,12 +128,14 @@ def _skip_strings(buf: Any, offset: int, count: int) -> int:
 
 @dataclass(frozen=True)
 class GGUFHeader:
-    """The header of a GGUF file: its version, tensor count and key-value metadata."""
+    """The header of a GGUF file: its version, tensor count and key-value metadata; ``kv_end`` is
+    where the tensor descriptors start."""
 
     path: Path
     version: int
     tensor_count: int
     metadata: dict[str, Any]
+    kv_end: int = 0
 
 
 def read_header(path: Path, *, index_strings: tuple[str, ...] = ("tokenizer.ggml.tokens",)) -> GGUFHeader:
@@ -181,7 +183,7 @@ def _parse(path: Path, mm: mmap.mmap, index_strings: tuple[str, ...]) -> GGUFHea
         if at > size:
             raise GGUFHeaderError(f"{path}: truncated GGUF header (value of {key} runs past the end of the file)")
         meta[key] = value
-    return GGUFHeader(path, version, tensor_count, meta)
+    return GGUFHeader(path, version, tensor_count, meta, at)
 
 
 def _value(path: Path, mm: mmap.mmap, at: int, vtype: int, key: str, index: bool) -> tuple[Any, int]:
@@ -233,6 +235,28 @@ def read_metadata(path: Path) -> dict[str, Any]:
     :data:`EAGER_ARRAY_LIMIT` items are :class:`LazyArray`. Raises :class:`GGUFHeaderError`.
     """
     return read_header(path).metadata
+
+
+def parameter_count(path: Path) -> int:
+    """How many weights the GGUF's tensors hold, from the tensor descriptors after the metadata
+    (each: name, dimension count, dimensions, type, offset); the tensor data is not read. With the
+    file's size this gives the bits per weight a quantization really spends."""
+    header = read_header(path, index_strings=())
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        try:
+            at, total = header.kv_end, 0
+            for _ in range(header.tensor_count):
+                (n,) = _U64.unpack_from(mm, at)
+                at += 8 + n
+                (dims,) = _U32.unpack_from(mm, at)
+                count = 1
+                for k in range(dims):
+                    count *= _U64.unpack_from(mm, at + 4 + 8 * k)[0]
+                total += count
+                at += 4 + 8 * dims + 4 + 8  # dimensions, type, offset
+        except struct.error as exc:
+            raise GGUFHeaderError(f"{path}: truncated GGUF tensor descriptors ({exc})") from exc
+    return total
 
 
 def gguf_facts(path: Path) -> dict[str, Any]:

@@ -15,7 +15,19 @@ class QuantType:
     name: str
     file_type: int
     needs_imatrix: bool = False
+    """llama-quantize refuses the type without an importance matrix."""
     alias_of: str | None = None
+
+    @property
+    def wants_imatrix(self) -> bool:
+        """Whether modelkit asks for an importance matrix: the types llama-quantize requires one for,
+        and the other IQ types and Q2_K, which it accepts without one but quantizes poorly."""
+        return self.needs_imatrix or self.name.startswith("IQ") or self.name.startswith("Q2_K")
+
+    @property
+    def rough_bits(self) -> float:
+        """Rough bits per weight, for ordering a ladder of types (not a measurement)."""
+        return NOMINAL_BPW.get(self.alias_of or self.name, 16.0)
 
 
 _TABLE = [
@@ -37,6 +49,16 @@ _TABLE = [
 ]
 
 QUANT_TYPES: dict[str, QuantType] = {q.name: q for q in _TABLE}
+
+# Rough bits per weight (llama-quantize's help, K-quants from their Llama-3-8B sizes): enough to order
+# the types from small to large, never shown as a measurement.
+NOMINAL_BPW: dict[str, float] = {
+    "IQ1_S": 1.56, "IQ1_M": 1.75, "TQ1_0": 1.69, "TQ2_0": 2.06, "IQ2_XXS": 2.06, "IQ2_XS": 2.31, "IQ2_S": 2.5,
+    "IQ2_M": 2.7, "Q2_K_S": 2.96, "Q2_K": 2.96, "IQ3_XXS": 3.06, "IQ3_XS": 3.3, "IQ3_S": 3.44, "IQ3_M": 3.66,
+    "Q3_K_S": 3.41, "Q3_K_M": 3.74, "Q3_K_L": 4.03, "IQ4_XS": 4.25, "IQ4_NL": 4.5, "Q4_0": 4.34, "Q4_1": 4.78,
+    "Q4_K_S": 4.37, "Q4_K_M": 4.58, "Q5_0": 5.21, "Q5_1": 5.65, "Q5_K_S": 5.21, "Q5_K_M": 5.33, "Q6_K": 6.14,
+    "Q8_0": 8.5, "F16": 16.0, "BF16": 16.0, "F32": 32.0, "MXFP4_MOE": 4.25, "Q1_0": 1.0, "Q2_0": 2.0,
+}
 
 # The outtypes convert_hf_to_gguf.py writes, and the quantization type each one is.
 CONVERT_OUTTYPES: dict[str, str | None] = {

@@ -5,6 +5,7 @@ source:base ─ convert ─▶ gguf:base.f16 ───────────�
 source:adapter.x ─ convert-lora ─▶ gguf:adapter.x ─ merge-lora ─▶ gguf:base+x.f16
 gguf:base+x.f16 ─ quantize ─▶ gguf:base+x.Q4_K_M ─────┬─▶ modelfile:<model>-q4_k_m ─▶ ollama:<model>:q4_k_m
 base chat template ─ inherit-template ─▶ template ────┘
+source:base + source:adapter.y ─ merge-peft ─▶ gguf:base+y.f16   (an adapter llama.cpp cannot merge)
 ```
 
 :func:`build_graph` reads top to bottom like the diagram: the base, the template, the adapters,
@@ -19,6 +20,12 @@ runtime, and quantizes better than an f16 adapter beside a 4-bit base. With ``lo
 the base is quantized alone and each Modelfile carries an ADAPTER line. With several adapters,
 each is its own Ollama model (``<model>-<adapter>``), because comparing fine-tunes side by side
 is what several adapters are usually for.
+
+An adapter that llama.cpp's merge cannot express (added tokens with resized embeddings, rsLoRA,
+DoRA, ``alpha_pattern``, … see :func:`~modelkit.formats.peft.merge_route`) is merged in PyTorch
+from the base's Hugging Face weights instead (``merge-peft``), into the same ``gguf:base+x.f16``;
+it has no ``gguf:adapter.x``, so it cannot be shipped as an ADAPTER line, nor merged into a
+GGUF-only base: both are refused while planning.
 """
 
 from __future__ import annotations
@@ -32,18 +39,20 @@ from typing import Any
 from modelkit import hub
 from modelkit.core.action import Action
 from modelkit.core.graph import Graph, Target
+from modelkit.errors import UserError
 from modelkit.formats.quant_types import CONVERT_OUTTYPES, canonical
 from modelkit.rules.inputs import AdapterInput, Inputs, resolve_inputs
-from modelkit.rules.names import SOURCE_BASE, Names
+from modelkit.rules.names import SOURCE_BASE, SOURCE_BASE_TOKENIZER, Names
+from modelkit.rules.templates import ModelTemplate, add_templates
 from modelkit.spec import Adapter, LoadedSpec
 from modelkit.steps.convert import Convert
 from modelkit.steps.convert_lora import ConvertLora
 from modelkit.steps.fetch import Fetch
 from modelkit.steps.merge import MergeLora
+from modelkit.steps.merge_peft import MergePeft
 from modelkit.steps.modelfile import RenderModelfile
 from modelkit.steps.quantize import Quantize
 from modelkit.steps.register import Register
-from modelkit.steps.template import TEMPLATE_FILES, InheritTemplate
 
 
 @dataclass
@@ -92,8 +101,9 @@ def build_graph(loaded: LoadedSpec, locked_sources: Mapping[str, Mapping[str, An
     names = Names(loaded.build_dir, loaded.state_dir)
     rules = _Rules(loaded, names, resolve_inputs(loaded, names, locked_sources),
                    register or loaded.spec.ollama.register_with)
+    rules.small_sources()
+    rules.templates()
     base = rules.base()
-    rules.template()
     for adapter, resolved in zip(loaded.spec.adapters, rules.inputs.adapters):
         rules.adapter(adapter, resolved)
     for adapter, model in rules.models():
@@ -112,53 +122,71 @@ class _Rules:
         self.merge = self.spec.ollama.lora == "merge"
         self.graph = Graph()
         self.variants: list[Variant] = []
-        self.template_target: str | None = None
+        self.chat_templates: dict[str | None, ModelTemplate] = {}
         self._servers: Any = None
 
-    def add(self, name: str, action: Action, deps: tuple[str | None, ...] | list[str | None] = ()) -> Action:
-        self.graph.add(Target(name, action, tuple(d for d in deps if d)))
+    def add(self, name: str, action: Action, deps: tuple[str | None, ...] | list[str | None] = (), *,
+            long: bool = False) -> Action:
+        """Add a target; a ``long`` one (a download, conversion, merge or quantization) waits for
+        every chat template to be proven first, so a template problem costs seconds, not hours."""
+        after = tuple(t.target for t in self.chat_templates.values()) if long else ()
+        self.graph.add(Target(name, action, tuple(d for d in deps if d), tuple(dict.fromkeys(after))))
         return action
 
+    def small_sources(self) -> None:
+        """What the chat templates read: the base's tokenizer and configs, and the adapter repos."""
+        sources = self.inputs.sources
+        if SOURCE_BASE in sources:
+            self.add(SOURCE_BASE_TOKENIZER, Fetch(source=sources[SOURCE_BASE].without_weights(),
+                                                  label="the base's tokenizer"))
+        for adapter in self.inputs.adapters:
+            for dep in adapter.folder.deps:
+                self.add(dep, Fetch(source=sources[dep], label=f"adapter '{adapter.name}'"))
+
+    def templates(self) -> None:
+        """Each model's chat template: inherited, unless the spec gives Ollama's Go text; then only
+        with a Jinja beside it, which the Go text is proven against."""
+        ollama = self.spec.ollama
+        given_go = ollama.template != "inherit" or ollama.template_file is not None
+        if not given_go:
+            self.chat_templates = add_templates(self.add, self.names, self.inputs, self.models())
+        elif self.inputs.chat_template_file is not None:
+            self.chat_templates = add_templates(
+                self.add, self.names, self.inputs, self.models(),
+                given=None if ollama.template == "inherit" else ollama.template,
+                given_file=self.loaded.resolve(ollama.template_file) if ollama.template_file else None)
+
     def base(self) -> FullPrecision:
-        """The base model: fetched if it is a repo, converted unless it is a ready GGUF."""
+        """The base model: its weights fetched if it is a repo, converted unless it is a ready GGUF."""
         inputs = self.inputs
         if SOURCE_BASE in inputs.sources:
-            self.add(SOURCE_BASE, Fetch(source=inputs.sources[SOURCE_BASE], label="base"))
+            self.add(SOURCE_BASE, Fetch(source=inputs.sources[SOURCE_BASE], label="base"), long=True)
         if inputs.base_gguf is not None:
             return FullPrecision("base", None, inputs.base_gguf, None)
         assert inputs.base is not None
-        outtype = self.spec.convert.outtype
+        outtype, carried = self.spec.convert.outtype, self._carried_by_base()
         made = self.names.converted(outtype)
+        if not self._base_gguf_used():
+            return FullPrecision("base", made.target, made.path, CONVERT_OUTTYPES.get(outtype))  # never added
         self.add(made.target, Convert(folder=inputs.base.path, files=inputs.base.files, outtype=outtype,
-                                      out=made.path), inputs.base.deps)
+                                      out=made.path, chat_template=carried.path if carried else None),
+                 (*inputs.base.deps, carried.target if carried else None), long=True)
         return FullPrecision("base", made.target, made.path, CONVERT_OUTTYPES.get(outtype))
 
-    def template(self) -> None:
-        """The chat template, inherited from the model unless the spec gives one."""
-        ollama, base = self.spec.ollama, self.inputs.base
-        if ollama.template != "inherit" or ollama.template_file is not None:
-            return
-        made = self.names.template()
-        if base is not None:
-            action = InheritTemplate(source=base.path, files=base.pick(TEMPLATE_FILES), out=made.path)
-        else:
-            assert self.inputs.base_gguf is not None
-            action = InheritTemplate(source=self.inputs.base_gguf, files={"base.gguf": self.inputs.base_gguf},
-                                     out=made.path)
-        self.add(made.target, action, base.deps if base else ())
-        self.template_target = made.target
-
     def adapter(self, adapter: Adapter, resolved: AdapterInput) -> None:
-        """An adapter, fetched if it is a repo, converted to a GGUF adapter."""
+        """An adapter converted to a GGUF adapter (its repo was fetched with the small sources),
+        unless it is merged in PyTorch: then the merge reads its folder itself."""
         folder, config = resolved.folder, self.inputs.config
-        for dep in folder.deps:
-            self.add(dep, Fetch(source=self.inputs.sources[dep], label=f"adapter '{adapter.name}'"))
+        if resolved.route.pytorch:
+            self._check_pytorch_route(resolved)
+            return
         assert config is not None
         made = self.names.adapter(adapter.name)
         base_deps = self.inputs.base.deps if self.inputs.base else ()
         self.add(made.target, ConvertLora(name=adapter.name, adapter_dir=folder.path, files=folder.files,
                                           base_dir=config.path, base_files=config.pick(("config.json",)),
-                                          outtype=adapter.outtype, out=made.path), (*base_deps, *folder.deps))
+                                          outtype=adapter.outtype, out=made.path), (*base_deps, *folder.deps),
+                 long=True)
 
     def models(self) -> list[tuple[str | None, str]]:
         """(adapter, Ollama model name) for each model to ship."""
@@ -173,9 +201,16 @@ class _Rules:
         """What ``adapter``'s quantizations are made from: the base with it merged in, or the base."""
         if adapter is None or not self.merge:
             return base
-        made = self.names.merged(adapter)
+        made, carried = self.names.merged(adapter), self._carried(adapter)
+        resolved = next(a for a in self.inputs.adapters if a.name == adapter)
+        if resolved.route.pytorch:
+            self.add(made.target, self._merge_peft(resolved, made.path, carried),
+                     (*self.inputs.base.deps, *resolved.folder.deps,  # type: ignore[union-attr]
+                      carried.target if carried else None), long=True)
+            return FullPrecision(self.names.merged_stem(adapter), made.target, made.path, "F16")
         self.add(made.target, MergeLora(name=adapter, base=base.path, adapter=self.names.adapter(adapter).path,
-                                        out=made.path), (base.target, self.names.adapter(adapter).target))
+                                        out=made.path, chat_template=carried.path if carried else None),
+                 (base.target, self.names.adapter(adapter).target, carried.target if carried else None), long=True)
         return FullPrecision(self.names.merged_stem(adapter), made.target, made.path, "F16")
 
     def variant(self, model: str, adapter: str | None, full: FullPrecision, quant: str | None) -> None:
@@ -188,8 +223,10 @@ class _Rules:
         if adapter and not self.merge:
             deps.append(self.names.adapter(adapter).target)
             adapter_files.append(self.names.adapter(adapter).path)
-        deps.append(self.template_target)
-        modelfile = self.add(made.target, self._modelfile(made.path, gguf, adapter_files), deps)
+        chat = self.chat_templates.get(adapter)
+        deps.append(chat.target if chat else None)
+        modelfile = self.add(made.target, self._modelfile(made.path, gguf, adapter_files, chat, adapter,
+                                                          shipped_as_is=gguf_target is None), deps)
         variant = Variant(model, tag, quant, gguf_target, gguf, adapter, made.target, made.path)
         self.variants.append(variant)
         if self.register != "off":
@@ -204,9 +241,11 @@ class _Rules:
         made = self.names.quantized(full.stem, quant)
         if made.target not in self.graph:
             requantize = self.spec.base.gguf is not None and full.stem == "base"
+            carried = self._carried_by_base() if full.target is None else None  # the user's GGUF, quantized
             self.add(made.target, Quantize(src=full.path, qtype=quant, out=made.path, requantize=requantize,
-                                           src_file=None if full.target else full.path, label=full.stem),
-                     (full.target,))
+                                           src_file=None if full.target else full.path, label=full.stem,
+                                           chat_template=carried.path if carried else None),
+                     (full.target, carried.target if carried else None), long=True)
         return made.target, made.path, quant
 
     def registrations(self, variant: Variant, modelfile: RenderModelfile, adapter_files: list[Path],
@@ -224,7 +263,8 @@ class _Rules:
                                            out=made.path), (variant.modelfile_target, *deps))
             variant.registrations.append(made.target)
 
-    def _modelfile(self, out: Path, gguf: Path, adapter_files: list[Path]) -> RenderModelfile:
+    def _modelfile(self, out: Path, gguf: Path, adapter_files: list[Path], chat: ModelTemplate | None,
+                   adapter: str | None, shipped_as_is: bool) -> RenderModelfile:
         ollama, build = self.spec.ollama, self.names.build
         return RenderModelfile(
             out=out, from_=_relative(gguf, build), adapters=[_relative(a, build) for a in adapter_files],
@@ -232,8 +272,64 @@ class _Rules:
             messages=[(m.role, m.content) for m in ollama.messages], license=ollama.license,
             template=None if ollama.template == "inherit" else ollama.template,
             template_file=self.loaded.resolve(ollama.template_file) if ollama.template_file else None,
-            inherited=self.names.template().path if self.template_target else None,
-            header=f"Spec: {self.loaded.path.name}")
+            inherited=chat.path if chat else None, header=f"Spec: {self.loaded.path.name}",
+            notice=self._gguf_template_notice(chat, adapter, shipped_as_is))
+
+    def _base_gguf_used(self) -> bool:
+        """Whether anything is made from the base's own GGUF: a model without an adapter, an ADAPTER
+        line, or an adapter that llama.cpp merges. When every adapter is merged in PyTorch, it is
+        not converted at all (for an 8B model: minutes and 16 GB saved)."""
+        if not self.spec.adapters or not self.merge:
+            return True
+        return any(not a.route.pytorch for a in self.inputs.adapters)
+
+    def _check_pytorch_route(self, resolved: AdapterInput) -> None:
+        """An adapter that only a merge in PyTorch gets right needs a merge, and HF weights to merge into."""
+        where = f"adapter '{resolved.name}' ({resolved.folder.path.name}/adapter_config.json)"
+        if not self.merge:
+            raise UserError(f"{where} needs a merge in PyTorch ({resolved.route.reason}), which an ADAPTER line cannot "
+                            "carry: use the default [ollama] lora = \"merge\"")
+        if self.inputs.base is None:
+            raise UserError(f"{where} needs a merge in PyTorch ({resolved.route.reason}), which needs the base's "
+                            "Hugging Face weights, not only a GGUF: give [base] path or repo instead of [base] gguf")
+
+    def _merge_peft(self, resolved: AdapterInput, out: Path, carried: ModelTemplate | None) -> MergePeft:
+        """The PyTorch merge of ``resolved``: its inputs are all the base's and the adapter's files."""
+        base, folder, route = self.inputs.base, resolved.folder, resolved.route
+        assert base is not None
+        files = dict(folder.files)
+        files.update(folder.pick(resolved.tokenizer_files))
+        return MergePeft(name=resolved.name, base_dir=base.path, base_files=base.files, adapter_dir=folder.path,
+                         adapter_files=files, tokenizer="adapter" if route.tokenizer else "base", rows=route.rows,
+                         added=route.added, reason=route.reason, out=out,
+                         chat_template=carried.path if carried else None)
+
+    def _carried(self, adapter: str | None) -> ModelTemplate | None:
+        """``adapter``'s template, when its GGUFs must be rewritten to carry it."""
+        chat = self.chat_templates.get(adapter)
+        return chat if chat is not None and chat.carried else None
+
+    def _carried_by_base(self) -> ModelTemplate | None:
+        """The template the base's own GGUFs must carry: the spec's Jinja, when they are shipped
+        (no adapter, or adapters beside it); not an adapter's (the base is shared by all)."""
+        if self.inputs.chat_template_file is None or (self.spec.adapters and self.merge):
+            return None
+        return next(iter(self.chat_templates.values()), None)
+
+    def _gguf_template_notice(self, chat: ModelTemplate | None, adapter: str | None, shipped_as_is: bool) -> str | None:
+        """Why the GGUF may not carry the Modelfile's template, in one line (None when it does)."""
+        ollama_ = "llama-server, LM Studio and Ollama ≥ 0.30 (when it has more capabilities, such as tools)"
+        if chat is None:
+            return (f"the TEMPLATE is given as Go text only, so the GGUFs keep the base model's own chat template (if "
+                    f"it has one), which {ollama_} render instead; give the same template as Jinja too "
+                    "([ollama] chat_template_file)")
+        if chat.carried and adapter is not None and not self.merge:
+            return (f"adapter '{adapter}' brings its own chat template, but with lora = \"adapter\" the base GGUF is "
+                    f"shared and keeps the base's, which {ollama_} render; merge the adapter (the default) instead")
+        if chat.carried and shipped_as_is:
+            return (f"the spec's chat_template_file cannot be written into a GGUF shipped as is; {ollama_} render its "
+                    "own; quantize it (a [quantize] type) to ship a copy that carries it")
+        return None
 
     def _step(self, adapter: str | None) -> int | str:
         step = next((a.step for a in self.inputs.adapters if a.name == adapter), None)

@@ -2,19 +2,27 @@
 
 Before the graph is built, every source is pinned (a Hub repo to a commit, through the lock file
 when it has one), every local folder is listed, a checkpoint pattern is resolved to its newest
-complete checkpoint, and a ready GGUF's quantization type is read from its header. The rules that
-follow are then pure functions of the spec and these facts.
+complete checkpoint, a ready GGUF's quantization type is read from its header, and each adapter's
+merge route is chosen from its files (:func:`~modelkit.formats.peft.merge_route`: llama.cpp's
+merge, or PEFT's in PyTorch). The rules that follow are then pure functions of the spec and these
+facts.
+
+Choosing a route reads small files: for a Hub adapter, its ``adapter_config.json`` and tokenizer
+files are downloaded into the Hugging Face cache while planning (the fetch target finds them
+there later) and its safetensors header is read with a range request; the base's ``config.json``
+and tokenizer files likewise, only when an adapter brings a tokenizer or resized embeddings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from modelkit import hub
 from modelkit.formats.checkpoints import step_of
+from modelkit.formats.peft import BaseFiles, MergeRoute, merge_route, safetensors_shapes
 from modelkit.formats.quant_types import file_type_name
 from modelkit.rules.names import SOURCE_BASE, Names
 from modelkit.spec import LoadedSpec
@@ -44,6 +52,10 @@ class AdapterInput:
     name: str
     folder: Folder
     step: int | None  # the training step of a checkpoint pattern's newest checkpoint
+    tokenizer_files: tuple[str, ...] = ()
+    """The tokenizer and chat template files the adapter folder holds (what it was trained with)."""
+    route: MergeRoute = MergeRoute(False, "")
+    """How it is merged: by llama.cpp, or in PyTorch (and why)."""
 
 
 @dataclass
@@ -56,6 +68,7 @@ class Inputs:
     config: Folder | None  # where the base's config.json is (for converting adapters)
     adapters: list[AdapterInput]
     sources: dict[str, hub.RepoSource] = field(default_factory=dict)
+    chat_template_file: Path | None = None  # the spec's Jinja, instead of the model's
 
 
 def resolve_inputs(loaded: LoadedSpec, names: Names,
@@ -72,26 +85,67 @@ def resolve_inputs(loaded: LoadedSpec, names: Names,
         base = local_folder(loaded.resolve(spec.base.path), "model")
     gguf = loaded.resolve(spec.base.gguf) if spec.base.gguf else None
     config = Folder(loaded.resolve(spec.base.config), {}) if spec.base.config else base
+    base_files = _BaseFacts(base, gguf, config, sources.get(SOURCE_BASE))
     adapters = []
     for i, adapter in enumerate(spec.adapters):
+        source = None
         if adapter.repo:
             key = names.adapter_source(adapter.name)
             source = hub.resolve(adapter.repo, adapter.revision, "adapter", locked.get(key))
             sources[key] = source
-            folder, step = Folder(source.snapshot, {}, (key,)), None
+            folder, step, listed = Folder(source.snapshot, {}, (key,)), None, set(source.files)
         else:
             found = loaded.adapter_folder(i)
             assert found is not None  # check_local_files made sure
             folder, step = local_folder(found, "adapter"), step_of(found)
-        adapters.append(AdapterInput(adapter.name, folder, step))
+            listed = {p.name for p in found.iterdir() if p.is_file()}
+        tokenizer = tuple(n for n in hub.TOKENIZER_FILES if n in listed)
+        route = adapter_route(adapter.name, folder, source, base_files)
+        adapters.append(AdapterInput(adapter.name, folder, step, tokenizer, route))
     gguf_type = file_type_of(gguf) if gguf is not None and not spec.quantize.types else "gguf"
-    return Inputs(base, gguf, gguf_type, config, adapters, sources)
+    jinja = loaded.resolve(spec.ollama.chat_template_file) if spec.ollama.chat_template_file else None
+    return Inputs(base, gguf, gguf_type, config, adapters, sources, jinja)
+
+
+def adapter_route(name: str, folder: Folder, source: hub.RepoSource | None,
+                  base: Callable[[], BaseFiles]) -> MergeRoute:
+    """How adapter ``name`` is merged, judged from its files (a Hub adapter's small files are
+    downloaded for it, and its weights' header read, see the module docstring)."""
+    if source is not None:
+        hub.fetch_small(source, ("adapter_config.json", *hub.TOKENIZER_FILES))
+        shapes = hub.safetensors_shapes(source, "adapter_model.safetensors")
+    else:
+        weights = folder.path / "adapter_model.safetensors"
+        shapes = safetensors_shapes(weights) if weights.is_file() else None
+    return merge_route(folder.path, shapes, base, f"adapter '{name}'")
+
+
+class _BaseFacts:
+    """The base's files a merge route is judged against, found on first use: for a Hub base, its
+    config.json and tokenizer files are then downloaded (small files, fetched once)."""
+
+    def __init__(self, base: Folder | None, gguf: Path | None, config: Folder | None,
+                 source: hub.RepoSource | None) -> None:
+        self.base, self.gguf, self.config, self.source = base, gguf, config, source
+        self._files: BaseFiles | None = None
+
+    def __call__(self) -> BaseFiles:
+        if self._files is None:
+            folder = self.base.path if self.base is not None else (self.config.path if self.config else None)
+            if self.source is not None:
+                folder = hub.fetch_small(self.source, ("config.json", *hub.TOKENIZER_FILES, "vocab.json"))
+            self._files = BaseFiles(folder, self.gguf)
+        return self._files
 
 
 def local_folder(folder: Path, kind: str) -> Folder:
-    """A local model or adapter folder and the files of it that a conversion reads."""
+    """A local model or adapter folder and the files of it that a conversion reads (for an
+    adapter: not its tokenizer, which only the chat template step reads)."""
     names = [p.name for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
-    return Folder(folder, {name: folder / name for name in hub.select_files(names, kind)})
+    chosen = hub.select_files(names, kind)
+    if kind == "adapter":
+        chosen = [n for n in chosen if n not in hub.TOKENIZER_FILES]
+    return Folder(folder, {name: folder / name for name in chosen})
 
 
 def file_type_of(gguf: Path) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SOURCE_BASE = "source:base"
+SOURCE_BASE_TOKENIZER = "source:base.tokenizer"  # its small files, fetched before the weights
 TEMPLATE = "template"
 
 
@@ -53,6 +54,10 @@ class Names:
 
     def template(self) -> Artifact:
         return Artifact(TEMPLATE, self.build / "template.json")
+
+    def adapter_template(self, adapter: str) -> Artifact:
+        """The chat template an adapter brings (what it was trained with)."""
+        return Artifact(f"template:adapter.{adapter}", self.build / f"template.adapter.{adapter}.json")
 
     def modelfile(self, model: str, tag: str) -> Artifact:
         return Artifact(f"modelfile:{model}-{tag}", self.build / f"{model}-{tag}.Modelfile")

@@ -161,16 +161,72 @@ def check_local_files(loaded: LoadedSpec) -> None:
         elif not is_complete(folder):
             problems.append(f"{where}: {folder} is still being written (its weights are shorter than their "
                             "header says); build again when it is complete")
-    if spec.ollama.template_file is not None:
-        file = loaded.resolve(spec.ollama.template_file)
-        if not file.is_file():
-            problems.append(f"{loaded.where('ollama', 'template_file')}: file {file} does not exist")
-        elif file.stat().st_size == 0:
-            problems.append(f"{loaded.where('ollama', 'template_file')}: {file} is empty, and Ollama ignores an "
-                            "empty TEMPLATE (it keeps a template of its own choosing); write the template into it, "
-                            "or remove template_file to inherit the model's")
+    for field in ("template_file", "chat_template_file"):
+        problem = _template_file_problem(loaded, field)
+        if problem:
+            problems.append(problem)
+    texts = [(("quantize", "imatrix"), spec.quantize.imatrix, IMATRIX_CONTEXT),
+             (("evaluate", "text"), spec.evaluate.text, spec.evaluate.context)]
+    problems += [p for loc, path, context in texts if path is not None
+                 and (p := _text_problem(loaded.resolve(path), loaded.where(*loc), context))]
     if problems:
         raise SpecError(problems)
+
+
+IMATRIX_CONTEXT = 512  # llama-imatrix's default context, which modelkit uses
+
+
+def _text_problem(file: Path, where: str, context: int) -> str | None:
+    """Why a calibration or evaluation text cannot be used, or None. llama.cpp needs at least two
+    contexts' worth of tokens; a token is at least one byte, so fewer bytes are surely too few
+    (the exact count is checked with the model's tokenizer when the step runs)."""
+    if not file.is_file():
+        return f"{where}: file {file} does not exist"
+    data = file.read_bytes()
+    if b"\0" in data[:1 << 16]:
+        return f"{where}: {file} is not text (it holds NUL bytes); give plain UTF-8 text"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return f"{where}: {file} is not UTF-8 text (byte {e.start}); give plain UTF-8 text"
+    if len(data) < 2 * context:
+        return (f"{where}: {file} is {len(data)} bytes, fewer than the {2 * context} tokens llama.cpp needs "
+                f"(two contexts of {context}); give more text")
+    return None
+
+
+def _template_file_problem(loaded: LoadedSpec, field: str) -> str | None:
+    """Why ``[ollama] <field>`` cannot be used, or None: missing, empty (Ollama ignores an empty
+    TEMPLATE), or for a Jinja file, not Jinja."""
+    given = getattr(loaded.spec.ollama, field)
+    if given is None:
+        return None
+    file, where = loaded.resolve(given), loaded.where("ollama", field)
+    if not file.is_file():
+        return f"{where}: file {file} does not exist"
+    if file.stat().st_size == 0:
+        return (f"{where}: {file} is empty, and Ollama ignores an empty TEMPLATE (it keeps a template of its own "
+                f"choosing); write the template into it, or remove {field} to inherit the model's")
+    if field == "chat_template_file":
+        return _not_jinja(file, where)
+    return None
+
+
+def _not_jinja(file: Path, where: str) -> str | None:
+    import jinja2
+
+    from modelkit.chat_template.reference import make_environment
+
+    try:
+        text = file.read_text(encoding="utf-8")
+        make_environment().parse(text)
+    except (OSError, UnicodeDecodeError) as e:
+        return f"{where}: cannot read {file}: {e}"
+    except jinja2.TemplateSyntaxError as e:
+        return f"{where}: {file}:{e.lineno}: not a Jinja template ({e.message}); give a chat_template.jinja"
+    if "{{" not in text and "{%" not in text:
+        return f"{where}: {file} has no Jinja in it ({{{{ … }}}} or {{% … %}}); give a chat_template.jinja"
+    return None
 
 
 def _format_error(path: Path, lines: dict, err: Any) -> str:
@@ -178,8 +234,9 @@ def _format_error(path: Path, lines: dict, err: Any) -> str:
     kind = err["type"]
     ctx_error = (err.get("ctx") or {}).get("error")
     if isinstance(ctx_error, ItemError):
-        loc = loc + ((ctx_error.parent,) if ctx_error.parent else ()) + (ctx_error.index,) \
-            + ((ctx_error.field,) if ctx_error.field else ())
+        parent = ctx_error.parent if isinstance(ctx_error.parent, tuple) else \
+            ((ctx_error.parent,) if ctx_error.parent else ())
+        loc = loc + parent + (ctx_error.index,) + ((ctx_error.field,) if ctx_error.field else ())
         message = str(ctx_error)
     elif kind == "extra_forbidden":
         key = str(loc[-1])

@@ -103,6 +103,10 @@ class Quantize(_Strict):
         default_factory=lambda: ["Q4_K_M"],
         description="llama.cpp quantization types, e.g. ['Q4_K_M', 'Q8_0']; each becomes its own GGUF and "
                     "Ollama tag. Empty: use the converted GGUF as it is.")
+    imatrix: Path | None = Field(
+        None, description="A calibration text (your own training or chat data is the best): llama-imatrix computes "
+                          "an importance matrix from it for each full-precision model, and every quantization of "
+                          "that model uses it. It unlocks the IQ types and Q2_K.")
 
     @field_validator("types")
     @classmethod
@@ -115,13 +119,20 @@ class Quantize(_Strict):
                 hint = closest(value.upper(), list(QUANT_TYPES), _POPULAR_QUANTS)
                 did_you_mean = f" (did you mean '{hint}'?)" if hint else ""
                 raise ItemError(i, f"'{value}' is not a llama.cpp quantization type{did_you_mean}") from None
-            if QUANT_TYPES[name].needs_imatrix:
-                raise ItemError(i, f"'{name}' needs an importance matrix, which modelkit does not compute yet; "
-                                    "use a K-quant such as 'Q4_K_M' or 'Q3_K_M'")
             if name in out:
                 raise ItemError(i, f"'{value}' is listed twice")
             out.append(name)
         return out
+
+    @model_validator(mode="after")
+    def _imatrix_types(self) -> Quantize:
+        if self.imatrix is None:
+            for i, name in enumerate(self.types):
+                if QUANT_TYPES[name].wants_imatrix:
+                    raise ItemError(i, f"'{name}' needs an importance matrix: set quantize.imatrix to a calibration "
+                                       "text (your own training or chat data is best), or use a K-quant such as "
+                                       "'Q4_K_M' or 'Q3_K_M'", parent="types")
+        return self
 
 
 _POPULAR_QUANTS = ("Q4_K_M", "Q5_K_M", "Q8_0", "Q6_K", "Q4_0", "F16", "BF16", "Q3_K_M", "Q2_K")
@@ -150,9 +161,13 @@ class Ollama(_Strict):
     tag: str = Field("{quant}", description="Tag of each variant; `{quant}` is the lowercase quantization type, "
                                             "`{step}` the training step of a checkpoint-pattern adapter.")
     template: str = Field(
-        "inherit", description="'inherit' (default): translate the base model's own chat template and prove it; "
-                               "anything else is Ollama TEMPLATE text used as is.")
+        "inherit", description="'inherit' (default): translate the model's own chat template (the adapter's, "
+                               "else the base's) and prove it; anything else is Ollama TEMPLATE text used as is.")
     template_file: Path | None = Field(None, description="A file holding the Ollama TEMPLATE text.")
+    chat_template_file: Path | None = Field(
+        None, description="A Jinja chat template (as in Hugging Face's chat_template.jinja) to use instead of the "
+                          "model's: translated and proven like an inherited one (or proven against `template` "
+                          "when that is given too), and written into every shipped GGUF.")
     system: str | None = Field(None, description="SYSTEM prompt.")
     parameters: dict[str, Any] = Field(default_factory=dict, description="PARAMETER values (Ollama options).")
     messages: list[Message] = Field(default_factory=list, description="MESSAGE history baked into the model.")
@@ -210,6 +225,54 @@ class Ollama(_Strict):
         return self
 
 
+class PromptCheck(_Strict):
+    """A question each variant must answer right: greedily, through the prompt its TEMPLATE renders."""
+
+    messages: list[Message] = Field(default_factory=list, description="The conversation to answer (or `prompt`).")
+    prompt: str | None = Field(None, description="A single user message, instead of `messages`.")
+    expect: str | None = Field(None, description="Text the answer must contain.")
+    expect_regex: str | None = Field(None, description="Or a regular expression (Python's re) the answer must match.")
+    variants: list[str] = Field(default_factory=list, description="Quantization types to check (default: all).")
+    max_tokens: int = Field(48, gt=0, le=4096, description="How many tokens the answer may take.")
+
+    @model_validator(mode="after")
+    def _one_question_one_expectation(self) -> PromptCheck:
+        if bool(self.messages) == (self.prompt is not None):
+            raise ValueError("give messages or prompt (one of them)")
+        if (self.expect is None) == (self.expect_regex is None):
+            raise ValueError("give expect (a substring) or expect_regex (a pattern)")
+        if self.expect_regex is not None:
+            try:
+                re.compile(self.expect_regex)
+            except re.error as e:
+                raise ValueError(f"expect_regex {self.expect_regex!r} is not a regular expression: {e}") from None
+        return self
+
+    @property
+    def conversation(self) -> list[Message]:
+        return self.messages or [Message(role="user", content=self.prompt or "")]
+
+
+class Evaluate(_Strict):
+    """How good each variant is: perplexity and KL divergence against the full-precision model on
+    held-out text, prompt checks, and a gate."""
+
+    text: Path | None = Field(
+        None, description="Held-out text: the full-precision model's logits on it are computed once "
+                          "(llama-perplexity --kl-divergence-base), then each variant is compared with them.")
+    context: int = Field(512, ge=16, le=131072, description="Context size of each evaluated chunk (llama-perplexity "
+                                                            "-c); the text must hold at least two contexts' tokens.")
+    max_kld: float | None = Field(None, gt=0, description="A variant whose mean KL divergence is above this fails "
+                                                           "the build (for CI).")
+    prompts: list[PromptCheck] = Field(default_factory=list, description="Questions every variant must answer.")
+
+    @model_validator(mode="after")
+    def _gate_needs_text(self) -> Evaluate:
+        if self.max_kld is not None and self.text is None:
+            raise ValueError("max_kld needs evaluate.text, the held-out text the KL divergence is measured on")
+        return self
+
+
 class Toolchain(_Strict):
     """Which llama.cpp to use."""
 
@@ -229,6 +292,7 @@ class Spec(_Strict):
     convert: Convert = Field(default_factory=Convert)
     adapters: list[Adapter] = Field(default_factory=list)
     quantize: Quantize = Field(default_factory=Quantize)
+    evaluate: Evaluate = Field(default_factory=Evaluate)
     ollama: Ollama = Field(default_factory=Ollama)
     toolchain: Toolchain = Field(default_factory=Toolchain)
 
@@ -273,6 +337,20 @@ class Spec(_Strict):
                                      field="outtype", parent="adapters")
         return self
 
+    @model_validator(mode="after")
+    def _checked_variants_exist(self) -> Spec:
+        for i, check in enumerate(self.evaluate.prompts):
+            for j, name in enumerate(check.variants):
+                try:
+                    quant = canonical(name)
+                except KeyError:
+                    quant = name
+                if quant not in self.quantize.types:
+                    built = ", ".join(self.quantize.types) or "none: quantize.types is empty"
+                    raise ItemError(j, f"'{name}' is not built (quantize.types: {built})",
+                                    parent=("evaluate", "prompts", i, "variants"))
+        return self
+
     @field_validator("adapters")
     @classmethod
     def _unique(cls, adapters: list[Adapter]) -> list[Adapter]:
@@ -291,7 +369,8 @@ class Spec(_Strict):
 class ItemError(ValueError):
     """A validation error that belongs to one element of a list or table (so its line can be found)."""
 
-    def __init__(self, index: int | str, message: str, field: str | None = None, parent: str | None = None) -> None:
+    def __init__(self, index: int | str, message: str, field: str | None = None,
+                 parent: str | tuple[str | int, ...] | None = None) -> None:
         super().__init__(message)
         self.index = index
         self.field = field

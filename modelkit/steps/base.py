@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 from modelkit.core.action import Action, StepContext
 
@@ -21,9 +22,10 @@ class Step(Action):
         return [self.out]
 
     def run_tool(self, ctx: StepContext, cmd: Sequence[str | PathLike[str]], *,
-                 progress_re: re.Pattern[str] | None = None, env: dict[str, str] | None = None) -> None:
+                 progress_re: re.Pattern[str] | None = None, env: dict[str, str] | None = None,
+                 on_line: Callable[[str], None] | None = None) -> None:
         """Run the step's tool; failures are reported as this step's (``describe()``)."""
-        ctx.run_tool(cmd, what=self.describe(), progress_re=progress_re, env=env)
+        ctx.run_tool(cmd, what=self.describe(), progress_re=progress_re, env=env, on_line=on_line)
 
 
 def threads() -> int:
@@ -31,3 +33,84 @@ def threads() -> int:
     import os
 
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def offload(toolchain: Any) -> list[str]:
+    """llama.cpp's options to run every layer on the GPU when the toolchain is built for CUDA."""
+    return ["-ngl", "999"] if toolchain.backend == "cuda" else ["-ngl", "0"]
+
+
+@dataclass(kw_only=True, eq=False)
+class GGUFStep(Step):
+    """A step that makes a shipped (or full-precision) GGUF, which must carry the chat template the
+    Modelfile was proven against: ``chat_template`` is the template step's output when that is
+    another template than the one the step's input carries (the adapter's, or the spec's Jinja).
+
+    llama-server, LM Studio and Ollama ≥ 0.30 read the template from the GGUF; writing it costs one
+    streamed copy of the file, made only when the template or its special tokens really differ.
+    That copy is made by gguf-py's ``gguf_new_metadata.py`` from the toolchain's own tree, so the
+    step's key then covers the convert scripts too.
+    """
+
+    chat_template: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.chat_template is not None:
+            self.tool = "convert"  # type: ignore[misc] - the scripts' fingerprint covers llama.cpp's version too
+
+    def made_path(self, ctx: StepContext) -> Path:
+        """Where the tool writes: the output's temporary name, or beside it when the chat template
+        may still have to be written in (a temporary name too, removed if the build is killed)."""
+        final = ctx.tmp(self.out)
+        return final if self.chat_template is None else final.with_name(final.name + ".made")
+
+    def carry_chat_template(self, ctx: StepContext, made: Path) -> None:
+        """Put the tool's output ``made`` at ``ctx.tmp(out)``, with the chat template written in."""
+        final = ctx.tmp(self.out)
+        changes = self._template_changes(made) if self.chat_template is not None else None
+        if changes is None:
+            if made != final:
+                made.replace(final)
+            return
+        import os
+
+        from modelkit.steps.convert import TQDM_PERCENT, script_env
+
+        jinja = made.with_name(made.name + ".jinja")
+        jinja.write_text(_read_json(self.chat_template)["jinja"], encoding="utf-8")  # type: ignore[arg-type]
+        tc = ctx.toolchain
+        try:
+            self.run_tool(ctx, [tc.python, tc.source / "gguf-py" / "gguf" / "scripts" / "gguf_new_metadata.py",
+                                made, final, "--force", "--chat-template-file", jinja, *changes],
+                          progress_re=TQDM_PERCENT, env=script_env())
+        finally:
+            for leftover in (jinja, made):
+                if leftover != final and leftover.exists():
+                    os.unlink(leftover)
+
+    def _template_changes(self, made: Path) -> list[str] | None:
+        """The script's token options when ``made`` carries another template or other special
+        tokens than the template step's output; None when it already carries them."""
+        from modelkit.formats.gguf import read_header
+
+        wanted = _read_json(self.chat_template)  # type: ignore[arg-type]
+        meta = read_header(made).metadata
+        tokens = meta.get("tokenizer.ggml.tokens") or []
+
+        def token(key: str) -> str | None:
+            tid = meta.get(key)
+            return tokens[tid] if isinstance(tid, int) and 0 <= tid < len(tokens) else None
+
+        options = []
+        if wanted.get("eos_token") and token("tokenizer.ggml.eos_token_id") != wanted["eos_token"]:
+            options += ["--special-token", "eos", wanted["eos_token"]]
+        eot = wanted.get("eot_tokens") or []
+        if eot and token("tokenizer.ggml.eot_token_id") != eot[0]:
+            options += ["--special-token", "eot", eot[0]]
+        return options if options or meta.get("tokenizer.chat_template") != wanted["jinja"] else None
+
+
+def _read_json(path: Path) -> dict:  # type: ignore[type-arg]
+    import json
+
+    return json.loads(path.read_text(encoding="utf-8"))

@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from modelkit.core.action import StepContext
-from modelkit.steps.base import Step
+from modelkit.steps.base import GGUFStep
 
 # tqdm's "Writing:  45%|####" lines.
 TQDM_PERCENT = re.compile(r"(\d+)%\|")
 
 
 @dataclass(kw_only=True, eq=False)
-class Convert(Step, kind="convert", tool="convert"):
+class Convert(GGUFStep, kind="convert", tool="convert"):
     """The base model's Hugging Face folder, converted whole; tensors of ``outtype``."""
 
     folder: Path
@@ -37,8 +37,10 @@ class Convert(Step, kind="convert", tool="convert"):
     def run(self, ctx: StepContext) -> None:
         tc = ctx.toolchain
         tc.check_convert_deps()
-        self.run_tool(ctx, [tc.python, tc.convert_hf, self.folder, "--outtype", self.outtype,
-                            "--outfile", ctx.tmp(self.out)], progress_re=TQDM_PERCENT, env=script_env())
+        made = self.made_path(ctx)
+        self.run_tool(ctx, [tc.python, tc.convert_hf, self.folder, "--outtype", self.outtype, "--outfile", made],
+                      progress_re=TQDM_PERCENT, env=script_env())
+        self.carry_chat_template(ctx, made)
 
 
 def script_env() -> dict[str, str]:

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from modelkit.core.action import StepContext
-from modelkit.steps.base import Step, threads
+from modelkit.steps.base import GGUFStep, threads
 
 
 @dataclass(kw_only=True, eq=False)
-class MergeLora(Step, kind="merge-lora", tool="quantize"):
+class MergeLora(GGUFStep, kind="merge-lora", tool="quantize"):
     """Adapter ``name`` (its GGUF) merged into ``base`` at scale 1."""
 
     name: str
@@ -33,5 +33,6 @@ class MergeLora(Step, kind="merge-lora", tool="quantize"):
 
     def run(self, ctx: StepContext) -> None:
         tc = ctx.toolchain
-        self.run_tool(ctx, [tc.export_lora, "-m", self.base, "--lora", self.adapter, "-o", ctx.tmp(self.out),
-                            "-t", str(threads())])
+        made = self.made_path(ctx)
+        self.run_tool(ctx, [tc.export_lora, "-m", self.base, "--lora", self.adapter, "-o", made, "-t", str(threads())])
+        self.carry_chat_template(ctx, made)

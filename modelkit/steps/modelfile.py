@@ -26,6 +26,8 @@ class RenderModelfile(Step, kind="modelfile"):
     template_file: Path | None = None
     inherited: Path | None = None
     header: str = ""
+    notice: str | None = None
+    """Said when the Modelfile is written: why the GGUF may not carry its template (not part of the key)."""
 
     def params(self) -> dict[str, Any]:
         return {"from": self.from_, "adapters": self.adapters, "system": self.system,
@@ -78,3 +80,5 @@ class RenderModelfile(Step, kind="modelfile"):
 
     def run(self, ctx: StepContext) -> None:
         ctx.tmp(self.out).write_text(self.content(), encoding="utf-8")
+        if self.notice:
+            ctx.note(self.notice)

@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from modelkit.core.action import StepContext
-from modelkit.steps.base import Step, threads
+from modelkit.steps.base import GGUFStep, threads
 
 # llama-quantize prints "[  12/ 291]  blk.0.attn_q.weight ..." per tensor.
 TENSOR_COUNTER = re.compile(r"^\[\s*(\d+)/\s*(\d+)\]")
 
 
 @dataclass(kw_only=True, eq=False)
-class Quantize(Step, kind="quantize", tool="quantize"):
+class Quantize(GGUFStep, kind="quantize", tool="quantize"):
     """``src`` quantized to ``qtype``; ``requantize`` for a source that is already quantized."""
 
     src: Path
@@ -24,18 +24,24 @@ class Quantize(Step, kind="quantize", tool="quantize"):
     src_file: Path | None = None
     """Set when ``src`` is a user's file rather than another target's output (then it is an input)."""
     label: str = "base"
+    imatrix: Path | None = None
+    """The importance matrix of ``src`` (another target's output), which the quantizer then uses."""
 
     def params(self) -> dict[str, Any]:
-        return {"type": self.qtype, "allow_requantize": self.requantize}
+        with_imatrix = {"imatrix": True} if self.imatrix is not None else {}
+        return {"type": self.qtype, "allow_requantize": self.requantize, **with_imatrix}
 
     def inputs(self) -> dict[str, Path]:
         return {"base.gguf": self.src_file} if self.src_file else {}
 
     def describe(self) -> str:
-        return f"quantize {self.label} to {self.qtype}"
+        return f"quantize {self.label} to {self.qtype}" + (" with its importance matrix" if self.imatrix else "")
 
     def run(self, ctx: StepContext) -> None:
         tc = ctx.toolchain
         flags = ["--allow-requantize"] if self.requantize else []
-        self.run_tool(ctx, [tc.quantize, *flags, self.src, ctx.tmp(self.out), self.qtype, str(threads())],
-                      progress_re=TENSOR_COUNTER)
+        if self.imatrix is not None:
+            flags += ["--imatrix", str(self.imatrix)]
+        made = self.made_path(ctx)
+        self.run_tool(ctx, [tc.quantize, *flags, self.src, made, self.qtype, str(threads())], progress_re=TENSOR_COUNTER)
+        self.carry_chat_template(ctx, made)

@@ -1,9 +1,12 @@
-"""Inherit the model's chat template: translate it to Ollama's Go template and prove it.
+"""Choose a model's chat template, translate it to Ollama's Go template and prove it.
 
-The output is a small JSON file (the Go template, suggested stop strings, the proof summary)
-that the Modelfile step reads. Translation reads the chat template from the Hugging Face folder
-when there is one, so a template modelkit cannot translate stops the build *before* a long
-conversion; otherwise it reads the GGUF header.
+Which template (the first that exists): a Jinja file the spec names, the template the adapter was
+trained with (its folder's ``chat_template.jinja`` or ``tokenizer_config.json``), the base model's.
+It is proven with the special tokens of the tokenizer that goes with it (the adapter's, if it has
+one). The output is a small JSON file: the Go template, stop strings, the proof summary, and the
+Jinja with its special tokens, which the steps that make the shipped GGUFs write into them. The
+step reads only small files, and every long step waits for it, so a template that cannot be
+found, translated or proven stops the build before any conversion, download or merge.
 """
 
 from __future__ import annotations
@@ -24,40 +27,50 @@ TEMPLATE_FILES = ("tokenizer_config.json", "chat_template.jinja", "chat_template
 
 @dataclass(kw_only=True, eq=False)
 class InheritTemplate(Step, kind="inherit-template"):
-    """``out`` is the JSON the Modelfile step reads."""
+    """``texts``: where to look for the Jinja, in order; ``tokens``: whose tokenizer goes with it,
+    in order (both are Jinja files, Hugging Face folders or GGUFs); ``files``: what to hash (empty
+    for folders a fetch target provides)."""
 
-    source: Path
-    """A GGUF file or a Hugging Face folder."""
+    texts: list[Path]
+    tokens: list[Path]
     files: dict[str, Path]
-    """What to hash as inputs (empty when a fetch target provides them)."""
+    label: str = "the base model"
+    given: str | None = None
+    """A Go TEMPLATE the spec gives beside its Jinja: proven against it, instead of translating."""
+    given_file: Path | None = None
+    """Or the file holding it (then in ``files``, so that editing it proves again)."""
 
     def params(self) -> dict[str, Any]:
         from modelkit.chat_template import translator_digest
 
         # The translator is modelkit's own code: when it changes, the translation may too.
-        return {"translator": translator_digest()}
+        given = {"given": self.given} if self.given is not None else {}
+        return {"translator": translator_digest(), **given}
 
     def inputs(self) -> dict[str, Path]:
-        return {f"base/{name}": path for name, path in self.files.items()}
+        return dict(self.files)
 
     def describe(self) -> str:
-        return "inherit the base model's chat template"
+        return f"chat template of {self.label}"
 
     def run(self, ctx: StepContext) -> None:
-        from modelkit.chat_template import inherit_template, read_template
+        from modelkit.chat_template import check_given, choose_template, inherit_template
 
-        ctx.progress(None, f"reading the chat template from {self.source.name}")
-        source = read_template(self.source)
-        ctx.progress(None, "translating and proving the template")
-        inherited = inherit_template(source)
+        ctx.progress(None, "reading the chat template")
+        source = choose_template(self.texts, self.tokens)
+        ctx.progress(None, f"translating and proving the template of {source.origin}")
+        given = self.given_file.read_text(encoding="utf-8") if self.given_file is not None else self.given
+        inherited = inherit_template(source) if given is None else check_given(source, given)
         with open(ctx.log_path, "a", encoding="utf-8") as log:
             log.write(f"origin: {source.origin}\nproof: {inherited.summary}\n\n{inherited.go_template}\n")
         ctx.tmp(self.out).write_text(json.dumps({
             "origin": source.origin, "template": inherited.go_template,
             "stop": list(inherited.stop), "proof": inherited.summary,
+            "jinja": source.template, "eos_token": source.eos_token, "eot_tokens": list(source.eot_tokens),
         }, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def read_inherited(path: Path) -> dict[str, Any]:
-    """The template step's output: ``origin``, ``template``, ``stop``, ``proof``."""
+    """The template step's output: ``origin``, ``template``, ``stop``, ``proof``, ``jinja``, and the
+    ``eos_token`` and ``eot_tokens`` that go with it."""
     return json.loads(path.read_text(encoding="utf-8"))

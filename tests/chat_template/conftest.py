@@ -39,7 +39,8 @@ GoRender = Callable[[Sequence[dict[str, Any]]], list[dict[str, Any]]]
 def go_render(tmp_path_factory: pytest.TempPathFactory) -> GoRender:
     """Render cases with Go's real text/template, fed as Ollama feeds it (tests/chat_template/gorender).
 
-    Each case is ``{"template": str, "conversations": [[message...]...], "system": str?}``; the
+    Each case is ``{"template": str, "conversations": [[message...]...], "system": str?, "think":
+    None | bool | str?}`` (``think``: the request's think option, absent or None for not set); the
     result per case is ``{"error": str}`` (the template does not load) or ``{"results": [...]}``
     with ``{"output": str}`` or ``{"error": str}`` per conversation. The clock reads ``TODAY``.
     """

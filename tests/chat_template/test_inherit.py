@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,7 @@ def test_template_that_refuses_everything() -> None:
 
 
 def test_untranslatable_template_names_the_reason() -> None:
-    with pytest.raises(TemplateError, match=r"cannot translate.*Go counts bytes.*\[ollama\] template"):
+    with pytest.raises(TemplateError, match=r"cannot translate.*Go counts bytes.*\[ollama\] chat_template_file"):
         inherit_template(_src("{% for m in messages %}{{ m.content[:2] }}{% endfor %}"))
 
 
@@ -81,7 +82,7 @@ def test_proof_failure_shows_the_conversation_and_a_diff(monkeypatch: pytest.Mon
               '{{ if ne (index $.Messages (len (slice $.Messages 1))).Role "assistant" }}<|assistant|>\n{{ end }}')
         return Translation(go)
 
-    monkeypatch.setattr(inherit_mod, "translate", wrong)
+    monkeypatch.setattr(importlib.import_module("modelkit.chat_template.proof.prove"), "translate", wrong)
     monkeypatch.setattr(inherit_mod, "cross_check", lambda source: [])
     with pytest.raises(TemplateError) as err:
         inherit_template(_src(tiny_chat_template, add_bos=True))

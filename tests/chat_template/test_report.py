@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.templates import KEY_FAMILIES, NO_PLAIN_CHAT, PROVEN, format_report, survey
+from bench.templates import FOLLOWS_THINK, KEY_FAMILIES, NO_PLAIN_CHAT, PROVEN, format_report, survey
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
@@ -23,6 +23,13 @@ def test_llama_cpp_templates(llama_cpp_templates: Path) -> None:
     for family, prefixes in KEY_FAMILIES.items():
         members = [r for r in plain if any(p in r.name for p in prefixes)]
         assert all(r.status == PROVEN for r in members), (family, [(r.name, r.status, r.detail) for r in members])
+    # The thinking templates (Qwen3, SmolLM3, GLM, DeepSeek, Gemma 4, MiniCPM...) follow Ollama's
+    # think: proven with it unset, true and false.
+    thinking = [r for r in proven if r.switches]
+    assert {"Qwen-Qwen3-0.6B", "HuggingFaceTB-SmolLM3-3B", "GLM-4.6", "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B",
+            "openbmb-MiniCPM5-1B"} <= {r.name for r in thinking}
+    assert len(thinking) >= 23 and all(r.think == FOLLOWS_THINK for r in thinking), \
+        [(r.name, r.think, r.notes) for r in thinking if r.think != FOLLOWS_THINK]
 
 
 @pytest.mark.slow
@@ -32,6 +39,7 @@ def test_bench_script_prints_the_table(llama_cpp_templates: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "proven equivalent:" in proc.stdout
     assert "| Llama 3.x |" in proc.stdout and "| meta-llama-Llama-3.1-8B-Instruct | proven |" in proc.stdout
+    assert "Thinking switch:" in proc.stdout and "| Qwen-Qwen3-0.6B | proven | follows think" in proc.stdout
 
 
 def test_bench_script_needs_a_folder(tmp_path: Path) -> None:

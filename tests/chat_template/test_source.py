@@ -41,7 +41,7 @@ def test_gguf_without_template(make_gguf: Any, tmp_path: Path) -> None:
     with pytest.raises(TemplateError) as err:
         read_template(path)
     msg = str(err.value)
-    assert "m.gguf" in msg and "no chat template" in msg and "[ollama] template" in msg
+    assert "m.gguf" in msg and "no chat template" in msg and "[ollama] chat_template_file" in msg
     assert isinstance(err.value, UserError)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from modelkit.chat_template import gotemplate as gt
-from modelkit.chat_template.proof import BATTERY, expected_prompt, prove
+from modelkit.chat_template.proof import BATTERY, THINK_SETTINGS, expected_prompt, prove, think_switches_read
 from modelkit.chat_template.reference import RenderContext, TemplateRaised, render_chat
 from modelkit.chat_template.translator import Unsupported, translate
 
@@ -45,6 +45,8 @@ SNIPPETS: dict[str, str] = {
     # Hermes 2/3 (and many fine-tunes) use plain ChatML after BOS.
     "hermes chatml": "{{bos_token}}{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}",
     "go template syntax in text": "{{ '{{ .Prompt }}' }} }} {% for m in messages %}{{ m.content }}{% endfor %}",
+    # Qwen3's switch: Ollama's think, unset (undefined), true or false.
+    "thinking switch": "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}{% if add_generation_prompt %}<assistant>{% if enable_thinking is defined and enable_thinking is false %}<think></think>{% endif %}{% endif %}",
 }
 
 
@@ -68,14 +70,18 @@ def test_snippets_through_real_go(go_render: Any) -> None:
     ctx = RenderContext(bos_token="<s>", eos_token="</s>", now=lambda: __import__("datetime").datetime(2025, 3, 4, 12))
     for name, source in SNIPPETS.items():
         tr = translate(source, "<s>", "</s>", False)
-        cases.append({"template": tr.go_template, "conversations": [list(c.messages) for c in BATTERY]})
-        row = []
-        for conv in BATTERY:
-            try:
-                row.append(render_chat(source, conv.messages, ctx))
-            except TemplateRaised:
-                row.append(None)
-        expected.append((name, row))
+        switches = think_switches_read(source)
+        for think in THINK_SETTINGS if switches else (None,):
+            cases.append({"template": tr.go_template, "conversations": [list(c.messages) for c in BATTERY],
+                          "think": think})
+            jinja_ctx = ctx if think is None else RenderContext("<s>", "</s>", {s: think for s in switches}, ctx.now)
+            row = []
+            for conv in BATTERY:
+                try:
+                    row.append(render_chat(source, conv.messages, jinja_ctx))
+                except TemplateRaised:
+                    row.append(None)
+            expected.append((f"{name} think={think}", row))
     for (name, row), result in zip(expected, go_render(cases)):
         assert not result.get("error"), (name, result.get("error"))
         for conv, want, got in zip(BATTERY, row, result["results"]):

@@ -18,11 +18,12 @@ values in Python), and :mod:`.ollama` (Ollama's load checks, functions and data)
 
 from .exec import execute
 from .nodes import GoTemplate
-from .ollama import check_ollama_parse, identifiers, ollama_data
+from .ollama import THINK_LEVELS, Think, check_ollama_parse, identifiers, ollama_data, think_data
 from .parser import parse
 from .values import GoTemplateError
 
 __all__ = [
+    "THINK_LEVELS",
     "GoTemplate",
     "GoTemplateError",
     "check_ollama_parse",
@@ -30,4 +31,6 @@ __all__ = [
     "identifiers",
     "ollama_data",
     "parse",
+    "Think",
+    "think_data",
 ]

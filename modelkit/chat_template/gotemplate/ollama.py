@@ -2,7 +2,8 @@
 
 :func:`ollama_data` builds the data exactly as Ollama's ``template.Execute`` does for a template
 that uses ``.Messages``: consecutive messages of the same role merged with a blank line (tool
-messages excepted), ``.System`` the system messages joined, ``.Messages`` still holding them.
+messages excepted), ``.System`` the system messages joined, ``.Messages`` still holding them, and
+the request's ``think`` option as ``.Think``, ``.ThinkLevel`` and ``.IsThinkSet`` (:func:`think_data`).
 :func:`check_ollama_parse` applies the checks Ollama makes when it loads a template, and
 :func:`ollama_funcs` is its ``json``, ``currentDate`` and ``yesterdayDate``.
 """
@@ -10,7 +11,7 @@ messages excepted), ``.System`` the system messages joined, ``.Messages`` still 
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, Union
 
 from .fmt import json_marshal
 from .nodes import ActionNode, GoTemplate, IfNode, Node, Operand, Pipe, RangeNode, TemplateNode
@@ -93,11 +94,35 @@ def collate(messages: Sequence[Mapping[str, Any]]) -> tuple[str, list[dict[str, 
     return "\n\n".join(system), out
 
 
-def ollama_data(messages: Sequence[Mapping[str, Any]], system: str | None = None) -> dict[str, Any]:
+#: The think levels Ollama accepts besides true and false (``api.ThinkValue``).
+THINK_LEVELS = ("high", "medium", "low", "max")
+
+#: A request's ``think``: not set (None), true or false, or a level.
+Think = Union[None, bool, str]
+
+
+def think_data(think: Think) -> dict[str, Any]:
+    """``.Think``, ``.ThinkLevel`` and ``.IsThinkSet`` for a request's ``think``.
+
+    As ``server/prompt.go`` ``renderPrompt`` fills ``template.Values`` with ``api.ThinkValue``'s
+    ``Bool`` (any level is true) and ``String`` (true is ``"medium"``, false ``""``); ``IsThinkSet``
+    says whether the request set it at all. (For a model Ollama sees as thinking-capable the chat
+    route sets an unset ``think`` to true first; a TEMPLATE that never mentions ``.Thinking`` does
+    not make a model so, and Ollama then refuses ``think: true`` for it.)
+    """
+    if think is None:
+        return {"Think": False, "ThinkLevel": b"", "IsThinkSet": False}
+    if isinstance(think, bool):
+        return {"Think": think, "ThinkLevel": b"medium" if think else b"", "IsThinkSet": True}
+    return {"Think": think in THINK_LEVELS, "ThinkLevel": str(think).encode(), "IsThinkSet": True}
+
+
+def ollama_data(messages: Sequence[Mapping[str, Any]], system: str | None = None,
+                think: Think = None) -> dict[str, Any]:
     """The data Ollama's chat path passes to a TEMPLATE that uses ``.Messages``.
 
     ``system`` is the Modelfile's SYSTEM, which Ollama puts first when the request has no system
-    message of its own.
+    message of its own; ``think`` the request's think option (None: not set).
     """
     msgs = [dict(m) for m in messages]
     if system and (not msgs or msgs[0].get("role") != "system"):
@@ -117,7 +142,5 @@ def ollama_data(messages: Sequence[Mapping[str, Any]], system: str | None = None
         "Messages": converted,
         "Tools": None,
         "Response": b"",
-        "Think": False,
-        "ThinkLevel": b"",
-        "IsThinkSet": False,
+        **think_data(think),
     }

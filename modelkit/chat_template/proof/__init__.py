@@ -2,13 +2,15 @@
 
 :mod:`.conversations` is the battery of test conversations; :mod:`.prove` renders each with
 the Jinja (:mod:`..reference`) and with the Go template (:mod:`..gotemplate`) and compares
-them byte for byte; :mod:`.families` holds hand-written templates of well-known formats, a
-second, independent route proven the same way.
+them byte for byte, with each setting of Ollama's ``think`` where the template reads a thinking
+switch (:func:`translate_and_prove` is the route the build takes); :mod:`.families` holds
+hand-written templates of well-known formats, a second, independent route proven the same way.
 """
 
 from .conversations import BATTERY, TOOL_RESULTS, Conversation
 from .families import FAMILIES, Family, FamilyCheck, cross_check, recognise
-from .prove import DIFFERS, GO_ERROR, OUTSIDE, SAME, Outcome, Proof, expected_prompt, prove
+from .prove import (DIFFERS, GO_ERROR, OUTSIDE, SAME, THINK_SETTINGS, Outcome, Proof, expected_prompt, prove,
+                    think_label, think_switches_read, translate_and_prove)
 
 __all__ = [
     "BATTERY",
@@ -17,6 +19,7 @@ __all__ = [
     "GO_ERROR",
     "OUTSIDE",
     "SAME",
+    "THINK_SETTINGS",
     "TOOL_RESULTS",
     "Conversation",
     "Family",
@@ -27,4 +30,7 @@ __all__ = [
     "expected_prompt",
     "prove",
     "recognise",
+    "think_label",
+    "think_switches_read",
+    "translate_and_prove",
 ]

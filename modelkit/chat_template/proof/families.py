@@ -7,6 +7,10 @@ general translation and the family template are proven, two independent routes a
 one is, the report says which. A family template is also the fallback when the general
 translator cannot express a template (it still has to pass the same proof).
 
+A family template does not read Ollama's ``think``: for a Jinja with a thinking switch it is
+proven with all think settings where the switch changes nothing it writes, else with think unset
+only, which its proof says.
+
 Families cover the plain chat format (no tools): ChatML and Qwen 2.5's ChatML with its default
 system prompt, Llama 3 and Llama 3.1/3.3 (with their system header), Gemma, Phi-3 and Zephyr.
 """
@@ -154,5 +158,11 @@ def cross_check(source: ChatTemplateSource, today: Optional[object] = None) -> l
     for fam in recognise(source.template):
         go = fam.build(source)
         proof = prove(go, source.template, source.bos_token, source.eos_token, source.add_bos_token)
+        if not proof.proven and proof.follows_think:
+            # A family template never reads .Think: where the Jinja's switch changes the prompt, it
+            # can at most be proven with think unset, and says so.
+            unset = prove(go, source.template, source.bos_token, source.eos_token, source.add_bos_token,
+                          think=(None,), think_note="the family template does not follow Ollama's think option")
+            proof = unset if unset.proven else proof
         out.append(FamilyCheck(fam.name, go, proof))
     return out

@@ -7,25 +7,42 @@ must be equal byte for byte, with one accepted difference: when the tokenizer ad
 would otherwise see two). A conversation the Jinja refuses (``raise_exception``, say "roles must
 alternate") is outside the model's contract: it is reported, not counted against the proof.
 
+A template that reads a thinking switch (``enable_thinking``, :data:`~..translator.THINK_SWITCHES`)
+is proven with each setting of Ollama's ``think`` (:data:`THINK_SETTINGS`): not set, where the
+Jinja gets no switch at all, then true and false, where it gets ``enable_thinking=True``/``False``
+and the Go template the data Ollama builds for ``--think``/``--think=false``. Every conversation
+is rendered with each. :func:`translate_and_prove` is the whole route the build and the bench
+take: translate, prove, and where the translation cannot follow the switch, the translation
+that leaves it to the template's default, proven with think unset and saying so.
+
 At build time the Go side runs in modelkit's own evaluator, so users need no Go; the tests
 check that evaluator against Go's real ``text/template`` on every template and conversation.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import functools
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Callable, Optional, Sequence
 
-from ..gotemplate import GoTemplateError, check_ollama_parse, execute, ollama_data
-from ..reference import RenderContext, TemplateRaised, compile_template, render_chat
+import jinja2
+import jinja2.meta
+
+from ..gotemplate import GoTemplateError, Think, check_ollama_parse, execute, ollama_data
+from ..reference import RenderContext, TemplateRaised, compile_template, make_environment, render_chat
+from ..translator import THINK_SWITCHES, Translation, Unsupported, translate
 from .conversations import BATTERY, Conversation
 
 SAME, OUTSIDE, DIFFERS, GO_ERROR = "same", "outside", "differs", "go-error"
 
-#: Renders a Go template for a conversation: (template text, messages, today) -> prompt.
-GoRenderer = Callable[[str, Sequence[dict], date], str]
+#: The settings of Ollama's ``think`` a template with a thinking switch is proven with.
+THINK_SETTINGS: tuple[Think, ...] = (None, True, False)
+
+#: Renders a Go template for a conversation: (template text, messages, today, think) -> prompt.
+GoRenderer = Callable[[str, Sequence[dict], date, Think], str]
 
 
 @dataclass(frozen=True)
@@ -37,6 +54,15 @@ class Outcome:
     expected: Optional[str] = None
     actual: Optional[str] = None
     detail: str = ""
+    #: The think setting it was rendered with, and how :func:`think_label` says it ("" for a
+    #: template without a thinking switch, rendered once).
+    think: Think = None
+    setting: str = ""
+
+    @property
+    def label(self) -> str:
+        """The conversation's name, and the think setting where there are several."""
+        return f"'{self.conversation.name}'" + (f" with {self.setting}" if self.setting else "")
 
     def diff(self) -> str:
         """A unified diff of the two prompts (reference first)."""
@@ -48,10 +74,21 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Proof:
-    """The outcomes of a whole battery."""
+    """The outcomes of a whole battery, under each think setting in ``think``.
+
+    ``think_note``, when set, says why the TEMPLATE does not follow Ollama's think option though
+    the template reads a thinking switch: it was proven with think unset only.
+    """
 
     outcomes: tuple[Outcome, ...] = field(default_factory=tuple)
     error: str = ""
+    think: tuple[Think, ...] = (None,)
+    think_note: str = ""
+
+    @property
+    def follows_think(self) -> bool:
+        """Whether it was proven with think set as well as unset."""
+        return len(self.think) > 1
 
     @property
     def proven(self) -> bool:
@@ -67,26 +104,53 @@ class Proof:
         return [o for o in self.outcomes if o.status == OUTSIDE]
 
     def summary(self) -> str:
+        """One line: proven on how many conversations (and think settings), or the first failure."""
         if self.error:
             return f"not proven: {self.error}"
-        same = sum(o.status == SAME for o in self.outcomes)
+        same = len({o.conversation.name for o in self.outcomes if o.status == SAME})
         out = self.outside
         extra = ""
         if out:
             reasons = sorted({o.detail for o in out})
-            extra = f" ({len(out)} outside the template's contract: {'; '.join(reasons)})"
+            n_out = len({o.conversation.name for o in out})
+            extra = f" ({n_out} outside the template's contract: {'; '.join(reasons)})"
+        settings = ""
+        if self.follows_think:
+            settings = f" with think {', '.join(think_label(t, bare=True) for t in self.think)}"
+        note = f"; with think unset only: {self.think_note}" if self.think_note else ""
         if self.proven:
-            return f"proven on {same} conversations{extra}"
+            return f"proven on {same} conversations{settings}{extra}{note}"
         if not same and not self.failures:
             return f"not proven: the template refuses every conversation{extra}"
         fail = self.failures[0]
-        return (f"not proven: {len(self.failures)} of {len(self.outcomes)} conversations differ, "
-                f"first '{fail.conversation.name}'{': ' + fail.detail if fail.detail else ''}")
+        what = "renderings" if self.follows_think else "conversations"
+        return (f"not proven: {len(self.failures)} of {len(self.outcomes)} {what} differ, "
+                f"first {fail.label}{': ' + fail.detail if fail.detail else ''}")
 
 
-def python_renderer(template: str, messages: Sequence[dict], today: date) -> str:
+def think_label(think: Think, bare: bool = False) -> str:
+    """How a think setting is said: ``think unset``, ``think=true``... (``bare``: ``unset``, ``true``...)."""
+    word = "unset" if think is None else str(think).lower()
+    return word if bare else ("think unset" if think is None else f"think={word}")
+
+
+@functools.lru_cache(maxsize=32)
+def think_switches_read(jinja_source: str) -> tuple[str, ...]:
+    """The thinking switches the template reads without setting them first (() if it does not parse)."""
+    try:
+        names = jinja2.meta.find_undeclared_variables(make_environment().parse(jinja_source))
+    except jinja2.TemplateError:  # it does not parse or compile: the proof says so elsewhere
+        return ()
+    return tuple(s for s in THINK_SWITCHES if s in names)
+
+
+#: The Go template parsed once for all the renderings of a proof (a parsed tree is only read).
+_parsed = functools.lru_cache(maxsize=8)(check_ollama_parse)
+
+
+def python_renderer(template: str, messages: Sequence[dict], today: date, think: Think = None) -> str:
     """The default Go renderer: modelkit's evaluator of Go templates, on Ollama's data."""
-    return execute(check_ollama_parse(template), ollama_data(messages), today)
+    return execute(_parsed(template), ollama_data(messages, think=think), today)
 
 
 def expected_prompt(rendered: str, bos_token: Optional[str], add_bos_token: bool) -> str:
@@ -98,36 +162,84 @@ def expected_prompt(rendered: str, bos_token: Optional[str], add_bos_token: bool
 
 def prove(go_template: str, jinja_source: str, bos_token: Optional[str], eos_token: Optional[str],
           add_bos_token: bool, battery: Sequence[Conversation] = BATTERY,
-          renderer: GoRenderer = python_renderer, today: Optional[date] = None) -> Proof:
-    """Render each conversation with the Jinja and with the Go template, and compare."""
+          renderer: GoRenderer = python_renderer, today: Optional[date] = None,
+          think: Optional[Sequence[Think]] = None, think_note: str = "") -> Proof:
+    """Render each conversation with the Jinja and with the Go template, and compare.
+
+    ``think``: the settings of Ollama's think to render each conversation with; by default all of
+    :data:`THINK_SETTINGS` when the Jinja reads a thinking switch, else think unset only.
+    ``think_note`` is said in the summary (why the TEMPLATE does not follow think).
+    """
     day = today or date.today()
     ctx = RenderContext(bos_token=bos_token, eos_token=eos_token, now=lambda: datetime.combine(day, time(12, 0)))
+    switches = think_switches_read(jinja_source)
+    settings = tuple(think) if think is not None else THINK_SETTINGS if switches else (None,)
     try:
         compiled = compile_template(jinja_source, ctx.now)
     except Exception as exc:  # noqa: BLE001 - any parse failure is the template's
-        return Proof((), f"the Jinja does not parse: {exc}")
+        return Proof((), f"the Jinja does not parse: {exc}", settings, think_note)
     try:
         check_ollama_parse(go_template)
     except GoTemplateError as exc:
-        return Proof((), f"the Go template is not valid for Ollama: {exc}")
+        return Proof((), f"the Go template is not valid for Ollama: {exc}", settings, think_note)
     outcomes: list[Outcome] = []
-    for conv in battery:
-        try:
-            reference = render_chat(compiled, conv.messages, ctx)
-        except TemplateRaised as exc:
-            outcomes.append(Outcome(conv, OUTSIDE, detail=_short(str(exc))))
-            continue
-        expected = expected_prompt(reference, bos_token, add_bos_token)
-        try:
-            actual = renderer(go_template, list(conv.messages), day)
-        except GoTemplateError as exc:
-            outcomes.append(Outcome(conv, GO_ERROR, expected, None, f"the Go template fails: {exc}"))
-            continue
-        if actual == expected:
-            outcomes.append(Outcome(conv, SAME, expected, actual))
-        else:
-            outcomes.append(Outcome(conv, DIFFERS, expected, actual, _first_difference(expected, actual)))
-    return Proof(tuple(outcomes))
+    for setting in settings:
+        jinja_ctx = ctx if setting is None else dataclasses.replace(ctx, extra={s: bool(setting) for s in switches})
+        label = think_label(setting) if len(settings) > 1 else ""
+        for conv in battery:
+            outcome = _render_both(go_template, compiled, conv, jinja_ctx, (bos_token, add_bos_token),
+                                   lambda m: renderer(go_template, m, day, setting))
+            outcomes.append(dataclasses.replace(outcome, think=setting, setting=label))
+    return Proof(tuple(outcomes), "", settings, think_note)
+
+
+def _render_both(go_template: str, compiled: jinja2.Template, conv: Conversation, ctx: RenderContext,
+                 bos: tuple[Optional[str], bool], go: Callable[[list[dict]], str]) -> Outcome:
+    """One conversation rendered by the Jinja (in ``ctx``) and by the Go template (``go``), compared."""
+    try:
+        reference = render_chat(compiled, conv.messages, ctx)
+    except TemplateRaised as exc:
+        return Outcome(conv, OUTSIDE, detail=_short(str(exc)))
+    expected = expected_prompt(reference, bos[0], bos[1])
+    try:
+        actual = go(list(conv.messages))
+    except GoTemplateError as exc:
+        return Outcome(conv, GO_ERROR, expected, None, f"the Go template fails: {exc}")
+    if actual == expected:
+        return Outcome(conv, SAME, expected, actual)
+    return Outcome(conv, DIFFERS, expected, actual, _first_difference(expected, actual))
+
+
+def translate_and_prove(source: str, bos_token: Optional[str], eos_token: Optional[str], add_bos_token: bool,
+                        today: Optional[date] = None) -> tuple[Translation, Proof]:
+    """Translate, following Ollama's think where the template reads a thinking switch, and prove.
+
+    Where the switch cannot be followed (the translation refuses it, or is not proven with think
+    set), the translation that leaves it at the template's default is proven with think unset,
+    and its proof says, in :attr:`Proof.think_note`, that the TEMPLATE does not follow think.
+    Raises :class:`~..translator.Unsupported` when the template cannot be translated at all.
+    """
+    first: Optional[tuple[Translation, Proof]] = None
+    try:
+        tr = translate(source, bos_token, eos_token, add_bos_token)
+        proof = prove(tr.go_template, source, bos_token, eos_token, add_bos_token, today=today)
+        if proof.proven or not proof.follows_think:
+            return tr, proof
+        first, why = (tr, proof), proof.summary().removeprefix("not proven: ")
+    except Unsupported as exc:
+        if not think_switches_read(source):
+            raise
+        why = str(exc)
+    try:
+        plain = translate(source, bos_token, eos_token, add_bos_token, follow_think=False)
+    except Unsupported:
+        if first is None or any(o.think is None for o in first[1].failures):
+            raise  # not even think unset renders right: what cannot be translated is the answer
+        return first
+    note = f"the TEMPLATE does not follow Ollama's think option ({why})"
+    fallback = prove(plain.go_template, source, bos_token, eos_token, add_bos_token, today=today,
+                     think=(None,), think_note=note)
+    return (plain, fallback) if fallback.proven or first is None else first
 
 
 def _short(text: str, limit: int = 90) -> str:

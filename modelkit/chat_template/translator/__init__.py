@@ -2,15 +2,16 @@
 
 How: *partial evaluation*. The Jinja syntax tree (parsed by the same sandbox ``transformers``
 uses) is walked once, at build time. What is known then is computed: the special tokens,
-``tools``/``documents`` being absent, options such as ``enable_thinking`` left unset, and every
+``tools``/``documents`` being absent, options such as ``reasoning_effort`` left unset, and every
 expression built from those (``namespace`` flags, string literals, macros). What depends on the
-conversation becomes Go: ``messages`` is ``$.Messages``; a ``for message in messages`` loop a
-``range``; ``loop.last``, ``messages[0]``, ``messages[1:]``, role tests, string concatenation,
-``trim``, ``startswith`` and arithmetic on indexes become Go expressions
-(see :mod:`.goexpr`); an ``if`` on the conversation becomes a Go ``if`` (a variable set in its
-branches becomes a Go variable); ``raise_exception`` becomes a Go error; ``add_generation_prompt``
-becomes "the last message is not the assistant's". A conversation ending with the assistant is a
-continuation: the Go template stops right after that message's text.
+conversation (or on Ollama's ``think`` option, below) becomes Go: ``messages`` is
+``$.Messages``; a ``for message in messages`` loop a ``range``; ``loop.last``, ``messages[0]``,
+``messages[1:]``, role tests, string concatenation, ``trim``, ``startswith`` and arithmetic on
+indexes become Go expressions (see :mod:`.goexpr`); an ``if`` on the conversation becomes a Go
+``if`` (a variable set in its branches becomes a Go variable); ``raise_exception`` becomes a Go
+error; ``add_generation_prompt`` becomes "the last message is not the assistant's". A
+conversation ending with the assistant is a continuation: the Go template stops right after that
+message's text.
 
 What it cannot express, it refuses (:class:`~.values.Unsupported`) rather than approximate; the
 proof (:mod:`..proof`) then has the last word on what it did express. Two softer cases are
@@ -19,6 +20,13 @@ handling) becomes a Go error for that case (:attr:`Translation.untranslated`; th
 whether a test conversation reaches one), and a test it can only settle by assuming something
 about message text (it never contains ``</think>`` or ``/no_think``, it is never whitespace
 only) is settled so and listed in :attr:`Translation.assumptions`.
+
+Ollama's ``think`` option is the one option mapped at runtime: a thinking switch the template
+reads (:data:`THINK_SWITCHES`, ``enable_thinking``) is undefined when the request leaves think
+unset (``.IsThinkSet`` false) and ``.Think`` when it sets it, so ``ollama run --think=false``
+reaches the template as ``enable_thinking=False`` would reach the Jinja
+(:attr:`Translation.think_switches` names the switches read; ``follow_think=False`` translates
+as if the switch were never set, which is what a template without one gets anyway).
 
 Tool definitions, tool calls and the reasoning of past turns are not rendered: a Go template
 cannot reproduce Jinja's ``tojson`` byte for byte, and Ollama passes reasoning separately.
@@ -32,6 +40,7 @@ and the Go it emits: :mod:`.goast` (the tree and its printer), :mod:`.goexpr` (a
 trimming and dates built from Go's builtins).
 """
 
+from .context import THINK_SWITCHES
 from .goast import Call, If, Node, Out, Range, Text, print_template
 from .goexpr import strip_defines
 from .translation import Translation, translate
@@ -43,6 +52,7 @@ __all__ = [
     "Node",
     "Out",
     "Range",
+    "THINK_SWITCHES",
     "Text",
     "Translation",
     "Unsupported",

@@ -36,6 +36,13 @@ if TYPE_CHECKING:
 ADD_GEN_VAR = "$addGenerationPrompt"
 MESSAGES = "$.Messages"
 
+#: The Jinja variables that switch thinking on or off, and Ollama's ``think`` option in the data
+#: of ``template.Execute`` (template/template.go ``Values``): ``.IsThinkSet`` says whether the
+#: request set it at all, ``.Think`` whether it asks for thinking.
+THINK_SWITCHES = ("enable_thinking",)
+THINK_SET = "$.IsThinkSet"
+THINK = "$.Think"
+
 #: Message keys a plain chat message has; every other key is absent (tool calls, reasoning...).
 MESSAGE_FIELDS = {"role": "Role", "content": "Content"}
 
@@ -104,6 +111,8 @@ class Context:
     loops: list[LoopCtx]
     dyn_depth: int
     macro_depth: int
+    follow_think: bool
+    reads_think: dict[str, None]
 
     def fresh(self, hint: str) -> str:
         base = "$" + (re.sub(r"[^A-Za-z0-9_]", "_", hint.lstrip("$")) or "v")
@@ -213,6 +222,15 @@ class Context:
 
     def undefined(self, name: str) -> Static:
         return Static(self.env.undefined(name=name))
+
+    def think_switch(self, name: str) -> V:
+        """A thinking switch as Ollama's ``think`` sets it: undefined when the request leaves it
+        unset, else the request's ``true`` or ``false``."""
+        self.reads_think[name] = None
+        if not self.follow_think:
+            return self.undefined(name)
+        chosen = Choice(((THINK, Static(True)), (None, Static(False))))
+        return Choice(((THINK_SET, chosen), (None, self.undefined(name))))
 
     def go_value(self, v: V) -> Optional[str]:
         """A Go expression with this value (``None`` when there is none)."""

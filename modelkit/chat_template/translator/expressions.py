@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 import jinja2.nodes as jn
 
 from . import goexpr as gx
-from .context import ADD_GEN_VAR, IGNORED_MESSAGE_KEYS, MESSAGE_FIELDS, MESSAGES, Context, Scope
+from .context import ADD_GEN_VAR, IGNORED_MESSAGE_KEYS, MESSAGE_FIELDS, MESSAGES, THINK_SWITCHES, Context, Scope
 from .goast import go_string
 from .values import (Atom, Builtin, Char, Choice, DBool, DFiltered, DInt, DList, DLoop, DMsg, DStr, Folded, NSRef,
                      Parity, Piece, Poison, Raising, Rec, Static, StaticLoop, StaticRaise, Tup, Unsupported, V,
@@ -61,6 +61,8 @@ class Expressions(Context):
             self.ignore("tool definitions" if name == "tools" else "documents (RAG)")
         if name in self.statics:
             return Static(self.statics[name])
+        if name in THINK_SWITCHES:
+            return self.think_switch(name)
         if name in ("raise_exception", "strftime_now", "namespace", "dict", "range", "cycler", "joiner", "lipsum"):
             return Builtin(name)
         return self.undefined(name)

@@ -30,7 +30,7 @@ class Translator(Branches, Loops, Expressions, Calls):
     """One translation: walks the Jinja statements and builds the Go tree (see the module docstring)."""
 
     def __init__(self, source: str, bos_token: Optional[str], eos_token: Optional[str],
-                 extra: Optional[dict[str, Any]] = None) -> None:
+                 extra: Optional[dict[str, Any]] = None, follow_think: bool = True) -> None:
         self.env: ImmutableSandboxedEnvironment = make_environment()
         try:
             self.ast = self.env.parse(source)
@@ -64,6 +64,8 @@ class Translator(Branches, Loops, Expressions, Calls):
         self.loops: list[LoopCtx] = []
         self.dyn_depth = 0
         self.macro_depth = 0
+        self.follow_think = follow_think
+        self.reads_think: dict[str, None] = {}
 
     def stmts(self, nodes: Sequence[jn.Node], scope: Scope) -> bool:
         """Translate statements into ``self.out``; False when they never complete (raise/break)."""

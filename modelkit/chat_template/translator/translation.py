@@ -33,18 +33,22 @@ class Translation:
     ignored: tuple[str, ...] = ()
     bos_removed: bool = False
     untranslated: tuple[str, ...] = ()
+    #: The thinking switches the translation read (``enable_thinking``): with ``follow_think``,
+    #: each is Ollama's think in the Go template; without, undefined as if never set.
+    think_switches: tuple[str, ...] = ()
 
 
 def translate(source: str, bos_token: Optional[str] = None, eos_token: Optional[str] = None,
-              add_bos_token: bool = False) -> Translation:
+              add_bos_token: bool = False, follow_think: bool = True) -> Translation:
     """Translate a Jinja chat template into Ollama's Go template language.
 
     ``add_bos_token``: the tokenizer adds BOS itself (llama.cpp does it for such models), so a
-    BOS the template writes first is left out. Raises :class:`~.values.Unsupported` when the
+    BOS the template writes first is left out. ``follow_think``: a thinking switch the template
+    reads follows Ollama's think (``.IsThinkSet``, ``.Think``); False leaves it undefined. Raises :class:`~.values.Unsupported` when the
     template uses something that cannot be expressed; a template that always raises gives a
     Go template that raises too.
     """
-    tr = Translator(source, bos_token, eos_token)
+    tr = Translator(source, bos_token, eos_token, follow_think=follow_think)
     nodes = place_cuts(last_cuts_only(_run(tr))[0])
     bos_removed = False
     if add_bos_token and bos_token:
@@ -55,7 +59,8 @@ def translate(source: str, bos_token: Optional[str] = None, eos_token: Optional[
     if "messages" not in identifiers(parse_go(text)):
         # Ollama renders in one pass over .Messages only when it can see them mentioned.
         text = print_template([If("false", [Out(MESSAGES)])] + nodes, defines)
-    return Translation(text, tuple(tr.assumptions), tuple(tr.ignored), bos_removed, tuple(tr.untranslated))
+    return Translation(text, tuple(tr.assumptions), tuple(tr.ignored), bos_removed, tuple(tr.untranslated),
+                       tuple(tr.reads_think))
 
 
 def _run(tr: Translator) -> list[Node]:

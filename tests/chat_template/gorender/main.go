@@ -4,7 +4,11 @@
 // with modelkit's Python evaluator.
 //
 // Input (stdin, JSON):  {"today": "2006-01-02", "cases": [{"template": "...", "system": "...",
+//                        "think": null | true | false | "high",
 //                        "conversations": [[{"role": "user", "content": "..."}]]}]}
+//
+// "think" is the request's think option (absent or null: not set), turned into the template's
+// .Think, .ThinkLevel and .IsThinkSet as server/prompt.go renderPrompt does with api.ThinkValue.
 // Output (stdout, JSON): {"cases": [{"error": "...", "results": [{"output": "..."} | {"error": "..."}]}]}
 package main
 
@@ -43,6 +47,7 @@ type input struct {
 	Cases []struct {
 		Template      string      `json:"template"`
 		System        string      `json:"system"`
+		Think         any         `json:"think"`
 		Conversations [][]message `json:"conversations"`
 	} `json:"cases"`
 }
@@ -55,6 +60,41 @@ type result struct {
 type caseResult struct {
 	Error   string   `json:"error,omitempty"`
 	Results []result `json:"results"`
+}
+
+// thinkValue mirrors api.ThinkValue: a bool, a level string, or nil (not set).
+type thinkValue struct {
+	Value any
+}
+
+// Bool is api.ThinkValue.Bool: true if thinking is enabled in any way.
+func (t *thinkValue) Bool() bool {
+	if t == nil || t.Value == nil {
+		return false
+	}
+	switch v := t.Value.(type) {
+	case bool:
+		return v
+	case string:
+		return v == "high" || v == "medium" || v == "low" || v == "max"
+	}
+	return false
+}
+
+// String is api.ThinkValue.String: the level, "medium" for true, "" for false.
+func (t *thinkValue) String() string {
+	if t == nil || t.Value == nil {
+		return ""
+	}
+	switch v := t.Value.(type) {
+	case string:
+		return v
+	case bool:
+		if v {
+			return "medium"
+		}
+	}
+	return ""
 }
 
 func funcs(today time.Time) template.FuncMap {
@@ -176,7 +216,7 @@ func collate(msgs []message) (string, []*message) {
 	return strings.Join(system, "\n\n"), collated
 }
 
-func render(t *template.Template, msgs []message, system string) (string, error) {
+func render(t *template.Template, msgs []message, system string, think *thinkValue) (string, error) {
 	if system != "" && (len(msgs) == 0 || msgs[0].Role != "system") {
 		msgs = append([]message{{Role: "system", Content: system}}, msgs...)
 	}
@@ -186,15 +226,21 @@ func render(t *template.Template, msgs []message, system string) (string, error)
 		converted[i] = &templateMessage{Role: m.Role, Content: m.Content, Thinking: m.Thinking,
 			ToolName: m.ToolName, ToolCallID: m.ToolCallID}
 	}
+	// server/prompt.go renderPrompt: Think, ThinkLevel and IsThinkSet from the request's think.
+	thinkVal, thinkLevel := false, ""
+	if think != nil {
+		thinkVal = think.Bool()
+		thinkLevel = think.String()
+	}
 	var b bytes.Buffer
 	err := t.Execute(&b, map[string]any{
 		"System":     joined,
 		"Messages":   converted,
 		"Tools":      nil,
 		"Response":   "",
-		"Think":      false,
-		"ThinkLevel": "",
-		"IsThinkSet": false,
+		"Think":      thinkVal,
+		"ThinkLevel": thinkLevel,
+		"IsThinkSet": think != nil,
 	})
 	return b.String(), err
 }
@@ -230,8 +276,12 @@ func main() {
 			out.Cases = append(out.Cases, cr)
 			continue
 		}
+		var think *thinkValue
+		if c.Think != nil {
+			think = &thinkValue{Value: c.Think}
+		}
 		for _, conv := range c.Conversations {
-			s, err := render(t, conv, c.System)
+			s, err := render(t, conv, c.System, think)
 			if err != nil {
 				cr.Results = append(cr.Results, result{Error: err.Error()})
 			} else {

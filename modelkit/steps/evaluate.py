@@ -1,0 +1,126 @@
+"""Measure what quantization lost: perplexity and KL divergence against the full-precision model.
+
+``llama-perplexity --kl-divergence-base`` runs the full-precision model once over held-out text and
+saves its logits (large: tokens × vocabulary; kept under ``.modelkit/eval/``, removed by
+``modelkit gc`` once no target uses them); then ``--kl-divergence`` runs each variant over the same
+tokens, with the same context and batch size, and compares. Each variant's numbers (file size,
+bits per weight, perplexity, mean KL divergence, how often its top token is the full-precision
+model's) are a small JSON file that ``modelkit report`` and ``build/report.png`` read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelkit.core.action import StepContext
+from modelkit.errors import StepError
+from modelkit.steps.base import Step, offload, threads
+from modelkit.steps.imatrix import too_short
+
+FINAL_PPL = re.compile(r"Final estimate: PPL = ([\d.]+) \+/- ([\d.]+)")
+MEAN_PPL_Q = re.compile(r"Mean PPL\(Q\)\s*:\s*([\d.]+)")
+MEAN_PPL_BASE = re.compile(r"Mean PPL\(base\)\s*:\s*([\d.]+)")
+MEAN_KLD = re.compile(r"Mean\s+KLD:\s*(-?[\d.]+)")
+SAME_TOP = re.compile(r"Same top p:\s*([\d.]+)")
+PASS = re.compile(r"^\[(\d+)\]")
+
+
+@dataclass(kw_only=True, eq=False)
+class Logits(Step, kind="kl-base", tool="quantize"):
+    """The full-precision model's logits on ``text`` (``out``) and its perplexity (``summary``)."""
+
+    model: Path
+    text: Path
+    summary: Path
+    label: str
+    context: int
+
+    def params(self) -> dict[str, Any]:
+        return {"context": self.context, "batch": self.context}
+
+    def inputs(self) -> dict[str, Path]:
+        return {"evaluation": self.text}
+
+    def outputs(self) -> list[Path]:
+        return [self.out, self.summary]
+
+    def describe(self) -> str:
+        return f"logits of {self.label} on {self.text.name}"
+
+    def run(self, ctx: StepContext) -> None:
+        tc = ctx.toolchain
+        lines = run_perplexity(ctx, self, [tc.perplexity, "-m", self.model, "-f", self.text, "--kl-divergence-base",
+                                            ctx.tmp(self.out), *_sizes(self.context), *offload(tc)], self.text)
+        ppl = _number(FINAL_PPL, lines, "the perplexity")
+        ctx.tmp(self.summary).write_text(json.dumps({"ppl": ppl, "context": self.context, "backend": tc.backend},
+                                                    indent=2, sort_keys=True) + "\n")
+        size = ctx.tmp(self.out).stat().st_size
+        ctx.note(f"the logits of {self.label} take {size / 2**20:.1f} MB in {self.out.parent}; "
+                 "`modelkit gc` removes them once no target uses them")
+
+
+@dataclass(kw_only=True, eq=False)
+class Evaluate(Step, kind="evaluate", tool="quantize"):
+    """One variant's numbers against the full-precision model's logits (``out``, JSON)."""
+
+    model: Path
+    logits: Path
+    quant: str
+    label: str
+    context: int
+
+    def params(self) -> dict[str, Any]:
+        return {"context": self.context, "batch": self.context, "quant": self.quant}
+
+    def describe(self) -> str:
+        return f"evaluate {self.label} against full precision"
+
+    def run(self, ctx: StepContext) -> None:
+        from modelkit.formats.gguf import parameter_count
+
+        tc = ctx.toolchain
+        lines = run_perplexity(ctx, self, [tc.perplexity, "-m", self.model, "--kl-divergence-base", self.logits,
+                                            "--kl-divergence", *_sizes(self.context), *offload(tc)])
+        size = self.model.stat().st_size
+        numbers = {
+            "quant": self.quant, "bytes": size, "bits_per_weight": round(size * 8 / parameter_count(self.model), 3),
+            "ppl": _number(MEAN_PPL_Q, lines, "the perplexity"),
+            "ppl_base": _number(MEAN_PPL_BASE, lines, "the full-precision perplexity"),
+            "kld_mean": _number(MEAN_KLD, lines, "the mean KL divergence"),
+            "top1_agreement": _number(SAME_TOP, lines, "the top-token agreement") / 100,
+            "context": self.context, "backend": tc.backend,
+        }
+        ctx.tmp(self.out).write_text(json.dumps(numbers, indent=2, sort_keys=True) + "\n")
+
+
+def run_perplexity(ctx: StepContext, step: Step, cmd: list[Any], text: Path | None = None) -> list[str]:
+    """Run llama-perplexity and return its output lines. It exits with 0 even when ``text`` is too
+    short, so that is recognised in its output and reported as the user's error it is."""
+    lines: list[str] = []
+
+    def on_line(line: str) -> None:
+        lines.append(line)
+        done = PASS.match(line)
+        ctx.progress(None, f"chunk {done.group(1)}" if done else line[:120])
+
+    step.run_tool(ctx, cmd, on_line=on_line)
+    problem = too_short(lines[-20:], "evaluate.text", text) if text is not None else None
+    if problem is not None:
+        raise problem
+    return lines
+
+
+def _number(pattern: re.Pattern[str], lines: list[str], what: str) -> float:
+    for line in reversed(lines):
+        if found := pattern.search(line):
+            return float(found.group(1))
+    raise StepError(f"llama-perplexity printed no {what}; see its log")
+
+
+def _sizes(context: int) -> list[str]:
+    """The same context and batch size for the reference and every variant, and the machine's cores."""
+    return ["-c", str(context), "-b", str(context), "-t", str(threads())]

@@ -1,0 +1,129 @@
+"""Judge one variant: its prompt checks, answered as Ollama would ask them, and the KL-divergence gate.
+
+Each check's conversation is rendered through the variant's own TEMPLATE with Ollama's data (the
+Modelfile's SYSTEM first), exactly the prompt ``ollama run`` would send, and answered greedily by
+llama.cpp (``llama-completion``: temperature 0, a fixed seed, one thread, because a model's
+near-tied logits make threads disagree); the answer is cut at the Modelfile's stop strings. A
+check that misses, or a mean KL divergence above ``[evaluate] max_kld``, fails the variant with
+the texts or numbers shown, so CI refuses to ship it; the verdict is a small JSON file either way
+it went for the checks that ran.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelkit.core.action import StepContext
+from modelkit.errors import StepError
+from modelkit.formats.quant_types import QUANT_TYPES
+from modelkit.steps.base import Step, offload
+from modelkit.steps.modelfile import RenderModelfile
+
+ATTEMPTS = 5  # llama-completion's asynchronous log sometimes loses the end of its output at exit
+
+
+@dataclass(kw_only=True, eq=False)
+class JudgeVariant(Step, kind="judge", tool="quantize"):
+    """``ref``'s verdict (``out``): ``checks`` are the spec's prompt checks for it (dicts with
+    ``messages``, ``expect`` or ``expect_regex``, ``max_tokens``); ``evaluation`` its numbers and
+    ``ladder`` the other variants' of the same model, when a ``max_kld`` gate applies."""
+
+    ref: str
+    gguf: Path
+    modelfile: RenderModelfile
+    checks: list[dict[str, Any]]
+    max_kld: float | None = None
+    evaluation: Path | None = None
+    ladder: list[Path] | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {"checks": self.checks, "max_kld": self.max_kld}
+
+    def describe(self) -> str:
+        return f"check {self.ref}" + (f" ({len(self.checks)} prompts)" if self.checks else "")
+
+    def run(self, ctx: StepContext) -> None:
+        answers = [self._answer(ctx, check) for check in self.checks]
+        misses = [a for a in answers if not a["passed"]]
+        verdict = {"model": self.ref, "prompts_passed": len(answers) - len(misses), "prompts_total": len(answers),
+                   "answers": answers}
+        ctx.tmp(self.out).write_text(json.dumps(verdict, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        problems = [_missed(self.ref, a) for a in misses] + self._gate()
+        if problems:
+            raise StepError("\n".join(problems))
+
+    def _answer(self, ctx: StepContext, check: dict[str, Any]) -> dict[str, Any]:
+        from modelkit.chat_template.gotemplate import execute, ollama_data
+
+        template = self.modelfile.resolved_template() or "{{ .Prompt }}"
+        prompt = execute(template, ollama_data(check["messages"], self.modelfile.system))
+        ctx.progress(None, f"asking {self.ref}: {check['messages'][-1]['content'][:60]}")
+        answer = _cut(complete(ctx, self.gguf, prompt, check["max_tokens"]), self._stops())
+        if check.get("expect") is not None:
+            passed = check["expect"] in answer
+        else:
+            passed = re.search(check["expect_regex"], answer) is not None
+        return {"prompt": prompt, "answer": answer, "expect": check.get("expect"),
+                "expect_regex": check.get("expect_regex"), "passed": passed}
+
+    def _stops(self) -> list[str]:
+        stop = self.modelfile.resolved_parameters().get("stop") or []
+        return [stop] if isinstance(stop, str) else list(stop)
+
+    def _gate(self) -> list[str]:
+        """The gate's verdict, with the next larger type that passes (among those measured)."""
+        if self.max_kld is None or self.evaluation is None:
+            return []
+        mine = json.loads(self.evaluation.read_text())
+        if mine["kld_mean"] <= self.max_kld:
+            return []
+        others = [json.loads(p.read_text()) for p in self.ladder or [] if p.is_file()]
+        bigger = sorted((n for n in others if _bits(n["quant"]) > _bits(mine["quant"])), key=lambda n: _bits(n["quant"]))
+        passing = next((n for n in bigger if n["kld_mean"] <= self.max_kld), None)
+        hint = (f"; {passing['quant']} passes (mean KLD {passing['kld_mean']:.4f}, {passing['bytes'] / 2**20:.0f} MB)"
+                if passing else "; no larger type built here passes: try a larger one, or an importance matrix")
+        return [f"{self.ref}: mean KL divergence {mine['kld_mean']:.4f} is above evaluate.max_kld = {self.max_kld} "
+                f"(perplexity {mine['ppl']:.3f} vs {mine['ppl_base']:.3f} at full precision){hint}"]
+
+
+def complete(ctx: StepContext, gguf: Path, prompt: str, max_tokens: int) -> str:
+    """The model's greedy continuation of ``prompt``, as text."""
+    tc = ctx.toolchain
+    cmd = [str(tc.completion), "-m", str(gguf), "-p", prompt, "-n", str(max_tokens), "--temp", "0", "--seed", "0",
+           "-t", "1", "-tb", "1", "-no-cnv", "--no-warmup", "--no-display-prompt", *offload(tc)]
+    with open(ctx.log_path, "a", encoding="utf-8") as log:
+        log.write("$ " + " ".join(cmd[:4]) + " -p <prompt> " + " ".join(cmd[6:]) + f"\n{prompt}\n")
+        for _ in range(ATTEMPTS):
+            proc = subprocess.run(cmd, capture_output=True, timeout=600)
+            log.write(proc.stderr.decode("utf-8", "replace")[-4000:])
+            if proc.returncode != 0:
+                raise StepError(f"llama-completion failed on {gguf.name} (exit status {proc.returncode})", ctx.log_path)
+            out = proc.stdout.decode("utf-8", "replace")
+            if out.endswith("\n\n"):  # what it prints once generation is done: the output is whole
+                log.write(f"answer: {out[:-2]!r}\n")
+                return out[:-2]
+    raise StepError(f"llama-completion never printed a complete answer for {gguf.name} in {ATTEMPTS} tries",
+                    ctx.log_path)
+
+
+def _cut(answer: str, stops: list[str]) -> str:
+    """The answer up to the first stop string, as Ollama stops it."""
+    ends = [i for s in stops if s and (i := answer.find(s)) >= 0]
+    return answer[:min(ends)] if ends else answer
+
+
+def _missed(ref: str, answer: dict[str, Any]) -> str:
+    wanted = f"to contain {answer['expect']!r}" if answer["expect"] is not None else \
+        f"to match {answer['expect_regex']!r}"
+    prompt = answer["prompt"].replace("\n", "\\n")
+    return f"{ref}: expected the answer {wanted}, got {answer['answer']!r} (prompt: {prompt!r})"
+
+
+def _bits(quant: str) -> float:
+    q = QUANT_TYPES.get(quant)
+    return q.rough_bits if q is not None else 16.0
