@@ -45,6 +45,7 @@ class Project:
         self.lock_path = loaded.root / LOCK_NAME
         self.update_sources = update_sources
         self._toolchain: Toolchain | None = None
+        self.report_note: str | None = None  # why the last build drew no report picture
 
     @classmethod
     def open(cls, spec: str | Path | None = None, update_sources: bool = False,
@@ -122,6 +123,8 @@ class Project:
             if locked:
                 self._check_locked(("sources", "toolchain"))
             result = self.engine(reporter).build(names, self._resolve(force), keep_going=keep_going)
+            if self._evaluated(result):
+                self.report_note = self.write_report()
             if result.ok:
                 if locked:
                     self._check_locked(("artifacts",), only=names)
@@ -131,6 +134,34 @@ class Project:
                         write_lock(self.lock_path, new)
                         self.__dict__["lock"] = new
             return result
+
+    @property
+    def evaluates(self) -> bool:
+        """Whether the spec measures or checks its variants ([evaluate])."""
+        return any(v.evaluation is not None or v.verdict is not None for v in self.variants)
+
+    @property
+    def report_paths(self) -> tuple[Path, Path]:
+        return self.loaded.build_dir / "report.json", self.loaded.build_dir / "report.png"
+
+    def quality_report(self) -> dict[str, Any]:
+        """The quality ladder (see :mod:`modelkit.report`) from what the evaluation targets wrote."""
+        from modelkit.report import assemble
+
+        return assemble(self.variants)
+
+    def write_report(self) -> str | None:
+        """Write ``build/report.json`` and ``build/report.png``; why no picture, if there is none."""
+        from modelkit.report import write
+
+        return write(self.quality_report(), *self.report_paths)
+
+    def _evaluated(self, result: BuildResult) -> bool:
+        """Whether this build measured something new (or the report was never written)."""
+        if not self.evaluates:
+            return False
+        kinds = ("logits:", "eval:", "check:")
+        return any(name.startswith(kinds) for name in result.ran) or not self.report_paths[0].is_file()
 
     def lock_data(self) -> dict[str, Any]:
         """What ``modelkit.lock`` should say now, from the state of the current targets."""
@@ -180,7 +211,8 @@ class Project:
                 record = self.state.target(name)
                 for rel in (record.outputs if record else {}):
                     path = self.root / rel
-                    if path.is_file() and path.resolve().is_relative_to(self.loaded.build_dir):
+                    ours = (self.loaded.build_dir, self.loaded.state_dir / "eval")
+                    if path.is_file() and any(path.resolve().is_relative_to(folder.resolve()) for folder in ours):
                         removed.append((str(path.relative_to(self.root)), path.stat().st_size))
                         if not dry_run:
                             path.unlink()

@@ -80,13 +80,42 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def copy_example(tiny_model: Path, project: Path) -> Path:
+    """Copy the whole tiny example (models, texts, model.toml) into ``project``, as a user has it."""
+    project.mkdir(parents=True, exist_ok=True)
+    for folder in ("base", "lora"):
+        shutil.copytree(tiny_model / folder, project / folder)
+    for text in ("calibration.txt", "eval.txt"):
+        shutil.copy(tiny_model / text, project / text)
+    shutil.copy(ROOT / "examples" / "tiny" / "model.toml", project / "model.toml")
+    return project
+
+
+def without_quality(spec: str) -> str:
+    """The example's spec without its importance matrix, IQ type and evaluation: what a test of
+    conversion, templates or registration needs, built in half the time."""
+    head, _, rest = spec.partition("[evaluate]")
+    plain = head + "[ollama]" + rest.partition("[ollama]")[2]
+    plain = "\n".join(line for line in plain.splitlines() if not line.startswith("imatrix ="))
+    plain = plain.replace(', "IQ4_XS"]', "]")
+    assert "evaluate" not in plain and "IQ4_XS" not in plain and "imatrix" not in plain, plain
+    return plain + "\n"
+
+
 @pytest.fixture
 def tiny_project(tiny_model: Path, tmp_path: Path) -> Path:
-    """A project folder with its own copy of the tiny model and a model.toml like the example's."""
-    shutil.copytree(tiny_model / "base", tmp_path / "base")
-    shutil.copytree(tiny_model / "lora", tmp_path / "lora")
-    (tmp_path / "model.toml").write_text((ROOT / "examples" / "tiny" / "model.toml").read_text())
+    """A project folder with its own copy of the tiny model and the example's model.toml without
+    its quality sections (see :func:`without_quality`; ``tiny_example`` has them)."""
+    copy_example(tiny_model, tmp_path)
+    spec = tmp_path / "model.toml"
+    spec.write_text(without_quality(spec.read_text()))
     return tmp_path
+
+
+@pytest.fixture
+def tiny_example(tiny_model: Path, tmp_path: Path) -> Path:
+    """A project folder holding the whole tiny example, quality sections included."""
+    return copy_example(tiny_model, tmp_path / "example")
 
 
 def load_module(path: Path) -> ModuleType:

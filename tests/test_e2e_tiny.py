@@ -15,7 +15,7 @@ import pytest
 
 from modelkit.formats.quant_types import QUANT_TYPES
 
-from conftest import ROOT, load_module
+from conftest import ROOT, copy_example, load_module
 
 pytestmark = [pytest.mark.toolchain, pytest.mark.slow]
 grammar = load_module(ROOT / "tests" / "ollama" / "modelfile_grammar.py")
@@ -67,10 +67,7 @@ def ollama(toolchain) -> Iterator:  # type: ignore[no-untyped-def,type-arg]
 @pytest.fixture(scope="module")
 def built(toolchain, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory, ollama) -> Path:  # type: ignore[no-untyped-def]
     """The example built once, by the CLI, as a user would, registering with the stand-in Ollama."""
-    project = tmp_path_factory.mktemp("built")
-    shutil.copytree(tiny_model / "base", project / "base")
-    shutil.copytree(tiny_model / "lora", project / "lora")
-    shutil.copy(ROOT / "examples" / "tiny" / "model.toml", project / "model.toml")
+    project = copy_example(tiny_model, tmp_path_factory.mktemp("built"))
     proc = modelkit("build", cwd=project, ollama_host=ollama.host)
     assert proc.returncode == 0, proc.stderr
     return project
@@ -78,9 +75,11 @@ def built(toolchain, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory,
 
 def test_every_artifact_exists(built: Path) -> None:
     names = sorted(p.name for p in (built / "build").iterdir())
-    assert names == ["adapter.support.gguf", "base+support.Q4_K_M.gguf", "base+support.Q8_0.gguf",
-                     "base+support.f16.gguf", "base.f16.gguf", "template.json",
-                     "tiny-support-q4_k_m.Modelfile", "tiny-support-q8_0.Modelfile"]
+    assert names == ["adapter.support.gguf", "base+support.IQ4_XS.gguf", "base+support.Q4_K_M.gguf",
+                     "base+support.Q8_0.gguf", "base+support.f16.gguf", "base.f16.gguf", "eval",
+                     "imatrix.base+support.gguf", "report.json", "report.png", "template.json",
+                     "tiny-support-iq4_xs.Modelfile", "tiny-support-q4_k_m.Modelfile",
+                     "tiny-support-q8_0.Modelfile"]
 
 
 def test_second_build_runs_nothing(built: Path, ollama) -> None:  # type: ignore[no-untyped-def]
@@ -95,7 +94,7 @@ def test_second_build_runs_nothing(built: Path, ollama) -> None:  # type: ignore
 def test_every_variant_is_registered_with_the_inherited_template(built: Path, ollama) -> None:  # type: ignore[no-untyped-def]
     template = json.loads((built / "build" / "template.json").read_text())["template"]
     tags = {key[-1]: model for key, model in ollama.models.items() if key[-2] == "tiny-support"}
-    assert set(tags) == {"q4_k_m", "q8_0", "latest"}
+    assert set(tags) == {"q4_k_m", "q8_0", "iq4_xs", "latest"}
     for model in tags.values():
         assert model.template == template
         assert model.system == "You are a support agent. Answer in one short sentence."
@@ -106,14 +105,15 @@ def test_without_ollama_everything_else_is_built_and_the_build_says_so(built: Pa
     shutil.copytree(built, project, symlinks=True)
     proc = modelkit("build", cwd=project)  # OLLAMA_HOST points where nothing listens
     assert proc.returncode == 0, proc.stderr
-    assert "not registered (3 models): Ollama is not reachable at http://127.0.0.1:9" in proc.stderr
+    assert "not registered (4 models): Ollama is not reachable at http://127.0.0.1:9" in proc.stderr
     assert "->" not in proc.stderr  # nothing else had to run
 
 
 @pytest.mark.parametrize("name, file_type", [
     ("base.f16.gguf", QUANT_TYPES["F16"].file_type), ("base+support.f16.gguf", QUANT_TYPES["F16"].file_type),
     ("base+support.Q4_K_M.gguf", QUANT_TYPES["Q4_K_M"].file_type),
-    ("base+support.Q8_0.gguf", QUANT_TYPES["Q8_0"].file_type)])
+    ("base+support.Q8_0.gguf", QUANT_TYPES["Q8_0"].file_type),
+    ("base+support.IQ4_XS.gguf", QUANT_TYPES["IQ4_XS"].file_type)])
 def test_model_metadata(built: Path, name: str, file_type: int) -> None:
     meta = metadata(built / "build" / name)
     assert meta["general.architecture"] == "llama"
@@ -219,15 +219,18 @@ def test_editing_the_system_prompt_touches_no_gguf(built: Path, tmp_path: Path, 
     project = tmp_path / "p"
     shutil.copytree(built, project, symlinks=True)
     spec = project / "model.toml"
-    spec.write_text(spec.read_text().replace("Answer in one short sentence.", "Be brief."))
+    spec.write_text(spec.read_text().replace("Answer in one short sentence.", "Be polite."))
     proc = modelkit("plan", "--json", cwd=project, ollama_host=ollama.host)
     statuses = {p["target"]: p for p in json.loads(proc.stdout)}
     stale = sorted(n for n, s in statuses.items() if s["status"] != "fresh")
-    assert stale == ["modelfile:tiny-support-q4_k_m", "modelfile:tiny-support-q8_0", "ollama:tiny-support:latest",
-                     "ollama:tiny-support:q4_k_m", "ollama:tiny-support:q8_0"]
+    # The prompt checks answer through the system prompt; perplexity and KL divergence do not.
+    variants = ("iq4_xs", "q4_k_m", "q8_0")
+    assert stale == sorted([*(f"check:tiny-support:{v}" for v in variants),
+                            *(f"modelfile:tiny-support-{v}" for v in variants),
+                            *(f"ollama:tiny-support:{v}" for v in (*variants, "latest"))])
     assert statuses["modelfile:tiny-support-q8_0"]["reason"].startswith("params changed: system")
     proc = modelkit("build", cwd=project, ollama_host=ollama.host)
     assert proc.returncode == 0, proc.stderr
     assert "quantize" not in proc.stderr and "convert" not in proc.stderr and "merge" not in proc.stderr
-    assert all(m.system == "You are a support agent. Be brief." for k, m in ollama.models.items()
+    assert all(m.system == "You are a support agent. Be polite." for k, m in ollama.models.items()
                if k[-2] == "tiny-support")

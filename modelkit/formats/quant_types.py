@@ -25,6 +25,12 @@ class QuantType:
         return self.needs_imatrix or self.name.startswith("IQ") or self.name.startswith("Q2_K")
 
     @property
+    def uses_imatrix(self) -> bool:
+        """Whether llama-quantize reads an importance matrix for this type: Q8_0 and the float types
+        ignore it, so their GGUFs need not wait for (or be rebuilt after) the calibration."""
+        return (self.alias_of or self.name) not in ("Q8_0", "F16", "BF16", "F32")
+
+    @property
     def rough_bits(self) -> float:
         """Rough bits per weight, for ordering a ladder of types (not a measurement)."""
         return NOMINAL_BPW.get(self.alias_of or self.name, 16.0)

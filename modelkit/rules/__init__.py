@@ -40,9 +40,10 @@ from modelkit import hub
 from modelkit.core.action import Action
 from modelkit.core.graph import Graph, Target
 from modelkit.errors import UserError
-from modelkit.formats.quant_types import CONVERT_OUTTYPES, canonical
+from modelkit.formats.quant_types import CONVERT_OUTTYPES, QUANT_TYPES, canonical
 from modelkit.rules.inputs import AdapterInput, Inputs, resolve_inputs
 from modelkit.rules.names import SOURCE_BASE, SOURCE_BASE_TOKENIZER, Names
+from modelkit.rules.quality import Measured, add_imatrix, add_quality
 from modelkit.rules.templates import ModelTemplate, add_templates
 from modelkit.spec import Adapter, LoadedSpec
 from modelkit.steps.convert import Convert
@@ -69,10 +70,19 @@ class Variant:
     modelfile_target: str
     modelfile: Path
     registrations: list[str] = field(default_factory=list)  # ollama:* targets
+    full: Path | None = None  # the full-precision GGUF it was made from (itself, when shipped as is)
+    full_quant: str | None = None
+    evaluation: Path | None = None  # its numbers against full precision ([evaluate] text)
+    reference: Path | None = None  # the full-precision model's perplexity
+    verdict: Path | None = None  # its prompt checks and gate
 
     @property
     def ref(self) -> str:
         return f"{self.model}:{self.tag}"
+
+    def full_bytes(self) -> int | None:
+        """The size of the full-precision GGUF, the report's reference point."""
+        return self.full.stat().st_size if self.full is not None and self.full.is_file() else None
 
 
 @dataclass
@@ -108,8 +118,10 @@ def build_graph(loaded: LoadedSpec, locked_sources: Mapping[str, Mapping[str, An
         rules.adapter(adapter, resolved)
     for adapter, model in rules.models():
         full = rules.full_precision(adapter, base)
-        for quant in loaded.spec.quantize.types or [None]:
-            rules.variant(model, adapter, full, quant)
+        made = [rules.variant(model, adapter, full, quant) for quant in loaded.spec.quantize.types or [None]]
+        verdicts = add_quality(rules.add, rules.names, loaded, full.stem, full.path, full.target, made)
+        for measured in made:
+            rules.registrations(measured, verdicts.get(measured.variant.ref))
     return Layout(rules.graph, rules.variants, rules.inputs.sources)
 
 
@@ -123,14 +135,18 @@ class _Rules:
         self.graph = Graph()
         self.variants: list[Variant] = []
         self.chat_templates: dict[str | None, ModelTemplate] = {}
+        self._registration_deps: dict[str, tuple[list[Path], list[str]]] = {}
         self._servers: Any = None
 
     def add(self, name: str, action: Action, deps: tuple[str | None, ...] | list[str | None] = (), *,
-            long: bool = False) -> Action:
+            long: bool = False, once: bool = False, after: tuple[str, ...] = ()) -> Action:
         """Add a target; a ``long`` one (a download, conversion, merge or quantization) waits for
-        every chat template to be proven first, so a template problem costs seconds, not hours."""
-        after = tuple(t.target for t in self.chat_templates.values()) if long else ()
-        self.graph.add(Target(name, action, tuple(d for d in deps if d), tuple(dict.fromkeys(after))))
+        every chat template to be proven first, so a template problem costs seconds, not hours.
+        ``once``: a target several models share, added by the first that needs it."""
+        if once and name in self.graph:
+            return self.graph[name].action
+        templates = tuple(t.target for t in self.chat_templates.values()) if long else ()
+        self.graph.add(Target(name, action, tuple(d for d in deps if d), tuple(dict.fromkeys((*templates, *after)))))
         return action
 
     def small_sources(self) -> None:
@@ -213,8 +229,8 @@ class _Rules:
                  (base.target, self.names.adapter(adapter).target, carried.target if carried else None), long=True)
         return FullPrecision(self.names.merged_stem(adapter), made.target, made.path, "F16")
 
-    def variant(self, model: str, adapter: str | None, full: FullPrecision, quant: str | None) -> None:
-        """One variant: its GGUF, its Modelfile and its registrations."""
+    def variant(self, model: str, adapter: str | None, full: FullPrecision, quant: str | None) -> Measured:
+        """One variant: its GGUF and its Modelfile (its registrations come after its checks)."""
         gguf_target, gguf, quant = self.quantized(full, quant)
         tag = self.spec.ollama.tag.format(quant=quant.lower(), step=self._step(adapter))
         made = self.names.modelfile(model, tag)
@@ -227,11 +243,12 @@ class _Rules:
         deps.append(chat.target if chat else None)
         modelfile = self.add(made.target, self._modelfile(made.path, gguf, adapter_files, chat, adapter,
                                                           shipped_as_is=gguf_target is None), deps)
-        variant = Variant(model, tag, quant, gguf_target, gguf, adapter, made.target, made.path)
+        assert isinstance(modelfile, RenderModelfile)
+        variant = Variant(model, tag, quant, gguf_target, gguf, adapter, made.target, made.path,
+                          full=full.path, full_quant=full.quant)
         self.variants.append(variant)
-        if self.register != "off":
-            assert isinstance(modelfile, RenderModelfile)
-            self.registrations(variant, modelfile, adapter_files, [d for d in deps if d])
+        self._registration_deps[variant.ref] = (adapter_files, [d for d in deps if d])
+        return Measured(variant, modelfile)
 
     def quantized(self, full: FullPrecision, quant: str | None) -> tuple[str | None, Path, str]:
         """(target, file, type) of ``full`` quantized to ``quant``; ``full`` itself when it already
@@ -242,25 +259,32 @@ class _Rules:
         if made.target not in self.graph:
             requantize = self.spec.base.gguf is not None and full.stem == "base"
             carried = self._carried_by_base() if full.target is None else None  # the user's GGUF, quantized
+            imatrix = (add_imatrix(self.add, self.names, self.loaded, full.stem, full.path, full.target)
+                       if QUANT_TYPES[quant].uses_imatrix else None)
             self.add(made.target, Quantize(src=full.path, qtype=quant, out=made.path, requantize=requantize,
                                            src_file=None if full.target else full.path, label=full.stem,
-                                           chat_template=carried.path if carried else None),
-                     (full.target, carried.target if carried else None), long=True)
+                                           chat_template=carried.path if carried else None, imatrix=imatrix),
+                     (full.target, carried.target if carried else None,
+                      self.names.imatrix(full.stem).target if imatrix else None), long=True)
         return made.target, made.path, quant
 
-    def registrations(self, variant: Variant, modelfile: RenderModelfile, adapter_files: list[Path],
-                      deps: list[str]) -> None:
-        """``ollama:<model>:<tag>``, and ``<model>:latest`` for the variant that is the default."""
-        ollama = self.spec.ollama
+    def registrations(self, measured: Measured, verdict: str | None) -> None:
+        """``ollama:<model>:<tag>``, and ``<model>:latest`` for the variant that is the default;
+        after the variant's ``verdict`` (its checks), so a variant that fails them is not shipped."""
+        if self.register == "off":
+            return
+        ollama, variant = self.spec.ollama, measured.variant
+        adapter_files, deps = self._registration_deps[variant.ref]
         refs = [variant.ref]
         latest = ollama.latest if ollama.latest is not None else (self.spec.quantize.types or [variant.quant])[0]
         if latest and _canonical_or_same(latest) == variant.quant:
             refs.append(f"{variant.model}:latest")
         for ref in refs:
             made = self.names.registration(ref)
-            self.add(made.target, Register(ref=ref, modelfile=modelfile, gguf=variant.gguf, adapters=adapter_files,
-                                           method=self.register, host=ollama.host, servers=self._reachability(),
-                                           out=made.path), (variant.modelfile_target, *deps))
+            self.add(made.target, Register(ref=ref, modelfile=measured.modelfile, gguf=variant.gguf,
+                                           adapters=adapter_files, method=self.register, host=ollama.host,
+                                           servers=self._reachability(), out=made.path),
+                     (variant.modelfile_target, *deps), after=(verdict,) if verdict else ())
             variant.registrations.append(made.target)
 
     def _modelfile(self, out: Path, gguf: Path, adapter_files: list[Path], chat: ModelTemplate | None,

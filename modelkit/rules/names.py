@@ -59,6 +59,24 @@ class Names:
         """The chat template an adapter brings (what it was trained with)."""
         return Artifact(f"template:adapter.{adapter}", self.build / f"template.adapter.{adapter}.json")
 
+    def imatrix(self, stem: str) -> Artifact:
+        """The importance matrix of a full-precision model, used by all its quantizations."""
+        return Artifact(f"imatrix:{stem}", self.build / f"imatrix.{stem}.gguf")
+
+    def logits(self, stem: str) -> tuple[Artifact, Path]:
+        """A full-precision model's logits on the evaluation text (large: kept in ``.modelkit/``),
+        and its perplexity (a small JSON in ``build/eval/``)."""
+        return (Artifact(f"logits:{stem}", self.state / "eval" / f"{stem}.logits"),
+                self.build / "eval" / f"{stem}.reference.json")
+
+    def evaluation(self, stem: str, quant: str) -> Artifact:
+        """A quantization's numbers against its full-precision model."""
+        return Artifact(f"eval:{stem}.{quant}", self.build / "eval" / f"{stem}.{quant}.json")
+
+    def verdict(self, model: str, tag: str) -> Artifact:
+        """A variant's prompt checks and gate."""
+        return Artifact(f"check:{model}:{tag}", self.build / "eval" / f"{model}-{tag}.check.json")
+
     def modelfile(self, model: str, tag: str) -> Artifact:
         return Artifact(f"modelfile:{model}-{tag}", self.build / f"{model}-{tag}.Modelfile")
 

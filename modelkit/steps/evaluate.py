@@ -30,20 +30,23 @@ PASS = re.compile(r"^\[(\d+)\]")
 
 
 @dataclass(kw_only=True, eq=False)
-class Logits(Step, kind="kl-base", tool="quantize"):
-    """The full-precision model's logits on ``text`` (``out``) and its perplexity (``summary``)."""
+class Logits(Step, kind="kl-base", tool="quantize", reproducible=False):
+    """The full-precision model's logits on ``text`` (``out``) and its perplexity (``summary``).
+    Measurements are not locked: they depend on the machine's backend and thread count."""
 
     model: Path
     text: Path
     summary: Path
     label: str
     context: int
+    model_file: Path | None = None
+    """Set when ``model`` is the user's own GGUF rather than another target's output (then it is an input)."""
 
     def params(self) -> dict[str, Any]:
         return {"context": self.context, "batch": self.context}
 
     def inputs(self) -> dict[str, Path]:
-        return {"evaluation": self.text}
+        return {"evaluation": self.text, **({"model.gguf": self.model_file} if self.model_file else {})}
 
     def outputs(self) -> list[Path]:
         return [self.out, self.summary]
@@ -64,7 +67,7 @@ class Logits(Step, kind="kl-base", tool="quantize"):
 
 
 @dataclass(kw_only=True, eq=False)
-class Evaluate(Step, kind="evaluate", tool="quantize"):
+class Evaluate(Step, kind="evaluate", tool="quantize", reproducible=False):
     """One variant's numbers against the full-precision model's logits (``out``, JSON)."""
 
     model: Path

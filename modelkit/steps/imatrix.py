@@ -29,13 +29,14 @@ class Imatrix(Step, kind="imatrix", tool="quantize"):
     text: Path
     label: str
     context: int = 512
-    field: str = "quantize.imatrix"
+    model_file: Path | None = None
+    """Set when ``model`` is the user's own GGUF rather than another target's output (then it is an input)."""
 
     def params(self) -> dict[str, Any]:
         return {"context": self.context}
 
     def inputs(self) -> dict[str, Path]:
-        return {"calibration": self.text}
+        return {"calibration": self.text, **({"model.gguf": self.model_file} if self.model_file else {})}
 
     def describe(self) -> str:
         return f"importance matrix of {self.label} on {self.text.name}"
@@ -47,7 +48,7 @@ class Imatrix(Step, kind="imatrix", tool="quantize"):
                                 "--output-format", "gguf", "-c", str(self.context), "-t", str(threads()),
                                 *offload(tc)])
         except StepError as e:
-            raise too_short(e.tail, self.field, self.text) or e from None
+            raise too_short(e.tail, "quantize.imatrix", self.text) or e from None
 
 
 def too_short(output: list[str], field: str, text: Path) -> UserError | None:

@@ -28,7 +28,7 @@ ATTEMPTS = 5  # llama-completion's asynchronous log sometimes loses the end of i
 
 
 @dataclass(kw_only=True, eq=False)
-class JudgeVariant(Step, kind="judge", tool="quantize"):
+class JudgeVariant(Step, kind="judge", tool="quantize", reproducible=False):
     """``ref``'s verdict (``out``): ``checks`` are the spec's prompt checks for it (dicts with
     ``messages``, ``expect`` or ``expect_regex``, ``max_tokens``); ``evaluation`` its numbers and
     ``ladder`` the other variants' of the same model, when a ``max_kld`` gate applies."""
@@ -45,7 +45,7 @@ class JudgeVariant(Step, kind="judge", tool="quantize"):
         return {"checks": self.checks, "max_kld": self.max_kld}
 
     def describe(self) -> str:
-        return f"check {self.ref}" + (f" ({len(self.checks)} prompts)" if self.checks else "")
+        return f"check {self.ref}" + (f" ({len(self.checks)} prompt{'s' * (len(self.checks) != 1)})" if self.checks else "")
 
     def run(self, ctx: StepContext) -> None:
         answers = [self._answer(ctx, check) for check in self.checks]
