@@ -148,7 +148,7 @@ class Project:
         """The quality ladder (see :mod:`modelkit.report`) from what the evaluation targets wrote."""
         from modelkit.report import assemble
 
-        return assemble(self.variants)
+        return assemble(self.variants, self.spec.evaluate.max_kld)
 
     def write_report(self) -> str | None:
         """Write ``build/report.json`` and ``build/report.png``; why no picture, if there is none."""

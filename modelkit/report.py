@@ -19,9 +19,10 @@ VARIANT_FIELDS = ("ref", "quant", "bytes", "bits_per_weight", "ppl", "kld_mean",
                   "prompts_passed", "prompts_total")
 
 
-def assemble(variants: list[Any]) -> dict[str, Any]:
+def assemble(variants: list[Any], max_kld: float | None = None) -> dict[str, Any]:
     """The report of the project's variants (:class:`modelkit.rules.Variant`), from whatever
-    their evaluation and judging targets have written so far (missing numbers are None)."""
+    their evaluation and judging targets have written so far (missing numbers are None), with
+    the spec's ``max_kld`` gate when it has one."""
     references: dict[str, dict[str, Any]] = {}
     rows = []
     for v in variants:
@@ -36,6 +37,8 @@ def assemble(variants: list[Any]) -> dict[str, Any]:
                "prompts_passed": verdict.get("prompts_passed"), "prompts_total": verdict.get("prompts_total")}
         rows.append(row)
     report: dict[str, Any] = {"reference": next(iter(references.values()), None), "variants": rows}
+    if max_kld is not None:
+        report["max_kld"] = max_kld
     if len(references) > 1:
         report["references"] = references
     return report
@@ -62,9 +65,10 @@ def _draw(report: dict[str, Any], path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     measured = [r for r in report["variants"] if r.get("kld_mean") is not None and r.get("bytes")]
+    gate = report.get("max_kld")
     for row in measured:
         x, y = row["bytes"] / 2**20, max(row["kld_mean"], 1e-6)
-        ax.scatter([x], [y], color="tab:blue", zorder=3)
+        ax.scatter([x], [y], color="tab:red" if gate is not None and row["kld_mean"] > gate else "tab:blue", zorder=3)
         ax.annotate(f"{row['quant']}  {row['bits_per_weight']:.2f} bpw", (x, y), textcoords="offset points",
                     xytext=(6, 4), fontsize=8)
     reference = report.get("reference") or {}
@@ -73,6 +77,10 @@ def _draw(report: dict[str, Any], path: Path) -> None:
         ax.annotate(f"{reference.get('quant') or 'full precision'} (reference, PPL {reference.get('ppl') or 0:.2f})",
                     (reference["bytes"] / 2**20, ax.get_ylim()[1] if measured else 1), textcoords="offset points",
                     xytext=(-4, -12), ha="right", fontsize=8, color="tab:gray")
+    if gate is not None:
+        ax.axhline(gate, color="tab:red", linestyle=":", linewidth=1)
+        ax.annotate(f"max_kld {gate:g}", (ax.get_xlim()[0], gate), textcoords="offset points", xytext=(4, 3),
+                    fontsize=8, color="tab:red")
     ax.set_yscale("log")
     ax.set_xlabel("file size (MiB)")
     ax.set_ylabel("mean KL divergence vs full precision (log)")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -78,6 +79,15 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny")
     make_tiny.main([str(out)])
     return out
+
+
+def modelkit(*args: str, cwd: Path, ollama_host: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a user would, offline unless ``ollama_host`` names a (stand-in) server."""
+    env = {k: v for k, v in os.environ.items() if k != "OLLAMA_HOST"}
+    env["NO_PROXY"] = "127.0.0.1,localhost"
+    env["OLLAMA_HOST"] = ollama_host or "http://127.0.0.1:9"  # nothing listens there: offline
+    return subprocess.run([sys.executable, "-m", "modelkit", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600, env=env)
 
 
 def copy_example(tiny_model: Path, project: Path) -> Path:

@@ -15,7 +15,7 @@ import pytest
 
 from modelkit.formats.quant_types import QUANT_TYPES
 
-from conftest import ROOT, copy_example, load_module
+from conftest import ROOT, copy_example, load_module, modelkit
 
 pytestmark = [pytest.mark.toolchain, pytest.mark.slow]
 grammar = load_module(ROOT / "tests" / "ollama" / "modelfile_grammar.py")
@@ -23,14 +23,6 @@ sys.path.insert(0, str(ROOT / "tests" / "ollama"))
 fake_server = load_module(ROOT / "tests" / "ollama" / "fake_server.py")
 
 PROMPT = "<|user|>\nThe printer does not start.</s>\n<|assistant|>\n"
-
-
-def modelkit(*args: str, cwd: Path, ollama_host: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "OLLAMA_HOST"}
-    env["NO_PROXY"] = "127.0.0.1,localhost"
-    env["OLLAMA_HOST"] = ollama_host or "http://127.0.0.1:9"  # nothing listens there: offline
-    return subprocess.run([sys.executable, "-m", "modelkit", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600, env=env)
 
 
 def metadata(path: Path) -> dict[str, object]:

@@ -20,16 +20,13 @@ from modelkit.chat_template.proof import prove
 from modelkit.chat_template.reference import RenderContext, render_chat
 from modelkit.project import Project
 
+from conftest import modelkit
+
 pytestmark = [pytest.mark.toolchain, pytest.mark.slow]
 
 CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}</s>\n{% endfor %}"
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 CHAT = [{"role": "system", "content": "You are a support agent."}, {"role": "user", "content": "The app is slow."}]
-
-
-def modelkit(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "modelkit", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600)
 
 
 def chat_template_of(path: Path) -> str:

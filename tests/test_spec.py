@@ -188,3 +188,57 @@ def test_cli_reports_spec_errors_without_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error: model.toml:3: base.path:")
+
+
+QUALITY = 'name = "bot"\n[base]\npath = "./base"\n[quantize]\ntypes = ["Q4_K_M", "IQ4_XS"]\nimatrix = "./calib.txt"\n'
+
+
+def test_an_iq_type_is_allowed_with_an_importance_matrix_and_says_how_without(tmp_path: Path, hf_folder: Path) -> None:
+    (tmp_path / "calib.txt").write_text("some calibration text. " * 100)
+    assert load_spec(write(tmp_path, QUALITY)).spec.quantize.types == ["Q4_K_M", "IQ4_XS"]
+    [line] = errors_of(write(tmp_path, QUALITY.replace('imatrix = "./calib.txt"\n', "")))
+    assert "'IQ4_XS' needs an importance matrix" in line and "imatrix to a calibration text" in line
+
+
+@pytest.mark.parametrize("content, problem", [
+    (b"", "is 0 bytes, fewer than the 1024 tokens llama.cpp needs (two contexts of 512); give more text"),
+    (b"short text\n" * 10, "is 110 bytes, fewer than the 1024 tokens llama.cpp needs (two contexts of 512); give more text"),
+    (b"GGUF\0\0\0\x03" + bytes(2000), "is not text (it holds NUL bytes); give plain UTF-8 text"),
+    (b"caf\xe9 " * 400, "is not UTF-8 text (byte 3); give plain UTF-8 text"),
+])
+def test_a_calibration_text_llama_cpp_cannot_use_is_one_line(tmp_path: Path, hf_folder: Path, content: bytes,
+                                                            problem: str) -> None:
+    (tmp_path / "calib.txt").write_bytes(content)
+    [line] = errors_of(write(tmp_path, QUALITY))
+    assert line.startswith(f"{tmp_path / 'model.toml'}:6: quantize.imatrix: ") and line.endswith(problem), line
+
+
+def test_a_missing_eval_text_names_the_field_and_the_file(tmp_path: Path, hf_folder: Path) -> None:
+    (tmp_path / "calib.txt").write_text("x" * 2000)
+    [line] = errors_of(write(tmp_path, QUALITY + '[evaluate]\ntext = "./held-out.txt"\ncontext = 64\n'))
+    assert ":8: evaluate.text: file " in line and "held-out.txt does not exist" in line
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("0", "evaluate.max_kld: Input should be greater than 0"),
+    ("-0.5", "evaluate.max_kld: Input should be greater than 0"),
+    ('"small"', "evaluate.max_kld: Input should be a valid number"),
+])
+def test_max_kld_must_be_a_positive_number(tmp_path: Path, hf_folder: Path, value: str, problem: str) -> None:
+    (tmp_path / "calib.txt").write_text("x" * 2000)
+    (tmp_path / "eval.txt").write_text("y" * 2000)
+    [line] = errors_of(write(tmp_path, QUALITY + f'[evaluate]\ntext = "./eval.txt"\nmax_kld = {value}\n'))
+    assert f":9: {problem}" in line, line
+
+
+def test_a_check_on_a_variant_that_is_not_built_is_refused(tmp_path: Path, hf_folder: Path) -> None:
+    (tmp_path / "calib.txt").write_text("x" * 2000)
+    [line] = errors_of(write(tmp_path, QUALITY + '[[evaluate.prompts]]\nprompt = "Hi"\nexpect = "Hello"\n'
+                                                 'variants = ["Q8_0"]\n'))
+    assert "evaluate.prompts[0].variants[0]" in line and "Q8_0" in line, line
+
+
+def test_a_check_needs_one_question_and_one_expectation(tmp_path: Path, hf_folder: Path) -> None:
+    (tmp_path / "calib.txt").write_text("x" * 2000)
+    [line] = errors_of(write(tmp_path, QUALITY + '[[evaluate.prompts]]\nprompt = "Hi"\n'))
+    assert "evaluate.prompts[0]" in line and "give expect (a substring) or expect_regex (a pattern)" in line, line

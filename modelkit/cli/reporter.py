@@ -124,7 +124,19 @@ def print_build_summary(project: Project, targets: list[str], result: BuildResul
         console.print(f"[green]built {len(result.ran)} targets[/] in {elapsed:.1f}s "
                       f"({len(result.fresh)} were up to date{same})")
     _print_variants(project, targets, result)
+    if project.evaluates and result.ran:
+        _print_quality(project)
     return 0
+
+
+def _print_quality(project: Project) -> None:
+    """The quality ladder after a build that measured or checked something, and where it is kept."""
+    json_path, png_path = project.report_paths
+    print_report(project.quality_report(), console)
+    shown = shown_path(json_path) + ("" if project.report_note else f", {shown_path(png_path)}")
+    console.print(f"  [dim]report: {shown} (`modelkit report` prints it again)[/]")
+    if project.report_note:
+        console.print(f"[yellow]note:[/] {project.report_note}")
 
 
 def _print_variants(project: Project, targets: list[str], result: BuildResult) -> None:

@@ -27,6 +27,7 @@ MEAN_PPL_BASE = re.compile(r"Mean PPL\(base\)\s*:\s*([\d.]+)")
 MEAN_KLD = re.compile(r"Mean\s+KLD:\s*(-?[\d.]+)")
 SAME_TOP = re.compile(r"Same top p:\s*([\d.]+)")
 PASS = re.compile(r"^\[(\d+)\]")
+ATTEMPTS = 3  # llama.cpp's asynchronous log can lose its last lines when the process exits
 
 
 @dataclass(kw_only=True, eq=False)
@@ -57,7 +58,8 @@ class Logits(Step, kind="kl-base", tool="quantize", reproducible=False):
     def run(self, ctx: StepContext) -> None:
         tc = ctx.toolchain
         lines = run_perplexity(ctx, self, [tc.perplexity, "-m", self.model, "-f", self.text, "--kl-divergence-base",
-                                            ctx.tmp(self.out), *_sizes(self.context), *offload(tc)], self.text)
+                                            ctx.tmp(self.out), *_sizes(self.context), *offload(tc)], FINAL_PPL,
+                               self.text)
         ppl = _number(FINAL_PPL, lines, "the perplexity")
         ctx.tmp(self.summary).write_text(json.dumps({"ppl": ppl, "context": self.context, "backend": tc.backend},
                                                     indent=2, sort_keys=True) + "\n")
@@ -87,7 +89,7 @@ class Evaluate(Step, kind="evaluate", tool="quantize", reproducible=False):
 
         tc = ctx.toolchain
         lines = run_perplexity(ctx, self, [tc.perplexity, "-m", self.model, "--kl-divergence-base", self.logits,
-                                            "--kl-divergence", *_sizes(self.context), *offload(tc)])
+                                            "--kl-divergence", *_sizes(self.context), *offload(tc)], SAME_TOP)
         size = self.model.stat().st_size
         numbers = {
             "quant": self.quant, "bytes": size, "bits_per_weight": round(size * 8 / parameter_count(self.model), 3),
@@ -100,9 +102,11 @@ class Evaluate(Step, kind="evaluate", tool="quantize", reproducible=False):
         ctx.tmp(self.out).write_text(json.dumps(numbers, indent=2, sort_keys=True) + "\n")
 
 
-def run_perplexity(ctx: StepContext, step: Step, cmd: list[Any], text: Path | None = None) -> list[str]:
-    """Run llama-perplexity and return its output lines. It exits with 0 even when ``text`` is too
-    short, so that is recognised in its output and reported as the user's error it is."""
+def run_perplexity(ctx: StepContext, step: Step, cmd: list[Any], last: re.Pattern[str],
+                   text: Path | None = None) -> list[str]:
+    """Run llama-perplexity until its output holds ``last`` (its final result); return the lines.
+    It exits with 0 even when ``text`` is too short, so that is recognised in its output and
+    reported as the user's error it is."""
     lines: list[str] = []
 
     def on_line(line: str) -> None:
@@ -110,18 +114,22 @@ def run_perplexity(ctx: StepContext, step: Step, cmd: list[Any], text: Path | No
         done = PASS.match(line)
         ctx.progress(None, f"chunk {done.group(1)}" if done else line[:120])
 
-    step.run_tool(ctx, cmd, on_line=on_line)
-    problem = too_short(lines[-20:], "evaluate.text", text) if text is not None else None
-    if problem is not None:
-        raise problem
-    return lines
+    for _ in range(ATTEMPTS):
+        lines.clear()
+        step.run_tool(ctx, cmd, on_line=on_line)
+        problem = too_short(lines[-20:], "evaluate.text", text) if text is not None else None
+        if problem is not None:
+            raise problem
+        if any(last.search(line) for line in reversed(lines)):
+            return lines
+    return lines  # the caller names what is missing
 
 
 def _number(pattern: re.Pattern[str], lines: list[str], what: str) -> float:
     for line in reversed(lines):
         if found := pattern.search(line):
             return float(found.group(1))
-    raise StepError(f"llama-perplexity printed no {what}; see its log")
+    raise StepError(f"llama-perplexity did not print {what} (is the text at least two contexts long?); see its log")
 
 
 def _sizes(context: int) -> list[str]:
