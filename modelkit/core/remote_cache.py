@@ -140,6 +140,8 @@ class RemoteCache:
                 self._fs, self._root = _open(self.url, self.scheme)
             except RemoteCacheError:
                 raise
+            except Unusable as e:
+                self._give_up(str(e))
             except Exception as e:  # noqa: BLE001 - each fsspec backend fails in its own way
                 self._give_up(_describe(e))
         return self._fs, self._root
@@ -365,10 +367,22 @@ def _open(url: str, scheme: str) -> tuple[Any, str]:
     if scheme in ("s3", "s3a", "gs", "gcs"):
         bucket = root.split("/", 1)[0]
         if not fs.exists(bucket):
-            raise Unusable(f"bucket {bucket} does not exist or cannot be reached with these credentials")
+            if scheme.startswith("s3") and not _aws_credentials():
+                raise Unusable("no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE")
+            raise Unusable(f"bucket {bucket} does not exist or cannot be reached")
     elif not fs.isdir(root):
         raise Unusable(f"{root} does not exist" if scheme == "file" else f"{root} does not exist or is private")
     return fs, root
+
+
+def _aws_credentials() -> bool:
+    """Whether boto finds credentials where it looks (environment, profile files, instance role)."""
+    try:
+        import botocore.session
+
+        return botocore.session.get_session().get_credentials() is not None
+    except Exception:  # noqa: BLE001 - only to tell "no credentials" from "no bucket" in a warning
+        return True
 
 
 def _parse_manifest(data: bytes, key: str) -> list[Entry] | None:
