@@ -20,8 +20,6 @@ from modelkit.core.remote_cache import ENV, Entry, RemoteCache, choose_url
 from modelkit.core.state import State
 from modelkit.errors import RemoteCacheError, SpecError
 
-pytest.importorskip("s3fs")
-pytest.importorskip("moto")
 
 
 @pytest.fixture(scope="module")
