@@ -7,6 +7,7 @@ boto reads, so modelkit's remote cache finds it exactly as it would find AWS.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -32,11 +33,11 @@ def client_env(endpoint: str) -> dict[str, str]:
 
 
 @contextmanager
-def moto_server() -> Iterator[str]:
-    """Run moto's S3 server until the block ends; yields its endpoint URL."""
+def moto_server(env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run moto's S3 server until the block ends (``env``: moto's settings); yields its endpoint URL."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})})
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -62,3 +63,28 @@ def make_bucket(endpoint: str) -> str:
     boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
                  aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1").create_bucket(Bucket=name)
     return name
+
+
+@contextmanager
+def server_with_users() -> Iterator[tuple[str, str, dict[str, tuple[str, str]]]]:
+    """An S3 server that checks permissions (moto's IAM enforcement after its first requests),
+    with one bucket and two users: ``writer`` may do anything, ``reader`` only read. Yields the
+    endpoint, the bucket and each user's (access key id, secret)."""
+    import boto3
+
+    setup = 7  # the requests below, made before IAM is enforced
+    with moto_server(env={"INITIAL_NO_AUTH_ACTION_COUNT": str(setup)}) as endpoint:
+        admin = {"endpoint_url": endpoint, "aws_access_key_id": "testing", "aws_secret_access_key": "testing",
+                 "region_name": "us-east-1"}
+        bucket = f"cache-{uuid.uuid4().hex[:12]}"
+        boto3.client("s3", **admin).create_bucket(Bucket=bucket)
+        iam = boto3.client("iam", **admin)
+        keys = {}
+        for user, actions in (("reader", ["s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation"]),
+                              ("writer", ["s3:*"])):
+            iam.create_user(UserName=user)
+            policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]}
+            iam.put_user_policy(UserName=user, PolicyName="cache", PolicyDocument=json.dumps(policy))
+            key = iam.create_access_key(UserName=user)["AccessKey"]
+            keys[user] = (key["AccessKeyId"], key["SecretAccessKey"])
+        yield endpoint, bucket, keys

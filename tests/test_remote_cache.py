@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from fake_actions import FileAction
-from s3_server import client_env, make_bucket, moto_server
+from s3_server import client_env, make_bucket, moto_server, server_with_users
 from modelkit.core.engine import Engine
 from modelkit.core.graph import Graph, Target
 from modelkit.core.remote_cache import ENV, Entry, RemoteCache, choose_url
@@ -202,6 +202,30 @@ def test_an_unreachable_server_is_one_warning(tmp_path: Path, monkeypatch: pytes
     machine = Machine(tmp_path / "one", "s3://bucket/x")
     assert machine.build() == ["mid", "final"]
     assert len(machine.notes) == 1 and "building locally" in machine.notes[0]
+
+
+def test_a_read_only_remote_restores_and_says_once_that_it_cannot_upload(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with server_with_users() as (endpoint, bucket, keys):
+        url = f"s3://{bucket}/team"
+
+        def login(user: str) -> None:
+            for name, value in client_env(endpoint).items():
+                monkeypatch.setenv(name, value)
+            monkeypatch.setenv("AWS_ACCESS_KEY_ID", keys[user][0])
+            monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", keys[user][1])
+
+        login("reader")
+        ci = Machine(tmp_path / "ci", url)
+        assert ci.build() == ["mid", "final"] and ci.ran == ["mid", "final"]  # a miss: built locally
+        assert len(ci.notes) == 1 and "is read-only here" in ci.notes[0] and "Access Denied" in ci.notes[0], ci.notes
+        login("writer")
+        box = Machine(tmp_path / "box", url)
+        box.build()
+        assert box.notes == [] and box.remote.bytes_up > 0
+        login("reader")
+        laptop = Machine(tmp_path / "laptop", url)
+        assert laptop.build() == ["mid", "final"] and laptop.ran == [] and laptop.notes == []
 
 
 def test_the_environment_wins_over_the_spec_and_empty_turns_it_off() -> None:
