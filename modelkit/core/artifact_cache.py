@@ -94,6 +94,10 @@ class ArtifactCache:
             except OSError:
                 pass
 
+    def has(self, key: str) -> bool:
+        """Whether an entry for ``key`` is here (not whether its files are still intact)."""
+        return (self._entry(key) / MANIFEST).is_file()
+
     def keys(self) -> list[str]:
         if not self.directory.is_dir():
             return []

@@ -165,7 +165,7 @@ class Engine:
         if self.remote is None or status.key is None or status.state != "stale" or status.reason == "forced" \
                 or not (action.atomic and action.cacheable):
             return status
-        if self.cache is not None and status.key in self.cache.keys():
+        if self.cache is not None and self.cache.has(status.key):
             return status
         entries = self.remote.lookup(status.key)
         by_name = {e.name: e.digest for e in entries or []}

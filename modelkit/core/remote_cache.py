@@ -312,10 +312,17 @@ class RemoteCache:
     def finish(self, progress: Progress | None = None) -> None:
         """Wait for the uploads still running, reporting their bytes; then clean the staging folder."""
         total = self._queued + self.bytes_up
-        while any(not job.done() for job in self._jobs):
-            if progress is not None and total:
-                progress(self.bytes_up / total, f"uploading to the remote cache {self.bytes_up >> 20}/{total >> 20} MB")
-            time.sleep(0.1)
+        try:
+            while any(not job.done() for job in self._jobs):
+                if progress is not None and total:
+                    progress(self.bytes_up / total,
+                             f"uploading to the remote cache {self.bytes_up >> 20}/{total >> 20} MB")
+                time.sleep(0.1)
+        except KeyboardInterrupt:
+            self.pushing = False  # the upload in flight ends (without a manifest); queued ones never start
+            for job in self._jobs:
+                job.cancel()
+            raise
         self._jobs.clear()
         if self._pool is not None:
             self._pool.shutdown()
