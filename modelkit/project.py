@@ -112,7 +112,7 @@ class Project:
         url = choose_url(self.spec.cache.remote)
         if url is None:
             return None
-        return RemoteCache(url, self.loaded.state_dir / "remote-push", notify=lambda line: self.notify(line))
+        return RemoteCache(url, notify=lambda line: self.notify(line))
 
     def engine(self, reporter: Reporter | None = None) -> Engine:
         return Engine(self.graph, self.root, self.state, fingerprint=self._fingerprint,

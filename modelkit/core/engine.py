@@ -287,9 +287,10 @@ class Engine:
             raise StepError(f"{action.describe()}: finished without writing {missing[0].name}", log)
         digests = self.hasher.digests(tmp.values(), trusted=True)
         if self.cache and action.atomic and action.cacheable:
-            self.cache.store(key, {out: (tmp[out], digests[tmp[out]]) for out in tmp})
-            if self.remote is not None:
-                self.remote.push(key, {out: (tmp[out], digests[tmp[out]]) for out in tmp})
+            stored = self.cache.store(key, {out: (tmp[out], digests[tmp[out]]) for out in tmp})
+            if self.remote is not None:  # uploaded from the cache entry: it keeps its name while tmp is renamed
+                held = self.cache.paths(key, list(tmp)) if stored else {out: tmp[out] for out in tmp}
+                self.remote.push(key, {out: (held[out], digests[tmp[out]]) for out in tmp}, background=stored)
         return digests
 
     def _put_in_place(self, atomic: bool, key: str, tmp: dict[Path, Path], digests: dict[Path, str]) -> dict[Path, str]:

@@ -33,7 +33,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import threading
 import time
 import uuid
@@ -100,15 +99,12 @@ class Unusable(Exception):
 class RemoteCache:
     """Looks keys up in, restores from and uploads to one remote (see the module docstring).
 
-    ``notify`` says the lines a user should see (each at most once); ``staging`` is a local
-    folder on the outputs' filesystem where files waiting for upload are hard-linked, so that the
-    engine may rename them into place while they upload in the background.
+    ``notify`` says the lines a user should see (each at most once); ``push``: upload at all.
     """
 
-    def __init__(self, url: str, staging: Path, notify: Notify | None = None, push: bool = True) -> None:
+    def __init__(self, url: str, notify: Notify | None = None, push: bool = True) -> None:
         self.url = url.rstrip("/")
         self.scheme = url.partition("://")[0]
-        self.staging = staging
         self.notify = notify or (lambda line: None)
         self.pushing = push
         self.bytes_down = 0
@@ -231,33 +227,24 @@ class RemoteCache:
 
     # -- uploading ---------------------------------------------------------------------------
 
-    def push(self, key: str, files: dict[Path, tuple[Path, str]]) -> None:
-        """Upload ``files`` (final path -> (file now, digest)) under ``key``, in the background:
-        each is hard-linked into the staging folder first, so renaming it into place is safe."""
+    def push(self, key: str, files: dict[Path, tuple[Path, str]], background: bool = True) -> None:
+        """Upload ``files`` (final path -> (file to read, digest)) under ``key``. ``background``:
+        the files keep their names until the build ends (the local cache's entry), so the upload
+        runs while the build goes on; otherwise it is done before this returns."""
         if not self.pushing or self._broken:
             return
-        staged: list[tuple[Entry, Path, bool]] = []
-        for out, (path, digest) in sorted(files.items(), key=lambda item: item[0].name):
-            link = self._stage(path)
-            staged.append((Entry(out.name, digest, path.stat().st_size), link or path, link is not None))
+        staged = [(Entry(out.name, digest, path.stat().st_size), path)
+                  for out, (path, digest) in sorted(files.items(), key=lambda item: item[0].name)]
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="modelkit-push")
+        with self._lock:
+            self._queued += sum(e.size for e, _ in staged)
         job = self._pool.submit(self._upload_entry, key, staged)
         self._jobs.append(job)
-        self._queued += sum(e.size for e, _, _ in staged)
-        if not all(linked for _, _, linked in staged):
-            job.result()  # a file that could not be linked must be read before it is renamed
+        if not background:
+            job.result()
 
-    def _stage(self, path: Path) -> Path | None:
-        link = self.staging / f"{uuid.uuid4().hex}-{path.name}"
-        try:
-            self.staging.mkdir(parents=True, exist_ok=True)
-            os.link(path, link)
-            return link
-        except OSError:
-            return None
-
-    def _upload_entry(self, key: str, staged: list[tuple[Entry, Path, bool]]) -> None:
+    def _upload_entry(self, key: str, staged: list[tuple[Entry, Path]]) -> None:
         """Blobs first, the manifest last; a failure is said once and stops further uploads."""
         try:
             if not self.pushing:
@@ -265,10 +252,10 @@ class RemoteCache:
             fs, _ = self._connect()
             manifest = self._path("keys", _hex(key) + ".json")
             if not fs.exists(manifest):
-                for entry, path, _ in staged:
+                for entry, path in staged:
                     self._upload_blob(fs, entry, path)
                 body = {"version": MANIFEST_VERSION, "key": key,
-                        "outputs": [{"name": e.name, "digest": e.digest, "size": e.size} for e, _, _ in staged]}
+                        "outputs": [{"name": e.name, "digest": e.digest, "size": e.size} for e, _ in staged]}
                 self._put_bytes(fs, manifest, json.dumps(body, sort_keys=True).encode())
         except Unusable:
             self.pushing = False
@@ -276,10 +263,6 @@ class RemoteCache:
             self.pushing = False
             what = "is read-only here" if _is_permission(e) else "cannot be written to"
             self._say(f"remote cache {self.url} {what} ({_describe(e)}): not uploading; restoring still works")
-        finally:
-            for _, path, linked in staged:
-                if linked:
-                    path.unlink(missing_ok=True)
 
     def _upload_blob(self, fs: Any, entry: Entry, path: Path) -> None:
         blob = self._path("blobs", _hex(entry.digest))
@@ -310,7 +293,7 @@ class RemoteCache:
         fs.mv(tmp, path)
 
     def finish(self, progress: Progress | None = None) -> None:
-        """Wait for the uploads still running, reporting their bytes; then clean the staging folder."""
+        """Wait for the uploads still running, reporting their bytes."""
         total = self._queued + self.bytes_up
         try:
             while any(not job.done() for job in self._jobs):
@@ -327,7 +310,6 @@ class RemoteCache:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
-        shutil.rmtree(self.staging, ignore_errors=True)
 
 
 def _counter(cache: RemoteCache) -> Any:
