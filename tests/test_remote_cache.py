@@ -104,6 +104,7 @@ def test_a_second_machine_restores_everything_from_the_first_ones_uploads(remote
     total = sum((first.root / "build" / n).stat().st_size for n in ("mid.txt", "final.txt"))
     assert second.remote.bytes_down == total  # each artifact read once
     assert second.remote.bytes_up == 0  # what it restored is not uploaded again
+    assert (second.remote.restored, second.remote.missed, first.remote.restored, first.remote.missed) == (2, 0, 0, 2)
     assert second.engine().build().ran == []
     assert not list((second.root / "build").glob(".*tmp*"))
 
@@ -271,3 +272,56 @@ def test_the_manifest_names_outputs_digests_and_sizes(tmp_path: Path) -> None:
         out = m["outputs"][0]
         assert out["size"] == os.path.getsize(machine.root / "build" / out["name"])
         assert any(f.endswith("/blobs/" + out["digest"].split(":")[1]) for f in files)
+
+
+# -- the commands, on a project that ships a ready GGUF (no toolchain) ------------------------------
+
+def ready_project(folder: Path) -> Path:
+    from conftest import READY_GGUF_SPEC, ROOT, load_module
+
+    folder.mkdir(parents=True)
+    load_module(ROOT / "tests" / "ollama" / "gguf_files.py").write_tiny_gguf(folder / "model.gguf")
+    (folder / "model.toml").write_text(READY_GGUF_SPEC)
+    return folder
+
+
+def cli(*args: str, cwd: Path, remote: str) -> Any:
+    import subprocess
+    import sys
+
+    env = {**os.environ, ENV: remote}
+    return subprocess.run([sys.executable, "-m", "modelkit", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
+def test_the_commands_restore_say_so_and_push_unless_told_not_to(tmp_path: Path) -> None:
+    (tmp_path / "shared").mkdir()
+    url = (tmp_path / "shared").as_uri()
+    quiet = cli("build", "--no-ollama", "--no-push", cwd=ready_project(tmp_path / "quiet"), remote=url)
+    assert quiet.returncode == 0, quiet.stderr
+    assert entries(url)[1] == [] and "0 targets restored" in quiet.stderr and "uploaded 0 B" in quiet.stderr
+    first = cli("build", "--no-ollama", cwd=ready_project(tmp_path / "checkout"), remote=url)
+    assert first.returncode == 0, first.stderr
+    assert any("/keys/" in f for f in entries(url)[1])
+    # Another machine, the same checkout path (this spec's Modelfile names the GGUF's absolute path).
+    (tmp_path / "checkout").rename(tmp_path / "first-machine")
+    second = ready_project(tmp_path / "checkout")
+    plan = cli("plan", cwd=second, remote=url)
+    assert plan.returncode == 0 and "restore from remote" in plan.stdout, plan.stdout + plan.stderr
+    built = cli("build", "--no-ollama", cwd=second, remote=url)
+    assert built.returncode == 0, built.stderr
+    assert "restored from the remote cache" in built.stderr and " 0 not there" in built.stderr, built.stderr
+
+
+def test_the_commands_build_locally_when_the_remote_is_not_there(tmp_path: Path) -> None:
+    proc = cli("build", "--no-ollama", cwd=ready_project(tmp_path / "one"), remote=(tmp_path / "gone").as_uri())
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "is not usable" in line]
+    assert len(lines) == 1 and "building locally" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_an_unknown_scheme_is_a_one_line_error_with_status_2(tmp_path: Path) -> None:
+    proc = cli("build", "--no-ollama", cwd=ready_project(tmp_path / "one"), remote="ftp://host/cache")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"error: ${ENV}: unknown scheme 'ftp://' (known: file://, gcs://, "
+                                                "gs://, hf://, s3://, s3a://)"]

@@ -123,9 +123,10 @@ def _say_transfers(project: Any) -> None:
     from modelkit.cli.reporter import console, human_size
 
     remote = project.__dict__.get("remote")
-    if remote is not None and (remote.bytes_down or remote.bytes_up):
-        console.print(f"[dim]remote cache {remote.url}: restored {human_size(remote.bytes_down)}, "
-                      f"uploaded {human_size(remote.bytes_up)}[/]")
+    if remote is not None and (remote.restored or remote.missed or remote.bytes_up):
+        console.print(f"remote cache {remote.url}: {remote.restored} targets restored "
+                      f"({human_size(remote.bytes_down)}), {remote.missed} not there (built here), "
+                      f"uploaded {human_size(remote.bytes_up)}", style="dim", markup=False, highlight=False)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:

@@ -109,6 +109,9 @@ class RemoteCache:
         self.pushing = push
         self.bytes_down = 0
         self.bytes_up = 0
+        self.restored = 0
+        """Targets restored by :meth:`fetch`; ``missed``: those it did not find (or could not take)."""
+        self.missed = 0
         self._fs: Any = None
         self._root = ""
         self._broken: str | None = None
@@ -177,6 +180,7 @@ class RemoteCache:
         """Download the outputs of ``key`` to their temporary names; their digests, or None when
         the remote has no complete, matching entry (nothing is left at the temporary names)."""
         entries = self.lookup(key)
+        self.missed += 1  # until the last byte is checked
         if entries is None:
             return None
         if sorted(e.name for e in entries) != sorted(out.name for out in outputs) or len(entries) != len(outputs):
@@ -196,6 +200,8 @@ class RemoteCache:
                 done += entry.size
                 restored[tmp_names[out]] = entry.digest
             else:
+                self.missed -= 1
+                self.restored += 1
                 return restored
         except Exception as e:  # noqa: BLE001 - a transfer that fails half-way is a miss, said once
             self._say(f"remote cache {self.url}: restoring {_hex(key)[:12]} failed ({_describe(e)}): building locally")
