@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["engine", "templates", "watch", "merge", "quality"]
+BENCHES = ["engine", "templates", "watch", "merge", "quality", "remote"]
 
 
 def main(argv: list[str]) -> int:

@@ -75,6 +75,11 @@ class ModelfileError(UserError):
         self.reason = reason
 
 
+class RemoteCacheError(UserError):
+    """A remote artifact cache that is configured wrongly (an unknown URL scheme, a backend package
+    not installed). A remote that is merely unreachable is a warning and a local build instead."""
+
+
 class OllamaRefused(UserError):
     """Ollama understood a request and refused it (a bad template, an adapter it cannot apply, …)."""
 
@@ -106,6 +111,7 @@ __all__ = [
     "ModelkitError",
     "OllamaRefused",
     "OllamaUnavailable",
+    "RemoteCacheError",
     "SpecError",
     "StepError",
     "TemplateError",

@@ -11,6 +11,7 @@ result = project.build()
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from functools import cached_property
 from pathlib import Path
@@ -22,6 +23,7 @@ from modelkit.core.graph import Graph
 from modelkit.core.locks import FileLock
 from modelkit.core.lockfile import LOCK_NAME, first_difference, make_lock, read_lock, write_lock
 from modelkit.core.process import Progress
+from modelkit.core.remote_cache import RemoteCache, choose_url
 from modelkit.core.state import State
 from modelkit.errors import UserError
 from modelkit.formats.gguf import gguf_facts
@@ -46,6 +48,8 @@ class Project:
         self.update_sources = update_sources
         self._toolchain: Toolchain | None = None
         self.report_note: str | None = None  # why the last build drew no report picture
+        self.notify: Callable[[str], None] = logging.getLogger("modelkit").warning
+        """Where warnings that do not stop a build go (the CLI prints them; a library user gets logging)."""
 
     @classmethod
     def open(cls, spec: str | Path | None = None, update_sources: bool = False,
@@ -102,9 +106,18 @@ class Project:
 
     # -- planning and building ------------------------------------------------------------------
 
+    @cached_property
+    def remote(self) -> RemoteCache | None:
+        """The shared artifact cache (``$MODELKIT_REMOTE_CACHE``, else ``[cache] remote``), or None."""
+        url = choose_url(self.spec.cache.remote)
+        if url is None:
+            return None
+        return RemoteCache(url, notify=lambda line: self.notify(line))
+
     def engine(self, reporter: Reporter | None = None) -> Engine:
         return Engine(self.graph, self.root, self.state, fingerprint=self._fingerprint,
-                      toolchain=self.require_toolchain, reporter=reporter, free_digest=hub.blob_digest)
+                      toolchain=self.require_toolchain, reporter=reporter, free_digest=hub.blob_digest,
+                      remote=self.remote)
 
     def plan(self, names: Iterable[str] | None = None, force: Iterable[str] = ()) -> list[Status]:
         return self.engine().plan(names, self._resolve(force))
@@ -112,17 +125,23 @@ class Project:
     def build(self, names: Iterable[str] | None = None, force: Iterable[str] = (),
               reporter: Reporter | None = None, wait: bool = True,
               on_wait: Callable[[str], None] | None = None, keep_going: bool = False,
-              locked: bool = False) -> BuildResult:
+              locked: bool = False, push: bool = True, uploading: Progress | None = None) -> BuildResult:
         """Build under the project's lock (one builder at a time), then update ``modelkit.lock``.
 
         ``locked``: fail, naming the difference, instead of changing the lock file (for CI).
-        The lock file is written only after a successful build of every target.
+        The lock file is written only after a successful build of every target. ``push``: upload
+        what was built to the remote cache, if there is one; the build returns once the uploads
+        (which run in the background of the build) are done, ``uploading`` shows their progress.
         """
         names = list(names) if names is not None else None
         with FileLock(self.build_lock_path, wait=wait, on_wait=on_wait):
             if locked:
                 self._check_locked(("sources", "toolchain"))
+            if self.remote is not None:
+                self.remote.pushing = push
             result = self.engine(reporter).build(names, self._resolve(force), keep_going=keep_going)
+            if self.remote is not None:
+                self.remote.finish(uploading)
             if self._evaluated(result):
                 self.report_note = self.write_report()
             if result.ok:

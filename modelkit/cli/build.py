@@ -23,6 +23,8 @@ def add_commands(sub: Any, epilog: str) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="also list targets that were up to date")
     p.add_argument("--locked", action="store_true",
                    help="fail if the build would change modelkit.lock (for CI: proves the same bytes were built)")
+    p.add_argument("--no-push", action="store_true",
+                   help="restore from the remote cache ([cache] remote) but do not upload what this build makes")
     p.add_argument("--update", action="store_true",
                    help="resolve Hugging Face revisions afresh instead of using the commits in modelkit.lock")
     _register_options(p, "build everything but do not register with Ollama")
@@ -83,22 +85,48 @@ def _split(args: argparse.Namespace) -> tuple[Path | None, list[str]]:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from modelkit.cli.reporter import ConsoleReporter, console, print_build_summary
+    from modelkit.cli.reporter import ConsoleReporter, UploadBar, console, print_build_summary
     from modelkit.cli.tools import install_with_progress
     from modelkit.project import Project
 
     spec, targets = _split(args)
     project = Project.open(spec, update_sources=args.update, register=args.register)
+    project.notify = _say
     if project.state.notice:
         console.print(f"[yellow]note:[/] {project.state.notice}")
     started = time.monotonic()
     if project.needs_toolchain(targets or None) and project.find_toolchain() is None:
         console.print("[bold]llama.cpp toolchain not installed: building it once (a few minutes)[/]")
         install_with_progress(None)
-    result = project.build(targets or None, force=args.force, reporter=ConsoleReporter(verbose=args.verbose),
-                           wait=not args.no_wait, on_wait=lambda m: console.print(f"[yellow]{m}[/]"),
-                           keep_going=args.keep_going, locked=args.locked)
+    uploading = UploadBar()
+    try:
+        result = project.build(targets or None, force=args.force, reporter=ConsoleReporter(verbose=args.verbose),
+                               wait=not args.no_wait, on_wait=lambda m: console.print(f"[yellow]{m}[/]"),
+                               keep_going=args.keep_going, locked=args.locked, push=not args.no_push,
+                               uploading=uploading)
+    finally:
+        uploading.close()
+    _say_transfers(project)
     return print_build_summary(project, targets, result, time.monotonic() - started)
+
+
+def _say(line: str) -> None:
+    from rich.text import Text
+
+    from modelkit.cli.reporter import console
+
+    console.print(Text.assemble(("note: ", "yellow"), line))
+
+
+def _say_transfers(project: Any) -> None:
+    """One line of what went over the wire, if anything did."""
+    from modelkit.cli.reporter import console, human_size
+
+    remote = project.__dict__.get("remote")
+    if remote is not None and (remote.restored or remote.missed or remote.bytes_up):
+        console.print(f"remote cache {remote.url}: {remote.restored} targets restored "
+                      f"({human_size(remote.bytes_down)}), {remote.missed} not there (built here), "
+                      f"uploaded {human_size(remote.bytes_up)}", style="dim", markup=False, highlight=False)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -123,6 +151,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     spec, targets = _split(args)
     project = Project.open(spec)
+    project.notify = _say
     rows = project.describe_plan(project.plan(targets or None, force=args.force))
     if args.json:
         json_dump(rows)

@@ -108,6 +108,32 @@ class ConsoleReporter:
         self.out.print(f"[red]  !![/]  {target.name}")
 
 
+class UploadBar:
+    """The bar for the uploads a build waits for at its end, started on their first report (the
+    build's own bar is gone by then: rich draws one live display at a time)."""
+
+    def __init__(self, out: Console | None = None) -> None:
+        self.out = out or console
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+
+    def __call__(self, fraction: float | None, text: str) -> None:
+        if not self.out.is_terminal:
+            return
+        if self._progress is None:
+            self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}", style="dim"),
+                                      BarColumn(bar_width=24), TextColumn("{task.percentage:>3.0f}%"),
+                                      TimeElapsedColumn(), console=self.out, transient=True)
+            self._progress.start()
+            self._task = self._progress.add_task(text, total=1.0)
+        assert self._task is not None
+        self._progress.update(self._task, description=_fit(text), completed=fraction or 0.0)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
 
 def print_build_summary(project: Project, targets: list[str], result: BuildResult, elapsed: float) -> int:
     """The end of ``modelkit build``: failures, or what was built and how to run it; the exit code."""

@@ -94,6 +94,16 @@ class ArtifactCache:
             except OSError:
                 pass
 
+    def paths(self, key: str, outputs: list[Path]) -> dict[Path, Path]:
+        """Where the entry of ``key`` keeps each of ``outputs`` (as :meth:`store` names them): a
+        stable name for the same bytes while the output itself is renamed into place."""
+        entry = self._entry(key)
+        return {out: entry / f"{i}-{out.name}" for i, out in enumerate(sorted(outputs))}
+
+    def has(self, key: str) -> bool:
+        """Whether an entry for ``key`` is here (not whether its files are still intact)."""
+        return (self._entry(key) / MANIFEST).is_file()
+
     def keys(self) -> list[str]:
         if not self.directory.is_dir():
             return []

@@ -27,6 +27,7 @@ from modelkit.core.action import StepContext
 from modelkit.core.artifact_cache import ArtifactCache
 from modelkit.core.graph import Graph, Target
 from modelkit.core.hashing import FreeDigest, Hasher
+from modelkit.core.remote_cache import RemoteCache
 from modelkit.core.records import MISSING, changes, record_key, short, short_digest
 from modelkit.core.state import State, TargetRecord
 from modelkit.errors import DeferredError, ModelkitError, StepError, UserError
@@ -97,8 +98,10 @@ class Engine:
 
     def __init__(self, graph: Graph, root: Path, state: State, *, fingerprint: Fingerprint,
                  toolchain: Callable[[], Any] | None = None, reporter: Reporter | None = None,
-                 logs: Path | None = None, cache: bool = True, free_digest: FreeDigest | None = None) -> None:
-        """``free_digest``: digests known without reading files (see :class:`Hasher`)."""
+                 logs: Path | None = None, cache: bool = True, free_digest: FreeDigest | None = None,
+                 remote: RemoteCache | None = None) -> None:
+        """``free_digest``: digests known without reading files (see :class:`Hasher`); ``remote``:
+        a shared cache asked after the local one, and given what this machine built."""
         self.graph = graph
         self.root = root
         self.state = state
@@ -108,15 +111,18 @@ class Engine:
         self.toolchain = toolchain or _no_toolchain
         self.reporter = reporter or QuietReporter()
         self.logs = logs or state.directory / "logs"
+        self.remote = remote
 
     # -- planning ------------------------------------------------------------------------------
 
-    def status(self, target: Target, pending: set[str], forced: bool = False) -> Status:
-        """Why ``target`` must run, or that it need not. ``pending``: targets that will run first."""
+    def status(self, target: Target, pending: set[str], forced: bool = False,
+               predicted: dict[str, list[str]] | None = None) -> Status:
+        """Why ``target`` must run, or that it need not. ``pending``: targets that will run first;
+        ``predicted``: output digests of those that will be restored from the remote."""
         action = target.action
         old = self.state.target(target.name)
-        waiting = [d for d in target.deps if d in pending]
-        record = self._record(target, with_deps=not waiting)
+        waiting = [d for d in target.deps if d in pending and d not in (predicted or {})]
+        record = self._record(target, with_deps=not waiting, predicted=predicted)
         if waiting:
             own_change = _first_difference(old.record if old else None, record, deps=False)
             if old is None or own_change:
@@ -142,13 +148,32 @@ class Engine:
         """The status of every target needed for ``names`` (default: all), in build order."""
         force = set(force)
         pending: set[str] = set()
+        predicted: dict[str, list[str]] = {}
         out = []
         for target in self.graph.closure(names):
-            status = self.status(target, pending, forced=target.name in force)
+            status = self.status(target, pending, forced=target.name in force, predicted=predicted)
             if not status.fresh:
                 pending.add(target.name)
+                status = self._remote_plan(target, status, predicted)
             out.append(status)
         return out
+
+    def _remote_plan(self, target: Target, status: Status, predicted: dict[str, list[str]]) -> Status:
+        """``status``, saying "restore from remote" when the remote holds its key; the outputs'
+        digests go to ``predicted``, so that its dependents' keys can be looked up too."""
+        action = target.action
+        if self.remote is None or status.key is None or status.state != "stale" or status.reason == "forced" \
+                or not (action.atomic and action.cacheable):
+            return status
+        if self.cache is not None and self.cache.has(status.key):
+            return status
+        entries = self.remote.lookup(status.key)
+        by_name = {e.name: e.digest for e in entries or []}
+        outputs = {self._rel(p): by_name.get(p.name) for p in action.outputs()}
+        if entries is None or len(entries) != len(outputs) or None in outputs.values():
+            return status
+        predicted[target.name] = [str(digest) for _, digest in sorted(outputs.items())]
+        return Status(status.name, status.state, f"restore from remote ({status.reason})", status.key, status.record)
 
     # -- building ------------------------------------------------------------------------------
 
@@ -243,6 +268,11 @@ class Engine:
         restored = self.cache.restore(key, list(tmp), tmp)
         if restored is not None:
             self.reporter.progress(target, 1.0, "restored from the artifact cache")
+        elif self.remote is not None:
+            restored = self.remote.fetch(key, list(tmp), tmp, lambda f, text: self.reporter.progress(target, f, text))
+            if restored is not None:
+                self.reporter.note(target, f"restored from the remote cache {self.remote.url}")
+                self.cache.store(key, {out: (tmp[out], restored[tmp[out]]) for out in tmp})
         return restored
 
     def _execute(self, target: Target, key: str, tmp: dict[Path, Path], log: Path) -> dict[Path, str]:
@@ -257,7 +287,10 @@ class Engine:
             raise StepError(f"{action.describe()}: finished without writing {missing[0].name}", log)
         digests = self.hasher.digests(tmp.values(), trusted=True)
         if self.cache and action.atomic and action.cacheable:
-            self.cache.store(key, {out: (tmp[out], digests[tmp[out]]) for out in tmp})
+            stored = self.cache.store(key, {out: (tmp[out], digests[tmp[out]]) for out in tmp})
+            if self.remote is not None:  # uploaded from the cache entry: it keeps its name while tmp is renamed
+                held = self.cache.paths(key, list(tmp)) if stored else {out: tmp[out] for out in tmp}
+                self.remote.push(key, {out: (held[out], digests[tmp[out]]) for out in tmp}, background=stored)
         return digests
 
     def _put_in_place(self, atomic: bool, key: str, tmp: dict[Path, Path], digests: dict[Path, str]) -> dict[Path, str]:
@@ -286,8 +319,9 @@ class Engine:
 
     # -- records -------------------------------------------------------------------------------
 
-    def _record(self, target: Target, with_deps: bool) -> dict[str, Any]:
-        """The canonical record an action key is the hash of."""
+    def _record(self, target: Target, with_deps: bool,
+                predicted: dict[str, list[str]] | None = None) -> dict[str, Any]:
+        """The canonical record an action key is the hash of (``predicted``: see :meth:`status`)."""
         action = target.action
         inputs = action.inputs()
         try:
@@ -308,7 +342,10 @@ class Engine:
             deps = {}
             for dep in target.deps:
                 rec = self.state.target(dep)
-                deps[dep] = [digest for _, digest in sorted(rec.outputs.items())] if rec else None
+                if predicted and dep in predicted:
+                    deps[dep] = predicted[dep]
+                else:
+                    deps[dep] = [digest for _, digest in sorted(rec.outputs.items())] if rec else None
             record["deps"] = deps
         return record
 

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from modelkit.core.remote_cache import url_problem
 from modelkit.formats.checkpoints import is_pattern
 from modelkit.formats.quant_types import QUANT_TYPES, canonical
 from modelkit.ollama import names as ollama_names
@@ -281,6 +282,23 @@ class Toolchain(_Strict):
                           "one that `modelkit toolchain install` builds (or $MODELKIT_LLAMA_CPP).")
 
 
+class Cache(_Strict):
+    """Artifacts shared between machines (see README, "Teams and CI")."""
+
+    remote: str | None = Field(
+        None, description="A remote artifact cache, as an fsspec URL: s3://bucket/prefix, file:///mnt/shared/modelkit, "
+                          "hf://datasets/org/cache or gs://bucket/prefix. Stale targets are restored from it and what "
+                          "is built is uploaded to it. $MODELKIT_REMOTE_CACHE overrides it (empty: no remote).")
+
+    @field_validator("remote")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        problem = url_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
 class Spec(_Strict):
     """A modelkit project: a base model, LoRA adapters, quantizations and the Ollama models to make."""
 
@@ -295,6 +313,7 @@ class Spec(_Strict):
     evaluate: Evaluate = Field(default_factory=Evaluate)
     ollama: Ollama = Field(default_factory=Ollama)
     toolchain: Toolchain = Field(default_factory=Toolchain)
+    cache: Cache = Field(default_factory=Cache)
 
     @field_validator("name")
     @classmethod

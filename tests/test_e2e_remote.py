@@ -1,0 +1,98 @@
+"""Two machines, one remote artifact cache, the tiny example through real llama.cpp: the second
+builds everything from the first one's uploads without converting, merging or quantizing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from s3_server import client_env, make_bucket, moto_server
+from modelkit import Project
+from modelkit.core.engine import QuietReporter
+from modelkit.core.graph import Target
+from modelkit.core.remote_cache import ENV
+
+from conftest import copy_example, without_quality
+
+pytestmark = [pytest.mark.toolchain, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    with moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(params=["s3", "file"])
+def remote(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``$MODELKIT_REMOTE_CACHE`` set to a new bucket on the loopback S3 server, or a shared folder."""
+    if request.param == "s3":
+        endpoint = request.getfixturevalue("s3_endpoint")
+        for name, value in client_env(endpoint).items():
+            monkeypatch.setenv(name, value)
+        url = f"s3://{make_bucket(endpoint)}/modelkit"
+    else:
+        (tmp_path / "shared").mkdir()
+        url = (tmp_path / "shared").as_uri()
+    monkeypatch.setenv(ENV, url)
+    return url
+
+
+class Restores(QuietReporter):
+    """Records which targets said they were restoring from the remote."""
+
+    def __init__(self) -> None:
+        self.restored: set[str] = set()
+
+    def progress(self, target: Target, fraction: float | None, text: str) -> None:
+        if text.startswith("restoring from the remote cache"):
+            self.restored.add(target.name)
+
+
+def machine(tiny_model: Path, folder: Path) -> Path:
+    copy_example(tiny_model, folder)
+    spec = folder / "model.toml"
+    spec.write_text(without_quality(spec.read_text()))
+    return folder
+
+
+def no_toolchain(*args: Any, **kwargs: Any) -> None:
+    raise AssertionError("a step asked for llama.cpp: it ran instead of being restored")
+
+
+def test_the_second_machine_builds_the_example_from_the_first_ones_uploads(
+        toolchain: Any, tiny_model: Path, tmp_path: Path, remote: str) -> None:
+    first = machine(tiny_model, tmp_path / "gpu-box")
+    built = Project.open(first, register="off")
+    notes: list[str] = []
+    built.notify = notes.append
+    assert built.build().ok and notes == []
+    assert built.remote is not None and built.remote.bytes_up > 0
+
+    second = machine(tiny_model, tmp_path / "laptop")
+    shutil.copy(first / "modelkit.lock", second / "modelkit.lock")  # checked in with the spec
+    plan = subprocess.run([sys.executable, "-m", "modelkit", "plan", "--json"], cwd=second, capture_output=True,
+                          text=True, timeout=300, env=os.environ.copy())
+    assert plan.returncode == 0, plan.stderr
+    assert plan.stdout.count("restore from remote") == 8  # template, 2 conversions, merge, 2 quants, 2 Modelfiles
+
+    laptop = Project.open(second, register="off")
+    laptop.require_toolchain = no_toolchain  # type: ignore[method-assign]
+    reporter = Restores()
+    result = laptop.build(reporter=reporter, locked=True)  # --locked: the same bytes as the lock says
+    assert result.ok, result.failed
+    ggufs = sorted(p.name for p in (first / "build").glob("*.gguf"))
+    assert {n for n in result.ran if n.startswith("gguf:")} <= reporter.restored
+    assert len(ggufs) == 5
+    for name in ggufs:
+        assert (second / "build" / name).read_bytes() == (first / "build" / name).read_bytes(), name
+    total = sum(p.stat().st_size for p in (first / "build").glob("*") if p.is_file())
+    assert laptop.remote is not None and laptop.remote.bytes_down <= total and laptop.remote.bytes_up == 0
+    assert laptop.plan()[0].state == "fresh"

@@ -1,0 +1,327 @@
+"""The remote artifact cache with cheap actions: two machines sharing one remote (a real S3
+protocol server on loopback, and a shared folder), corrupt and partial entries, bad URLs,
+missing buckets and credentials."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fake_actions import FileAction
+from s3_server import client_env, make_bucket, moto_server, server_with_users
+from modelkit.core.engine import Engine
+from modelkit.core.graph import Graph, Target
+from modelkit.core.remote_cache import ENV, Entry, RemoteCache, choose_url
+from modelkit.core.state import State
+from modelkit.errors import RemoteCacheError, SpecError
+
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    with moto_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    for name, value in client_env(s3_endpoint).items():
+        monkeypatch.setenv(name, value)
+    return s3_endpoint
+
+
+@pytest.fixture(params=["s3", "file"])
+def remote_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty remote: a new bucket on the loopback S3 server, or a shared folder."""
+    if request.param == "s3":
+        endpoint = request.getfixturevalue("s3_env")
+        return f"s3://{make_bucket(endpoint)}/team/modelkit"
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    return folder.as_uri()
+
+
+def upper(params: dict[str, Any], sources: list[bytes], reads: list[bytes]) -> bytes:
+    return b"".join(reads).upper()
+
+
+class Machine:
+    """One checkout of a two-step project (a.txt + b.txt -> mid -> final) with its own state."""
+
+    def __init__(self, root: Path, url: str, push: bool = True) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root
+        (root / "a.txt").write_bytes(b"a" * 300_000)
+        (root / "b.txt").write_bytes(b"b" * 200_000)
+        for name in ("a.txt", "b.txt"):  # written a while ago, as inputs are (the stat cache trusts them)
+            os.utime(root / name, (time.time() - 60, time.time() - 60))
+        self.notes: list[str] = []
+        self.remote = RemoteCache(url, notify=self.notes.append, push=push)
+        self.state = State(root / ".modelkit")
+        self.ran: list[str] = []
+
+    def engine(self) -> Engine:
+        build = self.root / "build"
+        mid = FileAction(build / "mid.txt", [self.root / "a.txt", self.root / "b.txt"], name="mid", ran=self.ran)
+        final = FileAction(build / "final.txt", reads=[build / "mid.txt"], compute=upper, name="final", ran=self.ran)
+        graph = Graph([Target("mid", mid), Target("final", final, ("mid",))])
+        return Engine(graph, self.root, self.state, fingerprint=lambda c: {}, remote=self.remote)
+
+    def build(self) -> list[str]:
+        result = self.engine().build()
+        self.remote.finish()
+        assert result.ok, result.failed
+        return result.ran
+
+
+def entries(url: str) -> tuple[Any, list[str]]:
+    """The remote's filesystem and every file under it."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(url, skip_instance_cache=True)
+    return fs, sorted(fs.find(root))
+
+
+def test_a_second_machine_restores_everything_from_the_first_ones_uploads(remote_url: str, tmp_path: Path) -> None:
+    first = Machine(tmp_path / "one", remote_url)
+    assert first.build() == ["mid", "final"] and first.ran == ["mid", "final"]
+    assert first.notes == []
+    noop = first.engine()
+    assert noop.build().ran == [] and noop.hasher.bytes_read == 0  # uploading left the stat cache valid
+    second = Machine(tmp_path / "two", remote_url)
+    plan = {s.name: s.reason for s in second.engine().plan()}
+    assert plan == {"mid": "restore from remote (never built)", "final": "restore from remote (never built)"}
+    assert second.build() == ["mid", "final"]
+    assert second.ran == []  # nothing ran: both restored
+    for name in ("mid.txt", "final.txt"):
+        assert (second.root / "build" / name).read_bytes() == (first.root / "build" / name).read_bytes()
+    total = sum((first.root / "build" / n).stat().st_size for n in ("mid.txt", "final.txt"))
+    assert second.remote.bytes_down == total  # each artifact read once
+    assert second.remote.bytes_up == 0  # what it restored is not uploaded again
+    assert (second.remote.restored, second.remote.missed, first.remote.restored, first.remote.missed) == (2, 0, 0, 2)
+    assert second.engine().build().ran == []
+    assert not list((second.root / "build").glob(".*tmp*"))
+
+
+def test_uploading_the_same_key_again_is_harmless_and_uploads_nothing(remote_url: str, tmp_path: Path) -> None:
+    Machine(tmp_path / "one", remote_url).build()
+    _, before = entries(remote_url)
+    again = Machine(tmp_path / "again", remote_url)
+    again.engine().build(force=["mid", "final"])  # forced: built here, not restored
+    again.remote.finish()
+    assert again.ran == ["mid", "final"] and again.remote.bytes_up == 0
+    assert entries(remote_url)[1] == before
+
+
+def test_no_push_restores_but_uploads_nothing(remote_url: str, tmp_path: Path) -> None:
+    machine = Machine(tmp_path / "one", remote_url, push=False)
+    machine.build()
+    assert entries(remote_url)[1] == []
+
+
+def corrupt(url: str, digest_of: Path, how: str) -> None:
+    fs, files = entries(url)
+    blob = next(f for f in files if "/blobs/" in f and fs.cat_file(f) == digest_of.read_bytes())
+    data = fs.cat_file(blob)
+    fs.pipe_file(blob, data[:-10] if how == "truncate" else data[:-1] + b"X")
+
+
+@pytest.mark.parametrize("how", ["truncate", "flip"])
+def test_a_blob_that_disagrees_with_its_manifest_is_never_taken(remote_url: str, tmp_path: Path, how: str) -> None:
+    first = Machine(tmp_path / "one", remote_url)
+    first.build()
+    corrupt(remote_url, first.root / "build" / "final.txt", how)
+    second = Machine(tmp_path / "two", remote_url)
+    assert second.build() == ["mid", "final"]
+    assert second.ran == ["final"]  # mid restored, final built locally
+    assert (second.root / "build" / "final.txt").read_bytes() == (first.root / "build" / "final.txt").read_bytes()
+    assert len(second.notes) == 1 and "building locally" in second.notes[0], second.notes
+    assert ("bytes" if how == "truncate" else "digest") in second.notes[0]
+    assert not list((second.root / "build").glob(".*tmp*"))
+
+
+def test_a_manifest_that_is_not_valid_is_a_miss(remote_url: str, tmp_path: Path) -> None:
+    first = Machine(tmp_path / "one", remote_url)
+    first.build()
+    fs, files = entries(remote_url)
+    for f in files:
+        if "/keys/" in f:
+            fs.pipe_file(f, fs.cat_file(f)[:-5])  # a manifest cut short
+    second = Machine(tmp_path / "two", remote_url)
+    second.build()
+    assert second.ran == ["mid", "final"]
+    assert len(second.notes) == 2 and all("not valid" in n for n in second.notes)
+
+
+def test_an_interrupted_upload_leaves_no_manifest(remote_url: str, tmp_path: Path) -> None:
+    machine = Machine(tmp_path / "one", remote_url)
+    good = tmp_path / "good.bin"
+    good.write_bytes(b"x" * 1000)
+    gone = tmp_path / "gone.bin"  # a file that disappears before it is uploaded: the upload fails half-way
+    staged = [(Entry("a.bin", "sha256:" + "1" * 64, 1000), good), (Entry("b.bin", "sha256:" + "2" * 64, 5), gone)]
+    machine.remote._upload_entry("sha256:" + "f" * 64, staged)
+    files = entries(remote_url)[1]
+    assert any(f.endswith("/blobs/" + "1" * 64) for f in files)
+    assert not any("/keys/" in f for f in files)  # the key does not look complete
+    assert machine.remote.lookup("sha256:" + "f" * 64) is None
+    assert len(machine.notes) == 1 and "not uploading" in machine.notes[0]
+
+
+def test_a_bucket_that_does_not_exist_is_one_warning_and_a_local_build(s3_env: str, tmp_path: Path) -> None:
+    machine = Machine(tmp_path / "one", "s3://no-such-bucket/x")
+    assert machine.build() == ["mid", "final"] and machine.ran == ["mid", "final"]
+    assert machine.notes == ["remote cache s3://no-such-bucket/x is not usable (bucket no-such-bucket does not exist "
+                             "or cannot be reached): building locally"]
+
+
+def test_no_credentials_is_one_warning_naming_them(s3_env: str, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    bucket = make_bucket(s3_env)
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    machine = Machine(tmp_path / "one", f"s3://{bucket}/x")
+    assert machine.build() == ["mid", "final"]
+    assert len(machine.notes) == 1 and "no AWS credentials" in machine.notes[0]
+
+
+def test_a_shared_folder_that_is_not_there_is_one_warning(tmp_path: Path) -> None:
+    machine = Machine(tmp_path / "one", (tmp_path / "not-mounted").as_uri())
+    assert machine.build() == ["mid", "final"]
+    assert len(machine.notes) == 1 and "does not exist" in machine.notes[0]
+    assert not (tmp_path / "not-mounted").exists()  # nothing written to an unmounted mount point
+
+
+def test_an_unreachable_server_is_one_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from s3_server import free_port
+
+    for name, value in client_env(f"http://127.0.0.1:{free_port()}").items():  # nothing listens there
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    machine = Machine(tmp_path / "one", "s3://bucket/x")
+    assert machine.build() == ["mid", "final"]
+    assert len(machine.notes) == 1 and "building locally" in machine.notes[0]
+
+
+def test_a_read_only_remote_restores_and_says_once_that_it_cannot_upload(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with server_with_users() as (endpoint, bucket, keys):
+        url = f"s3://{bucket}/team"
+
+        def login(user: str) -> None:
+            for name, value in client_env(endpoint).items():
+                monkeypatch.setenv(name, value)
+            monkeypatch.setenv("AWS_ACCESS_KEY_ID", keys[user][0])
+            monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", keys[user][1])
+
+        login("reader")
+        ci = Machine(tmp_path / "ci", url)
+        assert ci.build() == ["mid", "final"] and ci.ran == ["mid", "final"]  # a miss: built locally
+        assert len(ci.notes) == 1 and "is read-only here" in ci.notes[0] and "Access Denied" in ci.notes[0], ci.notes
+        login("writer")
+        box = Machine(tmp_path / "box", url)
+        box.build()
+        assert box.notes == [] and box.remote.bytes_up > 0
+        login("reader")
+        laptop = Machine(tmp_path / "laptop", url)
+        assert laptop.build() == ["mid", "final"] and laptop.ran == [] and laptop.notes == []
+
+
+def test_the_environment_wins_over_the_spec_and_empty_turns_it_off() -> None:
+    assert choose_url("s3://spec/x", {}) == "s3://spec/x"
+    assert choose_url("s3://spec/x", {ENV: "file:///mnt/team"}) == "file:///mnt/team"
+    assert choose_url("s3://spec/x", {ENV: ""}) is None
+    assert choose_url(None, {}) is None
+
+
+@pytest.mark.parametrize("url, problem", [("ftp://host/x", "unknown scheme 'ftp://'"),
+                                          ("/mnt/shared", "is not a URL"), ("s3://", "names no bucket")])
+def test_a_bad_url_in_the_environment_is_a_one_line_error(url: str, problem: str) -> None:
+    with pytest.raises(RemoteCacheError) as e:
+        choose_url(None, {ENV: url})
+    assert problem in str(e.value) and str(e.value).startswith(f"${ENV}: ") and "\n" not in str(e.value)
+
+
+def test_a_bad_url_in_the_spec_names_its_line(tmp_path: Path) -> None:
+    from conftest import READY_GGUF_SPEC
+    from modelkit.spec import load_spec
+
+    (tmp_path / "model.gguf").write_bytes(b"")
+    (tmp_path / "model.toml").write_text(READY_GGUF_SPEC + '\n[cache]\nremote = "ftp://host/cache"\n')
+    with pytest.raises(SpecError) as e:
+        load_spec(tmp_path / "model.toml")
+    assert len(e.value.lines) == 1
+    line = e.value.lines[0]
+    assert "model.toml:" in line and "cache.remote" in line and "unknown scheme 'ftp://'" in line, line
+
+
+def test_the_manifest_names_outputs_digests_and_sizes(tmp_path: Path) -> None:
+    url = (tmp_path / "shared").as_uri()
+    (tmp_path / "shared").mkdir()
+    machine = Machine(tmp_path / "one", url)
+    machine.build()
+    fs, files = entries(url)
+    manifests = [json.loads(fs.cat_file(f)) for f in files if "/keys/" in f]
+    assert sorted(m["outputs"][0]["name"] for m in manifests) == ["final.txt", "mid.txt"]
+    for m in manifests:
+        out = m["outputs"][0]
+        assert out["size"] == os.path.getsize(machine.root / "build" / out["name"])
+        assert any(f.endswith("/blobs/" + out["digest"].split(":")[1]) for f in files)
+
+
+# -- the commands, on a project that ships a ready GGUF (no toolchain) ------------------------------
+
+def ready_project(folder: Path) -> Path:
+    from conftest import READY_GGUF_SPEC, ROOT, load_module
+
+    folder.mkdir(parents=True)
+    load_module(ROOT / "tests" / "ollama" / "gguf_files.py").write_tiny_gguf(folder / "model.gguf")
+    (folder / "model.toml").write_text(READY_GGUF_SPEC)
+    return folder
+
+
+def cli(*args: str, cwd: Path, remote: str) -> Any:
+    import subprocess
+    import sys
+
+    env = {**os.environ, ENV: remote}
+    return subprocess.run([sys.executable, "-m", "modelkit", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
+def test_the_commands_restore_say_so_and_push_unless_told_not_to(tmp_path: Path) -> None:
+    (tmp_path / "shared").mkdir()
+    url = (tmp_path / "shared").as_uri()
+    quiet = cli("build", "--no-ollama", "--no-push", cwd=ready_project(tmp_path / "quiet"), remote=url)
+    assert quiet.returncode == 0, quiet.stderr
+    assert entries(url)[1] == [] and "0 targets restored" in quiet.stderr and "uploaded 0 B" in quiet.stderr
+    first = cli("build", "--no-ollama", cwd=ready_project(tmp_path / "checkout"), remote=url)
+    assert first.returncode == 0, first.stderr
+    assert any("/keys/" in f for f in entries(url)[1])
+    # Another machine, the same checkout path (this spec's Modelfile names the GGUF's absolute path).
+    (tmp_path / "checkout").rename(tmp_path / "first-machine")
+    second = ready_project(tmp_path / "checkout")
+    plan = cli("plan", cwd=second, remote=url)
+    assert plan.returncode == 0 and "restore from remote" in plan.stdout, plan.stdout + plan.stderr
+    built = cli("build", "--no-ollama", cwd=second, remote=url)
+    assert built.returncode == 0, built.stderr
+    assert "restored from the remote cache" in built.stderr and " 0 not there" in built.stderr, built.stderr
+
+
+def test_the_commands_build_locally_when_the_remote_is_not_there(tmp_path: Path) -> None:
+    proc = cli("build", "--no-ollama", cwd=ready_project(tmp_path / "one"), remote=(tmp_path / "gone").as_uri())
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "is not usable" in line]
+    assert len(lines) == 1 and "building locally" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_an_unknown_scheme_is_a_one_line_error_with_status_2(tmp_path: Path) -> None:
+    proc = cli("build", "--no-ollama", cwd=ready_project(tmp_path / "one"), remote="ftp://host/cache")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"error: ${ENV}: unknown scheme 'ftp://' (known: file://, gcs://, "
+                                                "gs://, hf://, s3://, s3a://)"]
