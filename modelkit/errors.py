@@ -92,6 +92,22 @@ class OllamaUnavailable(DeferredError):
         )
 
 
+class PublishError(UserError):
+    """A publish that cannot start (no repository, nothing built yet, no credentials): it says so
+    before anything is uploaded, so nothing partial is committed."""
+
+
+class RegistryUnavailable(DeferredError):
+    """Ollama's registry (or the Ollama server that pushes to it) could not be reached; the message
+    says which variants were not pushed and how to push them later."""
+
+    def __init__(self, where: str, detail: str, models: list[str]) -> None:
+        self.where, self.detail, self.models = where, detail, models
+        later = "; ".join(shlex.join(["ollama", "push", m]) for m in models)
+        super().__init__(f"{where} is not reachable ({detail}); {', '.join(models) or 'nothing'} not pushed: "
+                         f"run `modelkit publish` again when it is, or push by hand: {later}")
+
+
 def register_later_hint(model: str, modelfile: Path | None = None) -> str:
     """The command a user can run later to register ``model`` by hand."""
     if modelfile is None:
@@ -106,6 +122,8 @@ __all__ = [
     "ModelkitError",
     "OllamaRefused",
     "OllamaUnavailable",
+    "PublishError",
+    "RegistryUnavailable",
     "SpecError",
     "StepError",
     "TemplateError",
