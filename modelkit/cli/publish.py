@@ -51,7 +51,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
         return _print_dry_run(plan)
     result = publish(plan, progress=_LineProgress(console))
     commit = result.commit
-    where = f"https://huggingface.co/{commit.repo}"
+    where = commit.url
     if commit.committed:
         console.print(f"[green]published[/] {len(commit.changed)} new or changed files to {where} "
                       f"(commit {commit.head[:12]}); {len(commit.unchanged)} unchanged")
