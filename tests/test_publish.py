@@ -286,3 +286,84 @@ def test_a_registry_that_refuses_the_namespace_is_one_line(tmp_path: Path, hub: 
     proc = modelkit(["publish"], project, env)
     assert proc.returncode == 2, proc.stderr
     assert "the registry refused me/bot:f32" in proc.stderr and "Traceback" not in proc.stderr
+
+
+BASE_CARD = """---
+license: llama3.1
+license_link: https://huggingface.co/meta-llama/Llama-3.1-8B/blob/main/LICENSE
+extra_gated_heading: You need to share contact information with Meta to access this model
+extra_gated_prompt: |-
+  LLAMA 3.1 COMMUNITY LICENSE AGREEMENT
+  By clicking "I Accept" you agree to the terms.
+---
+# Llama 3.1
+"""
+
+
+def card_facts(tmp_path: Path, **changes: object) -> object:
+    from modelkit.publish.card import CardFacts, VariantRow, read_base_terms
+
+    (tmp_path / "README.md").write_text(BASE_CARD)
+    terms = read_base_terms(tmp_path / "README.md")
+    quality = {"bits_per_weight": 4.89, "ppl": 7.1234, "kld_mean": 0.01234, "top1_agreement": 0.912,
+               "prompts_passed": 1, "prompts_total": 1}
+    rows = [VariantRow("Q4_K_M", "q4_k_m", ["bot-Q4_K_M.gguf"], 4_920_000_000, "bot-Q4_K_M.Modelfile", quality),
+            VariantRow("Q8_0", "q8_0", ["bot-Q8_0-00001-of-00002.gguf", "bot-Q8_0-00002-of-00002.gguf"],
+                       8_540_000_000, "bot-Q8_0.Modelfile", {**quality, "kld_mean": 0.001})]
+    facts = dict(repo="me/bot", model="bot", base_model="meta-llama/Llama-3.1-8B-Instruct",
+                 base_label="[meta-llama/Llama-3.1-8B-Instruct](https://huggingface.co/meta-llama/Llama-3.1-8B-Instruct)",
+                 relation="merge", adapters=["`support`"], variants=rows, license=terms.license,
+                 license_from="the base model's card", terms=terms, evaluated=True, reference="F16, perplexity 7.001",
+                 template_origin="translated from the adapter's Jinja chat template",
+                 template_proof="proven on 9 conversations", ollama="me/bot", max_file_size=5_000_000_000)
+    facts.update(changes)
+    return CardFacts(**facts)  # type: ignore[arg-type]
+
+
+def test_the_card_keeps_the_base_license_and_gating_and_shows_the_quality_ladder(tmp_path: Path) -> None:
+    from huggingface_hub import ModelCard
+
+    from modelkit.publish import render_card
+
+    text = render_card(card_facts(tmp_path))  # type: ignore[arg-type]
+    card = ModelCard(text)
+    data = card.data
+    assert data.base_model == "meta-llama/Llama-3.1-8B-Instruct" and data.base_model_relation == "merge"
+    assert data.library_name == "gguf" and data.tags[:3] == ["gguf", "ollama", "lora"]
+    assert data.license == "llama3.1" and data.license_link.endswith("/LICENSE")
+    assert hub_server.card_metadata_errors(text) == []
+    assert "| Q4_K_M | `q4_k_m` | `bot-Q4_K_M.gguf` | 4.92 GB | 4.89 | 7.123 | 0.0123 | 91.2% | 1/1 |" in card.text
+    assert "`bot-Q8_0-00001-of-00002.gguf`<br>`bot-Q8_0-00002-of-00002.gguf`" in card.text
+    assert "llama-gguf-split --merge" in card.text
+    assert "ollama run hf.co/me/bot:Q4_K_M" in card.text and "ollama run me/bot:q4_k_m" in card.text
+    assert "llama-server -hf me/bot:Q4_K_M" in card.text
+    assert "proven on 9 conversations" in card.text
+    assert "You need to share contact information with Meta" in card.text
+    assert "> LLAMA 3.1 COMMUNITY LICENSE AGREEMENT" in card.text
+
+
+def test_a_spec_license_wins_and_a_quantized_base_without_numbers_has_no_quality_columns(tmp_path: Path) -> None:
+    from huggingface_hub import ModelCard
+
+    from modelkit.publish import render_card
+    from modelkit.publish.card import BaseTerms
+
+    facts = card_facts(tmp_path, license="apache-2.0", license_from="set in model.toml", terms=BaseTerms(),
+                       relation="quantized", adapters=[], evaluated=False, ollama=None)
+    card = ModelCard(render_card(facts))  # type: ignore[arg-type]
+    assert card.data.license == "apache-2.0" and card.data.base_model_relation == "quantized"
+    assert "lora" not in card.data.tags and card.data.license_link is None
+    assert "Perplexity" not in card.text and "ollama run me/bot" not in card.text
+    assert "License and access" in card.text and "gated" not in card.text
+    bad = render_card(card_facts(tmp_path, license="not-a-license"))  # type: ignore[arg-type]
+    assert hub_server.card_metadata_errors(bad) == [
+        "\"license\" must be one of the Hub's license ids, got 'not-a-license'"]
+
+
+def test_a_license_the_hub_does_not_know_is_refused_with_nothing_committed(tmp_path: Path, hub: object) -> None:
+    env = env_for(hub, tmp_path)
+    project = built(ready_project(tmp_path / "p", SPEC.replace("apache-2.0", "my-own")), env)
+    proc = modelkit(["publish"], project, env)
+    assert proc.returncode == 2, proc.stderr
+    assert "the Hub refused the model card's metadata" in proc.stderr and "[publish] license" in proc.stderr
+    assert hub.commits == [] and hub.lfs == {}  # type: ignore[attr-defined]

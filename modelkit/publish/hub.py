@@ -123,6 +123,10 @@ class _hub_errors:
                 raise PublishError(f"{self.repo}: this token may not write there ({first}): use a token with "
                                    "write access, or a repository you own; nothing was committed") from None
             raise StepError(f"{self.repo}: the Hub answered {status} ({first}); nothing was committed") from None
+        if isinstance(error, ValueError) and "Invalid metadata in README.md" in str(error):
+            detail = " ".join(line.strip("- ") for line in str(error).splitlines()[1:])
+            raise PublishError(f"the Hub refused the model card's metadata ({detail}): check [publish] license; "
+                               "nothing was committed") from None
         if isinstance(error, (OSError, ValueError, RuntimeError)) and not isinstance(error, PublishError):
             detail = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
             raise StepError(f"{self.repo}: upload failed ({detail}); nothing was committed") from None
