@@ -99,13 +99,16 @@ class PublishError(UserError):
 
 class RegistryUnavailable(DeferredError):
     """Ollama's registry (or the Ollama server that pushes to it) could not be reached; the message
-    says which variants were not pushed and how to push them later."""
+    says which variants were not pushed and how to push them later. ``pushes``: (local model,
+    registry name) pairs."""
 
-    def __init__(self, where: str, detail: str, models: list[str]) -> None:
-        self.where, self.detail, self.models = where, detail, models
-        later = "; ".join(shlex.join(["ollama", "push", m]) for m in models)
-        super().__init__(f"{where} is not reachable ({detail}); {', '.join(models) or 'nothing'} not pushed: "
-                         f"run `modelkit publish` again when it is, or push by hand: {later}")
+    def __init__(self, where: str, detail: str, pushes: list[tuple[str, str]]) -> None:
+        self.where, self.detail, self.pushes = where, detail, pushes
+        names = ", ".join(name for _, name in pushes) or "nothing"
+        later = "; ".join(f"{shlex.join(['ollama', 'cp', src, dst])} && {shlex.join(['ollama', 'push', dst])}"
+                          for src, dst in pushes)
+        super().__init__(f"{where} is not reachable ({detail}); {names} not pushed: run `modelkit publish` "
+                         f"again when it is, or push by hand: {later}")
 
 
 def register_later_hint(model: str, modelfile: Path | None = None) -> str:

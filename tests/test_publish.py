@@ -271,7 +271,8 @@ def test_an_unreachable_registry_defers_the_push_and_the_hub_commit_stands(tmp_p
     proc = modelkit(["publish"], project, env)
     assert proc.returncode == 0, proc.stderr
     assert "not pushed" in proc.stderr and "no such host" in proc.stderr
-    assert "ollama push me/bot:f32" in proc.stderr and "Traceback" not in proc.stderr
+    assert "ollama cp bot:f32 me/bot:f32 && ollama push me/bot:f32" in proc.stderr
+    assert "Traceback" not in proc.stderr
     assert len(hub.commits) == 1 and ollama.registry == {}  # type: ignore[attr-defined]
     ollama.registry_reachable = True
     proc = modelkit(["publish"], project, env)  # the next publish pushes; the Hub has nothing new
@@ -367,3 +368,48 @@ def test_a_license_the_hub_does_not_know_is_refused_with_nothing_committed(tmp_p
     assert proc.returncode == 2, proc.stderr
     assert "the Hub refused the model card's metadata" in proc.stderr and "[publish] license" in proc.stderr
     assert hub.commits == [] and hub.lfs == {}  # type: ignore[attr-defined]
+
+
+def test_private_is_asked_for_when_the_repository_is_created(tmp_path: Path, hub: object) -> None:
+    env = env_for(hub, tmp_path)
+    project = built(ready_project(tmp_path / "p"), env)
+    dry = modelkit(["publish", "--private", "--dry-run"], project, env)
+    assert "(private, one commit)" in dry.stdout, dry.stdout
+    proc = modelkit(["publish", "--private"], project, env)
+    assert proc.returncode == 0, proc.stderr
+    assert hub.private == {"me/bot"}  # type: ignore[attr-defined]
+
+
+@pytest.mark.toolchain
+@pytest.mark.slow
+def test_the_tiny_example_publishes_its_quantizations_with_the_proven_template(tiny_project: Path, tmp_path: Path,
+                                                                               hub: object) -> None:
+    """The real thing: llama.cpp's quantizations of a base with a merged LoRA, and its template's proof."""
+    env = env_for(hub, tmp_path)
+    spec = tiny_project / "model.toml"
+    spec.write_text(spec.read_text() + '\n[publish]\nrepo = "me/tiny-support"\n')
+    built(tiny_project, env)
+    proc = modelkit(["publish"], tiny_project, env)
+    assert proc.returncode == 0, proc.stderr
+    files = hub.repos["me/tiny-support"].files  # type: ignore[attr-defined]
+    assert {"tiny-support-Q4_K_M.gguf", "tiny-support-Q8_0.gguf", "tiny-support-Q4_K_M.Modelfile",
+            "tiny-support-Q8_0.Modelfile"} <= set(files)
+    assert files["tiny-support-Q8_0.gguf"] == (tiny_project / "build" / "base+support.Q8_0.gguf").read_bytes()
+    from huggingface_hub import ModelCard
+
+    card = ModelCard(files["README.md"].decode())
+    assert "lora" in card.data.tags and card.data.base_model is None  # a local base has no Hub id to name
+    assert "merged into the weights" in card.text and "proven on" in card.text
+    assert "TEMPLATE" in files["tiny-support-Q4_K_M.Modelfile"].decode()
+
+
+def test_an_ollama_that_is_not_running_defers_the_push_like_a_registration(tmp_path: Path, hub: object,
+                                                                            ollama: FakeOllama) -> None:
+    from ollama_fixtures import free_port_host
+
+    project = registered(ready_project(tmp_path / "p", PUSH_SPEC), env_for(hub, tmp_path, OLLAMA_HOST=ollama.host))
+    down = free_port_host()
+    proc = modelkit(["publish"], project, env_for(hub, tmp_path, OLLAMA_HOST=down))
+    assert proc.returncode == 0, proc.stderr
+    assert f"not pushed: Ollama at {down} is not reachable (connection refused)" in proc.stderr, proc.stderr
+    assert len(hub.commits) == 1 and ollama.registry == {}  # type: ignore[attr-defined]

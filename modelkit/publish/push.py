@@ -44,13 +44,13 @@ def push_all(pairs: list[tuple[str, str]], *, host: str | None = None, progress:
     try:
         ping(client, where, None)
     except OllamaUnavailable as e:
-        raise RegistryUnavailable(f"Ollama at {where}", e.detail, [name for _, name in pairs]) from None
+        raise RegistryUnavailable(f"Ollama at {where}", e.detail, pairs) from None
     done: list[Pushed] = []
     for i, (source, name) in enumerate(pairs):
         try:
             done.append(_push_one(client, source, name, report))
         except RegistryUnavailable as e:
-            raise RegistryUnavailable(e.where, e.detail, [n for _, n in pairs[i:]]) from None
+            raise RegistryUnavailable(e.where, e.detail, pairs[i:]) from None
     return done
 
 
@@ -62,7 +62,7 @@ def _push_one(client: ollama.Client, source: str, name: str, report: Progress) -
     except ollama.ResponseError as e:
         raise _classify(e.error, e.status_code, source, name) from None
     except (ConnectionError, httpx.TransportError) as e:
-        raise RegistryUnavailable("Ollama", describe(e), [name]) from None
+        raise RegistryUnavailable("Ollama", describe(e), [(source, name)]) from None
     return Pushed(source, name, sent)
 
 
@@ -90,7 +90,7 @@ def _classify(message: str, status: int, source: str, name: str) -> Exception:
     if status == 404 and "not found" in text:
         return OllamaRefused(f"{source} is not registered with Ollama ({message}): run `modelkit build` first")
     if any(s in text for s in _UNREACHABLE):
-        return RegistryUnavailable("Ollama's registry", message.splitlines()[0], [name])
+        return RegistryUnavailable("Ollama's registry", message.splitlines()[0], [(source, name)])
     if status in (401, 403) or any(s in text for s in _REFUSED):
         return OllamaRefused(f"the registry refused {name} ({message.splitlines()[0]}): push to a namespace "
                              "you own, with this Ollama's key added to your ollama.com account")
