@@ -97,6 +97,25 @@ class OllamaUnavailable(DeferredError):
         )
 
 
+class PublishError(UserError):
+    """A publish that cannot start (no repository, nothing built yet, no credentials): it says so
+    before anything is uploaded, so nothing partial is committed."""
+
+
+class RegistryUnavailable(DeferredError):
+    """Ollama's registry (or the Ollama server that pushes to it) could not be reached; the message
+    says which variants were not pushed and how to push them later. ``pushes``: (local model,
+    registry name) pairs."""
+
+    def __init__(self, where: str, detail: str, pushes: list[tuple[str, str]]) -> None:
+        self.where, self.detail, self.pushes = where, detail, pushes
+        names = ", ".join(name for _, name in pushes) or "nothing"
+        later = "; ".join(f"{shlex.join(['ollama', 'cp', src, dst])} && {shlex.join(['ollama', 'push', dst])}"
+                          for src, dst in pushes)
+        super().__init__(f"{where} is not reachable ({detail}); {names} not pushed: run `modelkit publish` "
+                         f"again when it is, or push by hand: {later}")
+
+
 def register_later_hint(model: str, modelfile: Path | None = None) -> str:
     """The command a user can run later to register ``model`` by hand."""
     if modelfile is None:
@@ -112,6 +131,8 @@ __all__ = [
     "OllamaRefused",
     "OllamaUnavailable",
     "RemoteCacheError",
+    "PublishError",
+    "RegistryUnavailable",
     "SpecError",
     "StepError",
     "TemplateError",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from modelkit import __version__
-from modelkit.cli import build, tools
+from modelkit.cli import build, publish, tools
 from modelkit.errors import ModelkitError
 
 EPILOG = """\
@@ -56,4 +56,5 @@ def make_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(metavar="COMMAND")
     build.add_commands(sub, EPILOG)
     tools.add_commands(sub)
+    publish.add_commands(sub)
     return parser

@@ -298,6 +298,74 @@ class Cache(_Strict):
             raise ValueError(problem)
         return value
 
+HUB_MAX_FILE_SIZE = 50_000_000_000
+"""The largest single file the Hugging Face Hub accepts (50 GB; it recommends staying under 20 GB)."""
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+          "KI": 2**10, "MI": 2**20, "GI": 2**30, "TI": 2**40}
+
+
+def parse_size(value: int | str) -> int:
+    """Bytes in ``value``: an integer, or a number with a unit ('50GB', '1.5G', '512MiB')."""
+    if isinstance(value, int):
+        if value <= 0:
+            raise ValueError(f"{value}: a size must be a positive number of bytes")
+        return value
+    match = _SIZE.match(value)
+    if match is None:
+        raise ValueError(f"'{value}' is not a size: use bytes or a number with a unit, e.g. '50GB' or '2GiB'")
+    unit = (match.group(2) or "").upper().removesuffix("B")
+    size = int(float(match.group(1)) * _UNITS[unit])
+    if size <= 0:
+        raise ValueError(f"'{value}': a size must be positive")
+    return size
+
+
+class Publish(_Strict):
+    """Where `modelkit publish` uploads the built variants: a Hugging Face repo, and Ollama's registry."""
+
+    repo: str | None = Field(None, description="Hugging Face model repository, 'owner/name' (or `--repo`).")
+    private: bool = Field(False, description="Create the repository private (when it does not exist yet).")
+    max_file_size: int | str = Field(
+        HUB_MAX_FILE_SIZE, description="The largest file to upload, in bytes or with a unit ('50GB', '2GiB'); "
+                                       "a bigger GGUF is split with llama-gguf-split and the split set is "
+                                       "published. Default: the Hub's limit, 50 GB.")
+    license: str | None = Field(None, description="The model card's license (e.g. 'apache-2.0', 'llama3.1'); "
+                                                  "default: the base model card's.")
+    ollama: str | None = Field(None, description="Also push every variant to Ollama's registry as "
+                                                 "'namespace/model:tag' (after registration).")
+
+    @field_validator("repo")
+    @classmethod
+    def _repo(cls, value: str | None) -> str | None:
+        return Base._repo(value)
+
+    @field_validator("max_file_size")
+    @classmethod
+    def _size(cls, value: int | str) -> int:
+        size = parse_size(value)
+        if size < 1_000_000:
+            raise ValueError(f"{value}: llama-gguf-split cannot split below 1 MB")
+        return size
+
+    @field_validator("ollama")
+    @classmethod
+    def _ollama(cls, value: str | None) -> str | None:
+        if value is not None:
+            ollama_names.check_model_name(value)
+            parsed = ollama_names.parse_model_name(value)
+            if parsed.tag:
+                raise ValueError(f"'{value}' has a tag: each variant is pushed with its own tag")
+            if "/" not in value:
+                raise ValueError(f"'{value}' has no namespace: the registry needs 'namespace/model' "
+                                 "(your ollama.com user name)")
+        return value
+
+    @property
+    def max_bytes(self) -> int:
+        return parse_size(self.max_file_size)
+
 
 class Spec(_Strict):
     """A modelkit project: a base model, LoRA adapters, quantizations and the Ollama models to make."""
@@ -314,6 +382,7 @@ class Spec(_Strict):
     ollama: Ollama = Field(default_factory=Ollama)
     toolchain: Toolchain = Field(default_factory=Toolchain)
     cache: Cache = Field(default_factory=Cache)
+    publish: Publish = Field(default_factory=Publish)
 
     @field_validator("name")
     @classmethod

@@ -33,12 +33,21 @@ order, which is random (seeded here: ``seed=``).
 Endpoints: ``HEAD``/``POST /api/blobs/:digest``, ``POST /api/create`` (NDJSON progress streamed in
 HTTP chunks; an error before the first line is the HTTP status, after it an ``{"error": ...}``
 line, as ``streamResponse`` does; ``"stream": false`` gets ``waitForStream``'s one object),
-``POST /api/show``, ``DELETE /api/delete``, ``GET /api/tags``, ``GET /api/version``, ``/``.
+``POST /api/show``, ``DELETE /api/delete``, ``GET /api/tags``, ``GET /api/version``, ``/``;
+``POST /api/copy`` (``CopyHandler``: a new manifest over the same layers) and ``POST /api/push``
+(``PushHandler``/``PushModel``, as Ollama's api.md documents it: ``model``, ``insecure``, ``stream``;
+``retrieving manifest``, then per layer ``pushing <digest>`` lines with ``digest``, ``total`` and
+``completed``, ``pushing manifest``, ``success``). The registry pushed to is modelled in
+:attr:`FakeOllama.registry` (name -> layer digests) and :attr:`FakeOllama.registry_blobs`; a layer
+it holds is reported complete at once; :attr:`registry_reachable` False answers as Ollama does when
+it cannot resolve the registry (an error line after ``retrieving manifest``), a namespace not in
+:attr:`registry_namespaces` (when set) as the registry refusing it.
 :meth:`FakeOllama.inject` makes requests fail on purpose (the way a server or network can,
 mid-upload or mid-stream), :meth:`FakeOllama.restart` simulates ``ollama serve`` starting again.
 
 Not modelled (the stand-in answers with an error naming the gap): safetensors conversion, split
-GGUFs, DRAFT models, pulling from a registry, pushing; ``info`` in a create request is ignored.
+GGUFs, DRAFT models, pulling from a registry, the registry's own upload protocol (a push moves the
+layers in one step); ``info`` in a create request is ignored.
 """
 
 from __future__ import annotations
@@ -266,6 +275,9 @@ _SCHEMA_CREATE = {
 _SCHEMA_SHOW = {"model": "string", "system": "string", "template": "string", "verbose": "bool",
                 "options": "map[string]interface {}", "name": "string"}
 _SCHEMA_DELETE = {"model": "string", "name": "string"}
+_SCHEMA_COPY = {"source": "string", "destination": "string"}
+_SCHEMA_PUSH = {"model": "string", "name": "string", "insecure": "bool", "stream": "*bool", "username": "string",
+                "password": "string"}
 _MESSAGE_FIELDS = {"role": "string", "content": "string", "thinking": "string", "images": "[]api.ImageData",
                    "tool_calls": "[]api.ToolCall", "tool_name": "string", "tool_call_id": "string"}
 
@@ -375,6 +387,10 @@ class FakeOllama:
         self.blob_mtime: dict[str, float] = {}
         self.models: dict[tuple[str, str, str, str], StoredModel] = {}
         self.cloud_models: dict[str, dict[str, Any]] = {}
+        self.registry: dict[str, list[str]] = {}  # what was pushed: "host/namespace/model:tag" -> layer digests
+        self.registry_blobs: set[str] = set()
+        self.registry_reachable = True
+        self.registry_namespaces: Optional[set[str]] = None  # the namespaces the key may push to (None: any)
         self.log = Log()
         self.faults: list[Fault] = []
         self.lock = threading.RLock()
@@ -1122,6 +1138,60 @@ class FakeOllama:
                   f"# FROM {m.name}", ""]
         return "\n".join(header + lines) + "\n"
 
+    # --- copy, push (server/routes.go CopyHandler, PushHandler; server/images.go PushModel) ------
+
+    def copy(self, raw: Any) -> None:
+        """``CopyHandler``: the destination gets a manifest over the source's layers."""
+        req = _bind(raw, _SCHEMA_COPY, "api.CopyRequest")
+        src, dst = names.parse_name(req.get("source", "")), names.parse_name(req.get("destination", ""))
+        if not src.is_valid():
+            raise OllamaError(400, f"source {quote(req.get('source', ''))} is invalid")
+        if not dst.is_valid():
+            raise OllamaError(400, f"destination {quote(req.get('destination', ''))} is invalid")
+        with self.lock:
+            stored = self.models.get(self._existing_name(src).key())
+            if stored is None:
+                raise OllamaError(404, f"model {quote(req.get('source', ''))} not found")
+            dst = self._existing_name(dst)
+            self.models[dst.key()] = replace(stored, name=dst.display_shortest(), key=dst.key(),
+                                             written_at=self.now())
+
+    def push_prepare(self, raw: Any) -> tuple[names.Name, bool]:
+        """``PushHandler``'s checks before it streams."""
+        req = _bind(raw, _SCHEMA_PUSH, "api.PushRequest")
+        given = req.get("model") or req.get("name") or ""
+        if not given:
+            raise OllamaError(400, "model is required")
+        n = names.parse_name(given)
+        if not n.is_valid():
+            raise OllamaError(400, f"name {quote(given)} is invalid")
+        return n, bool(req.get("insecure", False))
+
+    def push_stream(self, n: names.Name) -> Iterator[dict[str, Any]]:
+        """``PushModel``: the manifest, each layer (at once when the registry holds it), the manifest."""
+        yield {"status": "retrieving manifest"}
+        with self.lock:
+            stored = self.models.get(self._existing_name(n).key())
+        if stored is None:
+            raise OllamaError(500, f"open /fake-ollama/models/manifests/{'/'.join(n.key())}: no such file or directory")
+        host, namespace, model_, tag = n.key()
+        if not self.registry_reachable:
+            raise OllamaError(500, f'Post "https://{host}/v2/{namespace}/{model_}/blobs/uploads/": dial tcp: '
+                                   f"lookup {host}: no such host")
+        if self.registry_namespaces is not None and namespace not in self.registry_namespaces:
+            raise OllamaError(401, "you are not authorized to push to this namespace, create the model under "
+                                   "a namespace you own")
+        layers = [*stored.layers, *([stored.config_layer] if stored.config_layer else [])]
+        for layer in layers:
+            status = f"pushing {layer.digest[7:19]}"
+            if layer.digest not in self.registry_blobs:
+                yield {"status": status, "digest": layer.digest, "total": layer.size, "completed": 0}
+                self.registry_blobs.add(layer.digest)
+            yield {"status": status, "digest": layer.digest, "total": layer.size, "completed": layer.size}
+        yield {"status": "pushing manifest"}
+        self.registry[f"{host}/{namespace}/{model_}:{tag}"] = [layer.digest for layer in layers]
+        yield {"status": "success"}
+
     # --- delete, tags ---------------------------------------------------------------------------
 
     def delete(self, raw: Any) -> None:
@@ -1330,6 +1400,27 @@ class _Handler(BaseHTTPRequestHandler):
             return self._post_blob(fault)
         if self.path == "/api/create":
             return self._create(fault)
+        if self.path == "/api/copy":
+            try:
+                self.server_state.copy(self._read_json())
+            except OllamaError as e:
+                return self._error(e.status, e.message)
+            return self._json(200, None)
+        if self.path == "/api/push":
+            try:
+                name, _insecure = self.server_state.push_prepare(self._read_json())
+            except OllamaError as e:
+                return self._error(e.status, e.message)
+            events = self.server_state.push_stream(name)
+            if self._rec.body.get("stream") is False:
+                last: dict[str, Any] = {}
+                try:
+                    for last in events:
+                        pass
+                except OllamaError as e:
+                    return self._error(e.status, e.message)
+                return self._json(200, last)
+            return self._stream(events, fault)
         if self.path == "/api/show":
             try:
                 raw = self._read_json()

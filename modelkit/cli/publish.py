@@ -1,0 +1,101 @@
+"""``modelkit publish``: upload a built project to the Hugging Face Hub (and push it to Ollama's registry).
+
+Thin over :mod:`modelkit.publish`: every check runs in :func:`~modelkit.publish.plan_publish`
+before anything is sent, ``--dry-run`` stops there and prints the files and the model card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+DESCRIPTION = """\
+Upload every variant's GGUF (split with llama-gguf-split when over [publish] max_file_size), its
+Modelfile, modelkit.lock, the spec and a generated model card (README.md) to a Hugging Face model
+repository, in one commit; files the Hub already holds are not uploaded again, and nothing is
+committed when nothing changed. With [publish] ollama = "namespace/model", each registered variant
+is then pushed to Ollama's registry. Credentials: HF_TOKEN or `hf auth login`.
+"""
+
+EPILOG = """\
+examples:
+  modelkit publish --dry-run              what would go up, and the model card
+  modelkit publish --repo me/tiny-support publish to another repository
+  modelkit publish examples/tiny/model.toml --private
+"""
+
+
+def add_commands(sub: Any) -> None:
+    """Register ``publish`` on an argparse subparsers object."""
+    p = sub.add_parser("publish", help="upload the built GGUFs, Modelfiles and a model card to the Hugging Face Hub",
+                       description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("spec", nargs="?", type=Path, help="the spec (a model.toml or its folder; default ./model.toml)")
+    p.add_argument("--repo", metavar="OWNER/NAME", help="the Hugging Face repository (overrides [publish] repo)")
+    p.add_argument("--private", action="store_true", default=None,
+                   help="create the repository private (when it does not exist yet)")
+    p.add_argument("-n", "--dry-run", action="store_true",
+                   help="print what would be uploaded and pushed, and the model card; send nothing")
+    p.set_defaults(func=cmd_publish)
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from modelkit.cli.reporter import console
+    from modelkit.project import Project
+    from modelkit.publish import plan_publish, publish
+
+    project = Project.open(args.spec)
+    plan = plan_publish(project, repo=args.repo, private=args.private, need_credentials=not args.dry_run)
+    if args.dry_run:
+        return _print_dry_run(plan)
+    result = publish(plan, progress=_LineProgress(console))
+    commit = result.commit
+    where = commit.url
+    if commit.committed:
+        console.print(f"[green]published[/] {len(commit.changed)} new or changed files to {where} "
+                      f"(commit {commit.head[:12]}); {len(commit.unchanged)} unchanged")
+    else:
+        console.print(f"[green]nothing changed[/]: {where} already holds this build (commit {commit.head[:12]})")
+    for pushed in result.pushed:
+        console.print(f"  pushed {pushed.source} as [bold]{pushed.name}[/]")
+    if result.deferred:
+        console.print(f"[yellow]not pushed[/]: {result.deferred}")
+    return 0
+
+
+def _print_dry_run(plan: Any) -> int:
+    from modelkit.cli.reporter import human_size, stdout
+    from modelkit.publish import describe
+
+    visibility = "private" if plan.private else "public"
+    stdout.print(f"[bold]would publish to[/] https://huggingface.co/{plan.repo} ({visibility}, one commit):")
+    for row in describe(plan):
+        note = f"  [yellow]{row['note']}[/]" if row["note"] else ""
+        stdout.print(f"  {row['path']:<44} {human_size(row['bytes']):>10}  {row['what']}{note}")
+    stdout.print(f"  {'README.md':<44} {'':>10}  model card (below)")
+    for source, name in plan.pushes:
+        stdout.print(f"[bold]would push[/] {source} to Ollama's registry as {name}")
+    stdout.print("")
+    stdout.out(plan.card(), highlight=False)
+    return 0
+
+
+class _LineProgress:
+    """Progress as plain lines (huggingface_hub draws its own upload bars on the same terminal):
+    one line per new message, and for long steps one per tenth done."""
+
+    def __init__(self, console: Any) -> None:
+        self.console = console
+        self.last: tuple[str, int] = ("", -1)
+        self.when = 0.0
+
+    def __call__(self, fraction: float | None, text: str) -> None:
+        step = -1 if fraction is None else int(fraction * 10)
+        label = text.split(":")[0]
+        if (label, step) == self.last or (label == self.last[0] and time.monotonic() - self.when < 0.5
+                                          and step < 10):
+            return
+        self.last, self.when = (label, step), time.monotonic()
+        shown = f"{text} ({fraction:.0%})" if fraction is not None else text
+        self.console.print(f"  [dim]{shown}[/]", markup=True, highlight=False)

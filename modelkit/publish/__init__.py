@@ -1,0 +1,103 @@
+"""Publishing a built project, behind one front door: the Hugging Face Hub, then Ollama's registry.
+
+```python
+from modelkit import Project
+from modelkit.publish import plan_publish, publish
+plan = plan_publish(Project.open("model.toml"))   # refuses before anything is sent
+result = publish(plan)                             # one commit (or none), then `ollama push`
+```
+
+Modules, one concept each:
+
+* :mod:`.plan` — what goes up, and every check that can refuse a publish (repo id, a fresh
+  build, credentials), all before the first byte is sent;
+* :mod:`.card` and :mod:`.facts` — the model card, and what it states about the project;
+* :mod:`.split` — GGUFs over the Hub's file size limit, split with ``llama-gguf-split``;
+* :mod:`.hub` — the commit, through ``huggingface_hub``;
+* :mod:`.push` — ``ollama push`` of every registered variant, through the official client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from modelkit.core.lazy import lazy_exports
+from modelkit.core.process import Progress
+
+if TYPE_CHECKING:
+    from modelkit.publish.hub import CommitResult
+    from modelkit.publish.plan import PublishPlan, Upload
+    from modelkit.publish.push import Pushed
+
+_EXPORTS = {
+    "PublishPlan": ".plan",
+    "Upload": ".plan",
+    "check_repo_id": ".plan",
+    "describe": ".plan",
+    "plan_publish": ".plan",
+    "CardFacts": ".card",
+    "VariantRow": ".card",
+    "render_card": ".card",
+    "split_gguf": ".split",
+    "merge_parts": ".split",
+    "CommitResult": ".hub",
+    "upload": ".hub",
+    "Pushed": ".push",
+    "push_all": ".push",
+}
+
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+
+
+@dataclass
+class PublishResult:
+    """What a publish did: the commit (or that nothing changed), what was pushed, what was deferred."""
+
+    commit: CommitResult
+    pushed: list[Pushed] = field(default_factory=list)
+    deferred: str | None = None  # why the Ollama push waits for the next publish
+
+
+def prepare(plan: PublishPlan, progress: Progress | None = None) -> list[Upload]:
+    """Every file of the commit, GGUFs over the limit split first (see :mod:`.split`)."""
+    from modelkit.publish.plan import Upload, modelfile_upload
+    from modelkit.publish.split import split_gguf
+
+    for gguf in plan.oversized:
+        tool = plan.project.require_toolchain().gguf_split
+        folder = plan.project.loaded.state_dir / "publish" / "split"
+        plan.parts[gguf.path_in_repo] = split_gguf(tool, gguf, plan.max_bytes, folder, progress)
+    files: dict[str, Upload] = {}
+    for pv in plan.variants:
+        parts = plan.parts.get(pv.gguf.path_in_repo) or [pv.gguf]
+        for up in [*parts, *pv.adapters, modelfile_upload(plan.project, pv, parts[0].path_in_repo)]:
+            files.setdefault(up.path_in_repo, up)
+    for up in plan.extras:
+        files.setdefault(up.path_in_repo, up)
+    files["README.md"] = Upload("README.md", "model card", text=plan.card())
+    return list(files.values())
+
+
+def publish(plan: PublishPlan, progress: Progress | None = None) -> PublishResult:
+    """Split, commit, push, under the project's build lock (so no build changes a file mid-upload)."""
+    from modelkit.core.locks import FileLock
+    from modelkit.errors import RegistryUnavailable
+    from modelkit.publish.hub import upload
+    from modelkit.publish.push import push_all
+
+    with FileLock(plan.project.build_lock_path, wait=False, retry_hint="publish when it has finished"):
+        files = prepare(plan, progress)
+        variants = ", ".join(v.variant.quant for v in plan.variants)
+        commit = upload(plan.repo, files, plan.private, f"modelkit publish: {plan.project.spec.name} ({variants})",
+                        progress)
+        result = PublishResult(commit)
+        if plan.pushes:
+            try:
+                result.pushed = push_all(plan.pushes, host=plan.ollama_host, progress=progress)
+            except RegistryUnavailable as e:
+                result.deferred = str(e)
+    return result
+
+
+__all__ = sorted([*_EXPORTS, "PublishResult", "prepare", "publish"])
