@@ -27,8 +27,10 @@ if TYPE_CHECKING:
     from modelkit.project import Project
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
+if not console.is_terminal:  # a pipe or a log: don't fold tables at 80 columns
+    console = Console(stderr=True, highlight=False, soft_wrap=True, width=200)
 stdout = Console(highlight=False, soft_wrap=True)
-if not stdout.is_terminal:  # a pipe or a log: don't fold tables at 80 columns
+if not stdout.is_terminal:
     stdout = Console(highlight=False, soft_wrap=True, width=200)
 
 
