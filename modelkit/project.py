@@ -112,17 +112,19 @@ class Project:
     def build(self, names: Iterable[str] | None = None, force: Iterable[str] = (),
               reporter: Reporter | None = None, wait: bool = True,
               on_wait: Callable[[str], None] | None = None, keep_going: bool = False,
-              locked: bool = False) -> BuildResult:
+              locked: bool = False, jobs: int | None = None) -> BuildResult:
         """Build under the project's lock (one builder at a time), then update ``modelkit.lock``.
 
         ``locked``: fail, naming the difference, instead of changing the lock file (for CI).
+        ``jobs``: steps at once (default: ``[build] jobs``, else the engine's default).
         The lock file is written only after a successful build of every target.
         """
         names = list(names) if names is not None else None
         with FileLock(self.build_lock_path, wait=wait, on_wait=on_wait):
             if locked:
                 self._check_locked(("sources", "toolchain"))
-            result = self.engine(reporter).build(names, self._resolve(force), keep_going=keep_going)
+            result = self.engine(reporter).build(names, self._resolve(force), keep_going=keep_going,
+                                                 jobs=jobs or self.spec.build.jobs)
             if self._evaluated(result):
                 self.report_note = self.write_report()
             if result.ok:

@@ -273,6 +273,15 @@ class Evaluate(_Strict):
         return self
 
 
+class BuildSettings(_Strict):
+    """How the build runs on this machine."""
+
+    jobs: int | None = Field(
+        None, gt=0, strict=True, description="How many steps may run at once (`modelkit build -j` overrides it); "
+                                             "default: one per core, at least two. Each step still waits until "
+                                             "the cores, memory and GPU it needs are free.")
+
+
 class Toolchain(_Strict):
     """Which llama.cpp to use."""
 
@@ -295,6 +304,7 @@ class Spec(_Strict):
     evaluate: Evaluate = Field(default_factory=Evaluate)
     ollama: Ollama = Field(default_factory=Ollama)
     toolchain: Toolchain = Field(default_factory=Toolchain)
+    build: BuildSettings = Field(default_factory=BuildSettings)
 
     @field_validator("name")
     @classmethod

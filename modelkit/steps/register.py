@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from modelkit.core.action import StepContext
 from modelkit.errors import DeferredError, OllamaUnavailable, StepError
-from modelkit.steps.base import Step
+from modelkit.core.resources import Demand
+from modelkit.steps.base import LIGHT, Step
 from modelkit.steps.modelfile import RenderModelfile
 
 if TYPE_CHECKING:
@@ -75,6 +76,9 @@ class Register(Step, kind="ollama-register", reproducible=False, cacheable=False
             self.servers.lost(e)
             return f"Ollama not reachable at {e.host}"
         return None if status else f"Ollama: {status.reason}"
+
+    def demand(self) -> Demand:
+        return LIGHT  # Ollama's time, not this machine's: registrations overlap everything
 
     def run(self, ctx: StepContext) -> None:
         problem = self.servers.known_problem(self.host)
