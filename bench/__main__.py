@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["engine", "templates", "watch", "merge"]
+BENCHES = ["engine", "templates", "watch", "merge", "build"]
 
 
 def main(argv: list[str]) -> int:

@@ -125,9 +125,11 @@ class Build:
             self.running[workers.submit(self._execute, target, status, grant)] = (target, grant)
 
     def _first_in_order(self, target: Target) -> bool:
-        """Sequential builds keep graph order: no earlier target is still being checked."""
+        """Sequential builds keep graph order: no earlier target is still to be checked. (An
+        earlier unchecked target's prerequisites are earlier still, so it is never waiting on
+        ``target``: this cannot stall.)"""
         position = self.order[target.name]
-        return all(self.order[t.name] > position for t in self.checking.values())
+        return all(self.order[t.name] > position for t in [*self.checking.values(), *self.unchecked])
 
     def _execute(self, target: Target, status: Status, grant: Grant) -> bool:
         return self.engine._run(target, status, grant, self.cancelled)
