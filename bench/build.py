@@ -14,7 +14,7 @@ Three clean builds per project, in one run so that the machine's load is the sam
 Each build is a fresh project folder (no state, no artifact cache). The ratios against the
 hand-run sequence are printed; goals on a 2-core machine: default <= 0.75x on the tiny example,
 <= 1.02x on the larger model. ``MODELKIT_BENCH_BUILD_REPEATS`` (default 1) repeats each build and
-keeps the fastest.
+keeps the fastest; ``MODELKIT_BENCH_BUILD_MODELS=DIR`` keeps the made models in DIR for the next run.
 """
 
 from __future__ import annotations
@@ -68,15 +68,22 @@ def python() -> str:
 
 
 def make_models(work: Path) -> tuple[Path, Path, int]:
-    """The tiny example's model and the larger one: (tiny folder, larger folder, its parameters)."""
-    tiny = work / "tiny"
-    subprocess.run([python(), str(ROOT / "examples" / "tiny" / "make_tiny.py"), str(tiny)], check=True,
-                   capture_output=True)
-    larger = work / "larger"
-    larger.mkdir()
-    done = subprocess.run([python(), "-c", MAKE_LARGER, str(tiny / "base"), str(larger)], check=True,
-                          capture_output=True, text=True)
-    return tiny, larger, int(done.stdout.split()[-1])
+    """The tiny example's model and the larger one: (tiny folder, larger folder, its parameters).
+    Made in ``work``, or kept in ``$MODELKIT_BENCH_BUILD_MODELS`` and reused from there."""
+    kept = os.environ.get("MODELKIT_BENCH_BUILD_MODELS")
+    where = Path(kept) if kept else work
+    tiny, larger = where / "tiny", where / "larger"
+    if not (tiny / "lora").is_dir():
+        shutil.rmtree(tiny, ignore_errors=True)
+        subprocess.run([python(), str(ROOT / "examples" / "tiny" / "make_tiny.py"), str(tiny)], check=True,
+                       capture_output=True)
+    if not (larger / "params").is_file():
+        shutil.rmtree(larger, ignore_errors=True)
+        larger.mkdir(parents=True)
+        done = subprocess.run([python(), "-c", MAKE_LARGER, str(tiny / "base"), str(larger)], check=True,
+                              capture_output=True, text=True)
+        (larger / "params").write_text(done.stdout.split()[-1])
+    return tiny, larger, int((larger / "params").read_text())
 
 
 def project(models: Path, where: Path) -> Path:
