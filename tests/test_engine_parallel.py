@@ -22,7 +22,7 @@ from fake_actions import FileAction
 from modelkit.core.action import StepContext
 from modelkit.core.engine import Engine
 from modelkit.core.graph import Graph, Target
-from modelkit.core.resources import ALL_CORES, Demand, Machine, Pool
+from modelkit.core.resources import ALL_CORES, Demand, Grant, Machine, Pool
 from modelkit.core.state import State
 
 
@@ -238,3 +238,27 @@ def test_state_writes_from_many_threads_all_land(tmp_path: Path) -> None:
 def _no_leftover_threads() -> Any:
     yield
     assert not [t for t in threading.enumerate() if t.name.startswith("modelkit-step")]
+
+
+def test_two_conversions_of_a_16_gb_model_wait_for_each_other_on_24_gb(tmp_path: Path) -> None:
+    from modelkit.steps.convert import Convert
+    from modelkit.steps.quantize import Quantize
+
+    gb = 1 << 30
+    folders = []
+    for name in ("a", "b"):
+        folder = tmp_path / name
+        folder.mkdir()
+        for shard in range(2):
+            with open(folder / f"model-{shard}.safetensors", "wb") as f:
+                f.truncate(8 * gb)  # sparse: no disk used
+        (folder / "config.json").write_text("{}")
+        folders.append(folder)
+    converts = [Convert(out=tmp_path / f"{f.name}.gguf", folder=f, files={}, outtype="f16") for f in folders]
+    assert converts[0].demand() == Demand(cpu=1, memory=16 * gb)
+    small = Pool(Machine(cores=8, memory=24 * gb))
+    assert small.take(converts[0].demand()) is not None and small.take(converts[1].demand()) is None
+    big = Pool(Machine(cores=8, memory=40 * gb))
+    assert big.take(converts[0].demand()) is not None and big.take(converts[1].demand()) is not None
+    quantize = Quantize(out=tmp_path / "q.gguf", src=tmp_path / "a.gguf", qtype="Q4_K_M")
+    assert big.take(quantize.demand()) == Grant(cpu=6, gpu=False, memory=0)  # the cores left, as its threads
