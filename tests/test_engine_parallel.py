@@ -262,3 +262,12 @@ def test_two_conversions_of_a_16_gb_model_wait_for_each_other_on_24_gb(tmp_path:
     assert big.take(converts[0].demand()) is not None and big.take(converts[1].demand()) is not None
     quantize = Quantize(out=tmp_path / "q.gguf", src=tmp_path / "a.gguf", qtype="Q4_K_M")
     assert big.take(quantize.demand()) == Grant(cpu=6, gpu=False, memory=0)  # the cores left, as its threads
+
+
+def test_steps_that_name_one_thing_to_hold_alone_take_turns() -> None:
+    pool = Pool(Machine(cores=4, memory=100))
+    first = pool.take(Demand(cpu=0, alone="server"))
+    assert first is not None and pool.take(Demand(cpu=0, alone="server")) is None
+    assert pool.take(Demand(cpu=0, alone="other")) is not None and pool.take(Demand(cpu=0)) is not None
+    pool.give(first)
+    assert pool.take(Demand(cpu=0, alone="server")) is not None

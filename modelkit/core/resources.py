@@ -14,6 +14,8 @@ Rules, each chosen so a build can always make progress:
   fit in what was available when the build started. Alone, it always runs (as a sequential build
   would).
 - **gpu**: a step that offloads to the GPU holds it alone.
+- **alone**: a step may name something only one step at a time may use (a server that takes one
+  change at a time); others naming it wait.
 """
 
 from __future__ import annotations
@@ -32,15 +34,18 @@ class Demand:
     cpu: int = 1
     gpu: bool = False
     memory: int = 0
+    alone: str | None = None
 
 
 @dataclass(frozen=True)
 class Grant:
-    """What a step was given: ``cpu`` cores (its thread count), the GPU or not, ``memory`` bytes."""
+    """What a step was given: ``cpu`` cores (its thread count), the GPU or not, ``memory`` bytes,
+    and the thing it holds alone, if any."""
 
     cpu: int
     gpu: bool
     memory: int
+    alone: str | None = None
 
     @property
     def threads(self) -> int:
@@ -93,11 +98,12 @@ class Pool:
         self.gpus = 0
         self.memory = 0
         self.holders = 0
+        self.alone: set[str] = set()
 
     def take(self, demand: Demand) -> Grant | None:
         """A grant for ``demand`` if it fits now (then held until :meth:`give`), else None."""
         m = self.machine
-        if demand.gpu and self.gpus >= m.gpus:
+        if (demand.gpu and self.gpus >= m.gpus) or (demand.alone is not None and demand.alone in self.alone):
             return None
         if demand.memory and self.memory and self.memory + demand.memory > m.memory:
             return None
@@ -110,7 +116,9 @@ class Pool:
             return None
         else:
             cpu = demand.cpu
-        grant = Grant(cpu, demand.gpu, demand.memory)
+        grant = Grant(cpu, demand.gpu, demand.memory, demand.alone)
+        if grant.alone is not None:
+            self.alone.add(grant.alone)
         self.cpu += grant.cpu
         self.gpus += grant.gpu
         self.memory += grant.memory
@@ -122,3 +130,4 @@ class Pool:
         self.gpus -= grant.gpu
         self.memory -= grant.memory
         self.holders -= 1
+        self.alone.discard(grant.alone)  # type: ignore[arg-type]

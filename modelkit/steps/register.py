@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from modelkit.core.action import StepContext
 from modelkit.errors import DeferredError, OllamaUnavailable, StepError
 from modelkit.core.resources import Demand
-from modelkit.steps.base import LIGHT, Step
+from modelkit.steps.base import Step
 from modelkit.steps.modelfile import RenderModelfile
 
 if TYPE_CHECKING:
@@ -78,7 +78,9 @@ class Register(Step, kind="ollama-register", reproducible=False, cacheable=False
         return None if status else f"Ollama: {status.reason}"
 
     def demand(self) -> Demand:
-        return LIGHT  # Ollama's time, not this machine's: registrations overlap everything
+        """Ollama's time, not this machine's, so no core; but one registration at a time, as
+        ``ollama create`` of two tags from one blob at once is not something Ollama promises."""
+        return Demand(cpu=0, alone="ollama")
 
     def run(self, ctx: StepContext) -> None:
         problem = self.servers.known_problem(self.host)
