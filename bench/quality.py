@@ -15,6 +15,7 @@ printed, nothing is asserted.
 from __future__ import annotations
 
 import json
+import os
 import runpy
 import subprocess
 import tempfile
@@ -24,7 +25,6 @@ from pathlib import Path
 from modelkit.core.engine import QuietReporter
 from modelkit.core.graph import Target
 from modelkit.project import Project
-from modelkit.steps.base import threads
 from modelkit.steps.evaluate import MEAN_KLD
 from modelkit.toolchain import find_toolchain
 
@@ -32,6 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 TYPES = ["Q4_K_M", "Q3_K_M", "IQ3_M", "IQ4_XS"]
 CONTEXT = 128
 MB = 1 << 20
+
+
+def threads() -> int:
+    return len(os.sched_getaffinity(0))
 
 SPEC = f"""\
 name = "bench"

@@ -125,13 +125,15 @@ class Project:
     def build(self, names: Iterable[str] | None = None, force: Iterable[str] = (),
               reporter: Reporter | None = None, wait: bool = True,
               on_wait: Callable[[str], None] | None = None, keep_going: bool = False,
-              locked: bool = False, push: bool = True, uploading: Progress | None = None) -> BuildResult:
+              locked: bool = False, push: bool = True, uploading: Progress | None = None,
+              jobs: int | None = None) -> BuildResult:
         """Build under the project's lock (one builder at a time), then update ``modelkit.lock``.
 
         ``locked``: fail, naming the difference, instead of changing the lock file (for CI).
         The lock file is written only after a successful build of every target. ``push``: upload
         what was built to the remote cache, if there is one; the build returns once the uploads
         (which run in the background of the build) are done, ``uploading`` shows their progress.
+        ``jobs``: steps at once (default: ``[build] jobs``, else the engine's default).
         """
         names = list(names) if names is not None else None
         with FileLock(self.build_lock_path, wait=wait, on_wait=on_wait):
@@ -139,7 +141,8 @@ class Project:
                 self._check_locked(("sources", "toolchain"))
             if self.remote is not None:
                 self.remote.pushing = push
-            result = self.engine(reporter).build(names, self._resolve(force), keep_going=keep_going)
+            result = self.engine(reporter).build(names, self._resolve(force), keep_going=keep_going,
+                                                 jobs=jobs or self.spec.build.jobs)
             if self.remote is not None:
                 self.remote.finish(uploading)
             if self._evaluated(result):

@@ -1,4 +1,4 @@
-"""A real build process with slow steps, for the kill test: ``python slow_build.py ROOT``.
+"""A real build process with slow steps, for the kill test: ``python slow_build.py ROOT [JOBS]``.
 
 Graph: src -> a -> b -> c, and src -> d. Each step writes its output in small chunks with pauses,
 so a SIGKILL can land in the middle of a write. Prints the steps that ran, one per line.
@@ -38,7 +38,7 @@ def Slow(name: str, src: Path | None, read: Path | None, out: Path) -> FileActio
                       name=name, slow_write=0.005)
 
 
-def main(root: Path) -> None:
+def main(root: Path, jobs: int) -> None:
     build = root / "build"
     graph = Graph([
         Target("a", Slow("a", root / "src", None, build / "a")),
@@ -47,9 +47,9 @@ def main(root: Path) -> None:
         Target("d", Slow("d", root / "src", None, build / "d")),
     ])
     with FileLock(root / ".modelkit" / "build.lock"):
-        result = Engine(graph, root, State(root / ".modelkit"), fingerprint=lambda c: {}).build()
+        result = Engine(graph, root, State(root / ".modelkit"), fingerprint=lambda c: {}).build(jobs=jobs)
     sys.exit(0 if result.ok else 1)
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 1)

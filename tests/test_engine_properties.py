@@ -1,6 +1,7 @@
 """Property test: over random graphs and random edits, incremental builds are correct and minimal.
 
 Correctness: after every edit, the incremental build's outputs equal a clean build's.
+Both hold whether steps run one at a time or four at once (``jobs``).
 Minimality: exactly the actions whose parameters, source contents or upstream outputs changed (or
 whose outputs went missing or were modified) run -- with early cutoff, and minus those whose
 outputs the artifact cache still holds for the same inputs.
@@ -116,15 +117,15 @@ edits = st.one_of(
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(spec=specs(), steps=st.lists(edits, min_size=1, max_size=8))
-def test_incremental_builds_are_correct_and_minimal(spec: Spec, steps: list[tuple[str, int, Any]]) -> None:
+@given(spec=specs(), steps=st.lists(edits, min_size=1, max_size=8), jobs=st.sampled_from([1, 4]))
+def test_incremental_builds_are_correct_and_minimal(spec: Spec, steps: list[tuple[str, int, Any]], jobs: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "incremental"
         root.mkdir()
         state = State(root / ".modelkit")
         write_sources(spec, root)
         EXECUTED.clear()
-        Engine(make_graph(spec, root), root, state, fingerprint=lambda c: {}).build()
+        Engine(make_graph(spec, root), root, state, fingerprint=lambda c: {}).build(jobs=jobs)
         assert sorted(EXECUTED) == sorted(expected_executions(spec, {}))
         for kind, index, value in steps:
             damaged: dict[int, str] = {}
@@ -147,7 +148,7 @@ def test_incremental_builds_are_correct_and_minimal(spec: Spec, steps: list[tupl
                         f.truncate()
                     damaged[index] = "modified"
             EXECUTED.clear()
-            result = Engine(make_graph(spec, root), root, state, fingerprint=lambda c: {}).build()
+            result = Engine(make_graph(spec, root), root, state, fingerprint=lambda c: {}).build(jobs=jobs)
             assert result.ok
             assert sorted(EXECUTED) == sorted(expected_executions(spec, damaged)), (kind, index, value)
             # Correctness: the same bytes as a clean build in a fresh folder.

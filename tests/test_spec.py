@@ -242,3 +242,22 @@ def test_a_check_needs_one_question_and_one_expectation(tmp_path: Path, hf_folde
     (tmp_path / "calib.txt").write_text("x" * 2000)
     [line] = errors_of(write(tmp_path, QUALITY + '[[evaluate.prompts]]\nprompt = "Hi"\n'))
     assert "evaluate.prompts[0]" in line and "give expect (a substring) or expect_regex (a pattern)" in line, line
+
+
+@pytest.mark.parametrize("value", ["0", "-3", '"4"', "2.5", "true"])
+def test_build_jobs_must_be_a_positive_whole_number(tmp_path: Path, hf_folder: Path, value: str) -> None:
+    lines = errors_of(write(tmp_path, f'name = "bot"\n[base]\npath = "./base"\n[build]\njobs = {value}\n'))
+    assert len(lines) == 1 and "model.toml:5: build.jobs:" in lines[0], lines
+
+
+def test_build_jobs_is_read_and_defaults_to_the_machine(tmp_path: Path, hf_folder: Path) -> None:
+    assert load_spec(write(tmp_path, 'name = "bot"\n[base]\npath = "./base"\n')).spec.build.jobs is None
+    spec = load_spec(write(tmp_path, 'name = "bot"\n[base]\npath = "./base"\n[build]\njobs = 3\n')).spec
+    assert spec.build.jobs == 3
+
+
+def test_build_minus_j_must_be_positive(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "modelkit", "build", "-j", "0", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "-j/--jobs: '0' is not a positive whole number" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -19,6 +19,11 @@ def add_commands(sub: Any, epilog: str) -> None:
     p.add_argument("--force", action="append", default=[], metavar="TARGET",
                    help="rebuild TARGET even if it is up to date (repeatable)")
     p.add_argument("--no-wait", action="store_true", help="fail at once if another build holds the project")
+    p.add_argument("-j", "--jobs", type=_positive, metavar="N",
+                   help="run up to N independent steps at once (default: [build] jobs in the spec, else one per "
+                        "core, at least two); a step still waits until the cores, memory and GPU it needs are "
+                        "free, so llama.cpp's binaries share the cores and two big conversions never share too "
+                        "little memory; -j 1 builds one step at a time, in order")
     p.add_argument("-k", "--keep-going", action="store_true", help="build what does not depend on a failed step")
     p.add_argument("-v", "--verbose", action="store_true", help="also list targets that were up to date")
     p.add_argument("--locked", action="store_true",
@@ -75,6 +80,17 @@ def _register_options(p: argparse.ArgumentParser, no_ollama: str) -> None:
                         "or not at all")
 
 
+def _positive(text: str) -> int:
+    """``-j``'s value: a whole number of steps, at least one."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number of steps")
+    return value
+
+
 def _split(args: argparse.Namespace) -> tuple[Path | None, list[str]]:
     """(spec, targets) from the positional arguments."""
     rest = list(args.args)
@@ -103,7 +119,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         result = project.build(targets or None, force=args.force, reporter=ConsoleReporter(verbose=args.verbose),
                                wait=not args.no_wait, on_wait=lambda m: console.print(f"[yellow]{m}[/]"),
                                keep_going=args.keep_going, locked=args.locked, push=not args.no_push,
-                               uploading=uploading)
+                               uploading=uploading, jobs=args.jobs)
     finally:
         uploading.close()
     _say_transfers(project)

@@ -7,6 +7,7 @@ out as plain lines, one per step, so logs stay readable.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,80 +36,106 @@ if not stdout.is_terminal:
 
 
 class ConsoleReporter:
-    """The engine's :class:`~modelkit.core.engine.Reporter` for a terminal (plain lines elsewhere)."""
+    """The engine's :class:`~modelkit.core.engine.Reporter` for a terminal (plain lines elsewhere).
+
+    Steps run at once, so on a terminal one live display holds a line per running step (and per
+    large input being hashed), each with its own bar; finished steps print above it. Elsewhere every
+    event is one line. The engine calls from its worker threads: one lock keeps lines whole.
+    """
 
     def __init__(self, out: Console | None = None, verbose: bool = False) -> None:
         self.out = out or console
         self.verbose = verbose
         self.live = self.out.is_terminal
         self._progress: Progress | None = None
-        self._task: TaskID | None = None
-        self._last_line = 0.0
+        self._tasks: dict[str, TaskID] = {}
+        self._last_line: dict[str, float] = {}
         self._notes: set[str] = set()
+        self._lock = threading.RLock()
 
     def hashing(self, target: Target, done: int, total: int) -> None:
         """Reading inputs to digest them (only the first time, or after they changed)."""
         if total < 256 << 20:
             return  # small inputs hash in a blink
-        if not self.live:
-            if done == total:
-                self.out.print(f"[dim]  hashed {total / 2**30:.1f} GiB of inputs of {target.name}[/]")
-            return
-        if self._progress is None:
-            self._start_bar("", total)
-        assert self._task is not None
-        self._progress.update(self._task, completed=done, total=total,
-                              description=f"hashing inputs of {target.name}: {done / 2**30:.1f}/{total / 2**30:.1f} GiB")
-        if done >= total:
-            self._stop()
+        with self._lock:
+            if not self.live:
+                if done == total:
+                    self.out.print(f"[dim]  hashed {total / 2**30:.1f} GiB of inputs of {target.name}[/]")
+                return
+            key = f"hash {target.name}"
+            task = self._task(key, total)
+            assert self._progress is not None
+            self._progress.update(task, completed=done, total=total, description=_fit(
+                f"hashing inputs of {target.name}: {done / 2**30:.1f}/{total / 2**30:.1f} GiB"))
+            if done >= total:
+                self._drop(key)
 
     def fresh(self, target: Target) -> None:
         if self.verbose:
-            self.out.print(f"[dim]  ok  {target.name} (up to date)[/]")
+            self._print(f"[dim]  ok  {target.name} (up to date)[/]")
 
     def start(self, target: Target, reason: str) -> None:
-        self.out.print(f"[bold cyan]  ->[/] {target.action.describe()} [dim]({reason})[/]")
-        if self.live:
-            self._start_bar("starting", None)
+        with self._lock:
+            self._print(f"[bold cyan]  ->[/] {target.action.describe()} [dim]({reason})[/]")
+            if self.live:
+                self._task(target.name, None, f"{target.name}: starting")
 
     def progress(self, target: Target, fraction: float | None, text: str) -> None:
-        if self._progress is not None and self._task is not None:
-            if fraction is not None:
-                self._progress.update(self._task, total=1.0, completed=min(fraction, 1.0))
-            self._progress.update(self._task, description=_fit(text))
-        elif self.verbose and time.monotonic() - self._last_line > 5:
-            self._last_line = time.monotonic()
-            self.out.print(f"[dim]      {_fit(text)}[/]")
+        with self._lock:
+            task = self._tasks.get(target.name)
+            if self._progress is not None and task is not None:
+                if fraction is not None:
+                    self._progress.update(task, total=1.0, completed=min(fraction, 1.0))
+                self._progress.update(task, description=_fit(f"{target.name}: {text}"))
+            elif self.verbose and time.monotonic() - self._last_line.get(target.name, 0.0) > 5:
+                self._last_line[target.name] = time.monotonic()
+                self.out.print(f"[dim]      {target.name}: {_fit(text)}[/]")
 
     def note(self, target: Target, text: str) -> None:
         """A line worth keeping, said once per build however many targets say it."""
-        if text in self._notes:
-            return
-        self._notes.add(text)
-        (self._progress.console if self._progress is not None else self.out).print(f"[yellow]  note:[/] {text}")
-
-    def _start_bar(self, description: str, total: float | None) -> None:
-        self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}", style="dim"),
-                                  BarColumn(bar_width=24), TextColumn("{task.percentage:>3.0f}%"),
-                                  TimeElapsedColumn(), console=self.out, transient=True)
-        self._progress.start()
-        self._task = self._progress.add_task(description, total=total)
-
-    def _stop(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
-            self._task = None
+        with self._lock:
+            if text in self._notes:
+                return
+            self._notes.add(text)
+            self._print(f"[yellow]  note:[/] {text}")
 
     def done(self, target: Target, seconds: float, changed: bool) -> None:
-        self._stop()
         note = "" if changed else " [dim](same bytes as before: dependents stay fresh)[/]"
-        self.out.print(f"[green]  ok[/]  {target.name} [dim]{_duration(seconds)}[/]{note}")
+        with self._lock:
+            self._drop(target.name)
+            self._print(f"[green]  ok[/]  {target.name} [dim]{_duration(seconds)}[/]{note}")
 
     def failed(self, target: Target, error: ModelkitError) -> None:
-        self._stop()
-        self.out.print(f"[red]  !![/]  {target.name}")
+        with self._lock:
+            self._drop(target.name)
+            self._print(f"[red]  !![/]  {target.name}")
 
+    def _print(self, line: str) -> None:
+        """A line above the live display (or plain, without one)."""
+        with self._lock:
+            (self._progress.console if self._progress is not None else self.out).print(line)
+
+    def _task(self, key: str, total: float | None, description: str = "") -> TaskID:
+        """The live line for ``key`` (a running step, an input being hashed), made on first use."""
+        if self._progress is None:
+            self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}", style="dim"),
+                                      BarColumn(bar_width=24), TextColumn("{task.percentage:>3.0f}%"),
+                                      TimeElapsedColumn(), console=self.out, transient=True)
+            self._progress.start()
+        if key not in self._tasks:
+            self._tasks[key] = self._progress.add_task(_fit(description), total=total)
+        return self._tasks[key]
+
+    def _drop(self, key: str) -> None:
+        """Remove ``key``'s line; stop the live display when no line is left."""
+        task = self._tasks.pop(key, None)
+        if self._progress is None:
+            return
+        if task is not None:
+            self._progress.remove_task(task)
+        if not self._tasks:
+            self._progress.stop()
+            self._progress = None
 
 class UploadBar:
     """The bar for the uploads a build waits for at its end, started on their first report (the

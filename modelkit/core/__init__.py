@@ -3,7 +3,9 @@
 An :class:`Action` says what it reads and writes; a :class:`Graph` of :class:`Target` s says
 what depends on what; the :class:`Engine` decides by content what is stale and runs only that,
 with outputs put in place atomically, an :class:`ArtifactCache` of earlier results and the state
-in :class:`State`, and a :class:`RemoteCache` shared between machines. :mod:`.process` runs external tools, :mod:`.locks` keeps one builder per
+in :class:`State`, and a :class:`RemoteCache` shared between machines; independent targets run
+at once (:mod:`.scheduler`), each when the machine has room for its action's :class:`Demand`
+(:mod:`.resources`). :mod:`.process` runs external tools, :mod:`.locks` keeps one builder per
 project, :mod:`.lockfile` writes ``modelkit.lock``. Names are imported on first use (:mod:`.lazy`). Nothing here imports from modelkit outside
 ``core/`` except :mod:`modelkit.errors` (``tests/test_layering.py`` holds it to that).
 """
@@ -11,7 +13,7 @@ project, :mod:`.lockfile` writes ``modelkit.lock``. Names are imported on first 
 from modelkit.core.lazy import lazy_exports
 
 _EXPORTS = {
-    "Action": ".action", "StepContext": ".action", "ArtifactCache": ".artifact_cache",
+    "Action": ".action", "StepContext": ".action", "Demand": ".resources", "ArtifactCache": ".artifact_cache",
     "BuildResult": ".engine", "Engine": ".engine", "QuietReporter": ".engine", "Reporter": ".engine",
     "Status": ".engine", "Graph": ".graph", "Target": ".graph", "Hasher": ".hashing", "sha256_file": ".hashing",
     "FileLock": ".locks", "Progress": ".process", "RemoteCache": ".remote_cache", "ignore_progress": ".process", "State": ".state",

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from modelkit.core import process
 from modelkit.core.process import Progress
+from modelkit.core.resources import Demand
 from modelkit.errors import DeferredError
 
 
@@ -66,6 +67,11 @@ class Action(ABC):
     def run(self, ctx: StepContext) -> None:
         """Make the outputs; raise :class:`StepError` or :class:`UserError` on failure."""
 
+    def demand(self) -> Demand:
+        """What the action holds of the machine while it runs (cores, the GPU, memory), so the
+        engine can run it beside others without overcommitting; by default one busy core."""
+        return Demand()
+
     def precheck(self) -> None:
         """Cheap checks that can fail before any work starts (e.g. an adapter for another base)."""
 
@@ -94,6 +100,8 @@ class StepContext:
     tmp_paths: dict[Path, Path] = field(default_factory=dict)
     digest: Callable[[Path], str] = field(default=lambda path: "")
     """A file's digest through the stat cache (free for modelkit's own outputs)."""
+    threads: int = 1
+    """The cores the engine granted the step (see :meth:`Action.demand`): its tool's thread count."""
 
     def tmp(self, output: Path) -> Path:
         """The temporary name to write ``output`` to; the engine renames it into place."""

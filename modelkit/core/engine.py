@@ -11,12 +11,17 @@ dependency that produces the same bytes leaves its dependents fresh (early cutof
 Outputs are written to temporary names beside their final place and renamed into place only
 when the action succeeded; the state record is written after the rename. An interrupted build
 therefore leaves either the previous good artifact or nothing a later build could take for fresh.
+
+Targets whose prerequisites are done run at once (``jobs``), each when the machine has room for
+what its action demands; :mod:`modelkit.core.scheduler` holds that loop, and every promise above
+holds there too: a key is computed only from recorded dependency outputs.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,6 +34,7 @@ from modelkit.core.graph import Graph, Target
 from modelkit.core.hashing import FreeDigest, Hasher
 from modelkit.core.remote_cache import RemoteCache
 from modelkit.core.records import MISSING, changes, record_key, short, short_digest
+from modelkit.core.resources import Grant, Machine, default_jobs
 from modelkit.core.state import State, TargetRecord
 from modelkit.errors import DeferredError, ModelkitError, StepError, UserError
 
@@ -99,9 +105,11 @@ class Engine:
     def __init__(self, graph: Graph, root: Path, state: State, *, fingerprint: Fingerprint,
                  toolchain: Callable[[], Any] | None = None, reporter: Reporter | None = None,
                  logs: Path | None = None, cache: bool = True, free_digest: FreeDigest | None = None,
-                 remote: RemoteCache | None = None) -> None:
+                 remote: RemoteCache | None = None, jobs: int | None = None,
+                 machine: Machine | None = None) -> None:
         """``free_digest``: digests known without reading files (see :class:`Hasher`); ``remote``:
-        a shared cache asked after the local one, and given what this machine built."""
+        a shared cache asked after the local one, and given what this machine built; ``jobs``:
+        steps at once (default: :func:`default_jobs`); ``machine``: what they share (default: this one)."""
         self.graph = graph
         self.root = root
         self.state = state
@@ -112,6 +120,8 @@ class Engine:
         self.reporter = reporter or QuietReporter()
         self.logs = logs or state.directory / "logs"
         self.remote = remote
+        self.jobs = jobs
+        self.machine = machine
 
     # -- planning ------------------------------------------------------------------------------
 
@@ -178,49 +188,24 @@ class Engine:
     # -- building ------------------------------------------------------------------------------
 
     def build(self, names: Iterable[str] | None = None, force: Iterable[str] = (),
-              keep_going: bool = False) -> BuildResult:
-        """Bring the targets needed for ``names`` up to date; return what ran."""
-        force = set(force)
-        result = BuildResult()
-        blocked: set[str] = set()
+              keep_going: bool = False, jobs: int | None = None) -> BuildResult:
+        """Bring the targets needed for ``names`` up to date; return what ran. ``jobs``: how many
+        steps may run at once (default: one per core, at least two), each only when the machine
+        has room for what its action demands (see :mod:`modelkit.core.scheduler`)."""
+        from modelkit.core.scheduler import Build
+
         targets = self.graph.closure(names)
         self._clean_temporaries(targets)
-        for target in targets:
-            if any(d in blocked for d in target.prerequisites):
-                blocked.add(target.name)
-                result.skipped.append(target.name)
-                continue
-            try:
-                status = self.status(target, set(), forced=target.name in force)
-                if status.fresh:
-                    self.reporter.fresh(target)
-                    result.fresh.append(target.name)
-                    continue
-                target.action.precheck()
-                blocker = target.action.blocked()
-                if blocker is not None:
-                    result.deferred.append((target.name, blocker))
-                    blocked.add(target.name)
-                    continue
-                changed = self._run(target, status)
-            except ModelkitError as e:
-                self.reporter.failed(target, e)
-                blocked.add(target.name)
-                if isinstance(e, DeferredError):
-                    result.deferred.append((target.name, e))
-                    continue
-                result.failed.append((target.name, e))
-                if not keep_going:
-                    break
-                continue
-            result.ran.append(target.name)
-            if not changed:
-                result.unchanged.append(target.name)
-        return result
+        machine = self.machine or Machine.this()
+        build = Build(self, targets, BuildResult(), force=set(force), keep_going=keep_going,
+                      jobs=jobs or self.jobs or default_jobs(machine), machine=machine)
+        return build.run()
 
-    def _run(self, target: Target, status: Status) -> bool:
+    def _run(self, target: Target, status: Status, grant: Grant | None = None,
+             cancelled: threading.Event | None = None) -> bool:
         """Run one action (or restore its outputs from the artifact cache); return whether its
-        outputs' bytes changed."""
+        outputs' bytes changed. ``grant``: the cores it may use; ``cancelled``: set when the build
+        was interrupted, so that nothing finished after that is put in place."""
         action = target.action
         self.reporter.start(target, status.reason)
         started = time.monotonic()
@@ -234,7 +219,9 @@ class Engine:
                 out.parent.mkdir(parents=True, exist_ok=True)
             digests = self._restore(target, key, tmp, status.reason)
             if digests is None:
-                digests = self._execute(target, key, tmp, log)
+                digests = self._execute(target, key, tmp, log, grant.threads if grant else 1)
+            if cancelled is not None and cancelled.is_set():
+                raise StepError(f"{action.describe()}: interrupted", log)
             final = self._put_in_place(action.atomic, key, tmp, digests)
         except OSError as e:
             problem = "a file is in the way of a folder" if isinstance(e, (FileExistsError, NotADirectoryError)) \
@@ -275,12 +262,13 @@ class Engine:
                 self.cache.store(key, {out: (tmp[out], restored[tmp[out]]) for out in tmp})
         return restored
 
-    def _execute(self, target: Target, key: str, tmp: dict[Path, Path], log: Path) -> dict[Path, str]:
+    def _execute(self, target: Target, key: str, tmp: dict[Path, Path], log: Path, threads: int) -> dict[Path, str]:
         """Run the action into its temporary names; digest the outputs and keep them in the cache."""
         action = target.action
         ctx = StepContext(name=target.name, log_path=log, toolchain_factory=self.toolchain,
                           progress=lambda fraction, text: self.reporter.progress(target, fraction, text),
-                          note=lambda text: self.reporter.note(target, text), tmp_paths=tmp, digest=self.hasher.digest)
+                          note=lambda text: self.reporter.note(target, text), tmp_paths=tmp, digest=self.hasher.digest,
+                          threads=threads)
         action.run(ctx)
         missing = [p for p in tmp.values() if not p.is_file()]
         if missing:

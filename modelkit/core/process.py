@@ -4,7 +4,9 @@ Every tool modelkit runs (a convert script, ``llama-quantize``, CMake, ``ollama 
 through :func:`stream`, so each gets the same guarantees: its combined output is appended to a log
 file as it arrives, each line (split at ``\\r`` too, so progress bars count) reaches a callback,
 and an interrupt (Ctrl-C, a failure elsewhere) stops the tool *and everything it started*, because
-it runs in its own session.
+it runs in its own session. Because a tool in its own session does not see the terminal's
+Ctrl-C, the tools running at once (a parallel build) are known here, and :func:`stop_all` stops
+every one of them from the thread that caught the interrupt.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,6 +29,8 @@ TAIL_LINES = 15
 # The last line of a Python traceback: "ValueError: mmap length is greater than file size".
 _EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt): ")
 _LINE_BREAK = re.compile(rb"[\r\n]")
+_RUNNING: set[subprocess.Popen[bytes]] = set()
+_RUNNING_LOCK = threading.Lock()
 
 
 def ignore_progress(fraction: float | None, text: str) -> None:
@@ -48,6 +53,8 @@ def stream(argv: Sequence[str | os.PathLike[str]], log: Path, on_line: Callable[
         except OSError as e:
             raise StepError(f"cannot run {args[0]}: {e.strerror or e}", log) from None
         assert proc.stdout is not None
+        with _RUNNING_LOCK:
+            _RUNNING.add(proc)
         try:
             pending = b""
             while chunk := proc.stdout.read1(65536):  # type: ignore[attr-defined]
@@ -59,6 +66,22 @@ def stream(argv: Sequence[str | os.PathLike[str]], log: Path, on_line: Callable[
         except BaseException:
             stop(proc)
             raise
+        finally:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(proc)
+
+
+def stop_all(sig: int = signal.SIGTERM) -> int:
+    """Send ``sig`` to every tool running now and what it started; return how many there were.
+    Their threads see them end, fail their steps, and clean up after them."""
+    with _RUNNING_LOCK:
+        running = list(_RUNNING)
+    for proc in running:
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+    return len(running)
 
 
 def run(argv: Sequence[str | os.PathLike[str]], log: Path, what: str, *,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,13 +48,16 @@ class FileStat:
 
 
 class State:
-    """The project's state store. One instance per build; not shared between threads for writes."""
+    """The project's state store. One instance per build, shared by the engine's threads: every
+    statement runs under one lock, so concurrent steps' records and stat-cache entries never
+    interleave on the connection (sqlite's own locking keeps other processes out)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.notice: str | None = None
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / "state.db"
+        self._lock = threading.Lock()
         try:
             self._db = self._open()
         except (sqlite3.DatabaseError, _NewerState) as e:
@@ -88,13 +92,25 @@ class State:
         return db
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
+
+    def _one(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
+        with self._lock:
+            return self._db.execute(sql, args).fetchone()
+
+    def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def _write(self, sql: str, args: tuple[Any, ...] = ()) -> None:
+        with self._lock:
+            self._db.execute(sql, args)
 
     # -- targets ---------------------------------------------------------------------------
 
     def target(self, name: str) -> TargetRecord | None:
-        row = self._db.execute(
-            "SELECT key, record, outputs, built_at FROM targets WHERE name=?", (name,)).fetchone()
+        row = self._one("SELECT key, record, outputs, built_at FROM targets WHERE name=?", (name,))
         if row is None:
             return None
         try:
@@ -103,15 +119,15 @@ class State:
             return None
 
     def set_target(self, name: str, key: str, record: dict[str, Any], outputs: dict[str, str]) -> None:
-        self._db.execute(
+        self._write(
             "INSERT OR REPLACE INTO targets (name, key, record, outputs, built_at) VALUES (?,?,?,?,?)",
             (name, key, json.dumps(record, sort_keys=True), json.dumps(outputs, sort_keys=True), time.time()))
 
     def forget_target(self, name: str) -> None:
-        self._db.execute("DELETE FROM targets WHERE name=?", (name,))
+        self._write("DELETE FROM targets WHERE name=?", (name,))
 
     def target_names(self) -> list[str]:
-        return [r[0] for r in self._db.execute("SELECT name FROM targets ORDER BY name")]
+        return [r[0] for r in self._all("SELECT name FROM targets ORDER BY name")]
 
     # -- stat cache --------------------------------------------------------------------------
 
@@ -122,9 +138,8 @@ class State:
         have changed again within the same tick without its stat changing), so it is not trusted,
         as git does with racily clean index entries.
         """
-        row = self._db.execute(
-            "SELECT dev, ino, size, mtime_ns, ctime_ns, digest, recorded_ns FROM files WHERE path=?",
-            (path,)).fetchone()
+        row = self._one(
+            "SELECT dev, ino, size, mtime_ns, ctime_ns, digest, recorded_ns FROM files WHERE path=?", (path,))
         if row is None or FileStat(*row[:5]) != stat:
             return None
         if row[6] is not None and stat.mtime_ns >= row[6] - _RACY_NS:
@@ -135,7 +150,7 @@ class State:
         """Record a digest; ``trusted`` for files modelkit itself just wrote under the project lock,
         which nothing else can have changed within the same timestamp tick."""
         recorded = None if trusted else time.time_ns()
-        self._db.execute(
+        self._write(
             "INSERT OR REPLACE INTO files (path, dev, ino, size, mtime_ns, ctime_ns, digest, recorded_ns)"
             " VALUES (?,?,?,?,?,?,?,?)",
             (path, stat.dev, stat.ino, stat.size, stat.mtime_ns, stat.ctime_ns, digest, recorded))

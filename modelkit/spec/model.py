@@ -274,6 +274,15 @@ class Evaluate(_Strict):
         return self
 
 
+class BuildSettings(_Strict):
+    """How the build runs on this machine."""
+
+    jobs: int | None = Field(
+        None, gt=0, strict=True, description="How many steps may run at once (`modelkit build -j` overrides it); "
+                                             "default: one per core, at least two. Each step still waits until "
+                                             "the cores, memory and GPU it needs are free.")
+
+
 class Toolchain(_Strict):
     """Which llama.cpp to use."""
 
@@ -383,6 +392,7 @@ class Spec(_Strict):
     toolchain: Toolchain = Field(default_factory=Toolchain)
     cache: Cache = Field(default_factory=Cache)
     publish: Publish = Field(default_factory=Publish)
+    build: BuildSettings = Field(default_factory=BuildSettings)
 
     @field_validator("name")
     @classmethod

@@ -10,6 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from modelkit.core.action import Action, StepContext
+from modelkit.core.resources import ALL_CORES, Demand
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+
+LIGHT = Demand(cpu=0)
+"""In-process work of a moment, or waiting on the network: it holds nothing and overlaps everything."""
 
 
 @dataclass(kw_only=True, eq=False)
@@ -28,11 +34,27 @@ class Step(Action):
         ctx.run_tool(cmd, what=self.describe(), progress_re=progress_re, env=env, on_line=on_line)
 
 
-def threads() -> int:
-    """The cores this process may use (affinity-aware, as in a container)."""
-    import os
+def weights_size(*places: Path | None) -> int:
+    """Bytes of model weights in ``places`` (files, or folders of weight files; missing ones count
+    nothing): what a step that loads them holds in memory, known before it starts."""
+    total = 0
+    for place in places:
+        if place is None:
+            continue
+        try:
+            if place.is_dir():
+                total += sum(p.stat().st_size for p in place.iterdir() if p.name.endswith(WEIGHT_SUFFIXES))
+            elif place.is_file():
+                total += place.stat().st_size
+        except OSError:
+            pass
+    return total
 
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+def llama_demand(*, gpu: bool = False) -> Demand:
+    """A llama.cpp binary that uses every core it is given (its ``-t``/nthreads is the grant's);
+    ``gpu`` when it offloads to the GPU on a CUDA toolchain, which it then holds alone."""
+    return Demand(cpu=ALL_CORES, gpu=gpu)
 
 
 def offload(toolchain: Any) -> list[str]:

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from modelkit.core.action import StepContext
-from modelkit.steps.base import GGUFStep
+from modelkit.core.resources import Demand
+from modelkit.steps.base import GGUFStep, weights_size
 
 # tqdm's "Writing:  45%|####" lines.
 TQDM_PERCENT = re.compile(r"(\d+)%\|")
@@ -33,6 +34,11 @@ class Convert(GGUFStep, kind="convert", tool="convert"):
 
     def describe(self) -> str:
         return f"convert {self.label} to GGUF ({self.outtype})"
+
+    def demand(self) -> Demand:
+        """One core (Python, mostly start-up and reading), and the weights in memory: two
+        conversions of a model run at once only when both fit."""
+        return Demand(cpu=1, memory=weights_size(self.folder))
 
     def run(self, ctx: StepContext) -> None:
         tc = ctx.toolchain

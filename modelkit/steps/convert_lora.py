@@ -8,7 +8,8 @@ from typing import Any
 
 from modelkit.core.action import StepContext
 from modelkit.formats.peft import check_adapter_fits_base
-from modelkit.steps.base import Step
+from modelkit.core.resources import Demand
+from modelkit.steps.base import Step, weights_size
 from modelkit.steps.convert import TQDM_PERCENT, script_env
 
 
@@ -35,6 +36,10 @@ class ConvertLora(Step, kind="convert-lora", tool="convert"):
 
     def describe(self) -> str:
         return f"convert adapter '{self.name}' to GGUF ({self.outtype})"
+
+    def demand(self) -> Demand:
+        """One core and the adapter's weights (the script reads the base's config only)."""
+        return Demand(cpu=1, memory=weights_size(self.adapter_dir))
 
     def precheck(self) -> None:
         if self.adapter_dir.is_dir() and self.base_dir.is_dir():

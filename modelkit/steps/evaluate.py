@@ -18,7 +18,8 @@ from typing import Any
 
 from modelkit.core.action import StepContext
 from modelkit.errors import StepError
-from modelkit.steps.base import Step, offload, threads
+from modelkit.core.resources import Demand
+from modelkit.steps.base import Step, llama_demand, offload
 from modelkit.steps.imatrix import too_short
 
 FINAL_PPL = re.compile(r"Final estimate: PPL = ([\d.]+) \+/- ([\d.]+)")
@@ -55,11 +56,14 @@ class Logits(Step, kind="kl-base", tool="quantize", reproducible=False):
     def describe(self) -> str:
         return f"logits of {self.label} on {self.text.name}"
 
+    def demand(self) -> Demand:
+        return llama_demand(gpu=True)
+
     def run(self, ctx: StepContext) -> None:
         tc = ctx.toolchain
         lines = run_perplexity(ctx, self, [tc.perplexity, "-m", self.model, "-f", self.text, "--kl-divergence-base",
-                                            ctx.tmp(self.out), *_sizes(self.context), *offload(tc)], FINAL_PPL,
-                               self.text)
+                                            ctx.tmp(self.out), *_sizes(self.context, ctx.threads), *offload(tc)],
+                               FINAL_PPL, self.text)
         ppl = _number(FINAL_PPL, lines, "the perplexity")
         ctx.tmp(self.summary).write_text(json.dumps({"ppl": ppl, "context": self.context, "backend": tc.backend},
                                                     indent=2, sort_keys=True) + "\n")
@@ -84,12 +88,16 @@ class Evaluate(Step, kind="evaluate", tool="quantize", reproducible=False):
     def describe(self) -> str:
         return f"evaluate {self.label} against full precision"
 
+    def demand(self) -> Demand:
+        return llama_demand(gpu=True)
+
     def run(self, ctx: StepContext) -> None:
         from modelkit.formats.gguf import parameter_count
 
         tc = ctx.toolchain
         lines = run_perplexity(ctx, self, [tc.perplexity, "-m", self.model, "--kl-divergence-base", self.logits,
-                                            "--kl-divergence", *_sizes(self.context), *offload(tc)], SAME_TOP)
+                                            "--kl-divergence", *_sizes(self.context, ctx.threads), *offload(tc)],
+                               SAME_TOP)
         size = self.model.stat().st_size
         numbers = {
             "quant": self.quant, "bytes": size, "bits_per_weight": round(size * 8 / parameter_count(self.model), 3),
@@ -132,6 +140,6 @@ def _number(pattern: re.Pattern[str], lines: list[str], what: str) -> float:
     raise StepError(f"llama-perplexity did not print {what} (is the text at least two contexts long?); see its log")
 
 
-def _sizes(context: int) -> list[str]:
-    """The same context and batch size for the reference and every variant, and the machine's cores."""
-    return ["-c", str(context), "-b", str(context), "-t", str(threads())]
+def _sizes(context: int, threads: int) -> list[str]:
+    """The same context and batch size for the reference and every variant, and the cores granted."""
+    return ["-c", str(context), "-b", str(context), "-t", str(threads)]

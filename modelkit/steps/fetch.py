@@ -13,6 +13,8 @@ from typing import Any
 
 from modelkit import hub
 from modelkit.core.action import Action, StepContext
+from modelkit.core.resources import Demand
+from modelkit.steps.base import LIGHT
 
 
 @dataclass(kw_only=True, eq=False)
@@ -32,6 +34,9 @@ class Fetch(Action, kind="fetch", atomic=False, reproducible=False):
 
     def describe(self) -> str:
         return f"download {self.label} ({self.source.repo}@{self.source.commit[:12]})"
+
+    def demand(self) -> Demand:
+        return LIGHT  # the network's time, not the machine's: downloads overlap everything
 
     def run(self, ctx: StepContext) -> None:
         ctx.progress(None, f"downloading {len(self.source.files)} files from {self.source.repo}")

@@ -14,7 +14,8 @@ from typing import Any
 
 from modelkit.core.action import StepContext
 from modelkit.errors import StepError, UserError
-from modelkit.steps.base import Step, offload, threads
+from modelkit.core.resources import Demand
+from modelkit.steps.base import Step, llama_demand, offload
 
 # "you need at least 1024 tokens for a context of 512 tokens", then "... tokenizes to only 123 tokens"
 TOO_SHORT = re.compile(r"need at least (\d+) tokens .*context of (\d+)")
@@ -41,11 +42,14 @@ class Imatrix(Step, kind="imatrix", tool="quantize"):
     def describe(self) -> str:
         return f"importance matrix of {self.label} on {self.text.name}"
 
+    def demand(self) -> Demand:
+        return llama_demand(gpu=True)
+
     def run(self, ctx: StepContext) -> None:
         tc = ctx.toolchain
         try:
             self.run_tool(ctx, [tc.imatrix, "-m", self.model, "-f", self.text, "-o", ctx.tmp(self.out),
-                                "--output-format", "gguf", "-c", str(self.context), "-t", str(threads()),
+                                "--output-format", "gguf", "-c", str(self.context), "-t", str(ctx.threads),
                                 *offload(tc)])
         except StepError as e:
             raise too_short(e.tail, "quantize.imatrix", self.text) or e from None

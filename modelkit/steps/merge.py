@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from modelkit.core.action import StepContext
-from modelkit.steps.base import GGUFStep, threads
+from modelkit.core.resources import ALL_CORES, Demand
+from modelkit.steps.base import GGUFStep, weights_size
 
 
 @dataclass(kw_only=True, eq=False)
@@ -31,8 +32,12 @@ class MergeLora(GGUFStep, kind="merge-lora", tool="quantize"):
     def describe(self) -> str:
         return f"merge adapter '{self.name}' into the base"
 
+    def demand(self) -> Demand:
+        """Every core it is given, and the merged model in memory (it writes whole tensors)."""
+        return Demand(cpu=ALL_CORES, memory=weights_size(self.base, self.adapter))
+
     def run(self, ctx: StepContext) -> None:
         tc = ctx.toolchain
         made = self.made_path(ctx)
-        self.run_tool(ctx, [tc.export_lora, "-m", self.base, "--lora", self.adapter, "-o", made, "-t", str(threads())])
+        self.run_tool(ctx, [tc.export_lora, "-m", self.base, "--lora", self.adapter, "-o", made, "-t", str(ctx.threads)])
         self.carry_chat_template(ctx, made)

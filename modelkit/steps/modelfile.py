@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from modelkit.core.action import StepContext
-from modelkit.steps.base import Step
+from modelkit.core.resources import Demand
+from modelkit.steps.base import LIGHT, Step
 from modelkit.steps.template import read_inherited
 
 
@@ -77,6 +78,9 @@ class RenderModelfile(Step, kind="modelfile"):
         if self.template_file is not None:
             return f"from {self.template_file}"
         return "given in the spec" if self.template is not None else None
+
+    def demand(self) -> Demand:
+        return LIGHT  # a few lines of text, in-process
 
     def run(self, ctx: StepContext) -> None:
         ctx.tmp(self.out).write_text(self.content(), encoding="utf-8")

@@ -21,6 +21,7 @@ from typing import Any
 from modelkit.core.action import StepContext
 from modelkit.errors import StepError
 from modelkit.formats.quant_types import QUANT_TYPES
+from modelkit.core.resources import Demand
 from modelkit.steps.base import Step, offload
 from modelkit.steps.modelfile import RenderModelfile
 
@@ -46,6 +47,10 @@ class JudgeVariant(Step, kind="judge", tool="quantize", reproducible=False):
 
     def describe(self) -> str:
         return f"check {self.ref}" + (f" ({len(self.checks)} prompt{'s' * (len(self.checks) != 1)})" if self.checks else "")
+
+    def demand(self) -> Demand:
+        """One thread (greedy answers must not depend on thread scheduling), and the GPU when offloaded."""
+        return Demand(cpu=1, gpu=True)
 
     def run(self, ctx: StepContext) -> None:
         answers = [self._answer(ctx, check) for check in self.checks]

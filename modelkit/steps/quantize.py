@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from modelkit.core.action import StepContext
-from modelkit.steps.base import GGUFStep, threads
+from modelkit.core.resources import Demand
+from modelkit.steps.base import GGUFStep, llama_demand
 
 # llama-quantize prints "[  12/ 291]  blk.0.attn_q.weight ..." per tensor.
 TENSOR_COUNTER = re.compile(r"^\[\s*(\d+)/\s*(\d+)\]")
@@ -37,11 +38,14 @@ class Quantize(GGUFStep, kind="quantize", tool="quantize"):
     def describe(self) -> str:
         return f"quantize {self.label} to {self.qtype}" + (" with its importance matrix" if self.imatrix else "")
 
+    def demand(self) -> Demand:
+        return llama_demand()
+
     def run(self, ctx: StepContext) -> None:
         tc = ctx.toolchain
         flags = ["--allow-requantize"] if self.requantize else []
         if self.imatrix is not None:
             flags += ["--imatrix", str(self.imatrix)]
         made = self.made_path(ctx)
-        self.run_tool(ctx, [tc.quantize, *flags, self.src, made, self.qtype, str(threads())], progress_re=TENSOR_COUNTER)
+        self.run_tool(ctx, [tc.quantize, *flags, self.src, made, self.qtype, str(ctx.threads)], progress_re=TENSOR_COUNTER)
         self.carry_chat_template(ctx, made)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelkit.core.action import StepContext
 from modelkit.errors import DeferredError, OllamaUnavailable, StepError
+from modelkit.core.resources import Demand
 from modelkit.steps.base import Step
 from modelkit.steps.modelfile import RenderModelfile
 
@@ -75,6 +76,11 @@ class Register(Step, kind="ollama-register", reproducible=False, cacheable=False
             self.servers.lost(e)
             return f"Ollama not reachable at {e.host}"
         return None if status else f"Ollama: {status.reason}"
+
+    def demand(self) -> Demand:
+        """Ollama's time, not this machine's, so no core; but one registration at a time, as
+        ``ollama create`` of two tags from one blob at once is not something Ollama promises."""
+        return Demand(cpu=0, alone="ollama")
 
     def run(self, ctx: StepContext) -> None:
         problem = self.servers.known_problem(self.host)

@@ -1,0 +1,190 @@
+"""The parallel build loop: targets whose prerequisites are done run at once, as the machine allows.
+
+One thread (the caller's) decides everything: which targets are ready, which fit the machine now
+(:class:`~modelkit.core.resources.Pool`), what a result means for the rest. Worker threads only
+*check* a target (its status: hashing inputs, reading state) and *run* it (the engine's
+``_run``: execute into temporary names, digest, rename, record). So a target's key is computed
+only after every dependency's outputs are recorded, outputs are still renamed into place before
+their record is written, and the state store is written from workers under its own lock.
+
+Checks need no resources and run beside the steps (at most ``CHECKS`` at once), so hashing a
+big input never stops an unrelated step from starting. With ``jobs == 1`` steps run in graph
+order, one at a time, exactly as a sequential build.
+
+A failure stops new work from starting; steps already running finish and are recorded (their
+outputs are correct). With ``keep_going`` only what depends on the failure is skipped. An
+interrupt (Ctrl-C) stops every running tool (:func:`~modelkit.core.process.stop_all`), waits for
+the workers to clean up their temporaries, and is raised again: nothing half-written is renamed
+into place or recorded.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from modelkit.core import process
+from modelkit.core.graph import Target
+from modelkit.core.resources import Grant, Machine, Pool
+from modelkit.errors import DeferredError, ModelkitError
+
+if TYPE_CHECKING:
+    from modelkit.core.engine import BuildResult, Engine, Status
+
+CHECKS = 4
+STOP_GRACE_S = 10.0
+
+
+@dataclass
+class _Checked:
+    """A check's verdict: fresh, to run (with its status), or deferred (with why)."""
+
+    fresh: bool
+    status: Status | None = None
+    deferred: DeferredError | None = None
+
+
+class Build:
+    """One build of ``targets`` (a closure, in graph order) by ``engine``."""
+
+    def __init__(self, engine: Engine, targets: list[Target], result: BuildResult, *, force: set[str],
+                 keep_going: bool, jobs: int, machine: Machine) -> None:
+        self.engine, self.result, self.force, self.keep_going = engine, result, force, keep_going
+        self.jobs = max(1, jobs)
+        self.pool = Pool(machine)
+        self.order = {t.name: i for i, t in enumerate(targets)}
+        self.unchecked = list(targets)
+        self.ok: set[str] = set()
+        self.blocked: set[str] = set()
+        self.queued: list[tuple[Target, Status]] = []
+        self.checking: dict[Future[_Checked], Target] = {}
+        self.running: dict[Future[bool], tuple[Target, Grant]] = {}
+        self.stopping = False
+        self.cancelled = threading.Event()
+
+    def run(self) -> BuildResult:
+        with ThreadPoolExecutor(self.jobs + CHECKS, thread_name_prefix="modelkit-step") as workers:
+            try:
+                while True:
+                    if not self.stopping:
+                        self._start_checks(workers)
+                        self._start_runs(workers)
+                    futures: set[Future[Any]] = set(self.checking) | set(self.running)
+                    if not futures:
+                        break
+                    done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                    for future in sorted(done, key=self._position):
+                        self._finish(future)
+            except BaseException:
+                self._cancel(workers)
+                raise
+        return self.result
+
+    def _position(self, future: Future[Any]) -> int:
+        target = self.checking.get(future) or self.running[future][0]
+        return self.order[target.name]
+
+    def _start_checks(self, workers: ThreadPoolExecutor) -> None:
+        """Check each target whose prerequisites are all done; skip those behind a failure."""
+        waiting = []
+        for target in self.unchecked:
+            if any(d in self.blocked for d in target.prerequisites):
+                self.blocked.add(target.name)
+                self.result.skipped.append(target.name)
+            elif len(self.checking) < CHECKS and all(d in self.ok for d in target.prerequisites):
+                self.checking[workers.submit(self._check, target)] = target
+            else:
+                waiting.append(target)
+        self.unchecked = waiting
+
+    def _check(self, target: Target) -> _Checked:
+        """In a worker: whether ``target`` is fresh, must run, or cannot run now."""
+        status = self.engine.status(target, set(), forced=target.name in self.force)
+        if status.fresh:
+            return _Checked(True)
+        target.action.precheck()
+        return _Checked(False, status, target.action.blocked())
+
+    def _start_runs(self, workers: ThreadPoolExecutor) -> None:
+        """Start queued targets, earliest first, while a job slot is free and the machine has room."""
+        self.queued.sort(key=lambda item: self.order[item[0].name])
+        for item in list(self.queued):
+            if len(self.running) >= self.jobs:
+                return
+            target, status = item
+            if self.jobs == 1 and not self._first_in_order(target):
+                return
+            grant = self.pool.take(target.action.demand())
+            if grant is None:  # never while nothing runs: an idle machine grants every demand
+                if self.jobs == 1:
+                    return
+                continue
+            self.queued.remove(item)
+            self.running[workers.submit(self._execute, target, status, grant)] = (target, grant)
+
+    def _first_in_order(self, target: Target) -> bool:
+        """Sequential builds keep graph order: no earlier target is still to be checked. (An
+        earlier unchecked target's prerequisites are earlier still, so it is never waiting on
+        ``target``: this cannot stall.)"""
+        position = self.order[target.name]
+        return all(self.order[t.name] > position for t in [*self.checking.values(), *self.unchecked])
+
+    def _execute(self, target: Target, status: Status, grant: Grant) -> bool:
+        return self.engine._run(target, status, grant, self.cancelled)
+
+    def _finish(self, future: Future[Any]) -> None:
+        """Take in one finished check or run."""
+        if future in self.checking:
+            target = self.checking.pop(future)
+            try:
+                checked: _Checked = future.result()
+            except ModelkitError as e:
+                self._failed(target, e)
+                return
+            if checked.fresh:
+                self.engine.reporter.fresh(target)
+                self.result.fresh.append(target.name)
+                self.ok.add(target.name)
+            elif checked.deferred is not None:
+                self.result.deferred.append((target.name, checked.deferred))
+                self.blocked.add(target.name)
+            else:
+                assert checked.status is not None
+                self.queued.append((target, checked.status))
+            return
+        target, grant = self.running.pop(future)
+        self.pool.give(grant)
+        try:
+            changed = future.result()
+        except ModelkitError as e:
+            self._failed(target, e)
+            return
+        self.ok.add(target.name)
+        self.result.ran.append(target.name)
+        if not changed:
+            self.result.unchanged.append(target.name)
+
+    def _failed(self, target: Target, error: ModelkitError) -> None:
+        self.engine.reporter.failed(target, error)
+        self.blocked.add(target.name)
+        if isinstance(error, DeferredError):
+            self.result.deferred.append((target.name, error))
+            return
+        self.result.failed.append((target.name, error))
+        if not self.keep_going:
+            self.stopping = True
+
+    def _cancel(self, workers: ThreadPoolExecutor) -> None:
+        """Interrupted: start nothing more, stop every running tool, wait for the workers to clean up."""
+        self.cancelled.set()
+        workers.shutdown(wait=False, cancel_futures=True)
+        process.stop_all()
+        _, still = wait(set(self.running) | set(self.checking), timeout=STOP_GRACE_S)
+        if still:
+            import signal
+
+            process.stop_all(signal.SIGKILL)
+            wait(still)
+
