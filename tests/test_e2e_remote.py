@@ -19,7 +19,7 @@ from modelkit.core.engine import QuietReporter
 from modelkit.core.graph import Target
 from modelkit.core.remote_cache import ENV
 
-from conftest import copy_example, without_quality
+from conftest import ROOT, copy_example, load_module, without_quality
 
 pytestmark = [pytest.mark.toolchain, pytest.mark.slow]
 
@@ -96,3 +96,53 @@ def test_the_second_machine_builds_the_example_from_the_first_ones_uploads(
     total = sum(p.stat().st_size for p in (first / "build").glob("*") if p.is_file())
     assert laptop.remote is not None and laptop.remote.bytes_down <= total and laptop.remote.bytes_up == 0
     assert laptop.plan()[0].state == "fresh"
+
+
+HUB_SPEC = """\
+name = "bot"
+[base]
+repo = "org/tiny"
+[quantize]
+types = ["Q8_0"]
+[ollama]
+register = "off"
+"""
+
+
+def test_a_machine_restoring_everything_downloads_no_hub_weights(toolchain: Any, tiny_model: Path,
+                                                                 tmp_path: Path) -> None:
+    """The keys of the steps that read a Hub base come from the lock's digests, so the download
+    itself is put off and never needed (the stand-in Hub follows the Hub's HTTP API:
+    tests/hub_server.py)."""
+    hub_server = load_module(ROOT / "tests" / "hub_server.py")
+    weights = (tiny_model / "base" / "model.safetensors").stat().st_size
+    with hub_server.FakeHub() as hub:
+        hub.add("org/tiny", {p.name: p.read_bytes() for p in (tiny_model / "base").iterdir()})
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith(("HF_", "MODELKIT_REMOTE"))},
+               "HF_ENDPOINT": hub.url, "NO_PROXY": "127.0.0.1",
+               "MODELKIT_REMOTE_CACHE": (tmp_path / "shared").as_uri()}
+        (tmp_path / "shared").mkdir()
+        first, second = tmp_path / "gpu-box", tmp_path / "laptop"
+        for folder in (first, second):
+            folder.mkdir()
+            (folder / "model.toml").write_text(HUB_SPEC)
+        built = run(["build"], first, {**env, "HF_HOME": str(tmp_path / "hf1")})
+        assert built.returncode == 0, built.stderr
+        assert hub.bytes_served >= weights
+        shutil.copy(first / "modelkit.lock", second / "modelkit.lock")
+        served = hub.bytes_served
+        plan = run(["plan"], second, {**env, "HF_HOME": str(tmp_path / "hf2")})
+        assert "runs only if a target that reads it is not restored" in plan.stdout, plan.stdout
+        restored = run(["build", "--locked"], second, {**env, "HF_HOME": str(tmp_path / "hf2")})
+        assert restored.returncode == 0, restored.stderr
+        assert hub.bytes_served - served < weights // 100, "the laptop downloaded the base's weights"
+        assert "not downloaded (everything that reads them was fresh or restored): source:base.tokenizer, source:base" \
+            in restored.stderr
+        assert ": 4 targets restored" in restored.stderr, restored.stderr  # template, convert, quantize, Modelfile
+    for name in ("base.f16.gguf", "base.Q8_0.gguf"):
+        assert (second / "build" / name).read_bytes() == (first / "build" / name).read_bytes()
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "modelkit", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)

@@ -4,6 +4,7 @@ missing buckets and credentials."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -325,3 +326,50 @@ def test_an_unknown_scheme_is_a_one_line_error_with_status_2(tmp_path: Path) -> 
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: ${ENV}: unknown scheme 'ftp://' (known: file://, gcs://, "
                                                 "gs://, hf://, s3://, s3a://)"]
+
+
+class Download(FileAction):
+    """A download pinned by its digest, as a Hub fetch with a lock is: its output is promised."""
+
+    data = b"weights " * 50_000
+    atomic = False  # like a Hub fetch: it lands in a cache of its own, never in the artifact caches
+
+    def __init__(self, out: Path, ran: list[str]) -> None:
+        super().__init__(out, params={"pinned": True}, compute=lambda p, s, r: self.data, name="fetch", ran=ran)
+
+    def promised_outputs(self) -> dict[Path, str]:
+        return {self.out: "sha256:" + hashlib.sha256(self.data).hexdigest()}
+
+
+def pinned_engine(root: Path, url: str, ran: list[str], mode: str = "a") -> tuple[Engine, RemoteCache]:
+    """fetch (promised) -> mid -> final; ``mode`` changes mid's parameters."""
+    build = root / "build"
+    remote = RemoteCache(url, notify=lambda _: None)
+    fetch = Download(root / "cache" / "weights.bin", ran)
+    mid = FileAction(build / "mid.txt", reads=[fetch.out], params={"mode": mode}, name="mid", ran=ran)
+    final = FileAction(build / "final.txt", reads=[build / "mid.txt"], compute=upper, name="final", ran=ran)
+    graph = Graph([Target("fetch", fetch), Target("mid", mid, ("fetch",)), Target("final", final, ("mid",))])
+    return Engine(graph, root, State(root / ".modelkit"), fingerprint=lambda c: {}, remote=remote), remote
+
+
+def test_a_promised_download_runs_only_when_a_target_reading_it_cannot_be_restored(tmp_path: Path) -> None:
+    url = (tmp_path / "shared").as_uri()
+    (tmp_path / "shared").mkdir()
+    ran: list[str] = []
+    first, remote = pinned_engine(tmp_path / "one", url, ran)
+    assert first.build().ran == ["fetch", "mid", "final"] and ran == ["fetch", "mid", "final"]
+    remote.finish()
+    ran.clear()
+    second, remote = pinned_engine(tmp_path / "two", url, ran)
+    plan = {s.name: s.reason for s in second.plan()}
+    assert plan["fetch"] == "never built; runs only if a target that reads it is not restored"
+    assert plan["mid"] == "restore from remote (never built)"
+    result = second.build()
+    remote.finish()
+    assert ran == [] and result.unneeded == ["fetch"] and not (tmp_path / "two" / "cache").exists()
+    assert (tmp_path / "two" / "build" / "final.txt").read_bytes() == (tmp_path / "one" / "build" / "final.txt").read_bytes()
+    third, remote = pinned_engine(tmp_path / "two", url, ran, mode="b")  # mid is nowhere: it must run
+    result = third.build()
+    remote.finish()
+    assert ran == ["fetch", "mid"] and result.unneeded == [] and result.ok  # final: the same bytes, fresh
+    assert (tmp_path / "two" / "cache" / "weights.bin").read_bytes() == Download.data

@@ -172,6 +172,9 @@ def print_build_summary(project: Project, targets: list[str], result: BuildResul
         console.print(f"[red]build failed[/] after {elapsed:.1f}s: {len(result.ran)} built, "
                       f"{len(result.failed)} failed, {len(result.skipped)} skipped; earlier artifacts are intact")
         return max(e.exit_code for _, e in result.failed)
+    if result.unneeded:
+        console.print("  [dim]not downloaded (everything that reads them was fresh or restored): "
+                      f"{', '.join(result.unneeded)}[/]")
     if not result.ran:
         console.print(f"[green]everything is up to date[/] ({len(result.fresh)} targets, {elapsed:.2f}s)")
     else:

@@ -80,6 +80,12 @@ class Action(ABC):
         or None. A blocked target is deferred: it stays stale and the rest of the build goes on."""
         return None
 
+    def promised_outputs(self) -> dict[Path, str] | None:
+        """The digest each output will have, when that is known before running (a download pinned
+        by commit and sha256), else None. With a remote cache such a target is run only if a
+        target that reads it cannot be restored: a laptop restoring everything downloads nothing."""
+        return None
+
     def external_staleness(self, digest: Callable[[Path], str]) -> str | None:
         """A reason the outputs are out of date outside modelkit's view (e.g. Ollama lost the
         model), or None. Only asked when everything modelkit can see is fresh. ``digest`` gives

@@ -90,6 +90,9 @@ class BuildResult:
     deferred: list[tuple[str, DeferredError]] = field(default_factory=list)
     """Targets that could not run for a reason outside the project (Ollama not running): they stay
     stale, the rest of the build counts, and the next build retries them."""
+    unneeded: list[str] = field(default_factory=list)
+    """Stale targets with promised outputs (downloads) that were not run because every target
+    reading them was fresh or restored (see :meth:`Action.promised_outputs`)."""
 
     @property
     def ok(self) -> bool:
@@ -165,8 +168,29 @@ class Engine:
             if not status.fresh:
                 pending.add(target.name)
                 status = self._remote_plan(target, status, predicted)
+                promised = self.promise(target, status)
+                if promised is not None:
+                    predicted[target.name] = promised
+                    status = Status(status.name, status.state, f"{status.reason}; runs only if a target that "
+                                    "reads it is not restored", status.key, status.record)
             out.append(status)
         return out
+
+    def promise(self, target: Target, status: Status) -> list[str] | None:
+        """The output digests (as a dependency's record lists them) of a stale target whose
+        outputs are promised, when a remote cache may make running it unnecessary; else None."""
+        promised = target.action.promised_outputs() if self.remote is not None else None
+        if promised is None or status.reason == "forced" or set(promised) != set(target.action.outputs()):
+            return None
+        return [promised[path] for path in sorted(promised, key=self._rel)]
+
+    def restorable(self, status: Status) -> bool:
+        """Whether a stale target's outputs can be restored (local cache or remote) instead of run."""
+        if status.key is None or status.reason == "forced":
+            return False
+        if self.cache is not None and self.cache.has(status.key):
+            return True
+        return self.remote is not None and self.remote.lookup(status.key) is not None
 
     def _remote_plan(self, target: Target, status: Status, predicted: dict[str, list[str]]) -> Status:
         """``status``, saying "restore from remote" when the remote holds its key; the outputs'

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from modelkit.core import process
@@ -39,11 +39,15 @@ STOP_GRACE_S = 10.0
 
 @dataclass
 class _Checked:
-    """A check's verdict: fresh, to run (with its status), or deferred (with why)."""
+    """A check's verdict: fresh, to run (with its status), or deferred (with why); ``promised``:
+    its outputs' digests when it may not need to run at all; ``needs``: the put-off targets it
+    reads, which must run first because it cannot be restored."""
 
     fresh: bool
     status: Status | None = None
     deferred: DeferredError | None = None
+    promised: list[str] | None = None
+    needs: list[str] = field(default_factory=list)
 
 
 class Build:
@@ -63,6 +67,8 @@ class Build:
         self.running: dict[Future[bool], tuple[Target, Grant]] = {}
         self.stopping = False
         self.cancelled = threading.Event()
+        self.put_off: dict[str, tuple[Target, Status]] = {}
+        self.predicted: dict[str, list[str]] = {}
 
     def run(self) -> BuildResult:
         with ThreadPoolExecutor(self.jobs + CHECKS, thread_name_prefix="modelkit-step") as workers:
@@ -80,6 +86,7 @@ class Build:
             except BaseException:
                 self._cancel(workers)
                 raise
+        self.result.unneeded.extend(self.put_off)
         return self.result
 
     def _position(self, future: Future[Any]) -> int:
@@ -101,11 +108,13 @@ class Build:
 
     def _check(self, target: Target) -> _Checked:
         """In a worker: whether ``target`` is fresh, must run, or cannot run now."""
-        status = self.engine.status(target, set(), forced=target.name in self.force)
+        status = self.engine.status(target, set(), forced=target.name in self.force, predicted=self.predicted)
         if status.fresh:
             return _Checked(True)
         target.action.precheck()
-        return _Checked(False, status, target.action.blocked())
+        reads = [d for d in target.deps if d in self.put_off]
+        needs = reads if reads and not self.engine.restorable(status) else []
+        return _Checked(False, status, target.action.blocked(), self.engine.promise(target, status), needs)
 
     def _start_runs(self, workers: ThreadPoolExecutor) -> None:
         """Start queued targets, earliest first, while a job slot is free and the machine has room."""
@@ -150,6 +159,10 @@ class Build:
             elif checked.deferred is not None:
                 self.result.deferred.append((target.name, checked.deferred))
                 self.blocked.add(target.name)
+            elif checked.needs:
+                self._bring_back(checked.needs, target)
+            elif checked.promised is not None:
+                self._put_off(target, checked)
             else:
                 assert checked.status is not None
                 self.queued.append((target, checked.status))
@@ -165,6 +178,23 @@ class Build:
         self.result.ran.append(target.name)
         if not changed:
             self.result.unchanged.append(target.name)
+
+    def _put_off(self, target: Target, checked: _Checked) -> None:
+        """Count a target with promised outputs as done for now: its dependents are checked with
+        the promised digests, and it runs only if one of them cannot be restored."""
+        assert checked.status is not None and checked.promised is not None
+        self.put_off[target.name] = (target, checked.status)
+        self.predicted[target.name] = checked.promised
+        self.ok.add(target.name)
+
+    def _bring_back(self, names: list[str], dependent: Target) -> None:
+        """``dependent`` must run and reads put-off targets: run them, then check it again."""
+        for name in names:
+            if name in self.put_off:
+                self.queued.append(self.put_off.pop(name))
+                del self.predicted[name]
+                self.ok.discard(name)
+        self.unchecked.insert(0, dependent)
 
     def _failed(self, target: Target, error: ModelkitError) -> None:
         self.engine.reporter.failed(target, error)

@@ -32,6 +32,12 @@ class Fetch(Action, kind="fetch", atomic=False, reproducible=False):
     def outputs(self) -> list[Path]:
         return [self.source.snapshot / name for name in sorted(self.source.files)]
 
+    def promised_outputs(self) -> dict[Path, str] | None:
+        """The lock's sha256 of every file (None before the first build has recorded them)."""
+        if not self.source.files or None in self.source.files.values():
+            return None
+        return {self.source.snapshot / name: str(digest) for name, digest in self.source.files.items()}
+
     def describe(self) -> str:
         return f"download {self.label} ({self.source.repo}@{self.source.commit[:12]})"
 
