@@ -112,7 +112,8 @@ def main() -> None:
         for quant in TYPES[1:]:
             plain = kld_without_imatrix(root, quant)
             with_matrix = report[quant]["kld_mean"]
-            print(f"    {quant:7} {with_matrix:.5f} / {plain:.5f}  ({plain / with_matrix:.2f} x lower with it)")
+            print(f"    {quant:7} {with_matrix:.5f} / {plain:.5f}  (without / with = {plain / with_matrix:.2f}; "
+                  "above 1: the matrix helps)")
 
 
 if __name__ == "__main__":
