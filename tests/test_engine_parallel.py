@@ -179,11 +179,13 @@ sys.path.insert(0, sys.argv[2])
 from modelkit.core.action import Action
 from modelkit.core.engine import Engine
 from modelkit.core.graph import Graph, Target
+from modelkit.core.resources import Demand
 from modelkit.core.state import State
 
 class Sleep(Action):
     kind = "sleep"
     def __init__(self, out): self.out = out
+    def demand(self): return Demand(cpu=0)  # a sleep holds no core: all three run at once on 2 cores
     def params(self): return {"out": self.out.name}
     def outputs(self): return [self.out]
     def describe(self): return "sleep"
@@ -207,8 +209,12 @@ def test_ctrl_c_stops_every_running_tool_and_leaves_nothing_fresh(tmp_path: Path
     assert proc.stdout is not None and proc.stdout.readline() == "started\n"
     logs = tmp_path / ".modelkit" / "logs"
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and sum(1 for p in logs.glob("*.log") if "$ sleep" in p.read_text()) < 3:
-        time.sleep(0.05)  # waiting for all three tools to start, not timing anything
+    def started() -> int:
+        return sum(1 for p in logs.glob("*.log") if "$ sleep" in p.read_text())
+
+    while time.monotonic() < deadline and started() < 3:
+        time.sleep(0.05)  # polling for all three tools to start, not timing anything
+    assert started() == 3, "the three steps never ran at once: nothing would be left to stop"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode != 0 and "KeyboardInterrupt" in err
