@@ -163,7 +163,11 @@ def _resolve_cached(repo: str, revision: str, kind: str) -> RepoSource | None:
 
 
 def download(source: RepoSource, progress: object | None = None) -> Path:
-    """Fetch the source's files into the Hugging Face cache; return the snapshot folder."""
+    """Fetch the source's files into the Hugging Face cache; return the snapshot folder. A
+    snapshot that already holds every file is returned as it is: nothing to fetch, and
+    huggingface_hub before 2.0 asks the Hub for the file list even then (failing offline)."""
+    if source.files and all((source.snapshot / name).is_file() for name in source.files):
+        return source.snapshot
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
