@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from modelkit import __version__, hub
-from modelkit.core.engine import BuildResult, Engine, Reporter, Status
+from modelkit.core.engine import BuildResult, Engine, Pin, Reporter, Status
 from modelkit.core.graph import Graph
 from modelkit.core.locks import FileLock
 from modelkit.core.lockfile import LOCK_NAME, first_difference, make_lock, read_lock, write_lock
@@ -31,7 +31,7 @@ from modelkit.rules import Layout, Variant, build_graph
 from modelkit.spec import LoadedSpec, load_spec
 from modelkit.steps.modelfile import RenderModelfile
 from modelkit.steps.register import Register, read_receipt
-from modelkit.toolchain import Toolchain, find_toolchain, require_toolchain
+from modelkit.toolchain import Toolchain, detect_backend, find_toolchain, require_toolchain
 
 
 class Project:
@@ -114,10 +114,21 @@ class Project:
             return None
         return RemoteCache(url, notify=lambda line: self.notify(line))
 
-    def engine(self, reporter: Reporter | None = None) -> Engine:
+    def engine(self, reporter: Reporter | None = None, locked: bool = False) -> Engine:
+        """The engine for this project; ``locked``: never compute here what the lock pins from
+        another platform (see :class:`Engine`)."""
+        artifacts = (self.lock or {}).get("artifacts", {})
+        pinned = {name: Pin(entry["platform"], str(entry.get("key"))) for name, entry in artifacts.items()
+                  if isinstance(entry, dict) and isinstance(entry.get("platform"), str)}
         return Engine(self.graph, self.root, self.state, fingerprint=self._fingerprint,
                       toolchain=self.require_toolchain, reporter=reporter, free_digest=hub.blob_digest,
-                      remote=self.remote)
+                      remote=self.remote, platform=self._platform, pinned=pinned, locked=locked)
+
+    def _platform(self) -> str:
+        """What decides the bytes of the steps that run on the GPU where there is one: the
+        toolchain's backend ("cpu" or "cuda")."""
+        toolchain = self.find_toolchain()
+        return toolchain.backend if toolchain is not None else detect_backend()
 
     def plan(self, names: Iterable[str] | None = None, force: Iterable[str] = ()) -> list[Status]:
         return self.engine().plan(names, self._resolve(force))
@@ -141,7 +152,7 @@ class Project:
                 self._check_locked(("sources", "toolchain"))
             if self.remote is not None:
                 self.remote.pushing = push
-            result = self.engine(reporter).build(names, self._resolve(force), keep_going=keep_going,
+            result = self.engine(reporter, locked).build(names, self._resolve(force), keep_going=keep_going,
                                                  jobs=jobs or self.spec.build.jobs)
             if self.remote is not None:
                 self.remote.finish(uploading)
@@ -200,11 +211,14 @@ class Project:
         toolchain = {c: self._fingerprint(c) for c in components}
         artifacts = {}
         for target in self.graph:
-            if target.name in self.layout.sources or not target.action.reproducible:
+            if target.name in self.layout.sources or not target.action.cacheable:
                 continue
             record = self.state.target(target.name)
-            if record is not None:
-                artifacts[target.name] = {"key": record.key, "outputs": record.outputs}
+            if record is not None and not any(Path(out).is_absolute() for out in record.outputs):
+                # (outputs outside the project, as a download's in the Hugging Face cache, are
+                # where this machine keeps them: the lock names them under ``sources``)
+                platform = {"platform": record.record["platform"]} if "platform" in record.record else {}
+                artifacts[target.name] = {"key": record.key, "outputs": record.outputs, **platform}
         return make_lock(sources, toolchain, artifacts, generator=f"modelkit {__version__}")
 
     def _check_locked(self, sections: tuple[str, ...], only: list[str] | None = None) -> None:

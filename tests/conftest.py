@@ -81,13 +81,16 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def modelkit(*args: str, cwd: Path, ollama_host: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the CLI as a user would, offline unless ``ollama_host`` names a (stand-in) server."""
+def modelkit(*args: str, cwd: Path, ollama_host: str | None = None,
+             cores: int | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a user would, offline unless ``ollama_host`` names a (stand-in) server;
+    ``cores``: on that many of this machine's cores only (the tools then get that many threads)."""
     env = {k: v for k, v in os.environ.items() if k != "OLLAMA_HOST"}
     env["NO_PROXY"] = "127.0.0.1,localhost"
     env["OLLAMA_HOST"] = ollama_host or "http://127.0.0.1:9"  # nothing listens there: offline
+    pin = (lambda: os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:cores])) if cores else None
     return subprocess.run([sys.executable, "-m", "modelkit", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600, env=env)
+                          timeout=600, env=env, preexec_fn=pin)
 
 
 def copy_example(tiny_model: Path, project: Path) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -81,6 +82,50 @@ def test_second_build_runs_nothing(built: Path, ollama) -> None:  # type: ignore
     assert "->" not in proc.stderr
     plan = json.loads(modelkit("plan", "--json", cwd=built, ollama_host=ollama.host).stdout)
     assert {p["status"] for p in plan} == {"fresh"}
+
+
+def artifacts(project: Path) -> dict[str, bytes]:
+    """Every file a build made in the project (build/, the evaluation logits) and the lock."""
+    files = [*(project / "build").rglob("*"), *(project / ".modelkit" / "eval").rglob("*"), project / "modelkit.lock"]
+    return {p.relative_to(project).as_posix(): p.read_bytes() for p in files if p.is_file()}
+
+
+def test_the_example_is_the_same_bytes_in_another_folder_on_one_core_one_step_at_a_time(
+        built: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The same spec and inputs built from nothing elsewhere (another depth and name, -j 1, one core,
+    so every llama.cpp tool runs on one thread instead of two) under --locked: every artifact,
+    the importance matrix and its quantizations and evaluations included, is the same bytes."""
+    other = tmp_path_factory.mktemp("elsewhere") / "a" / "much" / "deeper" / "copy"
+    other.mkdir(parents=True)
+    for name in ("base", "lora"):
+        shutil.copytree(built / name, other / name)
+    for name in ("calibration.txt", "eval.txt", "model.toml", "modelkit.lock"):
+        shutil.copy(built / name, other / name)
+    proc = modelkit("build", "--locked", "-j", "1", "--no-ollama", cwd=other, cores=1)
+    assert proc.returncode == 0, proc.stderr
+    mine, theirs = artifacts(built), artifacts(other)
+    assert sorted(mine) == sorted(theirs) and len(mine) >= 18
+    assert [name for name in mine if mine[name] != theirs[name]] == []
+    private = {str(built), str(other), str(Path.home()), str(tmp_path_factory.getbasetemp()), socket.gethostname()}
+    for name, data in mine.items():
+        found = [p for p in private if len(p) > 3 and p.encode() in data]
+        assert found == [], f"{name} holds {found}"
+
+
+def test_a_lock_pinning_the_matrix_from_a_gpu_is_restored_or_refused_never_recomputed(
+        built: Path, tmp_path: Path) -> None:
+    """The importance matrix runs on the GPU where there is one, and a GPU's bytes are not a CPU's:
+    a lock made there pins them, and --locked here must restore them, not compute other ones."""
+    lock = json.loads((built / "modelkit.lock").read_text())
+    assert lock["artifacts"]["imatrix:base+support"]["platform"] == "cpu"
+    lock["artifacts"]["imatrix:base+support"]["platform"] = "cuda"
+    project = copy_example(built, tmp_path / "ci")
+    (project / "modelkit.lock").write_text(json.dumps(lock))
+    proc = modelkit("build", "--locked", "--no-ollama", cwd=project)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: imatrix:base+support: the lock pins bytes computed on cuda (key ")
+    assert "which this machine (cpu) computes differently, and no cache holds them" in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and not (project / "build").exists()
 
 
 def test_every_variant_is_registered_with_the_inherited_template(built: Path, ollama) -> None:  # type: ignore[no-untyped-def]

@@ -16,11 +16,11 @@ import pytest
 
 from fake_actions import FileAction
 from s3_server import client_env, make_bucket, moto_server, server_with_users
-from modelkit.core.engine import Engine
+from modelkit.core.engine import Engine, Pin
 from modelkit.core.graph import Graph, Target
 from modelkit.core.remote_cache import ENV, Entry, RemoteCache, choose_url
 from modelkit.core.state import State
-from modelkit.errors import RemoteCacheError, SpecError
+from modelkit.errors import RemoteCacheError, SpecError, UserError
 
 
 
@@ -373,3 +373,62 @@ def test_a_promised_download_runs_only_when_a_target_reading_it_cannot_be_restor
     remote.finish()
     assert ran == ["fetch", "mid"] and result.unneeded == [] and result.ok  # final: the same bytes, fresh
     assert (tmp_path / "two" / "cache" / "weights.bin").read_bytes() == Download.data
+
+
+class GpuBound(FileAction):
+    """A step whose bytes depend on the machine (as a GPU's floating-point order does): ``machine``
+    is not one of its parameters, yet it changes what it writes."""
+
+    reproducible = False
+
+    def __init__(self, out: Path, reads: list[Path], machine: str, ran: list[str]) -> None:
+        super().__init__(out, reads=reads, compute=lambda p, s, r: b"".join(r) + machine.encode(), name="bound",
+                         ran=ran)
+
+
+def bound_engine(root: Path, machine: str, remote: RemoteCache | None, ran: list[str],
+                 pinned: dict[str, Pin] | None = None, locked: bool = False) -> Engine:
+    """in.txt -> bound (machine-bound) -> final, on a machine whose platform is ``machine``."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "in.txt").write_bytes(b"input ")
+    build = root / "build"
+    bound = GpuBound(build / "bound.txt", [root / "in.txt"], machine, ran)
+    bound.sources = [root / "in.txt"]
+    final = FileAction(build / "final.txt", reads=[build / "bound.txt"], compute=upper, name="final", ran=ran)
+    graph = Graph([Target("bound", bound), Target("final", final, ("bound",))])
+    return Engine(graph, root, State(root / ".modelkit"), fingerprint=lambda c: {}, remote=remote,
+                  platform=lambda: machine, pinned=pinned, locked=locked)
+
+
+def test_a_step_that_is_not_reproducible_is_restored_from_where_the_lock_pins_it(tmp_path: Path) -> None:
+    (tmp_path / "shared").mkdir()
+    url = (tmp_path / "shared").as_uri()
+    ran: list[str] = []
+    gpu = bound_engine(tmp_path / "gpu", "cuda", RemoteCache(url, notify=lambda _: None), ran)
+    assert gpu.build().ok and ran == ["bound", "final"]
+    assert gpu.remote is not None
+    gpu.remote.finish()
+    record = gpu.state.target("bound")
+    assert record is not None and record.record["platform"] == "cuda"
+    pin = {"bound": Pin("cuda", record.key)}
+    ran.clear()
+    # Another machine, locked to the GPU's bytes: restored, never computed, byte for byte.
+    cpu = bound_engine(tmp_path / "cpu", "cpu", RemoteCache(url, notify=lambda _: None), ran, pin, locked=True)
+    assert {s.name: s.reason for s in cpu.plan()}["bound"] == "restore from remote (never built)"
+    assert cpu.build().ok and ran == []
+    for name in ("bound.txt", "final.txt"):
+        assert (tmp_path / "cpu" / "build" / name).read_bytes() == (tmp_path / "gpu" / "build" / name).read_bytes()
+    assert cpu.state.target("bound").key == record.key  # type: ignore[union-attr]
+    # Locked, with no cache holding them: a one-line error at the plan, nothing computed.
+    alone = bound_engine(tmp_path / "alone", "cpu", None, ran, pin, locked=True)
+    with pytest.raises(UserError, match=r"^bound: the lock pins bytes computed on cuda \(key [0-9a-f]+\), which this "
+                                        r"machine \(cpu\) computes differently, and no cache holds them: set the remote"):
+        alone.plan()
+    with pytest.raises(UserError, match="^bound: the lock pins bytes computed on cuda"):
+        alone.build()  # before anything runs
+    assert ran == [] and not (tmp_path / "alone" / "build" / "bound.txt").exists()
+    # Not locked: computed here, under this machine's platform (another key: the lock will say so).
+    free = bound_engine(tmp_path / "free", "cpu", None, ran, pin)
+    assert free.build().ok and ran == ["bound", "final"]
+    assert free.state.target("bound").record["platform"] == "cpu"  # type: ignore[union-attr]
+    assert (tmp_path / "free" / "build" / "bound.txt").read_bytes() == b"input cpu"

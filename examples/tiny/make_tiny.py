@@ -65,7 +65,7 @@ def conversations(rng: random.Random, n: int) -> list[list[dict[str, str]]]:
         chats.append([
             {"role": "system", "content": "You are a support agent."},
             {"role": "user", "content": f"{subject.capitalize()} {problem}."},
-            {"role": "assistant", "content": f"Sorry to hear that {subject} {problem}. {_FIXES[0]}"},
+            {"role": "assistant", "content": f"Sorry to hear that. {_FIXES[0]}"},
         ])
     return chats
 
@@ -148,7 +148,7 @@ def write_lora(base: Path, out: Path, sp_model: bytes, rng: random.Random, steps
     width = max(len(ids) for ids in batch)
     ids = torch.tensor([row + [2] * (width - len(row)) for row in batch])
     labels = torch.tensor([row + [-100] * (width - len(row)) for row in batch])
-    optimizer = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=1e-2)
+    optimizer = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=5e-3)
     peft_model.train()
     for _ in range(steps):
         loss = peft_model(input_ids=ids, labels=labels).loss
@@ -160,6 +160,8 @@ def write_lora(base: Path, out: Path, sp_model: bytes, rng: random.Random, steps
     config = json.loads(config_path.read_text())
     config["base_model_name_or_path"] = "tiny-llama"
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    card = out / "README.md"  # PEFT names the base by the folder it was loaded from: a machine's path
+    card.write_text(card.read_text().replace(str(base), "tiny-llama"))
     print(f"lora: trained {steps} steps, final loss {loss.item():.3f}")
 
 

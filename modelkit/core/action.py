@@ -33,11 +33,16 @@ class Action(ABC):
     atomic: ClassVar[bool] = True
     """Whether run() writes each output to ``ctx.tmp(output)`` for the engine to rename into place."""
     reproducible: ClassVar[bool] = True
-    """Whether the outputs are the same bytes on every machine (recorded in modelkit.lock)."""
+    """Whether every machine computes the same bytes for the same key. One that may not (a step
+    that runs on the GPU where there is one: a GPU's floating-point order is not a CPU's) has the
+    machine's platform in its key (the engine's ``platform``), and modelkit.lock pins the platform
+    its bytes came from: another machine restores them from a cache rather than computing other
+    bytes, and under ``--locked`` never computes them (see :class:`~modelkit.core.engine.Engine`)."""
     cacheable: ClassVar[bool] = True
-    """Whether earlier outputs for the same key may be restored instead of running. Not for an
-    action whose output records something outside the project (a registration's receipt says
-    what a server held then; restoring it would claim what the server may no longer hold)."""
+    """Whether earlier outputs for the same key may be restored instead of running, and are pinned
+    by modelkit.lock. Not for an action whose output records something outside the project (a
+    registration's receipt says what a server held then; restoring it would claim what the
+    server may no longer hold, and another machine has another server)."""
 
     def __init_subclass__(cls, kind: str | None = None, tool: str | None = None, atomic: bool | None = None,
                           reproducible: bool | None = None, cacheable: bool | None = None, **kwargs: Any) -> None:

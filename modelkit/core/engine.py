@@ -23,7 +23,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -63,6 +63,15 @@ class QuietReporter:
     def note(self, target: Target, text: str) -> None: pass
     def done(self, target: Target, seconds: float, changed: bool) -> None: pass
     def failed(self, target: Target, error: ModelkitError) -> None: pass
+
+
+@dataclass(frozen=True)
+class Pin:
+    """What modelkit.lock says of a target that is not reproducible: the platform its bytes were
+    computed on, and their key."""
+
+    platform: str
+    key: str
 
 
 @dataclass(frozen=True)
@@ -109,10 +118,18 @@ class Engine:
                  toolchain: Callable[[], Any] | None = None, reporter: Reporter | None = None,
                  logs: Path | None = None, cache: bool = True, free_digest: FreeDigest | None = None,
                  remote: RemoteCache | None = None, jobs: int | None = None,
-                 machine: Machine | None = None) -> None:
+                 machine: Machine | None = None, platform: Callable[[], str] | None = None,
+                 pinned: Mapping[str, Pin] | None = None, locked: bool = False) -> None:
         """``free_digest``: digests known without reading files (see :class:`Hasher`); ``remote``:
         a shared cache asked after the local one, and given what this machine built; ``jobs``:
-        steps at once (default: :func:`default_jobs`); ``machine``: what they share (default: this one)."""
+        steps at once (default: :func:`default_jobs`); ``machine``: what they share (default: this one).
+
+        Actions that are not :attr:`~Action.reproducible` have ``platform()`` in their key (what
+        decides their bytes here: "cpu", "cuda"). ``pinned`` gives, per target, the platform the
+        lock's bytes came from and their key: when that is another platform, the target is
+        restored from a cache under that platform's key if one holds it, else computed here; with
+        ``locked``, never computed here (a :class:`UserError` says so, at the plan when the
+        lock's key is nowhere)."""
         self.graph = graph
         self.root = root
         self.state = state
@@ -125,6 +142,9 @@ class Engine:
         self.remote = remote
         self.jobs = jobs
         self.machine = machine
+        self.platform = platform or (lambda: "any")
+        self.pinned = dict(pinned or {})
+        self.locked = locked
 
     # -- planning ------------------------------------------------------------------------------
 
@@ -186,11 +206,13 @@ class Engine:
 
     def restorable(self, status: Status) -> bool:
         """Whether a stale target's outputs can be restored (local cache or remote) instead of run."""
-        if status.key is None or status.reason == "forced":
-            return False
-        if self.cache is not None and self.cache.has(status.key):
+        return status.key is not None and status.reason != "forced" and self._holds(status.key)
+
+    def _holds(self, key: str) -> bool:
+        """Whether the local cache or the remote holds outputs for ``key``."""
+        if self.cache is not None and self.cache.has(key):
             return True
-        return self.remote is not None and self.remote.lookup(status.key) is not None
+        return self.remote is not None and self.remote.lookup(key) is not None
 
     def _remote_plan(self, target: Target, status: Status, predicted: dict[str, list[str]]) -> Status:
         """``status``, saying "restore from remote" when the remote holds its key; the outputs'
@@ -219,6 +241,10 @@ class Engine:
         from modelkit.core.scheduler import Build
 
         targets = self.graph.closure(names)
+        if self.locked:  # what the lock pins from another platform must be somewhere, before anything runs
+            for target in targets:
+                if not target.action.reproducible:
+                    self._platform_for(target, {})
         self._clean_temporaries(targets)
         machine = self.machine or Machine.this()
         build = Build(self, targets, BuildResult(), force=set(force), keep_going=keep_going,
@@ -359,7 +385,25 @@ class Engine:
                 else:
                     deps[dep] = [digest for _, digest in sorted(rec.outputs.items())] if rec else None
             record["deps"] = deps
+        if not action.reproducible:
+            record["platform"] = self._platform_for(target, record)
         return record
+
+    def _platform_for(self, target: Target, record: dict[str, Any]) -> str:
+        """The platform in a machine-bound target's key: this machine's, or the one the lock pins
+        when a cache holds its bytes (always, with ``locked``: those bytes or none)."""
+        here, pin = self.platform(), self.pinned.get(target.name)
+        if pin is None or pin.platform == here:
+            return here
+        # Its key is known once its dependencies are; until then the lock's key stands for it.
+        key = record_key({**record, "platform": pin.platform}) if "deps" in record else pin.key
+        if self._holds(key):
+            return pin.platform
+        if self.locked:
+            raise UserError(f"{target.name}: the lock pins bytes computed on {pin.platform} (key {short_digest(key)}), "
+                            f"which this machine ({here}) computes differently, and no cache holds them: set the "
+                            "remote cache the lock's builder pushed to ([cache] remote), or build without --locked")
+        return here
 
     def _hashing(self, target: Target) -> Callable[[int, int], None]:
         """Progress for reading inputs the first time (a 16 GB model takes a while)."""
@@ -391,6 +435,8 @@ def _first_difference(old: dict[str, Any] | None, new: dict[str, Any], deps: boo
         if (new["tool"] or {}).get("llama.cpp") == "not installed":
             return "toolchain not installed (`modelkit build` installs it)"
         return f"toolchain changed: {_diff_keys(old.get('tool') or {}, new['tool'] or {})}"
+    if old.get("platform") != new.get("platform"):
+        return f"platform changed: {old.get('platform')} -> {new.get('platform')}"
     if old.get("params") != new["params"]:
         return f"params changed: {_diff_keys(old.get('params') or {}, new['params'])}"
     if old.get("outputs") != new["outputs"]:

@@ -289,15 +289,25 @@ class _Rules:
 
     def _modelfile(self, out: Path, gguf: Path, adapter_files: list[Path], chat: ModelTemplate | None,
                    adapter: str | None, shipped_as_is: bool) -> RenderModelfile:
-        ollama, build = self.spec.ollama, self.names.build
+        ollama = self.spec.ollama
         return RenderModelfile(
-            out=out, from_=_relative(gguf, build), adapters=[_relative(a, build) for a in adapter_files],
+            out=out, from_=self._named_in_modelfile(gguf), adapters=[self._named_in_modelfile(a) for a in adapter_files],
             system=ollama.system, parameters=dict(ollama.parameters),
             messages=[(m.role, m.content) for m in ollama.messages], license=ollama.license,
             template=None if ollama.template == "inherit" else ollama.template,
             template_file=self.loaded.resolve(ollama.template_file) if ollama.template_file else None,
             inherited=chat.path if chat else None, header=f"Spec: {self.loaded.path.name}",
             notice=self._gguf_template_notice(chat, adapter, shipped_as_is))
+
+    def _named_in_modelfile(self, path: Path) -> str:
+        """How a Modelfile in the build folder names ``path``: relative, as Ollama resolves FROM and
+        ADAPTER from the Modelfile's folder, so the Modelfile is the same bytes wherever the project
+        lives; absolute only for a ready GGUF the spec itself names by an absolute path."""
+        given = self.spec.base.gguf
+        if path == self.inputs.base_gguf and given is not None and Path(given).expanduser().is_absolute():
+            return str(path)
+        rel = os.path.relpath(path, self.names.build)
+        return rel if rel.startswith("..") else f"./{rel}"
 
     def _base_gguf_used(self) -> bool:
         """Whether anything is made from the base's own GGUF: a model without an adapter, an ADAPTER
@@ -375,7 +385,3 @@ def _canonical_or_same(name: str) -> str:
         return name
 
 
-def _relative(path: Path, start: Path) -> str:
-    """How a Modelfile in ``start`` refers to ``path``: relative when close by, else absolute."""
-    rel = os.path.relpath(path, start)
-    return f"./{rel}" if not rel.startswith("..") else str(path)

@@ -22,6 +22,7 @@ from modelkit.formats.quant_types import canonical
 from modelkit.rules.names import Names
 from modelkit.spec import LoadedSpec
 from modelkit.steps.evaluate import Evaluate, Logits
+from modelkit.steps.base import Recorded, recorded
 from modelkit.steps.imatrix import Imatrix
 from modelkit.steps.modelfile import RenderModelfile
 from modelkit.steps.quality import JudgeVariant
@@ -36,16 +37,17 @@ class Measured:
 
 
 def add_imatrix(add: Callable[..., Action], names: Names, loaded: LoadedSpec, stem: str, model: Path,
-                model_target: str | None) -> Path | None:
+                model_target: str | None) -> Recorded | None:
     """The importance matrix of the full-precision model ``stem`` (added once), if the spec asks."""
     calibration = loaded.spec.quantize.imatrix
     if calibration is None:
         return None
     made = names.imatrix(stem)
-    add(made.target, Imatrix(model=model, text=loaded.resolve(calibration), label=stem, out=made.path,
-                             model_file=None if model_target else model),
+    root = loaded.root.resolve()
+    add(made.target, Imatrix(model=model, text=recorded(loaded.resolve(calibration), root), label=stem,
+                             out=made.path, model_file=None if model_target else model),
         (model_target,), long=True, once=True)
-    return made.path
+    return recorded(made.path, root)
 
 
 def add_quality(add: Callable[..., Action], names: Names, loaded: LoadedSpec, stem: str, full: Path,

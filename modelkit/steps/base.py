@@ -29,9 +29,36 @@ class Step(Action):
 
     def run_tool(self, ctx: StepContext, cmd: Sequence[str | PathLike[str]], *,
                  progress_re: re.Pattern[str] | None = None, env: dict[str, str] | None = None,
-                 on_line: Callable[[str], None] | None = None) -> None:
+                 on_line: Callable[[str], None] | None = None, cwd: Path | None = None) -> None:
         """Run the step's tool; failures are reported as this step's (``describe()``)."""
-        ctx.run_tool(cmd, what=self.describe(), progress_re=progress_re, env=env, on_line=on_line)
+        ctx.run_tool(cmd, what=self.describe(), progress_re=progress_re, env=env, on_line=on_line, cwd=cwd)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A file whose path a tool writes into what it makes (llama-imatrix its calibration text,
+    llama-quantize its importance matrix and that text): the tool is given ``name`` and run from
+    ``folder``, so the artifact says ``calibration.txt`` wherever the project lives and whoever
+    builds it, and is the bytes llama.cpp writes for that relative invocation. ``name`` is part
+    of the step's key, since it is part of the output."""
+
+    path: Path
+    name: str
+
+    @property
+    def folder(self) -> Path:
+        """Where ``name`` leads to ``path``."""
+        return self.path.parents[len(Path(self.name).parts) - 1]
+
+
+def recorded(path: Path, root: Path) -> Recorded:
+    """``path`` as a tool should record it: relative to the project ``root`` when inside it, else
+    its bare name (an absolute path would carry a user name and a machine's layout)."""
+    try:
+        name = path.relative_to(root).as_posix()
+    except ValueError:
+        name = path.name
+    return Recorded(path, name)
 
 
 def weights_size(*places: Path | None) -> int:

@@ -18,7 +18,7 @@ from modelkit.steps.base import LIGHT
 
 
 @dataclass(kw_only=True, eq=False)
-class Fetch(Action, kind="fetch", atomic=False, reproducible=False):
+class Fetch(Action, kind="fetch", atomic=False):
     """Not atomic through the engine: huggingface_hub renames each file into place itself. Not in
     the lock's artifacts: its outputs live in each machine's Hugging Face cache, and the lock
     records what they are (commit and file digests) under ``sources``."""

@@ -15,7 +15,7 @@ from typing import Any
 from modelkit.core.action import StepContext
 from modelkit.errors import StepError, UserError
 from modelkit.core.resources import Demand
-from modelkit.steps.base import Step, llama_demand, offload
+from modelkit.steps.base import Recorded, Step, llama_demand, offload
 
 # "you need at least 1024 tokens for a context of 512 tokens", then "... tokenizes to only 123 tokens"
 TOO_SHORT = re.compile(r"need at least (\d+) tokens .*context of (\d+)")
@@ -23,24 +23,24 @@ TOKENIZED = re.compile(r"tokenizes to only (\d+) tokens")
 
 
 @dataclass(kw_only=True, eq=False)
-class Imatrix(Step, kind="imatrix", tool="quantize"):
+class Imatrix(Step, kind="imatrix", tool="quantize", reproducible=False):
     """``model``'s importance matrix on ``text`` (llama-imatrix's GGUF format)."""
 
     model: Path
-    text: Path
+    text: Recorded
     label: str
     context: int = 512
     model_file: Path | None = None
     """Set when ``model`` is the user's own GGUF rather than another target's output (then it is an input)."""
 
     def params(self) -> dict[str, Any]:
-        return {"context": self.context}
+        return {"context": self.context, "text": self.text.name}
 
     def inputs(self) -> dict[str, Path]:
-        return {"calibration": self.text, **({"model.gguf": self.model_file} if self.model_file else {})}
+        return {"calibration": self.text.path, **({"model.gguf": self.model_file} if self.model_file else {})}
 
     def describe(self) -> str:
-        return f"importance matrix of {self.label} on {self.text.name}"
+        return f"importance matrix of {self.label} on {self.text.path.name}"
 
     def demand(self) -> Demand:
         return llama_demand(gpu=True)
@@ -48,11 +48,11 @@ class Imatrix(Step, kind="imatrix", tool="quantize"):
     def run(self, ctx: StepContext) -> None:
         tc = ctx.toolchain
         try:
-            self.run_tool(ctx, [tc.imatrix, "-m", self.model, "-f", self.text, "-o", ctx.tmp(self.out),
+            self.run_tool(ctx, [tc.imatrix, "-m", self.model, "-f", self.text.name, "-o", ctx.tmp(self.out),
                                 "--output-format", "gguf", "-c", str(self.context), "-t", str(ctx.threads),
-                                *offload(tc)])
+                                *offload(tc)], cwd=self.text.folder)
         except StepError as e:
-            raise too_short(e.tail, "quantize.imatrix", self.text) or e from None
+            raise too_short(e.tail, "quantize.imatrix", self.text.path) or e from None
 
 
 def too_short(output: list[str], field: str, text: Path) -> UserError | None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from modelkit.core.action import StepContext
 from modelkit.core.resources import Demand
-from modelkit.steps.base import GGUFStep, llama_demand
+from modelkit.steps.base import GGUFStep, Recorded, llama_demand
 
 # llama-quantize prints "[  12/ 291]  blk.0.attn_q.weight ..." per tensor.
 TENSOR_COUNTER = re.compile(r"^\[\s*(\d+)/\s*(\d+)\]")
@@ -25,11 +25,11 @@ class Quantize(GGUFStep, kind="quantize", tool="quantize"):
     src_file: Path | None = None
     """Set when ``src`` is a user's file rather than another target's output (then it is an input)."""
     label: str = "base"
-    imatrix: Path | None = None
+    imatrix: Recorded | None = None
     """The importance matrix of ``src`` (another target's output), which the quantizer then uses."""
 
     def params(self) -> dict[str, Any]:
-        with_imatrix = {"imatrix": True} if self.imatrix is not None else {}
+        with_imatrix = {"imatrix": self.imatrix.name} if self.imatrix is not None else {}
         return {"type": self.qtype, "allow_requantize": self.requantize, **with_imatrix}
 
     def inputs(self) -> dict[str, Path]:
@@ -45,7 +45,8 @@ class Quantize(GGUFStep, kind="quantize", tool="quantize"):
         tc = ctx.toolchain
         flags = ["--allow-requantize"] if self.requantize else []
         if self.imatrix is not None:
-            flags += ["--imatrix", str(self.imatrix)]
+            flags += ["--imatrix", self.imatrix.name]
         made = self.made_path(ctx)
-        self.run_tool(ctx, [tc.quantize, *flags, self.src, made, self.qtype, str(ctx.threads)], progress_re=TENSOR_COUNTER)
+        self.run_tool(ctx, [tc.quantize, *flags, self.src, made, self.qtype, str(ctx.threads)], progress_re=TENSOR_COUNTER,
+                      cwd=self.imatrix.folder if self.imatrix else None)
         self.carry_chat_template(ctx, made)

@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 
 
 @dataclass(kw_only=True, eq=False)
-class Register(Step, kind="ollama-register", reproducible=False, cacheable=False):
-    """``out`` is the receipt (not reproducible: it records a time and a host); ``servers`` is
+class Register(Step, kind="ollama-register", cacheable=False):
+    """``out`` is the receipt, under ``.modelkit/`` (what this machine's server accepted, and when:
+    never restored, never in the lock); ``servers`` is
     shared by the build's registrations, so a server that did not answer once is not waited on
     again."""
 
