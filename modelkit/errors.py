@@ -1,12 +1,14 @@
 """Every error modelkit reports, declared in one place, and what the CLI does with each.
 
-Three families, told apart by type, never by an attribute looked up at run time:
+Four families, told apart by type, never by an attribute looked up at run time:
 
 - :class:`UserError`: bad input the user can fix (a spec, a path, a name, an option). One line
   that names the file, line or field and says what to do; the CLI exits with status 2.
 - :class:`StepError`: a tool failed while doing its job (llama.cpp crashing mid-conversion, a
   server refusing an upload). The CLI prints the message, the last lines of the step's log and
   where the whole log is, and exits with status 1.
+- :class:`Unreachable`: a server outside the project could not be reached or failed on its side;
+  one line naming it, what happened and what to do; status 1.
 - :class:`DeferredError`: a step cannot run now for a reason outside the project (Ollama is not
   running). The engine defers the target: it stays stale, the rest of the build counts, and the
   next build tries again.
@@ -41,6 +43,14 @@ class StepError(ModelkitError):
         super().__init__(message)
         self.log = log
         self.tail = tail or []
+
+
+class Unreachable(ModelkitError):
+    """A server outside the project (the Hub, a registry) could not be reached or failed on its
+    side: refused, no such host, TLS, no answer in time, 429 or 5xx. The message says which
+    server, what happened, that nothing was changed there, and what to do (:mod:`modelkit.network`)."""
+
+    exit_code = 1
 
 
 class DeferredError(ModelkitError):
@@ -136,6 +146,7 @@ __all__ = [
     "SpecError",
     "StepError",
     "TemplateError",
+    "Unreachable",
     "UserError",
     "register_later_hint",
 ]

@@ -20,7 +20,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modelkit.errors import StepError, UserError
+from modelkit.errors import StepError, Unreachable, UserError
+from modelkit.network import Failure, failure, hub_timeout, use_hub_timeout
 
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -103,14 +104,29 @@ def resolve(repo: str, revision: str, kind: str, locked: dict[str, object] | Non
             return source
     source = _resolve_cached(repo, revision, kind)
     if source is None:
-        where = "offline (HF_HUB_OFFLINE is set)" if _offline() else \
-            f"the Hub did not answer ({_last_failure.get(repo, 'no reply')})"
-        raise UserError(f"{repo}@{revision}: not in the Hugging Face cache ({cache_dir()}) and {where}; "
-                        "connect once, or run `huggingface-cli download` first")
+        fetch_first = f"`hf download {repo} --revision {revision}` first"
+        if _offline():
+            raise UserError(f"{repo}@{revision}: not in the Hugging Face cache ({cache_dir()}) and HF_HUB_OFFLINE is "
+                            f"set: connect once, or run {fetch_first}")
+        trouble = _last_failure.get(repo) or Failure("it did not answer", "check the network")
+        raise Unreachable(f"{repo}@{revision}: not in the Hugging Face cache ({cache_dir()}), and the Hub at "
+                          f"{_endpoint()}: {trouble.what}; nothing was downloaded: {trouble.advice}, or run {fetch_first}")
     return source
 
 
-_last_failure: dict[str, str] = {}
+_last_failure: dict[str, Failure] = {}
+
+
+def _endpoint() -> str:
+    from huggingface_hub import constants
+
+    return str(constants.ENDPOINT)
+
+
+def _failure(error: Exception) -> Failure:
+    """What went wrong asking the Hub, in words (a network failure, or the error's first line)."""
+    return failure(error) or Failure(f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}",
+                                     "check the repository and your access to it")
 
 
 def _offline() -> bool:
@@ -123,8 +139,9 @@ def _resolve_online(repo: str, revision: str, kind: str) -> RepoSource | None:
     from huggingface_hub.errors import (GatedRepoError, RepositoryNotFoundError,
                                         RevisionNotFoundError)
 
+    use_hub_timeout()
     try:
-        info = HfApi().model_info(repo, revision=revision, files_metadata=True)
+        info = HfApi().model_info(repo, revision=revision, files_metadata=True, timeout=hub_timeout())
     except GatedRepoError:
         raise UserError(f"{repo} is gated: accept its license on huggingface.co and log in "
                         "(`hf auth login` or HF_TOKEN)") from None
@@ -133,7 +150,7 @@ def _resolve_online(repo: str, revision: str, kind: str) -> RepoSource | None:
     except RevisionNotFoundError:
         raise UserError(f"{repo}: no revision '{revision}'") from None
     except Exception as e:  # noqa: BLE001 - transport errors come from huggingface_hub's own HTTP stack
-        _last_failure[repo] = f"{type(e).__name__}: {e}".splitlines()[0][:200]
+        _last_failure[repo] = _failure(e)
         return None
     siblings = {s.rfilename: s for s in info.siblings or []}
     files = {}
@@ -171,14 +188,20 @@ def download(source: RepoSource, progress: object | None = None) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
+    use_hub_timeout()
     try:
         path = snapshot_download(source.repo, revision=source.commit, allow_patterns=list(source.files),
                                  tqdm_class=progress)  # type: ignore[arg-type]
-    except LocalEntryNotFoundError:
-        raise UserError(f"{source.repo}@{source.commit[:12]}: files missing from the Hugging Face cache and "
-                        "the Hub cannot be reached; connect once to download them") from None
-    except (HfHubHTTPError, OSError) as e:
-        raise StepError(f"{source.repo}: download failed: {str(e).splitlines()[0]}") from None
+    except Exception as e:  # noqa: BLE001 - transport errors come from huggingface_hub's own HTTP stack
+        trouble = failure(e)
+        if trouble is None and isinstance(e, LocalEntryNotFoundError):
+            trouble = Failure("it cannot be reached", "connect once to download them")
+        if trouble is not None:
+            raise Unreachable(f"{source.repo}@{source.commit[:12]}: the Hub at {_endpoint()}: {trouble.what}; files "
+                              f"already downloaded are kept: {trouble.advice}, then build again") from None
+        if isinstance(e, (HfHubHTTPError, OSError)):
+            raise StepError(f"{source.repo}: download failed: {str(e).splitlines()[0]}") from None
+        raise
     if not _COMMIT.match(source.revision):
         # As huggingface_hub does when it resolves a branch: later offline runs find it by name.
         ref = cache_dir() / f"models--{source.repo.replace('/', '--')}" / "refs" / source.revision
@@ -233,9 +256,12 @@ def safetensors_shapes(source: RepoSource, name: str) -> dict[str, list[int]] | 
                         "HF_HUB_OFFLINE is set; planning reads its header to choose how to merge it: connect once")
     from huggingface_hub import HfApi
 
+    use_hub_timeout()
     try:
         meta = HfApi().parse_safetensors_file_metadata(source.repo, name, revision=source.commit)
     except Exception as e:  # noqa: BLE001 - transport and parsing errors of huggingface_hub's own stack
-        raise UserError(f"{source.repo}@{source.commit[:12]}: cannot read the header of {name} from the Hub "
-                        f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+        trouble = _failure(e)
+        error = Unreachable if failure(e) else UserError
+        raise error(f"{source.repo}@{source.commit[:12]}: cannot read the header of {name} from the Hub at "
+                    f"{_endpoint()}: {trouble.what}: {trouble.advice}") from None
     return {tensor: list(info.shape) for tensor, info in meta.tensors.items()}

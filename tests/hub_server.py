@@ -42,6 +42,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -93,6 +94,13 @@ class FakeHub:
         self.private: set[str] = set()
         self.token = token
         self.requests: list[tuple[str, str]] = []
+        self.failing: int | None = None
+        """Answer every request with this status and nothing else, as a Hub that is down (5xx) or
+        limiting a client (429, with ``Retry-After`` as the Hub sends it) does."""
+        self.failing_under = "/"
+        """Only requests for paths under this one fail (``/org/x/resolve/``: downloads, not the API)."""
+        self.silent = False
+        """Take every request and never answer it, as a server behind a dead proxy does."""
         self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -129,6 +137,33 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:  # keep test output quiet
         pass
+
+    def handle_one_request(self) -> None:
+        """Every request goes through ``failing`` and ``silent`` first."""
+        if self.state.silent:
+            self.rfile.readline()
+            time.sleep(30)  # longer than any test waits; the client gives up first
+            return
+        if self.state.failing is None:
+            return super().handle_one_request()
+        self.raw_requestline = self.rfile.readline(65537)
+        if not self.raw_requestline or not self.parse_request():
+            return
+        if not urllib.parse.unquote(self.path).startswith(self.state.failing_under):
+            method = getattr(self, f"do_{self.command}")
+            return method()
+        self._read_body()
+        self.state.requests.append((self.command, self.path))
+        status = self.state.failing
+        body = json.dumps({"error": "Too Many Requests" if status == 429 else "Internal Error"}).encode()
+        self.send_response(status)
+        if status == 429:
+            self.send_header("Retry-After", "1")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
 
     def do_HEAD(self) -> None:  # noqa: N802
         self._serve(body=False)

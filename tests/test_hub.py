@@ -66,7 +66,7 @@ def test_resolve_prefers_the_lock_file(cache: Path) -> None:
 
 
 def test_resolve_offline_and_not_cached_is_a_clear_error(cache: Path) -> None:
-    with pytest.raises(UserError, match=r"org/missing@main: not in the Hugging Face cache .* offline"):
+    with pytest.raises(UserError, match=r"org/missing@main: not in the Hugging Face cache .* HF_HUB_OFFLINE is set"):
         hub.resolve("org/missing", "main", "model")
 
 
@@ -183,9 +183,41 @@ def test_unknown_repo_and_revision_are_clear_errors(tmp_path: Path, fake_hub) ->
     assert proc.returncode == 2 and "org/missing: no such repository on the Hub" in proc.stderr, proc.stderr
 
 
-def test_an_unreachable_hub_with_nothing_cached_is_a_clear_error(tmp_path: Path) -> None:
-    env = {"HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf"), "HF_HUB_ETAG_TIMEOUT": "2"}
+FAILURES = [("closed port", "the connection was refused"), ("no such host", "its name does not resolve (DNS)"),
+            ("silent", "it did not answer in time"), (500, "it failed on its side (500)"),
+            (429, "it is limiting how often it may be asked (429 Too Many Requests)")]
+
+
+def failing_endpoint(fake_hub, where: object, under: str = "/") -> str:  # type: ignore[no-untyped-def]
+    """The stand-in Hub made to fail as ``where`` says (under ``under``), or an address that fails so."""
+    fake_hub.failing, fake_hub.failing_under = (where, under) if isinstance(where, int) else (None, "/")
+    fake_hub.silent = where == "silent"
+    if where == "closed port":
+        return "http://127.0.0.1:9"
+    return "http://no-such-host.invalid" if where == "no such host" else fake_hub.url
+
+
+@pytest.mark.parametrize(("where", "what"), FAILURES)
+def test_a_hub_that_cannot_be_reached_with_nothing_cached_is_one_line(tmp_path: Path, fake_hub, where: object,  # type: ignore[no-untyped-def]
+                                                                      what: str) -> None:
+    endpoint = failing_endpoint(fake_hub, where)
+    env = {"HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_path / "hf"), "MODELKIT_HUB_TIMEOUT": "2"}
     proc = run_modelkit(["plan"], hub_project(tmp_path / "p"), env)
-    assert proc.returncode == 2, proc.stderr
-    assert "org/tiny@main: not in the Hugging Face cache" in proc.stderr and "the Hub did not answer" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith(f"error: org/tiny@main: not in the Hugging Face cache ({tmp_path / 'hf' / 'hub'}), "
+                                  f"and the Hub at {endpoint}: {what}; nothing was downloaded: ")
+    assert proc.stderr.strip().endswith("or run `hf download org/tiny --revision main` first")
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+@pytest.mark.parametrize(("where", "what"), [f for f in FAILURES if isinstance(f[0], int)])
+def test_a_download_the_hub_fails_is_one_line(tmp_path: Path, fake_hub, where: int, what: str) -> None:  # type: ignore[no-untyped-def]
+    fake_hub.add("org/tiny", {"config.json": b"{}", "model.safetensors": b"w" * 1000, "tokenizer.json": b"{}"})
+    endpoint = failing_endpoint(fake_hub, where, under="/org/tiny/resolve/")
+    env = {"HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_path / "hf"), "MODELKIT_HUB_TIMEOUT": "2"}
+    proc = run_modelkit(["build"], hub_project(tmp_path / "p"), env)
+    assert proc.returncode == 1, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert errors and all(line.startswith("error: org/tiny@") and f": the Hub at {endpoint}: {what}; files already "
+                          "downloaded are kept: " in line and line.endswith(", then build again") for line in errors)
+    assert "Traceback" not in proc.stderr, proc.stderr  # (huggingface_hub says each retry on a line of its own)

@@ -413,3 +413,53 @@ def test_an_ollama_that_is_not_running_defers_the_push_like_a_registration(tmp_p
     assert proc.returncode == 0, proc.stderr
     assert f"not pushed: Ollama at {down} is not reachable (connection refused)" in proc.stderr, proc.stderr
     assert len(hub.commits) == 1 and ollama.registry == {}  # type: ignore[attr-defined]
+
+
+def closed_port() -> str:
+    """An address on loopback where nothing listens (a port taken, then let go)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def plain_http_server() -> Iterator[str]:
+    """A plain-HTTP server on loopback, to be reached as https:// (TLS fails)."""
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(("where", "what"), [
+    ("closed port", "the connection was refused"),
+    ("no such host", "its name does not resolve (DNS)"),
+    ("plain http", "the secure connection (TLS) failed"),
+    ("silent", "it did not answer in time"),
+    (500, "it failed on its side (500)"),
+    (503, "it failed on its side (503)"),
+    (429, "it is limiting how often it may be asked (429 Too Many Requests)"),
+])
+def test_a_hub_that_cannot_be_reached_or_fails_is_one_line_and_nothing_is_committed(
+        tmp_path: Path, hub: object, where: object, what: str) -> None:
+    env = env_for(hub, tmp_path, MODELKIT_HUB_TIMEOUT="2")
+    project = built(ready_project(tmp_path / "p"), env)
+    servers = plain_http_server()
+    endpoint = {"closed port": closed_port, "no such host": lambda: "http://no-such-host.invalid",
+                "plain http": lambda: next(servers)}.get(where, lambda: hub.url)()  # type: ignore[arg-type,attr-defined]
+    hub.failing = where if isinstance(where, int) else None  # type: ignore[attr-defined]
+    hub.silent = where == "silent"  # type: ignore[attr-defined]
+    proc = modelkit(["publish"], project, {**env, "HF_ENDPOINT": endpoint})
+    servers.close()
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.strip() == (f"error: me/bot: the Hub at {endpoint}: {what}; nothing was committed: "
+                                   f"{proc.stderr.split('nothing was committed: ')[1].strip()}")
+    assert proc.stderr.strip().endswith(", then run `modelkit publish` again") and "Traceback" not in proc.stderr
+    assert hub.commits == [] and hub.lfs == {}  # type: ignore[attr-defined]

@@ -101,7 +101,7 @@ def _split(args: argparse.Namespace) -> tuple[Path | None, list[str]]:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from modelkit.cli.reporter import ConsoleReporter, UploadBar, console, print_build_summary
+    from modelkit.cli.reporter import ConsoleReporter, UploadBar, console, markup, print_build_summary
     from modelkit.cli.tools import install_with_progress
     from modelkit.project import Project
 
@@ -109,15 +109,15 @@ def cmd_build(args: argparse.Namespace) -> int:
     project = Project.open(spec, update_sources=args.update, register=args.register)
     project.notify = _say
     if project.state.notice:
-        console.print(f"[yellow]note:[/] {project.state.notice}")
+        console.print(markup("[yellow]note:[/] {}", project.state.notice))
     started = time.monotonic()
     if project.needs_toolchain(targets or None) and project.find_toolchain() is None:
-        console.print("[bold]llama.cpp toolchain not installed: building it once (a few minutes)[/]")
+        console.print(markup("[bold]llama.cpp toolchain not installed: building it once (a few minutes)[/]"))
         install_with_progress(None)
     uploading = UploadBar()
     try:
         result = project.build(targets or None, force=args.force, reporter=ConsoleReporter(verbose=args.verbose),
-                               wait=not args.no_wait, on_wait=lambda m: console.print(f"[yellow]{m}[/]"),
+                               wait=not args.no_wait, on_wait=lambda m: console.print(markup("[yellow]{}[/]", m)),
                                keep_going=args.keep_going, locked=args.locked, push=not args.no_push,
                                uploading=uploading, jobs=args.jobs)
     finally:
@@ -142,7 +142,7 @@ def _say_transfers(project: Any) -> None:
     if remote is not None and (remote.restored or remote.missed or remote.bytes_up):
         console.print(f"remote cache {remote.url}: {remote.restored} targets restored "
                       f"({human_size(remote.bytes_down)}), {remote.missed} not there (built here), "
-                      f"uploaded {human_size(remote.bytes_up)}", style="dim", markup=False, highlight=False)
+                      f"uploaded {human_size(remote.bytes_up)}", style="dim")
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -152,7 +152,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     if args.quiet < 0:
         raise UserError(f"--quiet {args.quiet}: must be zero or more seconds")
     watcher = Watcher(args.spec, quiet=args.quiet, register=args.register,
-                      report=lambda line: console.print(line, markup=False, highlight=False))
+                      report=lambda line: console.print(line))
     console.print(f"watching {shown_path(watcher.spec)} and its inputs (Ctrl-C stops)")
     try:
         watcher.run()

@@ -41,9 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         print_error(e)
         return e.exit_code
     except KeyboardInterrupt:
-        from modelkit.cli.reporter import console
+        from modelkit.cli.reporter import console, markup
 
-        console.print("[yellow]interrupted[/]: finished artifacts are kept; the step in progress left nothing behind")
+        console.print(markup("[yellow]interrupted[/]: finished artifacts are kept; the step in progress left nothing behind"))
         return 130
 
 

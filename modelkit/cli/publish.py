@@ -41,7 +41,7 @@ def add_commands(sub: Any) -> None:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from modelkit.cli.reporter import console
+    from modelkit.cli.reporter import console, markup
     from modelkit.project import Project
     from modelkit.publish import plan_publish, publish
 
@@ -53,31 +53,32 @@ def cmd_publish(args: argparse.Namespace) -> int:
     commit = result.commit
     where = commit.url
     if commit.committed:
-        console.print(f"[green]published[/] {len(commit.changed)} new or changed files to {where} "
-                      f"(commit {commit.head[:12]}); {len(commit.unchanged)} unchanged")
+        console.print(markup("[green]published[/] {} new or changed files to {} (commit {}); {} unchanged",
+                             len(commit.changed), where, commit.head[:12], len(commit.unchanged)))
     else:
-        console.print(f"[green]nothing changed[/]: {where} already holds this build (commit {commit.head[:12]})")
+        console.print(markup("[green]nothing changed[/]: {} already holds this build (commit {})", where,
+                             commit.head[:12]))
     for pushed in result.pushed:
-        console.print(f"  pushed {pushed.source} as [bold]{pushed.name}[/]")
+        console.print(markup("  pushed {} as [bold]{}[/]", pushed.source, pushed.name))
     if result.deferred:
-        console.print(f"[yellow]not pushed[/]: {result.deferred}")
+        console.print(markup("[yellow]not pushed[/]: {}", result.deferred))
     return 0
 
 
 def _print_dry_run(plan: Any) -> int:
-    from modelkit.cli.reporter import human_size, stdout
+    from modelkit.cli.reporter import human_size, markup, stdout
     from modelkit.publish import describe
 
     visibility = "private" if plan.private else "public"
-    stdout.print(f"[bold]would publish to[/] https://huggingface.co/{plan.repo} ({visibility}, one commit):")
+    stdout.print(markup("[bold]would publish to[/] https://huggingface.co/{} ({}, one commit):", plan.repo, visibility))
     for row in describe(plan):
-        note = f"  [yellow]{row['note']}[/]" if row["note"] else ""
-        stdout.print(f"  {row['path']:<44} {human_size(row['bytes']):>10}  {row['what']}{note}")
+        stdout.print(markup("  {} {}  {}[yellow]{}[/]", f"{row['path']:<44}", f"{human_size(row['bytes']):>10}",
+                            row["what"], f"  {row['note']}" if row["note"] else ""))
     stdout.print(f"  {'README.md':<44} {'':>10}  model card (below)")
     for source, name in plan.pushes:
-        stdout.print(f"[bold]would push[/] {source} to Ollama's registry as {name}")
+        stdout.print(markup("[bold]would push[/] {} to Ollama's registry as {}", source, name))
     stdout.print("")
-    stdout.out(plan.card(), highlight=False)
+    stdout.out(plan.card())
     return 0
 
 
@@ -98,4 +99,4 @@ class _LineProgress:
             return
         self.last, self.when = (label, step), time.monotonic()
         shown = f"{text} ({fraction:.0%})" if fraction is not None else text
-        self.console.print(f"  [dim]{shown}[/]", markup=True, highlight=False)
+        self.console.print(f"  {shown}", style="dim")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -27,12 +28,23 @@ from modelkit.errors import ModelkitError, StepError
 if TYPE_CHECKING:
     from modelkit.project import Project
 
-console = Console(stderr=True, highlight=False, soft_wrap=True)
-if not console.is_terminal:  # a pipe or a log: don't fold tables at 80 columns
-    console = Console(stderr=True, highlight=False, soft_wrap=True, width=200)
-stdout = Console(highlight=False, soft_wrap=True)
-if not stdout.is_terminal:
-    stdout = Console(highlight=False, soft_wrap=True, width=200)
+def _console(stderr: bool) -> Console:
+    """A console that reads no markup in what it prints (see :func:`markup`); in a pipe or a log,
+    tables are not folded at 80 columns."""
+    made = Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False)
+    return made if made.is_terminal else Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False,
+                                                 width=200)
+
+
+console = _console(stderr=True)
+stdout = _console(stderr=False)
+
+
+def markup(template: str, *values: object) -> Text:
+    """A line from literal rich markup whose ``{}`` holes show ``values`` exactly as written. The
+    consoles read no markup in text, so a message naming ``[evaluate] text`` or a path with
+    brackets comes out as it is; styles come only from literals passed through here."""
+    return Text.from_markup(template.format(*(escape(str(v)) for v in values)))
 
 
 class ConsoleReporter:
@@ -60,7 +72,7 @@ class ConsoleReporter:
         with self._lock:
             if not self.live:
                 if done == total:
-                    self.out.print(f"[dim]  hashed {total / 2**30:.1f} GiB of inputs of {target.name}[/]")
+                    self.out.print(markup("[dim]  hashed {} GiB of inputs of {}[/]", f"{total / 2**30:.1f}", target.name))
                 return
             key = f"hash {target.name}"
             task = self._task(key, total)
@@ -72,11 +84,11 @@ class ConsoleReporter:
 
     def fresh(self, target: Target) -> None:
         if self.verbose:
-            self._print(f"[dim]  ok  {target.name} (up to date)[/]")
+            self._print(markup("[dim]  ok  {} (up to date)[/]", target.name))
 
     def start(self, target: Target, reason: str) -> None:
         with self._lock:
-            self._print(f"[bold cyan]  ->[/] {target.action.describe()} [dim]({reason})[/]")
+            self._print(markup("[bold cyan]  ->[/] {} [dim]({})[/]", target.action.describe(), reason))
             if self.live:
                 self._task(target.name, None, f"{target.name}: starting")
 
@@ -89,7 +101,7 @@ class ConsoleReporter:
                 self._progress.update(task, description=_fit(f"{target.name}: {text}"))
             elif self.verbose and time.monotonic() - self._last_line.get(target.name, 0.0) > 5:
                 self._last_line[target.name] = time.monotonic()
-                self.out.print(f"[dim]      {target.name}: {_fit(text)}[/]")
+                self.out.print(markup("[dim]      {}: {}[/]", target.name, _fit(text)))
 
     def note(self, target: Target, text: str) -> None:
         """A line worth keeping, said once per build however many targets say it."""
@@ -97,20 +109,20 @@ class ConsoleReporter:
             if text in self._notes:
                 return
             self._notes.add(text)
-            self._print(f"[yellow]  note:[/] {text}")
+            self._print(markup("[yellow]  note:[/] {}", text))
 
     def done(self, target: Target, seconds: float, changed: bool) -> None:
-        note = "" if changed else " [dim](same bytes as before: dependents stay fresh)[/]"
+        note = "" if changed else " (same bytes as before: dependents stay fresh)"
         with self._lock:
             self._drop(target.name)
-            self._print(f"[green]  ok[/]  {target.name} [dim]{_duration(seconds)}[/]{note}")
+            self._print(markup("[green]  ok[/]  {} [dim]{}{}[/]", target.name, _duration(seconds), note))
 
     def failed(self, target: Target, error: ModelkitError) -> None:
         with self._lock:
             self._drop(target.name)
-            self._print(f"[red]  !![/]  {target.name}")
+            self._print(markup("[red]  !![/]  {}", target.name))
 
-    def _print(self, line: str) -> None:
+    def _print(self, line: Text) -> None:
         """A line above the live display (or plain, without one)."""
         with self._lock:
             (self._progress.console if self._progress is not None else self.out).print(line)
@@ -118,9 +130,7 @@ class ConsoleReporter:
     def _task(self, key: str, total: float | None, description: str = "") -> TaskID:
         """The live line for ``key`` (a running step, an input being hashed), made on first use."""
         if self._progress is None:
-            self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}", style="dim"),
-                                      BarColumn(bar_width=24), TextColumn("{task.percentage:>3.0f}%"),
-                                      TimeElapsedColumn(), console=self.out, transient=True)
+            self._progress = _bar(self.out)
             self._progress.start()
         if key not in self._tasks:
             self._tasks[key] = self._progress.add_task(_fit(description), total=total)
@@ -137,6 +147,13 @@ class ConsoleReporter:
             self._progress.stop()
             self._progress = None
 
+def _bar(out: Console) -> Progress:
+    """The live display of running work: a line per task, its description read as plain text."""
+    return Progress(SpinnerColumn(), TextColumn("{task.description}", style="dim", markup=False),
+                    BarColumn(bar_width=24), TextColumn("{task.percentage:>3.0f}%"),
+                    TimeElapsedColumn(), console=out, transient=True)
+
+
 class UploadBar:
     """The bar for the uploads a build waits for at its end, started on their first report (the
     build's own bar is gone by then: rich draws one live display at a time)."""
@@ -150,9 +167,7 @@ class UploadBar:
         if not self.out.is_terminal:
             return
         if self._progress is None:
-            self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}", style="dim"),
-                                      BarColumn(bar_width=24), TextColumn("{task.percentage:>3.0f}%"),
-                                      TimeElapsedColumn(), console=self.out, transient=True)
+            self._progress = _bar(self.out)
             self._progress.start()
             self._task = self._progress.add_task(text, total=1.0)
         assert self._task is not None
@@ -169,18 +184,18 @@ def print_build_summary(project: Project, targets: list[str], result: BuildResul
     for _, error in result.failed:
         print_error(error)
     if result.failed:
-        console.print(f"[red]build failed[/] after {elapsed:.1f}s: {len(result.ran)} built, "
-                      f"{len(result.failed)} failed, {len(result.skipped)} skipped; earlier artifacts are intact")
+        console.print(markup("[red]build failed[/] after {}s: {} built, {} failed, {} skipped; earlier artifacts are "
+                             "intact", f"{elapsed:.1f}", len(result.ran), len(result.failed), len(result.skipped)))
         return max(e.exit_code for _, e in result.failed)
     if result.unneeded:
-        console.print("  [dim]not downloaded (everything that reads them was fresh or restored): "
-                      f"{', '.join(result.unneeded)}[/]")
+        console.print(markup("  [dim]not downloaded (everything that reads them was fresh or restored): {}[/]",
+                             ", ".join(result.unneeded)))
     if not result.ran:
-        console.print(f"[green]everything is up to date[/] ({len(result.fresh)} targets, {elapsed:.2f}s)")
+        console.print(markup("[green]everything is up to date[/] ({} targets, {}s)", len(result.fresh), f"{elapsed:.2f}"))
     else:
         same = f", {len(result.unchanged)} produced identical bytes" if result.unchanged else ""
-        console.print(f"[green]built {len(result.ran)} targets[/] in {elapsed:.1f}s "
-                      f"({len(result.fresh)} were up to date{same})")
+        console.print(markup("[green]built {} targets[/] in {}s ({} were up to date{})", len(result.ran),
+                             f"{elapsed:.1f}", len(result.fresh), same))
     _print_variants(project, targets, result)
     if project.evaluates and result.ran:
         _print_quality(project)
@@ -192,9 +207,9 @@ def _print_quality(project: Project) -> None:
     json_path, png_path = project.report_paths
     print_report(project.quality_report(), console)
     shown = shown_path(json_path) + ("" if project.report_note else f", {shown_path(png_path)}")
-    console.print(f"  [dim]report: {shown} (`modelkit report` prints it again)[/]")
+    console.print(markup("  [dim]report: {} (`modelkit report` prints it again)[/]", shown))
     if project.report_note:
-        console.print(f"[yellow]note:[/] {project.report_note}")
+        console.print(markup("[yellow]note:[/] {}", project.report_note))
 
 
 def _print_variants(project: Project, targets: list[str], result: BuildResult) -> None:
@@ -207,13 +222,14 @@ def _print_variants(project: Project, targets: list[str], result: BuildResult) -
         registered = [r for r in v.registrations if r in built and r not in deferred]
         if registered:
             names = ", ".join(r.removeprefix("ollama:") for r in registered)
-            console.print(f"  [bold]{v.ref}[/]  registered as {names}  [dim]({modelfile})[/]")
+            console.print(markup("  [bold]{}[/]  registered as {}  [dim]({})[/]", v.ref, names, modelfile))
         else:
-            console.print(f"  [bold]{v.ref}[/]  [dim]{modelfile}; to register: ollama create {v.ref} -f {modelfile}[/]")
+            console.print(markup("  [bold]{}[/]  [dim]{}; to register: ollama create {} -f {}[/]", v.ref, modelfile,
+                                 v.ref, modelfile))
     if deferred:
         first = next(iter(deferred.values()))
-        console.print(f"[yellow]not registered[/] ({len(deferred)} models): {first.args[0].split(';')[0]}; "
-                      "start Ollama and run `modelkit build` again (everything else is built)")
+        console.print(markup("[yellow]not registered[/] ({} models): {}; start Ollama and run `modelkit build` again "
+                             "(everything else is built)", len(deferred), first.args[0].split(";")[0]))
 
 
 def print_plan(rows: list[dict[str, Any]], out: Console | None = None) -> None:
@@ -289,17 +305,17 @@ def print_error(error: BaseException) -> None:
         console.print(Text.assemble(("error: ", "bold red"), line), soft_wrap=True)
     if isinstance(error, StepError):
         if error.tail:
-            console.print("[dim]last lines of the log:[/]")
+            console.print(markup("[dim]last lines of the log:[/]"))
             for line in error.tail:
                 console.print(Text("  " + line, style="dim"))
         if error.log:
-            console.print(f"[dim]full log: {error.log}[/]")
+            console.print(markup("[dim]full log: {}[/]", error.log))
 
 
 @contextmanager
 def transient_progress(description: str) -> Iterator[ProgressFn]:
     """A progress bar for one long job outside a build (installing the toolchain)."""
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=24),
+    with Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(bar_width=24),
                   TimeElapsedColumn(), console=console, transient=True) as progress:
         task = progress.add_task(description, total=None)
 

@@ -31,15 +31,14 @@ def add_commands(subparsers: Any) -> None:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.syntax import Syntax
     from rich.table import Table
 
     from modelkit.chat_template import read_template
+    from modelkit.cli.reporter import markup, stdout as out
 
     src = read_template(args.source)
-    out = Console(soft_wrap=True)
-    out.print(f"[bold]chat template[/bold] from {src.origin}", highlight=False)
+    out.print(markup("[bold]chat template[/bold] from {}", src.origin))
     out.print(Syntax(src.template, "jinja", word_wrap=True, theme="ansi_dark"))
     table = Table(show_header=False, box=None)
     table.add_row("bos_token", repr(src.bos_token))
@@ -51,9 +50,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _translate(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from modelkit.chat_template import choose_template, inherit_template
+    from modelkit.cli.reporter import console as err, markup
 
     src = choose_template([args.source], [t for t in (args.source, args.tokens) if t is not None][::-1])
     result = inherit_template(src)  # raises TemplateError (with the diff) when not proven
@@ -62,8 +60,7 @@ def _translate(args: argparse.Namespace) -> int:
     else:
         sys.stdout.buffer.write(result.go_template.encode("utf-8"))  # exactly: a newline would change every prompt
         sys.stdout.flush()
-    err = Console(stderr=True, soft_wrap=True, highlight=False)
-    err.print(f"[green]{result.summary}[/green]")
+    err.print(markup("[green]{}[/green]", result.summary))
     for note in result.notes:
         err.print(f"  note: {note}")
     if result.stop:

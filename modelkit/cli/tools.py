@@ -84,12 +84,13 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def install_with_progress(backend: str | None, force: bool = False) -> Any:
     """Build the managed toolchain with a progress bar; return it."""
-    from modelkit.cli.reporter import console, transient_progress
+    from modelkit.cli.reporter import console, markup, transient_progress
     from modelkit.toolchain import install
 
     with transient_progress("installing llama.cpp") as report:
         toolchain = install(backend=backend, progress=report, force=force)
-    console.print(f"[green]toolchain ready[/]: {toolchain.version} ({toolchain.backend}) in {toolchain.bin_dir.parent}")
+    console.print(markup("[green]toolchain ready[/]: {} ({}) in {}", toolchain.version, toolchain.backend,
+                         toolchain.bin_dir.parent))
     return toolchain
 
 
@@ -99,7 +100,7 @@ def cmd_toolchain_install(args: argparse.Namespace) -> int:
 
 
 def cmd_toolchain_show(args: argparse.Namespace) -> int:
-    from modelkit.cli.reporter import json_dump, stdout
+    from modelkit.cli.reporter import json_dump, markup, stdout
     from modelkit.toolchain import detect_backend, describe_toolchain, find_toolchain, managed_dir
 
     configured, where = None, "spec"
@@ -122,5 +123,5 @@ def cmd_toolchain_show(args: argparse.Namespace) -> int:
         json_dump(info)
     else:
         for key in ("origin", "version", "backend", "source", "llama-quantize", "llama-completion", "python"):
-            stdout.print(f"[bold]{key:>16}[/]  {info[key]}")
+            stdout.print(markup("[bold]{}[/]  {}", f"{key:>16}", info[key]))
     return 0

@@ -21,7 +21,8 @@ from typing import Any
 
 from modelkit.core.hashing import sha256_file
 from modelkit.core.process import Progress, ignore_progress
-from modelkit.errors import PublishError, StepError
+from modelkit.errors import PublishError, StepError, Unreachable
+from modelkit.network import failure, use_hub_timeout
 from modelkit.publish.plan import Upload
 
 
@@ -44,6 +45,7 @@ def upload(repo: str, files: list[Upload], private: bool, message: str,
 
     report = progress or ignore_progress
     api = HfApi()
+    use_hub_timeout()
     with _hub_errors(repo):
         url = api.create_repo(repo, private=private, exist_ok=True, repo_type="model")
         remote, head_before = _remote_files(api, repo)
@@ -111,8 +113,13 @@ class _hub_errors:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> bool:
         if error is None:
             return False
+        from huggingface_hub import constants
         from huggingface_hub.errors import HfHubHTTPError
 
+        trouble = failure(error)
+        if trouble is not None:
+            raise Unreachable(f"{self.repo}: the Hub at {constants.ENDPOINT}: {trouble.what}; nothing was committed: "
+                              f"{trouble.advice}, then run `modelkit publish` again") from None
         if isinstance(error, HfHubHTTPError) and error.response is not None:
             status = error.response.status_code
             first = str(error).splitlines()[0]
