@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything modelkit's example and tests need, idempotently:
-#   system packages (cmake, g++, Go for the template tests), a virtualenv in .venv with modelkit
+#   system packages (cmake, g++, Go for the template tests, Docker's registry for the push tests),
+#   a virtualenv in .venv with modelkit
 #   and its extras, and the managed llama.cpp toolchain (built once into ~/.cache/modelkit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,7 @@ command -v cmake >/dev/null || need+=(cmake)
 command -v g++ >/dev/null || need+=(g++)
 command -v go >/dev/null || need+=(golang-go)
 command -v make >/dev/null || need+=(make)
+command -v docker-registry >/dev/null || need+=(docker-registry)  # a real OCI registry for the push tests
 if [ ${#need[@]} -gt 0 ]; then
   echo "==> apt-get install ${need[*]}"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -12,12 +12,15 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "ollama"))  # the Ollama helpers import each other by name
 
 READY_GGUF_SPEC = """\
 name = "bot"
@@ -81,11 +84,13 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def modelkit(*args: str, cwd: Path, ollama_host: str | None = None,
-             cores: int | None = None) -> subprocess.CompletedProcess[str]:
+def modelkit(*args: str, cwd: Path, ollama_host: str | None = None, cores: int | None = None,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run the CLI as a user would, offline unless ``ollama_host`` names a (stand-in) server;
-    ``cores``: on that many of this machine's cores only (the tools then get that many threads)."""
-    env = {k: v for k, v in os.environ.items() if k != "OLLAMA_HOST"}
+    ``cores``: on that many of this machine's cores only (the tools then get that many threads);
+    ``env``: more environment variables."""
+    extra = env or {}
+    env = {k: v for k, v in os.environ.items() if k != "OLLAMA_HOST"} | extra
     env["NO_PROXY"] = "127.0.0.1,localhost"
     env["OLLAMA_HOST"] = ollama_host or "http://127.0.0.1:9"  # nothing listens there: offline
     pin = (lambda: os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:cores])) if cores else None
@@ -142,3 +147,51 @@ def load_module(path: Path) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def real_ollama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The real Ollama (``../shared/ollama``: 0.32.15, or an ``ollama`` on PATH), started once per
+    session on a free loopback port with its own model store and home, its runner tapped (see
+    ``tests/ollama/real_ollama.py``), stopped by its pid at the end. Skipped, saying why, where
+    there is none; a failure where ``MODELKIT_REQUIRE_OLLAMA=1`` (CI sets it)."""
+    real = load_module(ROOT / "tests" / "ollama" / "real_ollama.py")
+    exe, why = real.find_ollama()
+    if exe is None:
+        if os.environ.get("MODELKIT_REQUIRE_OLLAMA") == "1":
+            pytest.fail(f"{why} (MODELKIT_REQUIRE_OLLAMA=1)")
+        pytest.skip(why)
+    with real.RealOllama(exe, tmp_path_factory.mktemp("real-ollama"), tap=True) as server:
+        yield server
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that use the real Ollama are marked ``real_ollama``, so the summary can count them."""
+    for item in items:
+        if "real_ollama" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.real_ollama)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say how many tests ran against the real Ollama (CI must not go green by skipping them)."""
+    ran = [r for r in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", [])
+           if r.when == "call" and "real_ollama" in r.keywords]
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if "real_ollama" in r.keywords]
+    terminalreporter.write_line(f"{len(ran)} tests ran against the real Ollama"
+                                + (f", {len(skipped)} skipped" if skipped else ""))
+
+
+@pytest.fixture(scope="session")
+def built_example(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole tiny example built once per session (not registered): copy it with
+    :func:`copy_built`, never build in it."""
+    project = copy_example(tiny_model, tmp_path_factory.mktemp("built-example"))
+    proc = modelkit("build", "--no-ollama", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    return project
+
+
+def copy_built(built: Path, project: Path) -> Path:
+    """A copy of a built project (its state and artifact cache too), as a second checkout of it."""
+    shutil.copytree(built, project, symlinks=True)
+    return project

@@ -192,7 +192,7 @@ def test_modelfile_follows_ollamas_grammar(built: Path, tag: str) -> None:
     for command in commands:
         by_name.setdefault(command.name, []).append(command.args)
     assert by_name["model"] == [f"./base+support.{tag.upper()}.gguf"]
-    assert "adapter" not in by_name  # merged: Ollama 0.34+ refuses ADAPTER
+    assert "adapter" not in by_name  # merged: no ADAPTER line
     assert (path.parent / by_name["model"][0]).is_file()
     assert by_name["system"] == ["You are a support agent. Answer in one short sentence."]
     inherited = json.loads((built / "build" / "template.json").read_text())

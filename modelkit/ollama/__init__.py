@@ -10,7 +10,8 @@ Modules, one concept each:
 * :mod:`.client` — the official client, where the server is, and whether it answers;
 * :mod:`.register` — registration through the HTTP API (blobs by digest, then create);
 * :mod:`.cli` — registration through ``ollama create -f``;
-* :mod:`.freshness` — whether Ollama holds a model with the expected content.
+* :mod:`.freshness` — whether Ollama holds a model with the expected content;
+* :mod:`.engine` — which renderer Ollama will use for a model (Go TEMPLATE, the GGUF's Jinja, a RENDERER).
 
 Importing this package is cheap: the HTTP client is loaded only when a name that needs it is used.
 """
@@ -32,7 +33,9 @@ _EXPORTS = {
     "RetryPolicy": ".register",
     "register_with_cli": ".cli",
     "RegistrationStatus": ".freshness",
-    "is_registered": ".freshness",
+    "registration_status": ".freshness",
+    "held_copy": ".freshness",
+    "predict_engine": ".engine",
     "check_model_name": ".names",
     "parse_model_name": ".names",
     "check_parameters": ".params",

@@ -280,6 +280,7 @@ def _create(
     except ConnectionError as e:
         raise OllamaUnavailable(host_shown, describe(e), name) from None
     except httpx.TransportError as e:
+        ping(client, host_shown, name)  # gone altogether: deferred, as if it had not been running
         raise StepError(
             f"lost the connection to Ollama while it was creating {name} ({describe(e)}); Ollama may or may "
             "not hold the new model now: the next build asks it, and registers again if needed"

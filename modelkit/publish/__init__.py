@@ -94,7 +94,8 @@ def publish(plan: PublishPlan, progress: Progress | None = None) -> PublishResul
         result = PublishResult(commit)
         if plan.pushes:
             try:
-                result.pushed = push_all(plan.pushes, host=plan.ollama_host, progress=progress)
+                result.pushed = push_all(plan.pushes, host=plan.ollama_host, progress=progress,
+                                         insecure=plan.insecure)
             except RegistryUnavailable as e:
                 result.deferred = str(e)
     return result

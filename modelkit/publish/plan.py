@@ -70,6 +70,8 @@ class PublishPlan:
     variants: list[PublishedVariant]
     extras: list[Upload]  # the lock file and the spec
     ollama_host: str | None = None
+    insecure: bool = False
+    """Push over plain HTTP (``[publish] insecure``)."""
     parts: dict[str, list[Upload]] = field(default_factory=dict)  # a GGUF's name -> its split set
 
     @property
@@ -118,7 +120,7 @@ def plan_publish(project: Project, repo: str | None = None, private: bool | None
     extras = [Upload("modelkit.lock", "lock file", local=project.lock_path),
               Upload(project.loaded.path.name, "spec", local=project.loaded.path)]
     return PublishPlan(project, chosen, settings.private if private is None else private, settings.max_bytes,
-                       variants, extras, project.spec.ollama.host)
+                       variants, extras, project.spec.ollama.host, settings.insecure)
 
 
 def rows(plan: PublishPlan) -> list[VariantRow]:

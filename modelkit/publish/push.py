@@ -35,9 +35,9 @@ class Pushed:
 
 
 def push_all(pairs: list[tuple[str, str]], *, host: str | None = None, progress: Progress | None = None,
-             timeout: float = 3600.0) -> list[Pushed]:
-    """Copy each local model to its registry name and push it; all or a :class:`RegistryUnavailable`
-    naming what was not pushed."""
+             timeout: float = 3600.0, insecure: bool = False) -> list[Pushed]:
+    """Copy each local model to its registry name and push it (``insecure``: over plain HTTP);
+    all or a :class:`RegistryUnavailable` naming what was not pushed."""
     report = progress or ignore_progress
     where = shown_host(host)
     client = make_client(host, timeout)
@@ -48,17 +48,17 @@ def push_all(pairs: list[tuple[str, str]], *, host: str | None = None, progress:
     done: list[Pushed] = []
     for i, (source, name) in enumerate(pairs):
         try:
-            done.append(_push_one(client, source, name, report))
+            done.append(_push_one(client, source, name, report, insecure))
         except RegistryUnavailable as e:
             raise RegistryUnavailable(e.where, e.detail, pairs[i:]) from None
     return done
 
 
-def _push_one(client: ollama.Client, source: str, name: str, report: Progress) -> Pushed:
+def _push_one(client: ollama.Client, source: str, name: str, report: Progress, insecure: bool) -> Pushed:
     try:
         if source != name:
             client.copy(source, name)
-        sent = _stream(client, name, report)
+        sent = _stream(client, name, report, insecure)
     except ollama.ResponseError as e:
         raise _classify(e.error, e.status_code, source, name) from None
     except (ConnectionError, httpx.TransportError) as e:
@@ -66,12 +66,12 @@ def _push_one(client: ollama.Client, source: str, name: str, report: Progress) -
     return Pushed(source, name, sent)
 
 
-def _stream(client: ollama.Client, name: str, report: Progress) -> int:
+def _stream(client: ollama.Client, name: str, report: Progress, insecure: bool) -> int:
     """Push ``name``, turning the status lines into progress; the layer bytes the server reported."""
     layers: dict[str, int] = {}
     done: dict[str, int] = {}
     status = ""
-    for event in client.push(name, stream=True):
+    for event in client.push(name, insecure=insecure, stream=True):
         status = event.status or status
         if event.digest and event.total:
             layers[event.digest] = event.total

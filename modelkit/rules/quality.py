@@ -83,8 +83,11 @@ def _verdict(add: Callable[..., Action], names: Names, loaded: LoadedSpec, m: Me
         return None
     made_verdict = names.verdict(variant.model, variant.tag)
     ladder = [o.variant.evaluation for o in made if o.variant.evaluation is not None] if gated else None
-    deps = [variant.gguf_target, variant.modelfile_target, *(evaluations.values() if gated else ())]
+    adapter = names.adapter(variant.adapter) if variant.adapter and m.modelfile.adapters else None  # an ADAPTER line
+    deps = [variant.gguf_target, variant.modelfile_target, *(evaluations.values() if gated else ()),
+            adapter.target if adapter else None]
     add(made_verdict.target, JudgeVariant(ref=variant.ref, gguf=variant.gguf, modelfile=m.modelfile, checks=checks,
+                                          adapters=[adapter.path] if adapter else [],
                                           max_kld=spec.max_kld if gated else None,
                                           evaluation=variant.evaluation if gated else None, ladder=ladder,
                                           out=made_verdict.path), deps, long=True)

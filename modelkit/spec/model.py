@@ -343,7 +343,10 @@ class Publish(_Strict):
     license: str | None = Field(None, description="The model card's license (e.g. 'apache-2.0', 'llama3.1'); "
                                                   "default: the base model card's.")
     ollama: str | None = Field(None, description="Also push every variant to Ollama's registry as "
-                                                 "'namespace/model:tag' (after registration).")
+                                                 "'namespace/model:tag' (after registration); "
+                                                 "'host:port/namespace/model' for another registry.")
+    insecure: bool = Field(False, description="Push over plain HTTP, as `ollama push --insecure` does: for a "
+                                              "registry on your own network without TLS.")
 
     @field_validator("repo")
     @classmethod

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +32,14 @@ ATTEMPTS = 5  # llama-completion's asynchronous log sometimes loses the end of i
 class JudgeVariant(Step, kind="judge", tool="quantize", reproducible=False):
     """``ref``'s verdict (``out``): ``checks`` are the spec's prompt checks for it (dicts with
     ``messages``, ``expect`` or ``expect_regex``, ``max_tokens``); ``evaluation`` its numbers and
-    ``ladder`` the other variants' of the same model, when a ``max_kld`` gate applies."""
+    ``ladder`` the other variants' of the same model, when a ``max_kld`` gate applies; ``adapters``
+    the LoRA GGUFs the variant ships beside its GGUF (``lora = "adapter"``), applied as Ollama does."""
 
     ref: str
     gguf: Path
     modelfile: RenderModelfile
     checks: list[dict[str, Any]]
+    adapters: list[Path] = field(default_factory=list)
     max_kld: float | None = None
     evaluation: Path | None = None
     ladder: list[Path] | None = None
@@ -68,7 +70,7 @@ class JudgeVariant(Step, kind="judge", tool="quantize", reproducible=False):
         template = self.modelfile.resolved_template() or "{{ .Prompt }}"
         prompt = execute(template, ollama_data(check["messages"], self.modelfile.system))
         ctx.progress(None, f"asking {self.ref}: {check['messages'][-1]['content'][:60]}")
-        answer = _cut(complete(ctx, self.gguf, prompt, check["max_tokens"]), self._stops())
+        answer = _cut(complete(ctx, self.gguf, prompt, check["max_tokens"], self.adapters), self._stops())
         if check.get("expect") is not None:
             passed = check["expect"] in answer
         else:
@@ -96,11 +98,12 @@ class JudgeVariant(Step, kind="judge", tool="quantize", reproducible=False):
                 f"(perplexity {mine['ppl']:.3f} vs {mine['ppl_base']:.3f} at full precision){hint}"]
 
 
-def complete(ctx: StepContext, gguf: Path, prompt: str, max_tokens: int) -> str:
-    """The model's greedy continuation of ``prompt``, as text."""
+def complete(ctx: StepContext, gguf: Path, prompt: str, max_tokens: int, adapters: list[Path] | None = None) -> str:
+    """The model's greedy continuation of ``prompt`` (with ``adapters`` applied), as text."""
     tc = ctx.toolchain
     cmd = [str(tc.completion), "-m", str(gguf), "-p", prompt, "-n", str(max_tokens), "--temp", "0", "--seed", "0",
-           "-t", "1", "-tb", "1", "-no-cnv", "--no-warmup", "--no-display-prompt", *offload(tc)]
+           "-t", "1", "-tb", "1", "-no-cnv", "--no-warmup", "--no-display-prompt", *offload(tc),
+           *(arg for adapter in adapters or [] for arg in ("--lora", str(adapter)))]
     with open(ctx.log_path, "a", encoding="utf-8") as log:
         log.write("$ " + " ".join(cmd[:4]) + " -p <prompt> " + " ".join(cmd[6:]) + f"\n{prompt}\n")
         for _ in range(ATTEMPTS):

@@ -1,71 +1,33 @@
-"""The whole registration flow against a real Ollama, when ``ollama`` is on PATH (skipped otherwise).
+"""The registration library against the real Ollama (``real_ollama`` in ``tests/conftest.py``).
 
-Uses the server at ``OLLAMA_HOST`` (or the default address) when one answers; otherwise starts
-``ollama serve`` on a free port with a throwaway model store, and stops it afterwards. Every model
-it makes has a unique name and is deleted at the end.
+Every model a test makes has a unique name and is deleted at the end.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ollama_fixtures import free_port_host, gguf_dir, modelfile_of, unregister, write_modelfile  # noqa: F401
-from modelkit.errors import OllamaUnavailable
+from ollama_fixtures import gguf_dir, modelfile_of, unregister, write_modelfile  # noqa: F401
 from modelkit.ollama.cli import register_with_cli
-from modelkit.ollama.client import server_version
 from modelkit.ollama.content import ModelContent
 from modelkit.ollama.freshness import held_copy, registration_status
 from modelkit.ollama.register import register
 
-pytestmark = [pytest.mark.ollama, pytest.mark.slow]
+pytestmark = [pytest.mark.real_ollama, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def real_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    exe = shutil.which("ollama")
-    if exe is None:
-        pytest.skip("no `ollama` on PATH")
-    host = os.environ.get("OLLAMA_HOST") or "http://127.0.0.1:11434"
-    try:
-        server_version(host=host)
-        running = True
-    except OllamaUnavailable:
-        running = False
-    if running:
-        yield host
-        return
-    host = free_port_host()
-    store = tmp_path_factory.mktemp("ollama-models")
-    env = {**os.environ, "OLLAMA_HOST": host.removeprefix("http://"), "OLLAMA_MODELS": str(store)}
-    log = (store / "serve.log").open("wb")
-    proc = subprocess.Popen([exe, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                server_version(host=host)
-                break
-            except OllamaUnavailable:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"`ollama serve` did not come up at {host}; see {store / 'serve.log'}")
-                time.sleep(0.2)  # polling for the server to listen, bounded by the deadline above
-        yield host
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+@pytest.fixture
+def real_host(real_ollama: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The session's real Ollama (``tests/conftest.py``), by its address; its ``ollama`` CLI on PATH."""
+    monkeypatch.setenv("PATH", real_ollama.env()["PATH"])
+    return str(real_ollama.host)
 
 
 @pytest.fixture
@@ -132,3 +94,43 @@ def test_adapter_variant_is_registered(real_host: str, names: list[str], gguf_di
                            template="{{ .Prompt }}")
     result = register(name, content, host=real_host)
     assert len(result.copy.adapter_blobs) == 1 and registration_status(name, result.copy, host=real_host)
+
+
+TOOL_JINJA = ("{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% if m.tool_calls %}{{ m.tool_calls | tojson }}"
+              "{% endif %}{% endfor %}{% if tools %}{{ tools | tojson }}{% endif %}"
+              "{% if message.role == 'tool' %}<tool_response>{% endif %}")
+
+
+@pytest.mark.toolchain
+def test_the_stand_in_answers_as_the_real_server_does(real_host: str, names: list[str], gguf_dir: Path,
+                                                      tmp_path: Path, toolchain: Any) -> None:
+    """The same registrations against the real Ollama and the stand-in of today's: what ``show``
+    answers (template, system, parameters, capabilities, details, the Modelfile's commands) and
+    the create statuses agree, for a plain model, one whose GGUF's Jinja has tools (native chat
+    mode) and one with an adapter. Parameters are compared as sets: Go prints maps in random order."""
+    import httpx
+
+    from fake_server import FakeOllama
+    from gguf_files import write_tiny_gguf
+
+    write_tiny_gguf(tmp_path / "tools.gguf", chat_template=TOOL_JINJA)
+    cases = {
+        "plain": ModelContent(gguf=gguf_dir / "tiny.Q8_0.gguf", template="{{ .Prompt }}", system="Be brief.",
+                              parameters={"temperature": 0.2, "num_ctx": 512}, license=("MIT",)),
+        "tools": ModelContent(gguf=tmp_path / "tools.gguf", template="{{ range .Messages }}{{ .Content }}{{ end }}"),
+        "adapter": ModelContent(gguf=gguf_dir / "tiny.Q4_K_M.gguf", adapters=(gguf_dir / "adapter support.gguf",),
+                                template="{{ .Prompt }}"),
+    }
+
+    def seen(host: str, name: str, content: ModelContent) -> dict[str, Any]:
+        statuses = register(name, content, host=host).statuses
+        shown = httpx.post(f"{host}/api/show", json={"model": name}, timeout=60).json()
+        commands = [line.split(" ")[0] for line in shown["modelfile"].splitlines() if line and line[0] != "#"]
+        return {"statuses": statuses, "commands": commands, "parameters": set((shown.get("parameters") or "").splitlines()),
+                **{k: shown.get(k) for k in ("template", "system", "capabilities", "details", "license")}}
+
+    with FakeOllama(generation="current", quantize=toolchain.quantize) as fake:
+        for case, content in cases.items():
+            name = f"modelkit-test:{uuid.uuid4().hex[:8]}-{case}"
+            names.append(name)
+            assert seen(fake.host, name, content) == seen(real_host, name, content), case

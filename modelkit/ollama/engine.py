@@ -1,0 +1,172 @@
+"""Which renderer Ollama uses for a model, predicted by Ollama's own rules: the Modelfile's Go
+TEMPLATE, the GGUF's Jinja (its native chat mode), or a built-in RENDERER/PARSER.
+
+Read from Ollama's source at v0.32.15 (``server/images.go``: ``chatTemplateCapabilities``,
+``goTemplateCapabilities``, ``shouldPreferChatTemplate``, ``selectedTemplateSource``;
+``thinking/template.go``: ``InferTags``; ``server/routes.go``: ``shouldUseGoTemplate``), and
+checked against the real server's ``template selection`` log line in ``tests/test_real_ollama.py``.
+The words are the log's: ``go_template``, ``gguf_chat_template``, ``renderer``, ``parser``,
+``renderer_parser``, ``none``. Before native chat mode (Ollama < :data:`NATIVE_CHAT_SINCE`)
+the Go TEMPLATE renders every model that has one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from modelkit.chat_template.gotemplate import GoTemplate, GoTemplateError, identifiers, parse
+from modelkit.chat_template.gotemplate.nodes import ActionNode, IfNode, Node, Operand, Pipe, RangeNode, TextNode
+
+NATIVE_CHAT_SINCE = "0.30"
+"""The first Ollama that may render the GGUF's Jinja instead of the Modelfile's TEMPLATE."""
+
+TOOLS, THINKING, INSERT = "tools", "thinking", "insert"
+_TOOL_RESULT_MARKS = ("tool_response", "tool_results", "role'] == 'tool'", "role'] == \"tool\"",
+                      "role\"] == 'tool'", "role\"] == \"tool\"", "message.role == 'tool'",
+                      "message.role == \"tool\"", "ipython")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What Ollama will render a model with, and the capabilities it saw on each side."""
+
+    selected: str
+    go_template: tuple[str, ...] | None
+    chat_template: tuple[str, ...] | None
+
+    @property
+    def native(self) -> bool:
+        """Whether the GGUF's own Jinja renders (native chat mode), not the Modelfile's TEMPLATE."""
+        return self.selected == "gguf_chat_template"
+
+
+def jinja_capabilities(jinja: str) -> tuple[str, ...]:
+    """``chatTemplateCapabilities``: what Ollama sees a GGUF's Jinja can do, by its text."""
+    caps = []
+    if "tools" in jinja or "tool_call" in jinja:
+        caps.append(TOOLS)
+    if _jinja_thinks(jinja):
+        caps.append(THINKING)
+    return tuple(caps)
+
+
+def _jinja_thinks(jinja: str) -> bool:
+    if "<think>" in jinja and "</think>" in jinja:
+        return True
+    splits = "content.split('</think>')" in jinja or 'content.split("</think>")' in jinja
+    return splits and "reasoning_content" not in jinja and "<SPECIAL_12>" not in jinja
+
+
+def _jinja_round_trip(jinja: str) -> bool:
+    """``chatTemplateHasToolRoundTrip``: tools, tool calls and tool results all written."""
+    if not jinja_capabilities(jinja) or TOOLS not in jinja_capabilities(jinja):
+        return False
+    calls = "tool_calls" in jinja or "assistant_tool_call" in jinja
+    return calls and any(mark in jinja for mark in _TOOL_RESULT_MARKS)
+
+
+def go_capabilities(template: GoTemplate) -> tuple[str, ...]:
+    """``goTemplateCapabilities``: tools (``.Tools``), insert (``.Suffix``), thinking (tags around
+    ``.Thinking`` in the messages, as ``InferTags`` finds them)."""
+    names = identifiers(template)
+    caps = [c for c, name in ((TOOLS, "tools"), (INSERT, "suffix")) if name in names]
+    opening, closing = _thinking_tags(template)
+    if opening and closing:
+        caps.append(THINKING)
+    return tuple(caps)
+
+
+def _go_round_trip(template: GoTemplate, text: str) -> bool:
+    """``goTemplateHasToolRoundTrip``: tools and tool calls used, tool results written."""
+    names = identifiers(template)
+    if "tools" not in names or "toolcalls" not in names:
+        return False
+    return 'eq .Role "tool"' in text or "tool_response" in text or "TOOL_RESULTS" in text
+
+
+def _thinking_tags(template: GoTemplate) -> tuple[str, str]:
+    """``InferTags``: the text that opens and closes the last ``.Thinking`` written inside a range
+    over ``.Messages`` — the first and last text of the list holding it."""
+    found = ["", ""]
+
+    def visit(nodes: list[Node], in_messages: bool) -> None:
+        for node in nodes:
+            if isinstance(node, ActionNode) and in_messages and _mentions_thinking(node.pipe):
+                _take_tags(nodes, found)
+            elif isinstance(node, IfNode):
+                if in_messages and _mentions_thinking(node.pipe):
+                    _take_tags(nodes, found)
+                visit(node.body, in_messages)
+                visit(node.orelse, in_messages)
+            elif isinstance(node, RangeNode):
+                over_messages = any(_names_field(a, "Messages") for c in node.pipe.cmds for a in c.args)
+                visit(node.body, over_messages)
+                visit(node.orelse, over_messages)
+
+    visit(template.root, False)
+    return found[0], found[1]
+
+
+def _take_tags(nodes: list[Node], found: list[str]) -> None:
+    if isinstance(nodes[0], TextNode):
+        found[0] = nodes[0].text.decode("utf-8", "replace").strip()
+    if isinstance(nodes[-1], TextNode):
+        found[1] = nodes[-1].text.decode("utf-8", "replace").strip()
+
+
+def _mentions_thinking(pipe: Pipe) -> bool:
+    return any(_names_field(a, "Thinking") for c in pipe.cmds for a in c.args)
+
+
+def _names_field(operand: Operand, field: str) -> bool:
+    """Whether ``operand`` is, or holds, the field ``.<field>`` (a FieldNode: ``$.x`` is not one)."""
+    if operand.kind == "pipe" and not operand.chain:
+        return any(_names_field(a, field) for c in operand.value.cmds for a in c.args)
+    return operand.kind == "dot" and operand.chain[:1] == (field,)
+
+
+def predict_engine(jinja: str | None, go_template: str | None, *, renderer: str | None = None,
+            parser: str | None = None, go_template_env: bool | None = None,
+            native_chat: bool = True) -> Choice:
+    """The renderer Ollama selects for a model whose GGUF carries ``jinja`` and whose Modelfile
+    gives ``go_template``. ``go_template_env``: ``OLLAMA_GO_TEMPLATE`` when set; ``native_chat``:
+    False for an Ollama before :data:`NATIVE_CHAT_SINCE`."""
+    tree = _parsed(go_template)
+    go_caps = go_capabilities(tree) if tree is not None else None
+    chat_caps = jinja_capabilities(jinja) if jinja else None
+    if renderer or parser:
+        selected = "renderer_parser" if renderer and parser else ("renderer" if renderer else "parser")
+        return Choice(selected, go_caps, chat_caps)
+    if go_template is not None and _uses_go_template(jinja, go_template, tree, go_template_env, native_chat):
+        return Choice("go_template", go_caps, chat_caps)
+    return Choice("gguf_chat_template" if jinja else "none", go_caps, chat_caps)
+
+
+def _parsed(go_template: str | None) -> GoTemplate | None:
+    if go_template is None:
+        return None
+    try:
+        return parse(go_template)
+    except GoTemplateError:
+        return None  # Ollama refuses such a TEMPLATE at create time; nothing to predict
+
+
+def _uses_go_template(jinja: str | None, text: str, tree: GoTemplate | None, env: bool | None,
+                      native_chat: bool) -> bool:
+    """``shouldUseGoTemplate`` after ``PreferChatTemplate`` was decided at load."""
+    if env is not None:
+        return env
+    if not native_chat or not jinja or tree is None:
+        return True
+    return not _prefers_chat_template(jinja, tree, text)
+
+
+def _prefers_chat_template(jinja: str, tree: GoTemplate, text: str) -> bool:
+    """``shouldPreferChatTemplate``: the Jinja can do more, or the same with tools where only it
+    writes the whole tool round trip."""
+    chat_caps, go_caps = jinja_capabilities(jinja), go_capabilities(tree)
+    if len(chat_caps) > len(go_caps):
+        return not _go_round_trip(tree, text) or _jinja_round_trip(jinja)
+    if set(chat_caps) != set(go_caps) or TOOLS not in chat_caps:
+        return False
+    return _jinja_round_trip(jinja) and not _go_round_trip(tree, text)
