@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -72,7 +73,7 @@ def test_publish_uploads_every_file_in_one_commit_and_a_card_the_hub_accepts(tmp
     assert proc.returncode == 0, proc.stderr
     repo = hub.repos["me/bot"]  # type: ignore[attr-defined]
     assert sorted(repo.files) == [".gitattributes", "README.md", "bot-F32.Modelfile", "bot-F32.gguf",
-                                  "model.toml", "modelkit.lock"]
+                                  "model.toml", "modelkit.lock", "params", "system", "template"]
     assert repo.files["bot-F32.gguf"] == (project / "model.gguf").read_bytes()
     assert repo.files["modelkit.lock"] == (project / "modelkit.lock").read_bytes()
     assert b"FROM ./bot-F32.gguf" in repo.files["bot-F32.Modelfile"]  # the file beside it in the repo
@@ -85,6 +86,29 @@ def test_publish_uploads_every_file_in_one_commit_and_a_card_the_hub_accepts(tmp
     assert {"gguf", "ollama"} <= set(card.data.tags)
     assert "ollama run hf.co/me/bot:F32" in card.text and "llama-server -hf me/bot:F32" in card.text
     assert hub_server.card_metadata_errors(repo.files["README.md"].decode()) == []
+    assert "from `template`, `system`, `params` at this repository's root" in card.text
+
+
+def test_ollama_run_hf_co_gets_the_registered_template_system_and_parameters(tmp_path: Path, hub: object) -> None:
+    """``template``, ``system`` and ``params`` at the root (what ``ollama run hf.co/…`` reads) say
+    exactly what the registered Modelfile's TEMPLATE, SYSTEM and PARAMETERs say."""
+    import json
+
+    grammar = load_module(ROOT / "tests" / "ollama" / "modelfile_grammar.py")
+    env = env_for(hub, tmp_path)
+    spec = SPEC.replace("parameters = { temperature = 0.5 }", 'parameters = { temperature = 0.5, num_ctx = 2048, '
+                        'stop = ["<|end|>", "</s>"] }')
+    project = built(ready_project(tmp_path / "p", spec), env)
+    assert modelkit(["publish"], project, env).returncode == 0
+    files = hub.repos["me/bot"].files  # type: ignore[attr-defined]
+    commands = grammar.parse((project / "build" / "bot-f32.Modelfile").read_text())
+    said = {c.name: [] for c in commands}
+    for c in commands:
+        said[c.name].append(c.args)
+    assert files["template"].decode() == said["template"][0] == "{{ .Prompt }}"
+    assert files["system"].decode() == said["system"][0] == "Be brief."
+    assert json.loads(files["params"]) == {"temperature": 0.5, "num_ctx": 2048, "stop": ["<|end|>", "</s>"]}
+    assert (said["temperature"], said["num_ctx"], said["stop"]) == (["0.5"], ["2048"], ["<|end|>", "</s>"])
 
 
 def test_a_second_publish_of_the_same_build_uploads_and_commits_nothing(tmp_path: Path, hub: object) -> None:
@@ -121,6 +145,8 @@ def test_dry_run_prints_the_files_and_the_card_and_sends_nothing(tmp_path: Path,
     assert "would publish to" in proc.stdout and "me/other" in proc.stdout
     for name in ("bot-F32.gguf", "bot-F32.Modelfile", "modelkit.lock", "model.toml", "README.md"):
         assert name in proc.stdout
+    for name, what in (("template", "Go TEMPLATE"), ("system", "system prompt"), ("params", "parameters")):
+        assert re.search(rf"^  {name} +\d+ B  {what} for ollama run hf.co/…$", proc.stdout, re.M), proc.stdout
     assert "library_name: gguf" in proc.stdout and "ollama run hf.co/me/other:F32" in proc.stdout
     assert hub.requests == []  # type: ignore[attr-defined]
 

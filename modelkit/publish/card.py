@@ -64,6 +64,7 @@ class CardFacts:
     template_proof: str | None = None
     ollama: str | None = None
     max_file_size: int | None = None
+    hub_pull: list[str] = field(default_factory=list)  # template, system, params: what `ollama run hf.co/…` reads
 
 
 def read_base_terms(readme: Path | None) -> BaseTerms:
@@ -123,7 +124,8 @@ def render_card(facts: CardFacts) -> str:
         first=rows[0], evaluated=facts.evaluated, reference=facts.reference, ollama=facts.ollama,
         split=any(len(v.files) > 1 for v in facts.variants), max_file_size=human(facts.max_file_size or 0),
         template_origin=facts.template_origin, template_proof=facts.template_proof,
-        license_note=_license_note(facts), gated_note=_gated_note(facts))
+        license_note=_license_note(facts), gated_note=_gated_note(facts),
+        hub_pull=", ".join(f"`{name}`" for name in facts.hub_pull))
 
 
 def _row(v: VariantRow) -> dict[str, Any]:

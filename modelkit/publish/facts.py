@@ -29,6 +29,8 @@ def card_facts(project: Project, repo: str, rows: list[VariantRow]) -> CardFacts
         relation = "adapter" if spec.ollama.lora == "adapter" else "merge"
     else:
         relation = "quantized"
+    from modelkit.publish.plan import hub_pull_files
+
     origin, proof = _template(project)
     report = project.quality_report() if project.evaluates else {}
     reference = report.get("reference") or {}
@@ -41,7 +43,8 @@ def card_facts(project: Project, repo: str, rows: list[VariantRow]) -> CardFacts
         relation=relation, adapters=[_adapter_label(a.repo, a.path, a.name) for a in spec.adapters],
         variants=rows, license=license_, license_from=license_from if license_ else None, terms=terms,
         evaluated=project.evaluates, reference=ref_text, template_origin=origin, template_proof=proof,
-        ollama=spec.publish.ollama, max_file_size=spec.publish.max_bytes)
+        ollama=spec.publish.ollama, max_file_size=spec.publish.max_bytes,
+        hub_pull=[f.path_in_repo for f in hub_pull_files(project)])
 
 
 def _base_label(project: Project) -> str:

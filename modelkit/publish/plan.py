@@ -118,7 +118,7 @@ def plan_publish(project: Project, repo: str | None = None, private: bool | None
     variants = [_published(project, v) for v in project.variants]
     _check_one_registry_model(project, variants)
     extras = [Upload("modelkit.lock", "lock file", local=project.lock_path),
-              Upload(project.loaded.path.name, "spec", local=project.loaded.path)]
+              Upload(project.loaded.path.name, "spec", local=project.loaded.path), *hub_pull_files(project)]
     return PublishPlan(project, chosen, settings.private if private is None else private, settings.max_bytes,
                        variants, extras, project.spec.ollama.host, settings.insecure)
 
@@ -165,6 +165,31 @@ def modelfile_upload(project: Project, pv: PublishedVariant, gguf_in_repo: str) 
     local = dataclasses.replace(render, from_=f"./{gguf_in_repo}",
                                 adapters=[f"./{a.path_in_repo}" for a in pv.adapters])
     return Upload(modelfile_name(pv.variant), "Modelfile", text=local.content())
+
+
+def hub_pull_files(project: Project) -> list[Upload]:
+    """``template``, ``system`` and ``params`` at the repository's root: what ``ollama run
+    hf.co/owner/repo:QUANT`` takes instead of guessing a template from the GGUF's Jinja (Hugging
+    Face's convention: hub-docs ``ollama.md``, "Custom Chat Template and Parameters"). They are the
+    registered Modelfile's TEMPLATE, SYSTEM and PARAMETERs (``params`` in Ollama's option names and
+    types). One set serves every variant, so it is written only when the variants agree on it."""
+    import json
+
+    from modelkit.ollama.params import check_parameters
+    from modelkit.steps.modelfile import RenderModelfile
+
+    seen = set()
+    for variant in project.variants:
+        render = project.graph[variant.modelfile_target].action
+        assert isinstance(render, RenderModelfile)
+        params = json.dumps(check_parameters(render.resolved_parameters()), ensure_ascii=False, indent=2)
+        seen.add((render.resolved_template(), render.system, params))
+    if len(seen) != 1:
+        return []
+    template, system, params = seen.pop()
+    files = [Upload("template", "Go TEMPLATE for ollama run hf.co/…", text=template)] if template else []
+    files += [Upload("system", "system prompt for ollama run hf.co/…", text=system)] if system else []
+    return files + ([Upload("params", "parameters for ollama run hf.co/…", text=params + "\n")] if params != "{}" else [])
 
 
 def _pushes(project: Project, variant: Variant) -> list[tuple[str, str]]:
