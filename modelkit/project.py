@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Iterable
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelkit import __version__, hub
 from modelkit.core.engine import BuildResult, Engine, Pin, Reporter, Status
@@ -26,12 +26,15 @@ from modelkit.core.process import Progress
 from modelkit.core.remote_cache import RemoteCache, choose_url
 from modelkit.core.state import State
 from modelkit.errors import UserError
-from modelkit.formats.gguf import gguf_facts
+from modelkit.formats.gguf import gguf_facts, read_header
 from modelkit.rules import Layout, Variant, build_graph
 from modelkit.spec import LoadedSpec, load_spec
 from modelkit.steps.modelfile import RenderModelfile
-from modelkit.steps.register import Register, read_receipt
+from modelkit.steps.template import read_inherited
 from modelkit.toolchain import Toolchain, detect_backend, find_toolchain, require_toolchain
+
+if TYPE_CHECKING:
+    from modelkit.ollama.engine import Choice
 
 
 class Project:
@@ -181,7 +184,11 @@ class Project:
         """The quality ladder (see :mod:`modelkit.report`) from what the evaluation targets wrote."""
         from modelkit.report import assemble
 
-        return assemble(self.variants, self.spec.evaluate.max_kld)
+        report = assemble(self.variants, self.spec.evaluate.max_kld)
+        for row, variant in zip(report["variants"], self.variants):
+            choice = self.renderer(variant)
+            row["renderer"] = choice.selected if choice else None
+        return report
 
     def write_report(self) -> str | None:
         """Write ``build/report.json`` and ``build/report.png``; why no picture, if there is none."""
@@ -271,10 +278,18 @@ class Project:
         return self.loaded.state_dir / "build.lock"
 
     def describe_plan(self, statuses: list[Status]) -> list[dict[str, Any]]:
-        """The plan as data (``modelkit plan --json``): each target's status, reason, action, outputs."""
-        return [{"target": s.name, "status": s.state, "reason": s.reason,
+        """The plan as data (``modelkit plan --json``): each target's status, reason, action, outputs, and
+        for a registration the renderer Ollama will use (``go_template``, ``gguf_chat_template``; null
+        until the GGUF or the template it depends on is built)."""
+        registered = {name: v for v in self.variants for name in v.registrations}
+        rows = [{"target": s.name, "status": s.state, "reason": s.reason,
                  "action": self.graph[s.name].action.describe(),
                  "outputs": [str(p) for p in self.graph[s.name].action.outputs()]} for s in statuses]
+        for row in rows:
+            if row["target"] in registered:
+                choice = self.renderer(registered[row["target"]])
+                row["renderer"] = choice.selected if choice else None
+        return rows
 
     def variant(self, ref: str) -> Variant:
         """The variant ``model:tag`` (or just ``tag``); a :class:`UserError` listing them if none."""
@@ -300,12 +315,30 @@ class Project:
             info["chat_template"] = origin
         registered = [r for r in variant.registrations if self.state.target(r) is not None]
         info["registered_as"] = [r.removeprefix("ollama:") for r in registered]
-        receipts = [read_receipt(action.out) for r in registered if isinstance(action := self.graph[r].action, Register)]
-        if any(receipt.native_chat for receipt in receipts):
-            info["ollama_renders"] = "the GGUF's own chat template (Ollama's native chat mode), not the TEMPLATE"
-        elif receipts:
-            info["ollama_renders"] = "the Modelfile's TEMPLATE"
+        choice = self.renderer(variant)
+        if choice is not None:
+            info["ollama_renders"] = choice.words()
         return info
+
+    def renderer(self, variant: Variant) -> Choice | None:
+        """Which renderer today's Ollama uses for ``variant`` (Ollama's own rules, see
+        :mod:`modelkit.ollama.engine`): its Modelfile's TEMPLATE, or the Jinja its GGUF carries
+        (native chat mode). None until what decides it is built (the GGUF, or the template)."""
+        from modelkit.ollama.engine import predict_engine
+
+        modelfile = self.graph[variant.modelfile_target].action
+        assert isinstance(modelfile, RenderModelfile)
+        try:
+            template = modelfile.resolved_template()
+        except OSError:
+            return None  # the inherited template is not built yet
+        if variant.gguf.is_file():
+            jinja = read_header(variant.gguf, index_strings=()).metadata.get("tokenizer.chat_template")
+        elif modelfile.inherited is not None and modelfile.inherited.is_file():
+            jinja = read_inherited(modelfile.inherited).get("jinja")
+        else:
+            return None
+        return predict_engine(jinja if isinstance(jinja, str) else None, template)
 
     def _resolve(self, names: Iterable[str]) -> list[str]:
         return [self.graph.resolve(n) for n in names]

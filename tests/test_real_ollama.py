@@ -92,6 +92,8 @@ def test_the_server_renders_the_proven_prompt_and_answers_with_the_loras_words(b
     assert template is not None
     jinja = json.loads((project / "build" / "template.json").read_text())["jinja"]
     assert real_ollama.selections()["answer:q8_0"] == predict_engine(jinja, template.group(1)).selected == "go_template"
+    report = json.loads((project / "build" / "report.json").read_text())
+    assert {row["renderer"] for row in report["variants"]} == {"go_template"}
     run = real_ollama.cli("run", "answer:q8_0", PROMPT)  # as a user would, with the Modelfile's temperature 0
     assert run.returncode == 0 and run.stdout.strip() == check["answer"].strip(), run.stderr
 
@@ -244,7 +246,7 @@ def test_a_tool_or_thinking_template_is_rendered_by_the_engine_modelkit_predicts
     shutil.copy(toolchain.templates / template, project / "chat.jinja")
     (project / "model.toml").write_text(f'name = "{name}"\n[base]\ngguf = "./model.gguf"\n[quantize]\n'
                                         'types = ["Q8_0"]\n[ollama]\nchat_template_file = "./chat.jinja"\n')
-    build(project, real_ollama.host)
+    said = build(project, real_ollama.host).stderr
     inherited = json.loads((project / "build" / "template.json").read_text())
     before = len(real_ollama.runner_requests())
     messages = [{"role": "user", "content": PROMPT}]
@@ -252,5 +254,10 @@ def test_a_tool_or_thinking_template_is_rendered_by_the_engine_modelkit_predicts
                                   "options": {"temperature": 0, "num_predict": 4}})
     predicted = predict_engine(inherited["jinja"], inherited["template"])
     assert real_ollama.selections()[f"{name}:q8_0"] == predicted.selected == "gguf_chat_template"
+    assert f"registered as {name}:q8_0, {name}:latest" in said and "Ollama renders the GGUF's Jinja (native" in said
+    plan = json.loads(modelkit("plan", "--json", cwd=project, ollama_host=real_ollama.host).stdout)
+    assert {row["renderer"] for row in plan if row["target"].startswith("ollama:")} == {"gguf_chat_template"}
+    shown = json.loads(modelkit("inspect", f"{name}:q8_0", "--json", cwd=project).stdout)["ollama_renders"]
+    assert shown.startswith("the GGUF's own Jinja, through llama.cpp (Ollama ≥ 0.30's native chat mode")
     reference = render_chat(inherited["jinja"], messages, RenderContext(bos_token="<s>", eos_token="</s>"))
     assert real_ollama.runner_prompts(since=before) == [reference]

@@ -102,7 +102,7 @@ def test_a_server_that_renders_the_ggufs_jinja_is_said_once_and_stays_fresh(tmp_
         assert proc.stderr.count("renders the GGUF's own chat template") == 1  # two registrations, one note
         assert build(spec) == []
         facts = json.loads(cli("inspect", "bot:f32", "--json", cwd=tmp_path).stdout)
-        assert facts["ollama_renders"].startswith("the GGUF's own chat template")
+        assert facts["ollama_renders"].startswith("the GGUF's own Jinja, through llama.cpp (Ollama ≥ 0.30's native chat mode: it can do tools")
 
 
 def test_a_params_only_change_after_a_restart_uploads_nothing(tmp_path: Path, ollama: FakeOllama) -> None:
@@ -188,6 +188,6 @@ def test_inspect_a_gguf_and_a_variant(tmp_path: Path, ollama: FakeOllama) -> Non
     variant = json.loads(cli("inspect", "bot:f32", "--json", cwd=folder).stdout)
     assert variant["variant"] == "bot:f32" and variant["chat_template"] == "given in the spec"
     assert variant["registered_as"] == ["bot:f32", "bot:latest"]
-    assert variant["ollama_renders"] == "the Modelfile's TEMPLATE"
+    assert variant["ollama_renders"] == "the Modelfile's TEMPLATE (Go), in every Ollama"
     proc = cli("inspect", "bot:q9", cwd=folder)
     assert proc.returncode == 2 and "no variant 'bot:q9'" in proc.stderr

@@ -222,7 +222,9 @@ def _print_variants(project: Project, targets: list[str], result: BuildResult) -
         registered = [r for r in v.registrations if r in built and r not in deferred]
         if registered:
             names = ", ".join(r.removeprefix("ollama:") for r in registered)
-            console.print(markup("  [bold]{}[/]  registered as {}  [dim]({})[/]", v.ref, names, modelfile))
+            choice = project.renderer(v)
+            renders = f"; Ollama renders {choice.short()}" if choice else ""
+            console.print(markup("  [bold]{}[/]  registered as {}  [dim]({}{})[/]", v.ref, names, modelfile, renders))
         else:
             console.print(markup("  [bold]{}[/]  [dim]{}; to register: ollama create {} -f {}[/]", v.ref, modelfile,
                                  v.ref, modelfile))

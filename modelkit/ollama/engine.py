@@ -39,6 +39,22 @@ class Choice:
         """Whether the GGUF's own Jinja renders (native chat mode), not the Modelfile's TEMPLATE."""
         return self.selected == "gguf_chat_template"
 
+    def short(self) -> str:
+        """A few words for a summary line."""
+        return {"go_template": "its TEMPLATE", "gguf_chat_template": "the GGUF's Jinja (native chat mode)",
+                "none": "no template"}.get(self.selected, f"a built-in {self.selected}")
+
+    def words(self) -> str:
+        """The choice as a user reads it (``modelkit inspect``, the build's summary, the card)."""
+        if self.native:
+            more = sorted(set(self.chat_template or ()) - set(self.go_template or ()))
+            why = f": it can do {' and '.join(more)}, the TEMPLATE cannot" if more else ""
+            return (f"the GGUF's own Jinja, through llama.cpp (Ollama ≥ {NATIVE_CHAT_SINCE}'s native chat "
+                    f"mode{why}); older Ollama, and OLLAMA_GO_TEMPLATE=1: the Modelfile's TEMPLATE")
+        if self.selected == "go_template":
+            return "the Modelfile's TEMPLATE (Go), in every Ollama"
+        return {"none": "no template: plain completion"}.get(self.selected, f"Ollama's built-in {self.selected}")
+
 
 def jinja_capabilities(jinja: str) -> tuple[str, ...]:
     """``chatTemplateCapabilities``: what Ollama sees a GGUF's Jinja can do, by its text."""

@@ -65,6 +65,7 @@ class CardFacts:
     ollama: str | None = None
     max_file_size: int | None = None
     hub_pull: list[str] = field(default_factory=list)  # template, system, params: what `ollama run hf.co/…` reads
+    renderer: str | None = None  # which of its renderers Ollama uses (see modelkit.ollama.engine)
 
 
 def read_base_terms(readme: Path | None) -> BaseTerms:
@@ -125,7 +126,7 @@ def render_card(facts: CardFacts) -> str:
         split=any(len(v.files) > 1 for v in facts.variants), max_file_size=human(facts.max_file_size or 0),
         template_origin=facts.template_origin, template_proof=facts.template_proof,
         license_note=_license_note(facts), gated_note=_gated_note(facts),
-        hub_pull=", ".join(f"`{name}`" for name in facts.hub_pull))
+        hub_pull=", ".join(f"`{name}`" for name in facts.hub_pull), renderer=facts.renderer)
 
 
 def _row(v: VariantRow) -> dict[str, Any]:

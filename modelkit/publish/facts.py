@@ -44,7 +44,8 @@ def card_facts(project: Project, repo: str, rows: list[VariantRow]) -> CardFacts
         variants=rows, license=license_, license_from=license_from if license_ else None, terms=terms,
         evaluated=project.evaluates, reference=ref_text, template_origin=origin, template_proof=proof,
         ollama=spec.publish.ollama, max_file_size=spec.publish.max_bytes,
-        hub_pull=[f.path_in_repo for f in hub_pull_files(project)])
+        hub_pull=[f.path_in_repo for f in hub_pull_files(project)],
+        renderer=next((c.words() for v in project.variants if (c := project.renderer(v)) is not None), None))
 
 
 def _base_label(project: Project) -> str:
