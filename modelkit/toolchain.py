@@ -38,11 +38,11 @@ LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 SDIST_NAME = f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}.tar.gz"
 SDIST_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
 BINARIES = ("llama-quantize", "llama-export-lora", "llama-completion", "llama-imatrix", "llama-perplexity",
-            "llama-gguf-split")
+            "llama-gguf-split", "llama-server")
 CONVERT_PACKAGES = ("torch", "transformers", "numpy", "safetensors", "sentencepiece")
 CMAKE_FLAGS = (
     "-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF", "-DGGML_NATIVE=OFF", "-DBUILD_SHARED_LIBS=OFF",
-    "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF",
+    "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=ON",
 )
 
 
@@ -88,6 +88,11 @@ class Toolchain:
     @property
     def gguf_split(self) -> Path:
         return self.bin_dir / "llama-gguf-split"
+
+    @property
+    def server(self) -> Path:
+        """llama-server: the engine of Ollama's native chat mode, for proving what it renders."""
+        return self.bin_dir / "llama-server"
 
     @property
     def templates(self) -> Path:

@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import time
+import urllib.error
 from pathlib import Path
 from typing import Any
 
@@ -261,3 +262,51 @@ def test_a_tool_or_thinking_template_is_rendered_by_the_engine_modelkit_predicts
     assert shown.startswith("the GGUF's own Jinja, through llama.cpp (Ollama ≥ 0.30's native chat mode")
     reference = render_chat(inherited["jinja"], messages, RenderContext(bos_token="<s>", eos_token="</s>"))
     assert real_ollama.runner_prompts(since=before) == [reference]
+
+
+def ollama_api_messages(conv: Any) -> list[dict[str, Any]]:
+    """A battery conversation as a client sends it to Ollama's /api/chat (``thinking``, ``tool_name``)."""
+    out = []
+    for m in conv.messages:
+        msg = {"role": m["role"], "content": m.get("content") or ""}
+        if m.get("reasoning_content"):
+            msg["thinking"] = m["reasoning_content"]
+        if m.get("tool_calls"):
+            msg["tool_calls"] = [{"id": c["id"], "function": {"name": c["function"]["name"],
+                                                              "arguments": c["function"]["arguments"]}}
+                                 for c in m["tool_calls"]]
+        if m.get("name"):
+            msg["tool_name"] = m["name"]
+        if m.get("tool_call_id"):
+            msg["tool_call_id"] = m["tool_call_id"]
+        out.append(msg)
+    return out
+
+
+def test_the_native_proof_sends_what_ollama_sends(built_example: Path, real_ollama: Any, toolchain: Any,
+                                                  tmp_path: Path) -> None:
+    """The body modelkit's native proof sends llama.cpp (``ollama_native_body``) is what the real
+    Ollama sends its runner for the same tool and thinking conversations: the runner renders the
+    two bodies to the same prompt. (A model with a long context, so that Ollama truncates nothing.)"""
+    from gguf_files import write_tiny_gguf
+
+    from modelkit.chat_template.proof.conversations import THINKING, TOOLS
+    from modelkit.chat_template.proof.native import LlamaServer, ollama_native_body
+
+    project = tmp_path / "p"
+    project.mkdir()
+    jinja = (toolchain.templates / "Qwen-Qwen3-0.6B.jinja").read_text()
+    gguf = write_tiny_gguf(project / "model.gguf", chat_template=jinja, context=8192)
+    (project / "model.toml").write_text('name = "sent"\n[base]\ngguf = "./model.gguf"\n[quantize]\ntypes = []\n')
+    build(project, real_ollama.host)
+    with LlamaServer(toolchain.server, gguf, None) as server:
+        for conv in (*TOOLS, *THINKING):
+            before = len(real_ollama.runner_requests())
+            try:
+                real_ollama.api("/api/chat", {"model": "sent:f32", "messages": ollama_api_messages(conv),
+                                              "stream": False, "tools": list(conv.tools) or None, "think": True,
+                                              "options": {"num_predict": 1}})
+            except urllib.error.HTTPError as e:  # a random model's token does not parse as a tool call:
+                assert b"does not match the expected" in e.read()  # after the prompt was rendered
+            assert real_ollama.runner_prompts(since=before) == [server.render(ollama_native_body(conv, True))], \
+                conv.name

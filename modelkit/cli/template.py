@@ -20,7 +20,8 @@ def add_commands(subparsers: Any) -> None:
                                      description=__doc__.splitlines()[0] if __doc__ else None)
     sub = template.add_subparsers(dest="template_command", metavar="{show,translate}")
     sub.required = True
-    show = sub.add_parser("show", help="print the Jinja chat template and the special tokens")
+    show = sub.add_parser("show", help="print the Jinja chat template and the special tokens (for a GGUF, also "
+                                       "what llama.cpp's engine, Ollama's native path, renders from it)")
     show.add_argument("source", type=Path, help="a GGUF file or a Hugging Face model folder")
     show.set_defaults(func=_show)
     tr = sub.add_parser("translate", help="print the proven Ollama TEMPLATE (stdout) and the proof (stderr)")
@@ -46,7 +47,28 @@ def _show(args: argparse.Namespace) -> int:
     table.add_row("end-of-turn", ", ".join(repr(t) for t in src.eot_tokens) or "-")
     table.add_row("add_bos_token", "yes (the tokenizer adds BOS itself)" if src.add_bos_token else "no")
     out.print(table)
+    if args.source.is_file() and args.source.suffix == ".gguf":
+        _show_native(args.source)
     return 0
+
+
+def _show_native(gguf: Path) -> None:
+    """What llama.cpp's engine renders from ``gguf``'s Jinja, against apply_chat_template."""
+    from modelkit.cli.reporter import markup, stdout as out
+    from modelkit.steps.native import native_result
+    from modelkit.toolchain import find_toolchain
+
+    toolchain = find_toolchain()
+    if toolchain is None:
+        out.print("llama.cpp's engine: not checked (no toolchain: `modelkit toolchain install`)")
+        return
+    result = native_result(toolchain, gguf)
+    out.print(markup("[bold]llama.cpp's engine[/bold] (Ollama's native chat mode, llama-server): {}", result["summary"]))
+    first = result["first_difference"]
+    if first:
+        out.print(f"  first difference, {first['conversation']}: {first['detail']}")
+        out.print(f"  apply_chat_template: {first['expected']!r}")
+        out.print(f"  llama.cpp:           {first['llama.cpp']!r}")
 
 
 def _translate(args: argparse.Namespace) -> int:

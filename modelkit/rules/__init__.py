@@ -52,6 +52,7 @@ from modelkit.steps.fetch import Fetch
 from modelkit.steps.merge import MergeLora
 from modelkit.steps.merge_peft import MergePeft
 from modelkit.steps.modelfile import RenderModelfile
+from modelkit.steps.native import ProveNative
 from modelkit.steps.quantize import Quantize
 from modelkit.steps.register import Register
 
@@ -119,6 +120,7 @@ def build_graph(loaded: LoadedSpec, locked_sources: Mapping[str, Mapping[str, An
     for adapter, model in rules.models():
         full = rules.full_precision(adapter, base)
         made = [rules.variant(model, adapter, full, quant) for quant in loaded.spec.quantize.types or [None]]
+        rules.native(model, adapter, made[0].variant)
         verdicts = add_quality(rules.add, rules.names, loaded, full.stem, full.path, full.target, made)
         for measured in made:
             rules.registrations(measured, verdicts.get(measured.variant.ref))
@@ -267,6 +269,14 @@ class _Rules:
                      (full.target, carried.target if carried else None,
                       self.names.imatrix(full.stem).target if imatrix else None), long=True)
         return made.target, made.path, quant
+
+    def native(self, model: str, adapter: str | None, variant: Variant) -> None:
+        """``native:<model>``: its first variant's GGUF rendered by llama.cpp's own engine (Ollama's
+        native chat mode), when it ships a chat template modelkit chose."""
+        if self.chat_templates.get(adapter) is None:
+            return
+        made = self.names.native(model)
+        self.add(made.target, ProveNative(gguf=variant.gguf, model=model, out=made.path), (variant.gguf_target,))
 
     def registrations(self, measured: Measured, verdict: str | None) -> None:
         """``ollama:<model>:<tag>``, and ``<model>:latest`` for the variant that is the default;

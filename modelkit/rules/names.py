@@ -73,6 +73,10 @@ class Names:
         """A quantization's numbers against its full-precision model."""
         return Artifact(f"eval:{stem}.{quant}", self.build / "eval" / f"{stem}.{quant}.json")
 
+    def native(self, model: str) -> Artifact:
+        """What llama.cpp's own engine renders from a model's shipped GGUF, against the reference."""
+        return Artifact(f"native:{model}", self.build / f"{model}.native.json")
+
     def verdict(self, model: str, tag: str) -> Artifact:
         """A variant's prompt checks and gate."""
         return Artifact(f"check:{model}:{tag}", self.build / "eval" / f"{model}-{tag}.check.json")

@@ -28,8 +28,9 @@ def _vocab() -> tuple[list[str], list[float], list[int]]:
 
 
 def write_tiny_gguf(path: Path, *, seed: int = 0, name: str = "tiny", arch: str = "llama",
-                    chat_template: str | None = None, extra_tensors: Sequence[str] = (), kind: str = "model") -> Path:
-    """A 1-layer Llama GGUF (F32) at ``path``."""
+                    chat_template: str | None = None, extra_tensors: Sequence[str] = (), kind: str = "model",
+                    context: int = 256) -> Path:
+    """A 1-layer Llama GGUF (F32) at ``path`` (``context``: its trained context length)."""
     import gguf
     import numpy as np
 
@@ -39,7 +40,7 @@ def write_tiny_gguf(path: Path, *, seed: int = 0, name: str = "tiny", arch: str 
     w = gguf.GGUFWriter(str(path), arch)
     w.add_type(kind)
     w.add_name(name)
-    w.add_context_length(256)
+    w.add_context_length(context)
     w.add_embedding_length(DIM)
     w.add_block_count(LAYERS)
     w.add_feed_forward_length(FF)

@@ -15,14 +15,18 @@ message text: :attr:`~..translator.Translation.assumptions`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
 class Conversation:
-    """One test conversation: a short name for reports and the messages a client sends."""
+    """One test conversation: a short name for reports, the messages a client sends (as
+    ``apply_chat_template`` takes them: ``tool_calls`` with arguments as objects, earlier
+    reasoning as ``reasoning_content``) and the tools it declares."""
 
     name: str
-    messages: tuple[dict[str, str], ...]
+    messages: tuple[dict[str, Any], ...]
+    tools: tuple[dict[str, Any], ...] = ()
 
 
 def _m(role: str, content: str) -> dict[str, str]:
@@ -62,4 +66,58 @@ TOOL_RESULTS: tuple[Conversation, ...] = (
     Conversation("two tool results", (
         _m("system", SYSTEM), _m("user", "Weather in Paris and Rome?"), _m("assistant", "Checking both."),
         _m("tool", "Paris: 18°C"), _m("tool", "Rome: 24°C"))),
+)
+
+
+def _tool(name: str, description: str, **properties: str) -> dict[str, Any]:
+    """A tool as Ollama carries it (``api.Tool``), in the order Go writes its fields."""
+    return {"type": "function", "function": {"name": name, "description": description, "parameters": {
+        "type": "object", "required": list(properties),
+        "properties": {p: {"type": "string", "description": d} for p, d in properties.items()}}}}
+
+
+def _call(ident: str, name: str, **arguments: str) -> dict[str, Any]:
+    return {"id": ident, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+WEATHER = _tool("get_weather", "Get the current weather in a city", city="The city, e.g. Paris")
+TIME = _tool("get_time", "Get the local time in a city", city="The city")
+
+#: Conversations with tools, as clients send them for tool calling: tool definitions, an assistant
+#: turn that calls tools, their results (one, and two in a row), and the turn after.
+TOOLS: tuple[Conversation, ...] = (
+    Conversation("tools+user", (_m("user", "What is the weather in Paris?"),), (WEATHER,)),
+    Conversation("tools+system+user", (_m("system", SYSTEM), _m("user", "Weather in Rome?")), (WEATHER, TIME)),
+    Conversation("tool call+result", (
+        _m("user", "What is the weather in Paris?"),
+        {"role": "assistant", "content": "", "tool_calls": [_call("call00001", "get_weather", city="Paris")]},
+        {"role": "tool", "content": "18°C, sunny", "tool_call_id": "call00001", "name": "get_weather"}),
+        (WEATHER,)),
+    Conversation("two calls+two results", (
+        _m("system", SYSTEM), _m("user", "Weather and time in Rome?"),
+        {"role": "assistant", "content": "", "tool_calls": [_call("call00002", "get_weather", city="Rome"),
+                                                             _call("call00003", "get_time", city="Rome")]},
+        {"role": "tool", "content": "24°C", "tool_call_id": "call00002", "name": "get_weather"},
+        {"role": "tool", "content": "14:05", "tool_call_id": "call00003", "name": "get_time"}),
+        (WEATHER, TIME)),
+    Conversation("round trip+user", (
+        _m("user", "Weather in Paris?"),
+        {"role": "assistant", "content": "", "tool_calls": [_call("call00004", "get_weather", city="Paris")]},
+        {"role": "tool", "content": "18°C", "tool_call_id": "call00004", "name": "get_weather"},
+        _m("assistant", "It is 18°C in Paris."), _m("user", "Thanks! And tomorrow?")), (WEATHER,)),
+)
+
+#: Conversations with earlier reasoning (``reasoning_content``; Ollama's ``thinking``), rendered
+#: with each setting of Ollama's think where the template reads a thinking switch.
+THINKING: tuple[Conversation, ...] = (
+    Conversation("reasoning+user", (
+        _m("user", "What is 17 times 3?"),
+        {"role": "assistant", "content": "51.", "reasoning_content": "17 times 3 is 51."},
+        _m("user", "And times 4?"))),
+    Conversation("system+reasoning turns", (
+        _m("system", SYSTEM), _m("user", "Is 7 prime?"),
+        {"role": "assistant", "content": "Yes.", "reasoning_content": "7 has no divisor but 1 and 7."},
+        _m("user", "Is 9?"),
+        {"role": "assistant", "content": "No.", "reasoning_content": "9 is 3 times 3."},
+        _m("user", "Is 11?"))),
 )

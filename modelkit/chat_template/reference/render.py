@@ -44,12 +44,14 @@ class RenderContext:
         return out
 
 
-def render_chat(source: str | jinja2.Template, messages: Sequence[Mapping[str, Any]], ctx: RenderContext) -> str:
+def render_chat(source: str | jinja2.Template, messages: Sequence[Mapping[str, Any]], ctx: RenderContext,
+                tools: Sequence[Mapping[str, Any]] | None = None) -> str:
     """Render a conversation the way ``apply_chat_template`` does for a prompt.
 
     A conversation that ends with the user (or a tool) gets ``add_generation_prompt=True``; one
     that ends with the assistant is a continuation (``continue_final_message=True``): the output
-    is cut right after the final message's content. Raises :class:`TemplateRaised` when the
+    is cut right after the final message's content. ``tools``: the tool definitions, as
+    ``apply_chat_template(tools=...)`` passes them. Raises :class:`TemplateRaised` when the
     template refuses the conversation.
     """
     template = source if isinstance(source, jinja2.Template) else compile_template(source, ctx.now)
@@ -60,7 +62,7 @@ def render_chat(source: str | jinja2.Template, messages: Sequence[Mapping[str, A
         final = chat[-1].get("content") or ""
         chat[-1]["content"] = final + CONTINUE_TAG
     try:
-        rendered = template.render(messages=chat, tools=None, documents=None,
+        rendered = template.render(messages=chat, tools=list(tools) if tools else None, documents=None,
                                    add_generation_prompt=not continuation, **ctx.variables())
     except jinja2.exceptions.TemplateError as exc:
         raise TemplateRaised(str(exc) or type(exc).__name__) from exc

@@ -1,0 +1,187 @@
+"""Prove the native path: what llama.cpp's own Jinja engine renders, as Ollama asks it, against the reference.
+
+Today's Ollama renders a model whose GGUF's Jinja can do more than the Modelfile's TEMPLATE (tools,
+thinking) with that Jinja, through its runner, llama-server: it converts the conversation
+(``llamaServerChatRequest`` in Ollama's ``llm/llama_server.go``: role, content, ``tool_calls``
+with their arguments as a JSON string, ``tool_call_id``, the tool's ``name``, ``tools`` as it
+holds them, ``chat_template_kwargs.enable_thinking`` for ``think``; earlier reasoning is not
+sent) and llama-server renders it. llama-server's ``/apply-template`` answers the prompt it
+would complete for the same body, so :func:`prove_native` sends each conversation of the battery
+that way (:func:`ollama_native_body`) and compares with ``apply_chat_template`` in the sandbox
+(:mod:`..reference`), as :func:`.prove.prove` compares the Go TEMPLATE. :class:`LlamaServer`
+runs the toolchain's binary on a GGUF (any that loads: the template comes from ``--chat-template-file``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from datetime import time as clock
+from pathlib import Path
+from typing import Any, Optional
+
+from ..gotemplate import Think
+from ..reference import RenderContext, TemplateRaised, compile_template, render_chat
+from .conversations import Conversation
+from .prove import (DIFFERS, OUTSIDE, SAME, THINK_SETTINGS, Outcome, Proof, _first_difference, _short,
+                    expected_prompt, think_label, think_switches_read)
+
+NativeRenderer = Callable[[dict[str, Any]], str]
+"""Renders a request body as llama-server would (``/apply-template``); raises :class:`NativeError`."""
+
+
+class NativeError(Exception):
+    """llama.cpp refused a conversation, or could not be started."""
+
+
+def ollama_native_body(conv: Conversation, think: Think = None) -> dict[str, Any]:
+    """The body Ollama sends its runner for ``conv`` in native chat mode (only what renders)."""
+    body: dict[str, Any] = {"messages": [_native_message(m) for m in conv.messages]}
+    if conv.tools:
+        body["tools"] = list(conv.tools)
+    if think is not None:
+        body["chat_template_kwargs"] = {"enable_thinking": bool(think)}
+    return body
+
+
+def _native_message(message: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": message["role"]}
+    if message.get("tool_call_id"):
+        out["tool_call_id"] = message["tool_call_id"]
+    if message.get("name"):
+        out["name"] = message["name"]
+    if message.get("tool_calls"):
+        out["tool_calls"] = [{"id": c.get("id", ""), "index": i, "type": "function",
+                              "function": {"name": c["function"]["name"],
+                                           "arguments": json.dumps(c["function"]["arguments"], ensure_ascii=False,
+                                                                   separators=(",", ":"))}}
+                             for i, c in enumerate(message["tool_calls"])]
+    out["content"] = message.get("content") or ""
+    return out
+
+
+def prove_native(jinja_source: str, render: NativeRenderer, battery: Sequence[Conversation],
+                 bos_token: Optional[str], eos_token: Optional[str], add_bos_token: bool,
+                 today: Optional[date] = None) -> Proof:
+    """Each conversation of ``battery`` rendered by llama.cpp (``render``) and by the reference;
+    with each setting of think where the template reads a thinking switch, as :func:`.prove.prove`.
+    As there, a leading BOS is not expected where the tokenizer adds it (``add_bos_token``):
+    llama.cpp leaves it to the tokenizer."""
+    day = today or date.today()
+    ctx = RenderContext(bos_token=bos_token, eos_token=eos_token, now=lambda: datetime.combine(day, clock(12, 0)))
+    switches = think_switches_read(jinja_source)
+    settings = THINK_SETTINGS if switches else (None,)
+    try:
+        compiled = compile_template(jinja_source, ctx.now)
+    except Exception as exc:  # noqa: BLE001 - any parse failure is the template's
+        return Proof((), f"the Jinja does not parse: {exc}", settings)
+    outcomes = []
+    for setting in settings:
+        jinja_ctx = dataclasses.replace(ctx, extra={s: bool(setting) for s in switches} if setting is not None else {})
+        for conv in battery:
+            outcome = _compare(compiled, conv, jinja_ctx, (bos_token, add_bos_token),
+                               lambda: render(ollama_native_body(conv, setting)))
+            outcomes.append(dataclasses.replace(outcome, think=setting,
+                                                setting=think_label(setting) if len(settings) > 1 else ""))
+    return Proof(tuple(outcomes), "", settings)
+
+
+def _compare(compiled: Any, conv: Conversation, ctx: RenderContext, bos: tuple[Optional[str], bool],
+             native: Callable[[], str]) -> Outcome:
+    try:
+        expected = expected_prompt(render_chat(compiled, conv.messages, ctx, conv.tools), *bos)
+    except TemplateRaised as exc:
+        return Outcome(conv, OUTSIDE, detail=_short(str(exc)))
+    try:
+        actual = native()
+    except NativeError as exc:
+        return Outcome(conv, DIFFERS, expected, None, f"llama.cpp refuses it: {_short(str(exc))}")
+    if actual == expected:
+        return Outcome(conv, SAME, expected, actual)
+    return Outcome(conv, DIFFERS, expected, actual, _first_difference(expected, actual))
+
+
+class LlamaServer:
+    """``llama-server`` on a free loopback port, rendering with ``template`` (a Jinja file's text;
+    None: the GGUF's own) over ``model``'s vocabulary; a context manager whose :meth:`render` is a
+    :data:`NativeRenderer`."""
+
+    def __init__(self, binary: Path, model: Path, template: str | None, log: Path | None = None) -> None:
+        self.binary, self.model, self.template, self.log = binary, model, template, log
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+        self.port = 0
+
+    def __enter__(self) -> LlamaServer:
+        self._dir = tempfile.TemporaryDirectory(prefix="modelkit-native-")
+        given: list[str] = []
+        if self.template is not None:
+            jinja = Path(self._dir.name) / "template.jinja"
+            jinja.write_text(self.template, encoding="utf-8")
+            given = ["--chat-template-file", str(jinja)]
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115 - closed with the process
+        self._proc = subprocess.Popen(
+            [str(self.binary), "-m", str(self.model), "--host", "127.0.0.1", "--port", str(self.port), "-c", "512",
+             "-np", "1", "-t", "1", "--no-warmup", "--jinja", *given, "--no-webui"],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self._wait_ready()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        if self._dir is not None:
+            self._dir.cleanup()
+
+    def _wait_ready(self, seconds: float = 120.0) -> None:
+        deadline = time.monotonic() + seconds
+        assert self._proc is not None
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=5) as r:
+                    if r.status == 200:
+                        return
+            except (OSError, urllib.error.HTTPError):
+                pass
+            if self._proc.poll() is not None:
+                raise NativeError(f"llama-server stopped at start (exit status {self._proc.returncode})"
+                                  + (f": see {self.log}" if self.log else ""))
+            if time.monotonic() > deadline:
+                raise NativeError(f"llama-server did not answer within {seconds:.0f} s")
+            time.sleep(0.05)  # polling for the model to load, bounded by the deadline
+
+    def render(self, body: dict[str, Any]) -> str:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/apply-template", method="POST",
+                                         data=json.dumps(body, ensure_ascii=False).encode(),
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as r:
+                return str(json.loads(r.read())["prompt"])
+        except urllib.error.HTTPError as e:
+            detail = e.read().decode("utf-8", "replace")
+            try:
+                detail = json.loads(detail)["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                pass
+            raise NativeError(str(detail).splitlines()[0] if detail else f"HTTP {e.code}") from None
+        except OSError as e:
+            raise NativeError(f"llama-server did not answer ({e})") from None
+
+
+__all__ = ["LlamaServer", "NativeError", "NativeRenderer", "ollama_native_body", "prove_native"]
