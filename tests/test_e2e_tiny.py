@@ -70,9 +70,9 @@ def test_every_artifact_exists(built: Path) -> None:
     names = sorted(p.name for p in (built / "build").iterdir())
     assert names == ["adapter.support.gguf", "base+support.IQ4_XS.gguf", "base+support.Q4_K_M.gguf",
                      "base+support.Q8_0.gguf", "base+support.f16.gguf", "base.f16.gguf", "eval",
-                     "imatrix.base+support.gguf", "report.json", "report.png", "template.json", "tiny-support.native.json",
+                     "imatrix.base+support.gguf", "report.json", "report.png", "template.json",
                      "tiny-support-iq4_xs.Modelfile", "tiny-support-q4_k_m.Modelfile",
-                     "tiny-support-q8_0.Modelfile"]
+                     "tiny-support-q8_0.Modelfile", "tiny-support.native.json"]
 
 
 def test_second_build_runs_nothing(built: Path, ollama) -> None:  # type: ignore[no-untyped-def]
