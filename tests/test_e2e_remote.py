@@ -81,7 +81,7 @@ def test_the_second_machine_builds_the_example_from_the_first_ones_uploads(
     plan = subprocess.run([sys.executable, "-m", "modelkit", "plan", "--json"], cwd=second, capture_output=True,
                           text=True, timeout=300, env=os.environ.copy())
     assert plan.returncode == 0, plan.stderr
-    assert plan.stdout.count("restore from remote") == 8  # template, 2 conversions, merge, 2 quants, 2 Modelfiles
+    assert plan.stdout.count("restore from remote") == 9  # template, 2 conversions, merge, 2 quants, 2 Modelfiles, native
 
     laptop = Project.open(second, register="off")
     laptop.require_toolchain = no_toolchain  # type: ignore[method-assign]
@@ -138,7 +138,7 @@ def test_a_machine_restoring_everything_downloads_no_hub_weights(toolchain: Any,
         assert hub.bytes_served - served < weights // 100, "the laptop downloaded the base's weights"
         assert "not downloaded (everything that reads them was fresh or restored): source:base.tokenizer, source:base" \
             in restored.stderr
-        assert ": 4 targets restored" in restored.stderr, restored.stderr  # template, convert, quantize, Modelfile
+        assert ": 5 targets restored" in restored.stderr, restored.stderr  # template, convert, quantize, Modelfile, native
     for name in ("base.f16.gguf", "base.Q8_0.gguf"):
         assert (second / "build" / name).read_bytes() == (first / "build" / name).read_bytes()
 

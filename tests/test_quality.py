@@ -87,7 +87,7 @@ def test_the_report_measures_every_variant_against_full_precision(measured: Path
     assert sorted(by_quant) == sorted(VARIANTS)
     for quant, row in by_quant.items():
         assert set(row) == {"ref", "quant", "bytes", "bits_per_weight", "ppl", "kld_mean", "top1_agreement",
-                            "prompts_passed", "prompts_total"}
+                            "prompts_passed", "prompts_total", "renderer"}
         assert row["ref"] == f"tiny-support:{quant.lower()}"
         assert row["bytes"] == (measured / "build" / f"base+support.{quant}.gguf").stat().st_size
         assert 0 < row["top1_agreement"] <= 1 and row["kld_mean"] >= 0 and row["ppl"] > 1

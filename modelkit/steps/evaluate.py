@@ -125,7 +125,7 @@ def run_perplexity(ctx: StepContext, step: Step, cmd: list[Any], last: re.Patter
     for _ in range(ATTEMPTS):
         lines.clear()
         step.run_tool(ctx, cmd, on_line=on_line)
-        problem = too_short(lines[-20:], "evaluate.text", text) if text is not None else None
+        problem = too_short(lines, "evaluate.text", text) if text is not None else None
         if problem is not None:
             raise problem
         if any(last.search(line) for line in reversed(lines)):

@@ -31,7 +31,7 @@ from typing import Any, Optional
 from ..gotemplate import Think
 from ..reference import RenderContext, TemplateRaised, compile_template, render_chat
 from .conversations import Conversation
-from .prove import (DIFFERS, OUTSIDE, SAME, THINK_SETTINGS, Outcome, Proof, _first_difference, _short,
+from .prove import (DIFFERS, OUTSIDE, SAME, THINK_SETTINGS, Outcome, Proof, first_difference, shorten,
                     expected_prompt, think_label, think_switches_read)
 
 NativeRenderer = Callable[[dict[str, Any]], str]
@@ -99,14 +99,14 @@ def _compare(compiled: Any, conv: Conversation, ctx: RenderContext, bos: tuple[O
     try:
         expected = expected_prompt(render_chat(compiled, conv.messages, ctx, conv.tools), *bos)
     except TemplateRaised as exc:
-        return Outcome(conv, OUTSIDE, detail=_short(str(exc)))
+        return Outcome(conv, OUTSIDE, detail=shorten(str(exc)))
     try:
         actual = native()
     except NativeError as exc:
-        return Outcome(conv, DIFFERS, expected, None, f"llama.cpp refuses it: {_short(str(exc))}")
+        return Outcome(conv, DIFFERS, expected, None, f"llama.cpp refuses it: {shorten(str(exc))}")
     if actual == expected:
         return Outcome(conv, SAME, expected, actual)
-    return Outcome(conv, DIFFERS, expected, actual, _first_difference(expected, actual))
+    return Outcome(conv, DIFFERS, expected, actual, first_difference(expected, actual))
 
 
 class LlamaServer:

@@ -199,7 +199,7 @@ def _render_both(go_template: str, compiled: jinja2.Template, conv: Conversation
     try:
         reference = render_chat(compiled, conv.messages, ctx)
     except TemplateRaised as exc:
-        return Outcome(conv, OUTSIDE, detail=_short(str(exc)))
+        return Outcome(conv, OUTSIDE, detail=shorten(str(exc)))
     expected = expected_prompt(reference, bos[0], bos[1])
     try:
         actual = go(list(conv.messages))
@@ -207,7 +207,7 @@ def _render_both(go_template: str, compiled: jinja2.Template, conv: Conversation
         return Outcome(conv, GO_ERROR, expected, None, f"the Go template fails: {exc}")
     if actual == expected:
         return Outcome(conv, SAME, expected, actual)
-    return Outcome(conv, DIFFERS, expected, actual, _first_difference(expected, actual))
+    return Outcome(conv, DIFFERS, expected, actual, first_difference(expected, actual))
 
 
 def translate_and_prove(source: str, bos_token: Optional[str], eos_token: Optional[str], add_bos_token: bool,
@@ -242,12 +242,12 @@ def translate_and_prove(source: str, bos_token: Optional[str], eos_token: Option
     return (plain, fallback) if fallback.proven or first is None else first
 
 
-def _short(text: str, limit: int = 90) -> str:
+def shorten(text: str, limit: int = 90) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def _first_difference(a: str, b: str) -> str:
+def first_difference(a: str, b: str) -> str:
     i = 0
     while i < min(len(a), len(b)) and a[i] == b[i]:
         i += 1
