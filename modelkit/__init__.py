@@ -16,11 +16,17 @@ here. ``Project`` and the build results are imported on first use, so that ``imp
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from modelkit import errors as _errors
 from modelkit.core.lazy import lazy_exports
 from modelkit.errors import *  # noqa: F403 - every public error type is part of the API
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # what the lazy names are, for editors and type checkers (imported on first use)
+    from modelkit.project import Project
+    from modelkit.core.engine import BuildResult, Status
 
 _LAZY = {"Project": "modelkit.project", "BuildResult": "modelkit.core.engine", "Status": "modelkit.core.engine"}
 

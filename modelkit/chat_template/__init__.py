@@ -20,7 +20,7 @@ first use. The package, one concept per part:
 
 The layers: :mod:`.gotemplate` and :mod:`.reference` stand alone, :mod:`.translator` builds on
 both, :mod:`.proof` on all three, :mod:`.inherit` on everything; nothing here imports the build
-engine, the steps or the CLI (``tests/chat_template/test_layering.py`` checks it).
+engine, the steps or the CLI (``tests/chat_template/test_package_shape.py`` checks it).
 
 How the proof runs at build time: users have no Go, so the Go side is rendered by
 :mod:`.gotemplate`, modelkit's own evaluator of the Go template language, fed the data Ollama
@@ -32,10 +32,17 @@ Ollama's ``Parse``/``Vars``/``Execute``/``collate`` — on every template of lla
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from modelkit.core.lazy import lazy_exports
 
 # Imported on first use: the translator and the sandbox are not needed to start the CLI, and
 # `modelkit build` with nothing to do should not pay for them.
+if TYPE_CHECKING:  # what the lazy names are, for editors and type checkers (imported on first use)
+    from modelkit.chat_template.inherit import InheritedTemplate, check_given, inherit_template
+    from modelkit.chat_template.source import ChatTemplateSource, TemplateError, choose_template, read_template
+    from modelkit.chat_template.digest import translator_digest
+
 _EXPORTS = {
     "InheritedTemplate": ".inherit",
     "inherit_template": ".inherit",

@@ -10,7 +10,21 @@ project, :mod:`.lockfile` writes ``modelkit.lock``. Names are imported on first 
 ``core/`` except :mod:`modelkit.errors` (``tests/test_layering.py`` holds it to that).
 """
 
+from typing import TYPE_CHECKING
+
 from modelkit.core.lazy import lazy_exports
+
+if TYPE_CHECKING:  # what the lazy names are, for editors and type checkers (imported on first use)
+    from modelkit.core.action import Action, StepContext
+    from modelkit.core.resources import Demand
+    from modelkit.core.artifact_cache import ArtifactCache
+    from modelkit.core.engine import BuildResult, Engine, QuietReporter, Reporter, Status
+    from modelkit.core.graph import Graph, Target
+    from modelkit.core.hashing import Hasher, sha256_file
+    from modelkit.core.locks import FileLock
+    from modelkit.core.process import Progress, ignore_progress
+    from modelkit.core.remote_cache import RemoteCache
+    from modelkit.core.state import State
 
 _EXPORTS = {
     "Action": ".action", "StepContext": ".action", "Demand": ".resources", "ArtifactCache": ".artifact_cache",

@@ -18,7 +18,20 @@ Importing this package is cheap: the HTTP client is loaded only when a name that
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from modelkit.core.lazy import lazy_exports
+
+if TYPE_CHECKING:  # what the lazy names are, for editors and type checkers (imported on first use)
+    from modelkit.ollama.client import DEFAULT_SERVER, Reachability, server_version, shown_host
+    from modelkit.ollama.content import ModelContent
+    from modelkit.ollama.modelfile import Modelfile, render_modelfile
+    from modelkit.ollama.register import RegistrationResult, RetryPolicy, register
+    from modelkit.ollama.cli import register_with_cli
+    from modelkit.ollama.freshness import RegistrationStatus, held_copy, registration_status
+    from modelkit.ollama.engine import predict_engine
+    from modelkit.ollama.names import check_model_name, parse_model_name
+    from modelkit.ollama.params import check_parameters
 
 _EXPORTS = {
     "DEFAULT_SERVER": ".client",

@@ -25,10 +25,13 @@ from typing import TYPE_CHECKING
 from modelkit.core.lazy import lazy_exports
 from modelkit.core.process import Progress
 
-if TYPE_CHECKING:
-    from modelkit.publish.hub import CommitResult
-    from modelkit.publish.plan import PublishPlan, Upload
-    from modelkit.publish.push import Pushed
+
+if TYPE_CHECKING:  # what the lazy names are, for editors and type checkers (imported on first use)
+    from modelkit.publish.plan import PublishPlan, Upload, check_repo_id, describe, plan_publish
+    from modelkit.publish.card import CardFacts, VariantRow, render_card
+    from modelkit.publish.split import merge_parts, split_gguf
+    from modelkit.publish.hub import CommitResult, upload
+    from modelkit.publish.push import Pushed, push_all
 
 _EXPORTS = {
     "PublishPlan": ".plan",
