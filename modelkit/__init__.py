@@ -24,14 +24,12 @@ from modelkit.errors import *  # noqa: F403 - every public error type is part of
 
 __version__ = "0.1.0"
 
-if TYPE_CHECKING:  # what the lazy names are, for editors and type checkers (imported on first use)
+if TYPE_CHECKING:  # the names served on first use (core/lazy.py reads them here), as editors see them
     from modelkit.project import Project
     from modelkit.core.engine import BuildResult, Status
 
-_LAZY = {"Project": "modelkit.project", "BuildResult": "modelkit.core.engine", "Status": "modelkit.core.engine"}
+
+__getattr__, _LAZY = lazy_exports(__name__, __file__)
 
 
-__getattr__ = lazy_exports(__name__, _LAZY)
-
-
-__all__ = ["BuildResult", "Project", "Status", "__version__", *_errors.__all__]
+__all__ = [*_LAZY, "__version__", *_errors.__all__]

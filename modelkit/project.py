@@ -28,6 +28,7 @@ from modelkit.core.state import State
 from modelkit.errors import UserError
 from modelkit.formats.gguf import gguf_facts, read_header
 from modelkit.rules import Layout, Variant, build_graph
+from modelkit.rules.names import MEASUREMENTS, Names
 from modelkit.spec import LoadedSpec, load_spec
 from modelkit.steps.modelfile import RenderModelfile
 from modelkit.steps.template import read_inherited
@@ -200,8 +201,7 @@ class Project:
         """Whether this build measured something new (or the report was never written)."""
         if not self.evaluates:
             return False
-        kinds = ("logits:", "eval:", "check:")
-        return any(name.startswith(kinds) for name in result.ran) or not self.report_paths[0].is_file()
+        return any(name.startswith(MEASUREMENTS) for name in result.ran) or not self.report_paths[0].is_file()
 
     def lock_data(self) -> dict[str, Any]:
         """What ``modelkit.lock`` should say now, from the state of the current targets."""
@@ -314,7 +314,7 @@ class Project:
         if origin:
             info["chat_template"] = origin
         registered = [r for r in variant.registrations if self.state.target(r) is not None]
-        info["registered_as"] = [r.removeprefix("ollama:") for r in registered]
+        info["registered_as"] = [Names.registered_ref(r) for r in registered]
         choice = self.renderer(variant)
         if choice is not None:
             info["ollama_renders"] = choice.words()

@@ -67,22 +67,22 @@ def _draw(report: dict[str, Any], path: Path) -> None:
     measured = [r for r in report["variants"] if r.get("kld_mean") is not None and r.get("bytes")]
     gate = report.get("max_kld")
     for row in measured:
-        x, y = row["bytes"] / 2**20, max(row["kld_mean"], 1e-6)
+        x, y = row["bytes"] / 1e6, max(row["kld_mean"], 1e-6)
         ax.scatter([x], [y], color="tab:red" if gate is not None and row["kld_mean"] > gate else "tab:blue", zorder=3)
         ax.annotate(f"{row['quant']}  {row['bits_per_weight']:.2f} bpw", (x, y), textcoords="offset points",
                     xytext=(6, 4), fontsize=8)
     reference = report.get("reference") or {}
     if reference.get("bytes"):
-        ax.axvline(reference["bytes"] / 2**20, color="tab:gray", linestyle="--", linewidth=1)
+        ax.axvline(reference["bytes"] / 1e6, color="tab:gray", linestyle="--", linewidth=1)
         ax.annotate(f"{reference.get('quant') or 'full precision'} (reference, PPL {reference.get('ppl') or 0:.2f})",
-                    (reference["bytes"] / 2**20, ax.get_ylim()[1] if measured else 1), textcoords="offset points",
+                    (reference["bytes"] / 1e6, ax.get_ylim()[1] if measured else 1), textcoords="offset points",
                     xytext=(-4, -12), ha="right", fontsize=8, color="tab:gray")
     if gate is not None:
         ax.axhline(gate, color="tab:red", linestyle=":", linewidth=1)
         ax.annotate(f"max_kld {gate:g}", (ax.get_xlim()[0], gate), textcoords="offset points", xytext=(4, 3),
                     fontsize=8, color="tab:red")
     ax.set_yscale("log")
-    ax.set_xlabel("file size (MiB)")
+    ax.set_xlabel("file size (MB)")
     ax.set_ylabel("mean KL divergence vs full precision (log)")
     models = sorted({r["ref"].split(":")[0] for r in report["variants"]})
     ax.set_title(f"quality ladder: {', '.join(models)}", fontsize=10)

@@ -38,32 +38,11 @@ from modelkit.core.lazy import lazy_exports
 
 # Imported on first use: the translator and the sandbox are not needed to start the CLI, and
 # `modelkit build` with nothing to do should not pay for them.
-if TYPE_CHECKING:  # what the lazy names are, for editors and type checkers (imported on first use)
+if TYPE_CHECKING:  # the names served on first use (core/lazy.py reads them here), as editors see them
     from modelkit.chat_template.inherit import InheritedTemplate, check_given, inherit_template
     from modelkit.chat_template.source import ChatTemplateSource, TemplateError, choose_template, read_template
     from modelkit.chat_template.digest import translator_digest
 
-_EXPORTS = {
-    "InheritedTemplate": ".inherit",
-    "inherit_template": ".inherit",
-    "check_given": ".inherit",
-    "ChatTemplateSource": ".source",
-    "TemplateError": ".source",
-    "read_template": ".source",
-    "choose_template": ".source",
-    "translator_digest": ".digest",
-}
+__getattr__, _LAZY = lazy_exports(__name__, __file__)
 
-
-__getattr__ = lazy_exports(__name__, _EXPORTS)
-
-__all__ = [
-    "ChatTemplateSource",
-    "InheritedTemplate",
-    "TemplateError",
-    "choose_template",
-    "inherit_template",
-    "check_given",
-    "read_template",
-    "translator_digest",
-]
+__all__ = _LAZY

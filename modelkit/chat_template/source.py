@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from modelkit.errors import TemplateError
-from modelkit.formats.gguf import GGUFHeaderError, read_metadata
+from modelkit.formats.gguf import GGUFHeaderError, is_gguf, read_metadata
 
 HINT = ("set [ollama] chat_template_file (a Jinja template) or template (Ollama's Go text) in model.toml to give "
         "the template yourself")
@@ -101,7 +101,7 @@ def _is_gguf(path: Path) -> bool:
     opposed to a Jinja text file."""
     with open(path, "rb") as f:
         head = f.read(4096)
-    return head[:4] == b"GGUF" or path.suffix.lower() == ".gguf" or b"\0" in head
+    return is_gguf(path) or path.suffix.lower() == ".gguf" or b"\0" in head
 
 
 def _none_in(path: Path) -> str:

@@ -162,30 +162,20 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from modelkit.cli.reporter import json_dump, print_plan
+    from modelkit.cli.reporter import emit, print_plan
     from modelkit.project import Project
 
     spec, targets = _split(args)
     project = Project.open(spec)
     project.notify = _say
-    rows = project.describe_plan(project.plan(targets or None, force=args.force))
-    if args.json:
-        json_dump(rows)
-    else:
-        print_plan(rows)
-    return 0
+    return emit(project.describe_plan(project.plan(targets or None, force=args.force)), args.json, print_plan)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from modelkit.cli.reporter import json_dump, print_report
+    from modelkit.cli.reporter import emit, print_report
     from modelkit.project import Project
 
-    report = Project.open(args.spec).quality_report()
-    if args.json:
-        json_dump(report)
-    else:
-        print_report(report)
-    return 0
+    return emit(Project.open(args.spec).quality_report(), args.json, print_report)
 
 
 def cmd_gc(args: argparse.Namespace) -> int:

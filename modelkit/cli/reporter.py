@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,8 @@ from rich.text import Text
 from modelkit.core.engine import BuildResult
 from modelkit.core.graph import Target
 from modelkit.core.process import Progress as ProgressFn
+from modelkit.core.units import human_size
+from modelkit.rules.names import Names
 from modelkit.errors import ModelkitError, StepError
 
 if TYPE_CHECKING:
@@ -72,13 +74,13 @@ class ConsoleReporter:
         with self._lock:
             if not self.live:
                 if done == total:
-                    self.out.print(markup("[dim]  hashed {} GiB of inputs of {}[/]", f"{total / 2**30:.1f}", target.name))
+                    self.out.print(markup("[dim]  hashed {} of inputs of {}[/]", human_size(total), target.name))
                 return
             key = f"hash {target.name}"
             task = self._task(key, total)
             assert self._progress is not None
             self._progress.update(task, completed=done, total=total, description=_fit(
-                f"hashing inputs of {target.name}: {done / 2**30:.1f}/{total / 2**30:.1f} GiB"))
+                f"hashing inputs of {target.name}: {human_size(done)}/{human_size(total)}"))
             if done >= total:
                 self._drop(key)
 
@@ -221,7 +223,7 @@ def _print_variants(project: Project, targets: list[str], result: BuildResult) -
         modelfile = shown_path(v.modelfile)
         registered = [r for r in v.registrations if r in built and r not in deferred]
         if registered:
-            names = ", ".join(r.removeprefix("ollama:") for r in registered)
+            names = ", ".join(Names.registered_ref(r) for r in registered)
             choice = project.renderer(v)
             renders = f"; Ollama renders {choice.short()}" if choice else ""
             console.print(markup("  [bold]{}[/]  registered as {}  [dim]({}{})[/]", v.ref, names, modelfile, renders))
@@ -292,7 +294,7 @@ def print_facts(info: dict[str, Any], out: Console | None = None) -> None:
         if value in (None, [], ""):
             continue
         if key == "size_bytes":
-            key, value = "size", f"{value / 2**30:.2f} GiB" if value >= 2**30 else f"{value / 2**20:.1f} MiB"
+            key, value = "size", human_size(value)
         elif isinstance(value, dict):
             value = ", ".join(f"{k} {v}" for k, v in value.items())
         elif isinstance(value, list):
@@ -336,14 +338,6 @@ def shown_path(path: Path) -> str:
         return str(path)
 
 
-def human_size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"
-
-
 def _fit(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
@@ -352,6 +346,15 @@ def _duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.1f}s"
     return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+
+
+def emit(data: Any, as_json: bool, show: Callable[[Any], None]) -> int:
+    """A command's answer: ``data`` as JSON on stdout (``--json``), or ``show``'s picture of it."""
+    if as_json:
+        json_dump(data)
+    else:
+        show(data)
+    return 0
 
 
 def json_dump(data: Any) -> None:

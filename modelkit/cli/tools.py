@@ -45,7 +45,7 @@ def add_commands(sub: Any) -> None:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from modelkit.cli.reporter import json_dump, print_facts
+    from modelkit.cli.reporter import emit, print_facts
     from modelkit.formats.gguf import gguf_facts
 
     path = Path(args.what)
@@ -57,11 +57,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         from modelkit.project import Project
 
         info = Project.open(args.spec).variant_facts(args.what)
-    if args.json:
-        json_dump(info)
-    else:
-        print_facts(info)
-    return 0
+    return emit(info, args.json, print_facts)
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

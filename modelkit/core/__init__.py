@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from modelkit.core.lazy import lazy_exports
 
-if TYPE_CHECKING:  # what the lazy names are, for editors and type checkers (imported on first use)
+if TYPE_CHECKING:  # the names served on first use (core/lazy.py reads them here), as editors see them
     from modelkit.core.action import Action, StepContext
     from modelkit.core.resources import Demand
     from modelkit.core.artifact_cache import ArtifactCache
@@ -26,13 +26,7 @@ if TYPE_CHECKING:  # what the lazy names are, for editors and type checkers (imp
     from modelkit.core.remote_cache import RemoteCache
     from modelkit.core.state import State
 
-_EXPORTS = {
-    "Action": ".action", "StepContext": ".action", "Demand": ".resources", "ArtifactCache": ".artifact_cache",
-    "BuildResult": ".engine", "Engine": ".engine", "QuietReporter": ".engine", "Reporter": ".engine",
-    "Status": ".engine", "Graph": ".graph", "Target": ".graph", "Hasher": ".hashing", "sha256_file": ".hashing",
-    "FileLock": ".locks", "Progress": ".process", "RemoteCache": ".remote_cache", "ignore_progress": ".process", "State": ".state",
-}
 
-__getattr__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, _LAZY = lazy_exports(__name__, __file__)
 
-__all__ = sorted(_EXPORTS)
+__all__ = _LAZY

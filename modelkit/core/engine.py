@@ -34,6 +34,8 @@ from modelkit.core.graph import Graph, Target
 from modelkit.core.hashing import FreeDigest, Hasher
 from modelkit.core.remote_cache import RemoteCache
 from modelkit.core.records import MISSING, changes, record_key, short, short_digest
+from modelkit.core.results import BuildResult, Pin, Status
+from modelkit.core.scheduler import Build
 from modelkit.core.resources import Grant, Machine, default_jobs
 from modelkit.core.state import State, TargetRecord
 from modelkit.errors import DeferredError, ModelkitError, StepError, UserError
@@ -63,49 +65,6 @@ class QuietReporter:
     def note(self, target: Target, text: str) -> None: pass
     def done(self, target: Target, seconds: float, changed: bool) -> None: pass
     def failed(self, target: Target, error: ModelkitError) -> None: pass
-
-
-@dataclass(frozen=True)
-class Pin:
-    """What modelkit.lock says of a target that is not reproducible: the platform its bytes were
-    computed on, and their key."""
-
-    platform: str
-    key: str
-
-
-@dataclass(frozen=True)
-class Status:
-    """Whether a target needs to run, and the first reason why."""
-
-    name: str
-    state: str  # "fresh" | "stale" | "pending" (depends on a stale target; runs if its output changes)
-    reason: str
-    key: str | None = None
-    record: dict[str, Any] | None = None
-
-    @property
-    def fresh(self) -> bool:
-        return self.state == "fresh"
-
-
-@dataclass
-class BuildResult:
-    ran: list[str] = field(default_factory=list)
-    fresh: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)  # ran, but produced the same bytes
-    failed: list[tuple[str, ModelkitError]] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)   # not run because a dependency failed
-    deferred: list[tuple[str, DeferredError]] = field(default_factory=list)
-    """Targets that could not run for a reason outside the project (Ollama not running): they stay
-    stale, the rest of the build counts, and the next build retries them."""
-    unneeded: list[str] = field(default_factory=list)
-    """Stale targets with promised outputs (downloads) that were not run because every target
-    reading them was fresh or restored (see :meth:`Action.promised_outputs`)."""
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
 
 
 Fingerprint = Callable[[str], dict[str, Any]]
@@ -238,8 +197,6 @@ class Engine:
         """Bring the targets needed for ``names`` up to date; return what ran. ``jobs``: how many
         steps may run at once (default: one per core, at least two), each only when the machine
         has room for what its action demands (see :mod:`modelkit.core.scheduler`)."""
-        from modelkit.core.scheduler import Build
-
         targets = self.graph.closure(names)
         if self.locked:  # what the lock pins from another platform must be somewhere, before anything runs
             for target in targets:
@@ -251,7 +208,7 @@ class Engine:
                       jobs=jobs or self.jobs or default_jobs(machine), machine=machine)
         return build.run()
 
-    def _run(self, target: Target, status: Status, grant: Grant | None = None,
+    def run_step(self, target: Target, status: Status, grant: Grant | None = None,
              cancelled: threading.Event | None = None) -> bool:
         """Run one action (or restore its outputs from the artifact cache); return whether its
         outputs' bytes changed. ``grant``: the cores it may use; ``cancelled``: set when the build

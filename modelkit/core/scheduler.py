@@ -23,15 +23,27 @@ from __future__ import annotations
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from modelkit.core import process
 from modelkit.core.graph import Target
 from modelkit.core.resources import Grant, Machine, Pool
+from modelkit.core.results import BuildResult, Status
 from modelkit.errors import DeferredError, ModelkitError
 
-if TYPE_CHECKING:
-    from modelkit.core.engine import BuildResult, Engine, Status
+
+class Engine(Protocol):
+    """What the scheduler asks of the engine (:class:`modelkit.core.engine.Engine`): the engine
+    decides what a target needs, the scheduler when it runs and beside what."""
+
+    reporter: Any
+
+    def status(self, target: Target, pending: set[str], forced: bool = False,
+               predicted: dict[str, list[str]] | None = None) -> Status: ...
+    def restorable(self, status: Status) -> bool: ...
+    def promise(self, target: Target, status: Status) -> list[str] | None: ...
+    def run_step(self, target: Target, status: Status, grant: Grant | None = None,
+                 cancelled: threading.Event | None = None) -> bool: ...
 
 CHECKS = 4
 STOP_GRACE_S = 10.0
@@ -141,7 +153,7 @@ class Build:
         return all(self.order[t.name] > position for t in [*self.checking.values(), *self.unchecked])
 
     def _execute(self, target: Target, status: Status, grant: Grant) -> bool:
-        return self.engine._run(target, status, grant, self.cancelled)
+        return self.engine.run_step(target, status, grant, self.cancelled)
 
     def _finish(self, future: Future[Any]) -> None:
         """Take in one finished check or run."""

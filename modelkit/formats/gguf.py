@@ -138,6 +138,15 @@ class GGUFHeader:
     kv_end: int = 0
 
 
+def is_gguf(path: Path) -> bool:
+    """Whether ``path`` starts with GGUF's magic (its first four bytes; the file is closed again)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == MAGIC
+    except OSError:
+        return False
+
+
 def read_header(path: Path, *, index_strings: tuple[str, ...] = ("tokenizer.ggml.tokens",)) -> GGUFHeader:
     """Parse the header of ``path``. ``index_strings``: big string arrays whose item offsets are
     recorded while skipping them, so that looking up a token by id is instant later."""

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from modelkit.core.lazy import lazy_exports
 
-if TYPE_CHECKING:  # what the lazy names are, for editors and type checkers (imported on first use)
+if TYPE_CHECKING:  # the names served on first use (core/lazy.py reads them here), as editors see them
     from modelkit.ollama.client import DEFAULT_SERVER, Reachability, server_version, shown_host
     from modelkit.ollama.content import ModelContent
     from modelkit.ollama.modelfile import Modelfile, render_modelfile
@@ -33,28 +33,7 @@ if TYPE_CHECKING:  # what the lazy names are, for editors and type checkers (imp
     from modelkit.ollama.names import check_model_name, parse_model_name
     from modelkit.ollama.params import check_parameters
 
-_EXPORTS = {
-    "DEFAULT_SERVER": ".client",
-    "Reachability": ".client",
-    "server_version": ".client",
-    "shown_host": ".client",
-    "ModelContent": ".content",
-    "Modelfile": ".modelfile",
-    "render_modelfile": ".modelfile",
-    "register": ".register",
-    "RegistrationResult": ".register",
-    "RetryPolicy": ".register",
-    "register_with_cli": ".cli",
-    "RegistrationStatus": ".freshness",
-    "registration_status": ".freshness",
-    "held_copy": ".freshness",
-    "predict_engine": ".engine",
-    "check_model_name": ".names",
-    "parse_model_name": ".names",
-    "check_parameters": ".params",
-}
 
+__getattr__, _LAZY = lazy_exports(__name__, __file__)
 
-__getattr__ = lazy_exports(__name__, _EXPORTS)
-
-__all__ = sorted(_EXPORTS)
+__all__ = _LAZY

@@ -12,6 +12,7 @@ import re
 import shutil
 from pathlib import Path
 
+from modelkit.core.units import human_size
 from modelkit.core import process
 from modelkit.core.process import Progress, ignore_progress
 from modelkit.errors import OllamaUnavailable, StepError, UserError
@@ -50,7 +51,7 @@ def register_with_cli(
         )
     size = path.stat().st_size
     if size > SLOW_MODELFILE_BYTES:
-        report(None, f"warning: {path.name} is {size / 1e6:.1f} MB; Ollama's Modelfile parser slows down with the "
+        report(None, f"warning: {path.name} is {human_size(size)}; Ollama's Modelfile parser slows down with the "
                      "square of a value's size, so this may take minutes (registering through the API has no such cost)")
     env = dict(os.environ)
     if host:

@@ -26,31 +26,15 @@ from modelkit.core.lazy import lazy_exports
 from modelkit.core.process import Progress
 
 
-if TYPE_CHECKING:  # what the lazy names are, for editors and type checkers (imported on first use)
+if TYPE_CHECKING:  # the names served on first use (core/lazy.py reads them here), as editors see them
     from modelkit.publish.plan import PublishPlan, Upload, check_repo_id, describe, plan_publish
     from modelkit.publish.card import CardFacts, VariantRow, render_card
     from modelkit.publish.split import merge_parts, split_gguf
     from modelkit.publish.hub import CommitResult, upload
     from modelkit.publish.push import Pushed, push_all
 
-_EXPORTS = {
-    "PublishPlan": ".plan",
-    "Upload": ".plan",
-    "check_repo_id": ".plan",
-    "describe": ".plan",
-    "plan_publish": ".plan",
-    "CardFacts": ".card",
-    "VariantRow": ".card",
-    "render_card": ".card",
-    "split_gguf": ".split",
-    "merge_parts": ".split",
-    "CommitResult": ".hub",
-    "upload": ".hub",
-    "Pushed": ".push",
-    "push_all": ".push",
-}
 
-__getattr__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, _LAZY = lazy_exports(__name__, __file__)
 
 
 @dataclass
@@ -104,4 +88,4 @@ def publish(plan: PublishPlan, progress: Progress | None = None) -> PublishResul
     return result
 
 
-__all__ = sorted([*_EXPORTS, "PublishResult", "prepare", "publish"])
+__all__ = sorted([*_LAZY, "PublishResult", "prepare", "publish"])

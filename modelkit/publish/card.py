@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modelkit.core.units import human_size
 from modelkit.errors import UserError
 
 TEMPLATE_NAME = "model_card.md.j2"
@@ -123,7 +124,7 @@ def render_card(facts: CardFacts) -> str:
         metadata=metadata(facts).strip(), title=facts.repo.split("/")[1], repo=facts.repo, model=facts.model,
         base_label=facts.base_label, adapters=facts.adapters, relation=facts.relation, variants=rows,
         first=rows[0], evaluated=facts.evaluated, reference=facts.reference, ollama=facts.ollama,
-        split=any(len(v.files) > 1 for v in facts.variants), max_file_size=human(facts.max_file_size or 0),
+        split=any(len(v.files) > 1 for v in facts.variants), max_file_size=human_size(facts.max_file_size or 0),
         template_origin=facts.template_origin, template_proof=facts.template_proof,
         license_note=_license_note(facts), gated_note=_gated_note(facts),
         hub_pull=", ".join(f"`{name}`" for name in facts.hub_pull), renderer=facts.renderer)
@@ -132,7 +133,7 @@ def render_card(facts: CardFacts) -> str:
 def _row(v: VariantRow) -> dict[str, Any]:
     q = v.quality
     passed, total = q.get("prompts_passed"), q.get("prompts_total")
-    return {"quant": v.quant, "tag": v.tag, "files": [f"`{name}`" for name in v.files], "size": human(v.bytes),
+    return {"quant": v.quant, "tag": v.tag, "files": [f"`{name}`" for name in v.files], "size": human_size(v.bytes),
             "modelfile": v.modelfile,
             "bits_per_weight": _number(q.get("bits_per_weight"), "{:.2f}"), "ppl": _number(q.get("ppl"), "{:.3f}"),
             "kld_mean": _number(q.get("kld_mean"), "{:.4f}"),
@@ -142,14 +143,6 @@ def _row(v: VariantRow) -> dict[str, Any]:
 
 def _number(value: Any, form: str) -> str:
     return form.format(value) if isinstance(value, (int, float)) else "–"
-
-
-def human(size: int) -> str:
-    """A size as the Hub shows it (decimal units)."""
-    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
-        if size >= scale:
-            return f"{size / scale:.2f} {unit}"
-    return f"{size} B"
 
 
 def _license_note(facts: CardFacts) -> str | None:

@@ -10,6 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+REGISTRATION = "ollama:"
+MEASUREMENTS = ("logits:", "eval:", "check:")
+"""The prefixes of the targets that measure or judge a variant (their output makes the report)."""
+
 SOURCE_BASE = "source:base"
 SOURCE_BASE_TOKENIZER = "source:base.tokenizer"  # its small files, fetched before the weights
 TEMPLATE = "template"
@@ -86,4 +90,9 @@ class Names:
 
     def registration(self, ref: str) -> Artifact:
         """``ollama:<model>:<tag>``, whose output is a receipt under ``.modelkit/ollama/``."""
-        return Artifact(f"ollama:{ref}", self.state / "ollama" / f"{ref.replace(':', '-')}.json")
+        return Artifact(f"{REGISTRATION}{ref}", self.state / "ollama" / f"{ref.replace(':', '-')}.json")
+
+    @staticmethod
+    def registered_ref(target: str) -> str:
+        """``model:tag`` of a registration target (``ollama:model:tag``)."""
+        return target.removeprefix(REGISTRATION)

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from modelkit.errors import SpecError, UserError
+from modelkit.formats.gguf import is_gguf
 from modelkit.formats.checkpoints import is_complete, is_pattern, newest_complete
 from modelkit.ollama import params as ollama_params
 from modelkit.spec.model import ItemError, Spec, closest
@@ -124,17 +125,13 @@ def check_local_files(loaded: LoadedSpec) -> None:
     spec, problems = loaded.spec, []
     base = spec.base
     if base.path is not None:
-        folder = loaded.resolve(base.path)
-        if not folder.is_dir():
-            problems.append(f"{loaded.where('base', 'path')}: folder {folder} does not exist")
-        elif not (folder / "config.json").is_file():
-            problems.append(f"{loaded.where('base', 'path')}: {folder} has no config.json; "
-                            "point it at a Hugging Face model folder")
+        problems += _folder_problems(loaded.where("base", "path"), loaded.resolve(base.path), "config.json",
+                                     "point it at a Hugging Face model folder")
     if base.gguf is not None:
         file = loaded.resolve(base.gguf)
         if not file.is_file():
             problems.append(f"{loaded.where('base', 'gguf')}: file {file} does not exist")
-        elif file.open("rb").read(4) != b"GGUF":
+        elif not is_gguf(file):
             problems.append(f"{loaded.where('base', 'gguf')}: {file} is not a GGUF file")
     if base.config is not None and not (loaded.resolve(base.config) / "config.json").is_file():
         problems.append(f"{loaded.where('base', 'config')}: {loaded.resolve(base.config)} has no config.json")
@@ -151,11 +148,10 @@ def check_local_files(loaded: LoadedSpec) -> None:
                                 "(checkpoints still being written are skipped)")
             continue
         folder = loaded.resolve(adapter.path)
-        if not folder.is_dir():
-            problems.append(f"{where}: folder {folder} does not exist")
-        elif not (folder / "adapter_config.json").is_file():
-            problems.append(f"{where}: {folder} has no adapter_config.json; point it at a PEFT adapter folder "
-                            "(the one save_pretrained wrote)")
+        found = _folder_problems(where, folder, "adapter_config.json",
+                                 "point it at a PEFT adapter folder (the one save_pretrained wrote)")
+        if found:
+            problems += found
         elif not any((folder / f).is_file() for f in ("adapter_model.safetensors", "adapter_model.bin")):
             problems.append(f"{where}: {folder} has no adapter_model.safetensors")
         elif not is_complete(folder):
@@ -174,6 +170,15 @@ def check_local_files(loaded: LoadedSpec) -> None:
 
 
 IMATRIX_CONTEXT = 512  # llama-imatrix's default context, which modelkit uses
+
+
+def _folder_problems(where: str, folder: Path, holds: str, hint: str) -> list[str]:
+    """Why ``folder`` is not the folder a field needs (it does not exist, or lacks ``holds``), if it is not."""
+    if not folder.is_dir():
+        return [f"{where}: folder {folder} does not exist"]
+    if not (folder / holds).is_file():
+        return [f"{where}: {folder} has no {holds}; {hint}"]
+    return []
 
 
 def _text_problem(file: Path, where: str, context: int) -> str | None:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from modelkit.core.units import parse_size
 from modelkit.core.remote_cache import url_problem
 from modelkit.formats.checkpoints import is_pattern
 from modelkit.formats.quant_types import QUANT_TYPES, canonical
@@ -309,27 +310,6 @@ class Cache(_Strict):
 
 HUB_MAX_FILE_SIZE = 50_000_000_000
 """The largest single file the Hugging Face Hub accepts (50 GB; it recommends staying under 20 GB)."""
-
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
-          "KI": 2**10, "MI": 2**20, "GI": 2**30, "TI": 2**40}
-
-
-def parse_size(value: int | str) -> int:
-    """Bytes in ``value``: an integer, or a number with a unit ('50GB', '1.5G', '512MiB')."""
-    if isinstance(value, int):
-        if value <= 0:
-            raise ValueError(f"{value}: a size must be a positive number of bytes")
-        return value
-    match = _SIZE.match(value)
-    if match is None:
-        raise ValueError(f"'{value}' is not a size: use bytes or a number with a unit, e.g. '50GB' or '2GiB'")
-    unit = (match.group(2) or "").upper().removesuffix("B")
-    size = int(float(match.group(1)) * _UNITS[unit])
-    if size <= 0:
-        raise ValueError(f"'{value}': a size must be positive")
-    return size
-
 
 class Publish(_Strict):
     """Where `modelkit publish` uploads the built variants: a Hugging Face repo, and Ollama's registry."""

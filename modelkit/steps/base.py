@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -13,6 +14,9 @@ from modelkit.core.action import Action, StepContext
 from modelkit.core.resources import ALL_CORES, Demand
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+
+TQDM_PERCENT = re.compile(r"(\d+)%\|")
+"""The progress of a Python tool that draws tqdm bars (llama.cpp's convert scripts, PEFT's merge)."""
 
 LIGHT = Demand(cpu=0)
 """In-process work of a moment, or waiting on the network: it holds nothing and overlaps everything."""
@@ -121,10 +125,6 @@ class GGUFStep(Step):
             if made != final:
                 made.replace(final)
             return
-        import os
-
-        from modelkit.steps.convert import TQDM_PERCENT, script_env
-
         jinja = made.with_name(made.name + ".jinja")
         jinja.write_text(_read_json(self.chat_template)["jinja"], encoding="utf-8")  # type: ignore[arg-type]
         tc = ctx.toolchain
@@ -163,3 +163,13 @@ def _read_json(path: Path) -> dict:  # type: ignore[type-arg]
     import json
 
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def script_env() -> dict[str, str]:
+    """The convert scripts' environment: never reach for the Hub (every input is local by now)."""
+    env = dict(os.environ)
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TRANSFORMERS_OFFLINE", "1")
+    env["PYTHONUNBUFFERED"] = "1"
+    env.pop("NO_LOCAL_GGUF", None)  # the scripts must use their own tree's gguf-py
+    return env

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from modelkit.core.action import StepContext
 from modelkit.core.resources import Demand
-from modelkit.steps.base import GGUFStep, weights_size
+from modelkit.steps.base import TQDM_PERCENT, GGUFStep, script_env, weights_size
 
 # tqdm's "Writing:  45%|####" lines.
-TQDM_PERCENT = re.compile(r"(\d+)%\|")
-
-
 @dataclass(kw_only=True, eq=False)
 class Convert(GGUFStep, kind="convert", tool="convert"):
     """The base model's Hugging Face folder, converted whole; tensors of ``outtype``."""
@@ -47,13 +42,3 @@ class Convert(GGUFStep, kind="convert", tool="convert"):
         self.run_tool(ctx, [tc.python, tc.convert_hf, self.folder, "--outtype", self.outtype, "--outfile", made],
                       progress_re=TQDM_PERCENT, env=script_env())
         self.carry_chat_template(ctx, made)
-
-
-def script_env() -> dict[str, str]:
-    """The convert scripts' environment: never reach for the Hub (every input is local by now)."""
-    env = dict(os.environ)
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    env.setdefault("TRANSFORMERS_OFFLINE", "1")
-    env["PYTHONUNBUFFERED"] = "1"
-    env.pop("NO_LOCAL_GGUF", None)  # the scripts must use their own tree's gguf-py
-    return env

@@ -10,7 +10,7 @@ from modelkit.core.action import StepContext
 from modelkit.formats.peft import check_adapter_fits_base
 from modelkit.core.resources import Demand
 from modelkit.steps.base import Step, weights_size
-from modelkit.steps.convert import TQDM_PERCENT, script_env
+from modelkit.steps.base import TQDM_PERCENT, script_env
 
 
 @dataclass(kw_only=True, eq=False)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modelkit.core.units import human_size
 from modelkit.core.action import StepContext
 from modelkit.errors import StepError
 from modelkit.core.resources import Demand
@@ -68,7 +69,7 @@ class Logits(Step, kind="kl-base", tool="quantize", reproducible=False):
         ctx.tmp(self.summary).write_text(json.dumps({"ppl": ppl, "context": self.context, "backend": tc.backend},
                                                     indent=2, sort_keys=True) + "\n")
         size = ctx.tmp(self.out).stat().st_size
-        ctx.note(f"the logits of {self.label} take {size / 2**20:.1f} MB in {self.out.parent}; "
+        ctx.note(f"the logits of {self.label} take {human_size(size)} in {self.out.parent}; "
                  "`modelkit gc` removes them once no target uses them")
 
 

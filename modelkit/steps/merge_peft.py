@@ -98,7 +98,7 @@ class MergePeft(GGUFStep, kind="merge-peft", tool="convert"):
         return Demand(cpu=ALL_CORES, memory=weights_size(self.base_dir, self.adapter_dir) * 5 // 4)
 
     def run(self, ctx: StepContext) -> None:
-        from modelkit.steps.convert import TQDM_PERCENT, script_env
+        from modelkit.steps.base import TQDM_PERCENT, script_env
 
         tc = ctx.toolchain
         tc.check_convert_deps()

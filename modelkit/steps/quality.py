@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modelkit.core.units import human_size
 from modelkit.core.action import StepContext
 from modelkit.errors import StepError
 from modelkit.formats.quant_types import QUANT_TYPES
@@ -92,7 +93,7 @@ class JudgeVariant(Step, kind="judge", tool="quantize", reproducible=False):
         others = [json.loads(p.read_text()) for p in self.ladder or [] if p.is_file()]
         bigger = sorted((n for n in others if _bits(n["quant"]) > _bits(mine["quant"])), key=lambda n: _bits(n["quant"]))
         passing = next((n for n in bigger if n["kld_mean"] <= self.max_kld), None)
-        hint = (f"; {passing['quant']} passes (mean KLD {passing['kld_mean']:.4f}, {passing['bytes'] / 2**20:.0f} MB)"
+        hint = (f"; {passing['quant']} passes (mean KLD {passing['kld_mean']:.4f}, {human_size(passing['bytes'])})"
                 if passing else "; no larger type built here passes: try a larger one, or an importance matrix")
         return [f"{self.ref}: mean KL divergence {mine['kld_mean']:.4f} is above evaluate.max_kld = {self.max_kld} "
                 f"(perplexity {mine['ppl']:.3f} vs {mine['ppl_base']:.3f} at full precision){hint}"]

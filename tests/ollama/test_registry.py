@@ -409,7 +409,7 @@ def test_cli_warns_that_ollamas_parser_is_slow_on_a_huge_modelfile(fake: FakeOll
     write_modelfile(modelfile, modelfile_of(huge))
     lines: list[str] = []
     register_with_cli(MODEL, modelfile, host=fake.host, ollama_bin=str(fake_cli), progress=lambda _, s: lines.append(s))
-    assert lines[0].startswith("warning: huge.Modelfile is 0.7 MB")
+    assert lines[0].startswith("warning: huge.Modelfile is 720 kB")
     assert fake.model(MODEL).system == huge.system  # type: ignore[union-attr]
 
 
