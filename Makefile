@@ -1,5 +1,5 @@
 # The two commands the README promises. Both set up what they need first (scripts/setup.sh).
-.PHONY: setup example test bench
+.PHONY: setup example test check bench
 
 setup:
 	./scripts/setup.sh
@@ -12,6 +12,11 @@ example: setup
 # The whole test suite, end-to-end tests included.
 test: setup
 	MODELKIT_REQUIRE_TOOLCHAIN=1 .venv/bin/pytest
+
+# Lint (ruff) and types (mypy), with the rules written down in pyproject.toml. CI runs it first.
+check: setup
+	.venv/bin/ruff check modelkit tests bench examples
+	.venv/bin/mypy
 
 bench: setup
 	.venv/bin/python -m bench

@@ -18,7 +18,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from modelkit import hub
 from modelkit.core.engine import Engine
@@ -28,12 +27,12 @@ from modelkit.core.state import State
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from fake_actions import FileAction  # noqa: E402
+from fake_actions import FileAction  # noqa: E402 - after the sys.path entry that finds it
 
 GB = 1 << 30
 
 
-def Cheap(name: str, sources: list[Path], out: Path) -> FileAction:  # noqa: N802
+def Cheap(name: str, sources: list[Path], out: Path) -> FileAction:
     """An action that costs nothing to run, so that only the engine is measured."""
     return FileAction(out, sources, params={"name": name}, compute=lambda params, s, r: name.encode(), name=name)
 

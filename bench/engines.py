@@ -27,12 +27,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "ollama"))
 
-from modelkit.chat_template.proof import SAME, translate_and_prove  # noqa: E402
-from modelkit.chat_template.proof.native import LlamaServer, NativeError, prove_native  # noqa: E402
-from modelkit.chat_template.translator import Unsupported  # noqa: E402
-from modelkit.ollama.engine import predict_engine  # noqa: E402
-from modelkit.steps.native import native_battery  # noqa: E402
-from modelkit.toolchain import find_toolchain  # noqa: E402
+from modelkit.chat_template.proof import SAME, translate_and_prove  # noqa: E402 - after the sys.path entry that finds it
+from modelkit.chat_template.proof.native import LlamaServer, NativeError, prove_native  # noqa: E402 - after the sys.path entry that finds it
+from modelkit.chat_template.translator import Unsupported  # noqa: E402 - after the sys.path entry that finds it
+from modelkit.ollama.engine import predict_engine  # noqa: E402 - after the sys.path entry that finds it
+from modelkit.steps.native import native_battery  # noqa: E402 - after the sys.path entry that finds it
+from modelkit.toolchain import find_toolchain  # noqa: E402 - after the sys.path entry that finds it
 
 KINDS = ("plain", "tools", "thinking")
 
@@ -48,7 +48,7 @@ class Tally:
 
 
 def kind_of(outcome: object) -> str:
-    conv = outcome.conversation  # type: ignore[attr-defined]
+    conv = outcome.conversation
     if conv.tools or any("tool_calls" in m for m in conv.messages):
         return "tools"
     return "thinking" if any("reasoning_content" in m for m in conv.messages) else "plain"
@@ -87,7 +87,8 @@ def measure(name: str, jinja: str, server_bin: Path, gguf: Path, tallies: dict[s
 def cause(miss: str) -> str:
     """Why a conversation differs, as far as its name and setting say."""
     if "with think unset" in miss:
-        return "think unset: llama-server renders with enable_thinking=true (its default), the reference with the template's own default"
+        return ("think unset: llama-server renders with enable_thinking=true (its default), the reference with "
+                "the template's own default")
     if "continue assistant" in miss:
         return "a final assistant message: llama.cpp continues it its own way, not as apply_chat_template does"
     if "reasoning" in miss:

@@ -178,7 +178,8 @@ def main() -> None:
             out = root / f"merged-{adapter.name}"
             peak = peak_rss(merge_cmd(root / "base", adapter, out), env=env)
             print(f"merge ({name}): peak RSS {peak.rss / GB:.2f} GB = {peak.rss / disk:.2f} x the model on disk, "
-                  f"{(peak.rss - imports.rss) / disk:.2f} x without the imports; peak anonymous {peak.anon / GB:.2f} GB "
+                  f"{(peak.rss - imports.rss) / disk:.2f} x without the imports; "
+                  f"peak anonymous {peak.anon / GB:.2f} GB "
                   f"= {(peak.anon - imports.anon) / disk:.2f} x the model without the imports; {peak.seconds:.0f} s; "
                   f"wrote {size_of(out) / GB:.2f} GB in {len(list(out.glob('*.safetensors')))} shards")
             if adapter.name == "lora":

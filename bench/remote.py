@@ -26,8 +26,8 @@ from modelkit.core.remote_cache import ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from conftest import copy_example, without_quality  # noqa: E402
-from s3_server import client_env, make_bucket, moto_server  # noqa: E402
+from conftest import copy_example, without_quality  # noqa: E402 - after the sys.path entry that finds it
+from s3_server import client_env, make_bucket, moto_server  # noqa: E402 - after the sys.path entry that finds it
 
 
 def tiny_model(tmp: Path) -> Path:

@@ -28,9 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from modelkit.chat_template.proof import (SAME, TOOL_RESULTS, prove, think_switches_read,  # noqa: E402
-                                          translate_and_prove)
-from modelkit.chat_template.translator import Unsupported  # noqa: E402
+from modelkit.chat_template.proof import SAME, TOOL_RESULTS, prove, think_switches_read, translate_and_prove
+from modelkit.chat_template.translator import Unsupported
 
 PROVEN, NOT_PROVEN, UNTRANSLATABLE, NO_PLAIN_CHAT = "proven", "not proven", "cannot translate", "no plain chat"
 

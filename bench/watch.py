@@ -55,9 +55,9 @@ def main() -> None:
             count = len(rounds)
             start = time.perf_counter()
             spec.write_text(text)
-            _wait(lambda: all(f"PARAMETER temperature {value}" in m.read_text() for m in modelfiles))
+            _wait(lambda value=value: all(f"PARAMETER temperature {value}" in m.read_text() for m in modelfiles))
             latencies.append(time.perf_counter() - start - QUIET)
-            _wait(lambda: len(rounds) > count)
+            _wait(lambda count=count: len(rounds) > count)
             ran.update(t for r in rounds[count:] for t in r.ran)
         stop.set()
         thread.join(timeout=10)
@@ -78,7 +78,7 @@ def _set_temperature(text: str, value: str) -> str:
     return re.sub(r"temperature = [0-9.]+", f"temperature = {value}", text, count=1)
 
 
-def _wait(condition, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+def _wait(condition, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

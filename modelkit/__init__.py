@@ -25,8 +25,9 @@ from modelkit.errors import *  # noqa: F403 - every public error type is part of
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # the names served on first use (core/lazy.py reads them here), as editors see them
-    from modelkit.project import Project
-    from modelkit.core.engine import BuildResult, Status
+    from modelkit.core.engine import BuildResult as BuildResult
+    from modelkit.core.engine import Status as Status
+    from modelkit.project import Project as Project
 
 
 __getattr__, _LAZY = lazy_exports(__name__, __file__)

@@ -17,8 +17,10 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from modelkit.errors import StepError, Unreachable, UserError
 from modelkit.network import Failure, failure, hub_timeout, use_hub_timeout
@@ -94,10 +96,10 @@ def select_files(names: list[str], kind: str) -> list[str]:
     return sorted(chosen)
 
 
-def resolve(repo: str, revision: str, kind: str, locked: dict[str, object] | None = None) -> RepoSource:
+def resolve(repo: str, revision: str, kind: str, locked: Mapping[str, Any] | None = None) -> RepoSource:
     """Pin ``repo@revision`` to a commit and list its files (see the module docstring)."""
     if locked and locked.get("revision") == revision and isinstance(locked.get("files"), dict):
-        return RepoSource(repo, revision, str(locked["commit"]), dict(locked["files"]))  # type: ignore[arg-type]
+        return RepoSource(repo, revision, str(locked["commit"]), dict(locked["files"]))
     if not _offline():
         source = _resolve_online(repo, revision, kind)
         if source is not None:
@@ -110,7 +112,8 @@ def resolve(repo: str, revision: str, kind: str, locked: dict[str, object] | Non
                             f"set: connect once, or run {fetch_first}")
         trouble = _last_failure.get(repo) or Failure("it did not answer", "check the network")
         raise Unreachable(f"{repo}@{revision}: not in the Hugging Face cache ({cache_dir()}), and the Hub at "
-                          f"{_endpoint()}: {trouble.what}; nothing was downloaded: {trouble.advice}, or run {fetch_first}")
+                          f"{_endpoint()}: {trouble.what}; nothing was downloaded: {trouble.advice}, "
+                          f"or run {fetch_first}")
     return source
 
 
@@ -125,8 +128,8 @@ def _endpoint() -> str:
 
 def _failure(error: Exception) -> Failure:
     """What went wrong asking the Hub, in words (a network failure, or the error's first line)."""
-    return failure(error) or Failure(f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}",
-                                     "check the repository and your access to it")
+    first = str(error).splitlines()[0][:200] if str(error) else ""
+    return failure(error) or Failure(f"{type(error).__name__}: {first}", "check the repository and your access to it")
 
 
 def _offline() -> bool:
@@ -136,8 +139,7 @@ def _offline() -> bool:
 def _resolve_online(repo: str, revision: str, kind: str) -> RepoSource | None:
     """Ask the Hub; None when it cannot be reached (the caller falls back to the cache)."""
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import (GatedRepoError, RepositoryNotFoundError,
-                                        RevisionNotFoundError)
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
 
     use_hub_timeout()
     try:
@@ -179,7 +181,7 @@ def _resolve_cached(repo: str, revision: str, kind: str) -> RepoSource | None:
     return RepoSource(repo, revision, commit, files) if files else None
 
 
-def download(source: RepoSource, progress: object | None = None) -> Path:
+def download(source: RepoSource, progress: Any = None) -> Path:
     """Fetch the source's files into the Hugging Face cache; return the snapshot folder. A
     snapshot that already holds every file is returned as it is: nothing to fetch, and
     huggingface_hub before 2.0 asks the Hub for the file list even then (failing offline)."""
@@ -191,8 +193,8 @@ def download(source: RepoSource, progress: object | None = None) -> Path:
     use_hub_timeout()
     try:
         path = snapshot_download(source.repo, revision=source.commit, allow_patterns=list(source.files),
-                                 tqdm_class=progress)  # type: ignore[arg-type]
-    except Exception as e:  # noqa: BLE001 - transport errors come from huggingface_hub's own HTTP stack
+                                 tqdm_class=progress)
+    except Exception as e:  # transport errors come from huggingface_hub's own HTTP stack; others re-raised
         trouble = failure(e)
         if trouble is None and isinstance(e, LocalEntryNotFoundError):
             trouble = Failure("it cannot be reached", "connect once to download them")
@@ -224,7 +226,7 @@ def fetch_small(source: RepoSource, names: list[str] | tuple[str, ...]) -> Path:
     """
     wanted = {n: source.files[n] for n in names if n in source.files and not (source.snapshot / n).is_file()}
     if wanted:
-        from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+        from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars  # type: ignore[attr-defined]  # exported lazily
 
         quiet_already = are_progress_bars_disabled()
         disable_progress_bars()  # planning prints the plan, not download bars

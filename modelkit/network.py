@@ -117,8 +117,8 @@ def hub_timeout() -> float:
 def use_hub_timeout() -> None:
     """Make huggingface_hub's requests give up after :func:`hub_timeout` seconds without an answer
     (its own default is to wait forever), keeping its client as it is otherwise."""
-    import huggingface_hub
     import httpx
+    import huggingface_hub
 
     set_factory = getattr(huggingface_hub, "set_client_factory", None)
     if set_factory is None:  # huggingface_hub before 1.0 (requests) has its own timeouts

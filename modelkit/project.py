@@ -19,9 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from modelkit import __version__, hub
 from modelkit.core.engine import BuildResult, Engine, Pin, Reporter, Status
+from modelkit.core.facts import Facts
 from modelkit.core.graph import Graph
-from modelkit.core.locks import FileLock
+from modelkit.core.hashing import Hasher
 from modelkit.core.lockfile import LOCK_NAME, first_difference, make_lock, read_lock, write_lock
+from modelkit.core.locks import FileLock
 from modelkit.core.process import Progress
 from modelkit.core.remote_cache import RemoteCache, choose_url
 from modelkit.core.state import State
@@ -68,7 +70,7 @@ class Project:
     @cached_property
     def layout(self) -> Layout:
         locked = None if self.update_sources or self.lock is None else self.lock.get("sources")
-        return build_graph(self.loaded, locked, self.register)
+        return build_graph(self.loaded, locked, self.register, Facts(Hasher(self.state, free_digest=hub.blob_digest)))
 
     @property
     def graph(self) -> Graph:
@@ -264,7 +266,7 @@ class Project:
             keys = {r.key for n in current if (r := self.state.target(n)) is not None}
             cache = self.engine().cache
             assert cache is not None
-            for key in cache.keys():
+            for key in cache.keys():  # noqa: SIM118 - the artifact cache's own listing, not a dict
                 if key not in keys:
                     size = cache.size(key)
                     removed.append((f"cache entry {key.split(':')[-1][:12]}", size))
@@ -282,7 +284,7 @@ class Project:
         for a registration the renderer Ollama will use (``go_template``, ``gguf_chat_template``; null
         until the GGUF or the template it depends on is built)."""
         registered = {name: v for v in self.variants for name in v.registrations}
-        rows = [{"target": s.name, "status": s.state, "reason": s.reason,
+        rows: list[dict[str, Any]] = [{"target": s.name, "status": s.state, "reason": s.reason,
                  "action": self.graph[s.name].action.describe(),
                  "outputs": [str(p) for p in self.graph[s.name].action.outputs()]} for s in statuses]
         for row in rows:

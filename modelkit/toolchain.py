@@ -286,7 +286,7 @@ def _sdist_url(index: str) -> str:
                         f"downloaded {SDIST_NAME}") from None
     for f in files:
         if f.get("filename") == SDIST_NAME:
-            return f["url"]
+            return str(f["url"])
     raise UserError(f"{index} has no {SDIST_NAME}")
 
 

@@ -25,9 +25,10 @@ from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 
-from modelkit.formats.checkpoints import is_pattern
 from modelkit.errors import ModelkitError
+from modelkit.formats.checkpoints import is_pattern
 from modelkit.spec import find_spec
 
 EDITOR_TEMPORARIES = ("*.swp", "*.swx", "*.swo", "*~", ".#*", "4913", "*.tmp", "*.part", ".~lock.*",
@@ -72,7 +73,7 @@ class Watcher:
         self._ignored: list[Path] = []
         self._files: set[Path] = set()  # input files (outside input folders)
         self._folders: set[Path] = set()  # input folders: any change inside counts
-        self._observer: Observer | None = None  # type: ignore[valid-type]
+        self._observer: BaseObserver | None = None
         self._watched: set[tuple[str, bool]] = set()
 
     # -- events ----------------------------------------------------------------------------------

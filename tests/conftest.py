@@ -46,7 +46,7 @@ def _missing(what: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def toolchain():  # type: ignore[no-untyped-def]
+def toolchain():
     """The llama.cpp toolchain modelkit would use (managed, or $MODELKIT_LLAMA_CPP)."""
     from modelkit.toolchain import find_toolchain
 

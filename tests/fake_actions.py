@@ -45,7 +45,7 @@ class FileAction(Action):
         self.out, self.sources, self.reads = out, list(sources), list(reads)
         self._params = params or {}
         self.compute, self.name, self.fail, self.slow_write, self.ran = compute, name or out.name, fail, slow_write, ran
-        self.tool = tool  # type: ignore[misc]
+        self.tool = tool
         self.runs = 0
 
     def params(self) -> dict[str, Any]:

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fake_actions import FileAction  # noqa: E402
-from modelkit.core.engine import Engine  # noqa: E402
-from modelkit.core.graph import Graph, Target  # noqa: E402
-from modelkit.core.locks import FileLock  # noqa: E402
-from modelkit.core.state import State  # noqa: E402
+from fake_actions import FileAction
+
+from modelkit.core.engine import Engine
+from modelkit.core.graph import Graph, Target
+from modelkit.core.locks import FileLock
+from modelkit.core.state import State
 
 
 def expected(source: bytes) -> dict[str, bytes]:
@@ -28,7 +29,7 @@ TRANSFORMS = {"a": lambda d: d * 200, "b": lambda d: d[::-1], "c": lambda d: d.u
               "d": lambda d: d.lower() * 300}
 
 
-def Slow(name: str, src: Path | None, read: Path | None, out: Path) -> FileAction:  # noqa: N802
+def Slow(name: str, src: Path | None, read: Path | None, out: Path) -> FileAction:
     """Prints its name when it runs, then writes its output in twenty pieces with pauses."""
     def compute(params: dict[str, Any], sources: list[bytes], reads: list[bytes]) -> bytes:
         print(name, flush=True)

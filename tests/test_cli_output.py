@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import ROOT
 
 from modelkit.cli import reporter
 from modelkit.core.engine import BuildResult
 from modelkit.core.graph import Target
 from modelkit.errors import StepError, UserError
-
-from conftest import ROOT
 
 TRICKY = "[evaluate] text, [bold]not bold[/], C:\\[x]\\y and [/] alone"
 STYLE_TAG = re.compile(r"\[/?(bold|dim|red|green|yellow|cyan|italic)\b[^\]]*\]|\[/\]")
@@ -63,7 +62,7 @@ class _Action:
 
 
 def test_build_lines_show_names_reasons_notes_and_errors_as_written(capsys: pytest.CaptureFixture[str]) -> None:
-    target: Any = Target(f"gguf:{TRICKY}", _Action())  # type: ignore[arg-type]
+    target: Any = Target(f"gguf:{TRICKY}", _Action())
     rep = reporter.ConsoleReporter(verbose=True)
     rep.start(target, f"params changed: {TRICKY}")
     rep.note(target, f"note about {TRICKY}")
@@ -87,16 +86,16 @@ def test_summaries_tables_and_reports_show_text_as_written(capsys: pytest.Captur
     assert f"t:{TRICKY}" in out and "[why]" in out and out.count(TRICKY) == 3
     assert "nothing evaluated yet: set [evaluate] text in the spec and run `modelkit build`\n" in out
     result = BuildResult(failed=[("t", UserError(f"bad: {TRICKY}"))])
-    assert reporter.print_build_summary(None, [], result, 1.0) == 2  # type: ignore[arg-type]
+    assert reporter.print_build_summary(None, [], result, 1.0) == 2
     err = capsys.readouterr().err
     assert f"error: bad: {TRICKY}\n" in err and "build failed after 1.0s: 0 built, 1 failed" in err
     assert not STYLE_TAG.search(err.replace(TRICKY, ""))
 
 
 def test_modelkit_report_before_any_evaluation_names_the_section(tmp_path: Path) -> None:
-    from conftest import READY_GGUF_SPEC, modelkit
-
     import sys
+
+    from conftest import READY_GGUF_SPEC, modelkit
     sys.path.insert(0, str(ROOT / "tests" / "ollama"))
     from gguf_files import write_tiny_gguf
 

@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
+from conftest import ROOT, copy_example, load_module, without_quality
 from s3_server import client_env, make_bucket, moto_server
+
 from modelkit import Project
 from modelkit.core.engine import QuietReporter
 from modelkit.core.graph import Target
 from modelkit.core.remote_cache import ENV
-
-from conftest import ROOT, copy_example, load_module, without_quality
 
 pytestmark = [pytest.mark.toolchain, pytest.mark.slow]
 
@@ -84,7 +83,7 @@ def test_the_second_machine_builds_the_example_from_the_first_ones_uploads(
     assert plan.stdout.count("restore from remote") == 9  # template, 2 conversions, merge, 2 quants, 2 Modelfiles, native
 
     laptop = Project.open(second, register="off")
-    laptop.require_toolchain = no_toolchain  # type: ignore[method-assign]
+    laptop.require_toolchain = no_toolchain
     reporter = Restores()
     result = laptop.build(reporter=reporter, locked=True)  # --locked: the same bytes as the lock says
     assert result.ok, result.failed

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import gguf
 import pytest
+from conftest import ROOT, copy_example, load_module, modelkit
 
 from modelkit.formats.quant_types import QUANT_TYPES
-
-from conftest import ROOT, copy_example, load_module, modelkit
 
 pytestmark = [pytest.mark.toolchain, pytest.mark.slow]
 grammar = load_module(ROOT / "tests" / "ollama" / "modelfile_grammar.py")
@@ -32,7 +31,7 @@ def metadata(path: Path) -> dict[str, object]:
     return {name: field.contents() for name, field in reader.fields.items()}
 
 
-def generate(toolchain, model: Path, lora: Path | None = None) -> bytes:  # type: ignore[no-untyped-def]
+def generate(toolchain, model: Path, lora: Path | None = None) -> bytes:
     cmd = [str(toolchain.completion), "-m", str(model), "-p", PROMPT, "-n", "16", "--temp", "0", "--seed", "1",
            "--ignore-eos", "-no-cnv", "--no-warmup", "--special",
            "-t", "1", "-tb", "1"]  # one thread: a random model's near-tied logits make threads disagree
@@ -50,7 +49,7 @@ def generate(toolchain, model: Path, lora: Path | None = None) -> bytes:  # type
 
 
 @pytest.fixture(scope="module")
-def ollama(toolchain) -> Iterator:  # type: ignore[no-untyped-def,type-arg]
+def ollama(toolchain) -> Iterator:
     """A stand-in for today's Ollama, which cannot be installed here (modelled on Ollama's source:
     see tests/ollama/fake_server.py); it re-encodes GGUFs with the real llama-quantize."""
     with fake_server.FakeOllama(generation="current", quantize=toolchain.quantize) as server:
@@ -58,7 +57,7 @@ def ollama(toolchain) -> Iterator:  # type: ignore[no-untyped-def,type-arg]
 
 
 @pytest.fixture(scope="module")
-def built(toolchain, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory, ollama) -> Path:  # type: ignore[no-untyped-def]
+def built(toolchain, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory, ollama) -> Path:
     """The example built once, by the CLI, as a user would, registering with the stand-in Ollama."""
     project = copy_example(tiny_model, tmp_path_factory.mktemp("built"))
     proc = modelkit("build", cwd=project, ollama_host=ollama.host)
@@ -75,7 +74,7 @@ def test_every_artifact_exists(built: Path) -> None:
                      "tiny-support-q8_0.Modelfile", "tiny-support.native.json"]
 
 
-def test_second_build_runs_nothing(built: Path, ollama) -> None:  # type: ignore[no-untyped-def]
+def test_second_build_runs_nothing(built: Path, ollama) -> None:
     proc = modelkit("build", cwd=built, ollama_host=ollama.host)
     assert proc.returncode == 0, proc.stderr
     assert "everything is up to date" in proc.stderr
@@ -128,7 +127,7 @@ def test_a_lock_pinning_the_matrix_from_a_gpu_is_restored_or_refused_never_recom
     assert len(proc.stderr.splitlines()) == 1 and not (project / "build").exists()
 
 
-def test_every_variant_is_registered_with_the_inherited_template(built: Path, ollama) -> None:  # type: ignore[no-untyped-def]
+def test_every_variant_is_registered_with_the_inherited_template(built: Path, ollama) -> None:
     template = json.loads((built / "build" / "template.json").read_text())["template"]
     tags = {key[-1]: model for key, model in ollama.models.items() if key[-2] == "tiny-support"}
     assert set(tags) == {"q4_k_m", "q8_0", "iq4_xs", "latest"}
@@ -168,7 +167,7 @@ def test_adapter_metadata(built: Path) -> None:
     assert meta["general.architecture"] == "llama"
 
 
-def test_llama_cpp_loads_the_adapter_and_it_changes_greedy_output(built: Path, toolchain) -> None:  # type: ignore[no-untyped-def]
+def test_llama_cpp_loads_the_adapter_and_it_changes_greedy_output(built: Path, toolchain) -> None:
     model = built / "build" / "base.f16.gguf"
     plain = generate(toolchain, model)
     tuned = generate(toolchain, model, built / "build" / "adapter.support.gguf")
@@ -177,7 +176,7 @@ def test_llama_cpp_loads_the_adapter_and_it_changes_greedy_output(built: Path, t
     assert generate(toolchain, model) == plain  # greedy decoding is deterministic
 
 
-def test_merged_model_generates_what_base_plus_adapter_generates(built: Path, toolchain) -> None:  # type: ignore[no-untyped-def]
+def test_merged_model_generates_what_base_plus_adapter_generates(built: Path, toolchain) -> None:
     runtime = generate(toolchain, built / "build" / "base.f16.gguf", built / "build" / "adapter.support.gguf")
     merged = generate(toolchain, built / "build" / "base+support.f16.gguf")
     assert merged == runtime
@@ -222,8 +221,8 @@ def test_adapter_mode_quantizes_the_base_and_ships_an_adapter_line(tiny_project:
 
 
 def test_adapter_for_another_base_is_refused_before_converting(tiny_project: Path) -> None:
-    from safetensors.numpy import save_file
     import numpy as np
+    from safetensors.numpy import save_file
 
     lora = tiny_project / "lora"
     tensors = {"base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight": np.zeros((8, 4096), np.float32),
@@ -252,7 +251,7 @@ def test_llama_cpp_failing_mid_step_is_reported_and_keeps_earlier_artifacts(tiny
     assert sorted(p.name for p in (tiny_project / "build").iterdir()) == ["base.f16.gguf", "template.json"]
 
 
-def test_editing_the_system_prompt_touches_no_gguf(built: Path, tmp_path: Path, ollama) -> None:  # type: ignore[no-untyped-def]
+def test_editing_the_system_prompt_touches_no_gguf(built: Path, tmp_path: Path, ollama) -> None:
     project = tmp_path / "p"
     shutil.copytree(built, project, symlinks=True)
     spec = project / "model.toml"

@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from fake_actions import FileAction
+
 from modelkit.core.action import StepContext
 from modelkit.core.engine import Engine
-from modelkit.errors import StepError, UserError
 from modelkit.core.graph import Graph, Target
 from modelkit.core.state import State
+from modelkit.errors import StepError, UserError
 
 
 def by_mode(params: dict[str, Any], sources: list[bytes], reads: list[bytes]) -> bytes:
@@ -22,7 +22,7 @@ def by_mode(params: dict[str, Any], sources: list[bytes], reads: list[bytes]) ->
     return str(len(data)).encode() if params["mode"] == "length" else data
 
 
-def Concat(out: Path, sources: list[Path] = (), reads: list[Path] = (), mode: str = "plain",  # noqa: N802
+def Concat(out: Path, sources: list[Path] = (), reads: list[Path] = (), mode: str = "plain",
            tool: str | None = None, fail: bool = False) -> FileAction:
     """Writes its source files then its dependencies' outputs, transformed by ``mode``."""
     return FileAction(out, sources, reads, params={"mode": mode}, compute=by_mode, tool=tool, fail=fail)
@@ -209,7 +209,7 @@ def test_switching_back_restores_from_the_artifact_cache_without_running(project
     result = engine.build()
     assert result.ran == ["final"] and project.final.runs == 0  # restored, not recomputed
     assert first.read_text() == "ab"
-    cached = [p for p in (project.root / ".modelkit" / "cache").rglob("*final.txt")]
+    cached = list((project.root / ".modelkit" / "cache").rglob("*final.txt"))
     assert any(os.path.samefile(p, first) for p in cached)  # a hard link, not a copy
     assert project.engine().build().ran == []
 

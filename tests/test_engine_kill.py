@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, load_module
 
 slow_build = load_module(ROOT / "tests" / "slow_build.py")

@@ -16,22 +16,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import ROOT
 from fake_actions import FileAction
+
 from modelkit.core.action import StepContext
 from modelkit.core.engine import Engine
 from modelkit.core.graph import Graph, Target
 from modelkit.core.resources import ALL_CORES, Demand, Grant, Machine, Pool
 from modelkit.core.state import State
 
+ONE_CORE = Demand()
 
 class Timed(FileAction):
     """A :class:`FileAction` that sleeps ``seconds``, records when it ran, what it was granted,
     and whether its dependencies' outputs were recorded (with the bytes on disk) when it started."""
 
     def __init__(self, out: Path, reads: list[Path], *, seconds: float, spans: dict[str, Any],
-                 demand: Demand = Demand(), deps: tuple[str, ...] = (), state: State | None = None,
+                 demand: Demand = ONE_CORE, deps: tuple[str, ...] = (), state: State | None = None,
                  fail: bool = False) -> None:
         super().__init__(out, reads=reads, params={"name": out.name}, name=out.name, fail=fail)
         self.seconds, self.spans, self._demand, self.deps, self.state = seconds, spans, demand, deps, state
@@ -63,7 +64,7 @@ def overlapped(spans: dict[str, Any], a: str, b: str) -> bool:
     return spans[a]["start"] < spans[b]["end"] and spans[b]["start"] < spans[a]["end"]
 
 
-def fan(root: Path, spans: dict[str, Any], state: State, *, demand: Demand = Demand(), fail: str | None = None,
+def fan(root: Path, spans: dict[str, Any], state: State, *, demand: Demand = ONE_CORE, fail: str | None = None,
         seconds: float = 0.3) -> Graph:
     """src -> three independent steps x, y, z -> a join step reading all three."""
     (root / "src").write_text("s")

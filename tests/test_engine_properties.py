@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fake_actions import FileAction, digest_of_all
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fake_actions import FileAction, digest_of_all
 from modelkit.core.engine import Engine
 from modelkit.core.graph import Graph, Target
 from modelkit.core.state import State
@@ -33,7 +33,7 @@ def compute(mode: str, param: int, sources: list[bytes], deps: list[bytes]) -> b
     return digest_of_all({"mode": mode, "param": param}, sources, deps)
 
 
-def Node(name: str, mode: str, param: int, sources: list[Path], reads: list[Path], out: Path) -> FileAction:  # noqa: N802
+def Node(name: str, mode: str, param: int, sources: list[Path], reads: list[Path], out: Path) -> FileAction:
     return FileAction(out, sources, reads, params={"mode": mode, "param": param}, compute=digest_of_all, name=name,
                       ran=EXECUTED)
 

@@ -14,13 +14,12 @@ from pathlib import Path
 
 import gguf
 import pytest
+from conftest import modelkit
 
 from modelkit.chat_template import choose_template
 from modelkit.chat_template.proof import prove
 from modelkit.chat_template.reference import RenderContext, render_chat
 from modelkit.project import Project
-
-from conftest import modelkit
 
 pytestmark = [pytest.mark.toolchain, pytest.mark.slow]
 
@@ -34,7 +33,7 @@ def chat_template_of(path: Path) -> str:
     return str(gguf.GGUFReader(path).fields["tokenizer.chat_template"].contents())
 
 
-def test_the_adapters_own_template_wins_and_every_shipped_gguf_carries_it(tiny_project: Path, toolchain) -> None:  # type: ignore[no-untyped-def]
+def test_the_adapters_own_template_wins_and_every_shipped_gguf_carries_it(tiny_project: Path, toolchain) -> None:
     (tiny_project / "lora" / "chat_template.jinja").write_text(CHATML)
     plan = {row["target"]: row for row in json.loads(modelkit("plan", "--json", cwd=tiny_project).stdout)}
     assert "template" not in plan  # no model uses the base's template
@@ -58,7 +57,7 @@ def test_the_adapters_own_template_wins_and_every_shipped_gguf_carries_it(tiny_p
     assert render_chat(CHATML, CHAT, RenderContext(bos_token="<s>", eos_token="</s>")).startswith("<|im_start|>system")
 
 
-def test_a_template_that_cannot_be_proven_stops_the_build_before_any_conversion(tiny_project: Path, toolchain) -> None:  # type: ignore[no-untyped-def]
+def test_a_template_that_cannot_be_proven_stops_the_build_before_any_conversion(tiny_project: Path, toolchain) -> None:
     (tiny_project / "lora" / "chat_template.jinja").write_text("{{ raise_exception('tool calls only') }}")
     proc = modelkit("build", "--no-ollama", "-k", cwd=tiny_project)
     assert proc.returncode == 2
@@ -68,7 +67,7 @@ def test_a_template_that_cannot_be_proven_stops_the_build_before_any_conversion(
     assert not (tiny_project / "build").exists() or not list((tiny_project / "build").glob("*.gguf"))
 
 
-def test_a_jinja_file_in_the_spec_is_translated_proven_and_written_into_the_ggufs(tiny_project: Path, toolchain) -> None:  # type: ignore[no-untyped-def]
+def test_a_jinja_file_in_the_spec_is_translated_proven_and_written_into_the_ggufs(tiny_project: Path, toolchain) -> None:
     (tiny_project / "chat.jinja").write_text(CHATML)
     spec = tiny_project / "model.toml"
     spec.write_text(spec.read_text().replace("[ollama]\n", '[ollama]\nchat_template_file = "chat.jinja"\n'))
@@ -78,7 +77,7 @@ def test_a_jinja_file_in_the_spec_is_translated_proven_and_written_into_the_gguf
     assert chat_template_of(tiny_project / "build" / "base+support.Q8_0.gguf") == CHATML
 
 
-def test_template_translate_writes_exact_bytes_that_prove_as_a_template_file(tiny_project: Path, toolchain) -> None:  # type: ignore[no-untyped-def]
+def test_template_translate_writes_exact_bytes_that_prove_as_a_template_file(tiny_project: Path, toolchain) -> None:
     translated = subprocess.run([sys.executable, "-m", "modelkit", "template", "translate", "base"],
                                 cwd=tiny_project, capture_output=True, timeout=120)
     assert translated.returncode == 0, translated.stderr
@@ -114,7 +113,7 @@ def test_plan_says_where_each_models_template_comes_from(tiny_project: Path) -> 
     assert rows[0]["target"] == "template" and rows[0]["action"] == "chat template of the base model"
 
 
-def test_the_adapters_special_tokens_go_into_the_gguf_with_its_template(tiny_project: Path, toolchain) -> None:  # type: ignore[no-untyped-def]
+def test_the_adapters_special_tokens_go_into_the_gguf_with_its_template(tiny_project: Path, toolchain) -> None:
     """A fine-tune that ends its turns with another token (here ``<|user|>``, in the tiny vocabulary)
     says so in its tokenizer_config.json; the shipped GGUF's EOS must be that token, or llama.cpp
     and Ollama would not stop where the model was trained to."""
@@ -138,7 +137,7 @@ def test_the_adapters_special_tokens_go_into_the_gguf_with_its_template(tiny_pro
     assert b"EOS token             = 4 '<|user|>'" in out.stderr and b"EOG token             = 4 '<|user|>'" in out.stderr
 
 
-def test_a_go_template_given_with_its_jinja_is_proven_against_it(tiny_project: Path, toolchain) -> None:  # type: ignore[no-untyped-def]
+def test_a_go_template_given_with_its_jinja_is_proven_against_it(tiny_project: Path, toolchain) -> None:
     """With both, the Modelfile gets the Go text as is, the GGUFs the Jinja, and the build proves
     they render the same prompts (else Ollama's two modes would disagree)."""
     (tiny_project / "chat.jinja").write_text(CHATML)

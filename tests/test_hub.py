@@ -7,13 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, load_module
 
 from modelkit import hub
-from modelkit.errors import UserError
 from modelkit.core.hashing import Hasher
 from modelkit.core.state import State
-
-from conftest import ROOT, load_module
+from modelkit.errors import UserError
 
 hf_cache = load_module(ROOT / "tests" / "hf_cache.py")
 
@@ -95,7 +94,7 @@ def test_hf_cache_digests_read_no_bytes(cache: Path, tmp_path: Path) -> None:
 hub_server = load_module(ROOT / "tests" / "hub_server.py")
 
 
-def run_modelkit(args: list[str], cwd: Path, env: dict[str, str]):  # type: ignore[no-untyped-def]
+def run_modelkit(args: list[str], cwd: Path, env: dict[str, str]):
     import os
     import subprocess
     import sys
@@ -106,7 +105,7 @@ def run_modelkit(args: list[str], cwd: Path, env: dict[str, str]):  # type: igno
 
 
 @pytest.fixture
-def fake_hub():  # type: ignore[no-untyped-def]
+def fake_hub():
     """A stand-in for the Hugging Face Hub that follows its HTTP API (see tests/hub_server.py)."""
     with hub_server.FakeHub() as server:
         yield server
@@ -120,7 +119,7 @@ def hub_project(tmp_path: Path, revision: str = "main") -> Path:
     return tmp_path
 
 
-def test_fetch_downloads_from_the_hub_pins_the_commit_and_then_works_offline(tmp_path: Path, fake_hub) -> None:  # type: ignore[no-untyped-def]
+def test_fetch_downloads_from_the_hub_pins_the_commit_and_then_works_offline(tmp_path: Path, fake_hub) -> None:
     weights = b"\x01" * 200_000
     commit = fake_hub.add("org/tiny", {"config.json": b'{"a": 1}', "model.safetensors": weights,
                                        "optimizer.pt": b"x" * 999,
@@ -144,7 +143,7 @@ def test_fetch_downloads_from_the_hub_pins_the_commit_and_then_works_offline(tmp
 @pytest.mark.toolchain
 @pytest.mark.slow
 def test_a_build_from_the_hub_is_locked_and_rebuilds_offline_to_the_same_bytes(tmp_path: Path, fake_hub,
-                                                                                 tiny_model: Path) -> None:  # type: ignore[no-untyped-def]
+                                                                                 tiny_model: Path) -> None:
     import json
 
     files = {p.name: p.read_bytes() for p in (tiny_model / "base").iterdir()}
@@ -171,7 +170,7 @@ def test_a_build_from_the_hub_is_locked_and_rebuilds_offline_to_the_same_bytes(t
     assert proc.returncode == 0 and "everything is up to date" in proc.stderr, proc.stderr
 
 
-def test_unknown_repo_and_revision_are_clear_errors(tmp_path: Path, fake_hub) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_repo_and_revision_are_clear_errors(tmp_path: Path, fake_hub) -> None:
     fake_hub.add("org/tiny", {"config.json": b"{}", "model.safetensors": b"w"})
     env = {"HF_ENDPOINT": fake_hub.url, "HF_HOME": str(tmp_path / "hf")}
     proc = run_modelkit(["plan"], hub_project(tmp_path / "a", revision="nope"), env)
@@ -188,7 +187,7 @@ FAILURES = [("closed port", "the connection was refused"), ("no such host", "its
             (429, "it is limiting how often it may be asked (429 Too Many Requests)")]
 
 
-def failing_endpoint(fake_hub, where: object, under: str = "/") -> str:  # type: ignore[no-untyped-def]
+def failing_endpoint(fake_hub, where: object, under: str = "/") -> str:
     """The stand-in Hub made to fail as ``where`` says (under ``under``), or an address that fails so."""
     fake_hub.failing, fake_hub.failing_under = (where, under) if isinstance(where, int) else (None, "/")
     fake_hub.silent = where == "silent"
@@ -198,7 +197,7 @@ def failing_endpoint(fake_hub, where: object, under: str = "/") -> str:  # type:
 
 
 @pytest.mark.parametrize(("where", "what"), FAILURES)
-def test_a_hub_that_cannot_be_reached_with_nothing_cached_is_one_line(tmp_path: Path, fake_hub, where: object,  # type: ignore[no-untyped-def]
+def test_a_hub_that_cannot_be_reached_with_nothing_cached_is_one_line(tmp_path: Path, fake_hub, where: object,
                                                                       what: str) -> None:
     endpoint = failing_endpoint(fake_hub, where)
     env = {"HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_path / "hf"), "MODELKIT_HUB_TIMEOUT": "2"}
@@ -211,7 +210,7 @@ def test_a_hub_that_cannot_be_reached_with_nothing_cached_is_one_line(tmp_path: 
 
 
 @pytest.mark.parametrize(("where", "what"), [f for f in FAILURES if isinstance(f[0], int)])
-def test_a_download_the_hub_fails_is_one_line(tmp_path: Path, fake_hub, where: int, what: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_download_the_hub_fails_is_one_line(tmp_path: Path, fake_hub, where: int, what: str) -> None:
     fake_hub.add("org/tiny", {"config.json": b"{}", "model.safetensors": b"w" * 1000, "tokenizer.json": b"{}"})
     endpoint = failing_endpoint(fake_hub, where, under="/org/tiny/resolve/")
     env = {"HF_ENDPOINT": endpoint, "HF_HOME": str(tmp_path / "hf"), "MODELKIT_HUB_TIMEOUT": "2"}

@@ -7,10 +7,10 @@ sneak a dependency past the rule.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
 
 PACKAGE = ROOT / "modelkit"
@@ -79,10 +79,27 @@ def test_no_function_is_longer_than_a_screen() -> None:
     for path in modules():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                lines = node.end_lineno - node.lineno + 1  # type: ignore[operator]
+                lines = node.end_lineno - node.lineno + 1
                 if lines > MAX_FUNCTION_LINES:
                     long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({lines} lines)")
     assert long == []
+
+
+_SILENCER = re.compile(r"#\s*(type:\s*ignore|noqa)\b(.*)")
+_EXPLAINED = re.compile(r"(\[[a-z-]+(, [a-z-]+)*\]  # \S.*|: [A-Z]+[0-9]+(, [A-Z]+[0-9]+)* - \S.*)")
+
+
+def test_every_silenced_check_names_its_code_and_a_reason() -> None:
+    """A bare type-ignore or noqa comment hides every future problem on its line, and nobody can
+    tell later whether it is still needed: each names what it silences and why."""
+    unexplained = []
+    for path in sorted([*PACKAGE.rglob("*.py"), *(ROOT / "tests").rglob("*.py"), *(ROOT / "bench").rglob("*.py"),
+                        *(ROOT / "examples").rglob("*.py")]):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            found = _SILENCER.search(line)
+            if found and not _EXPLAINED.fullmatch(found.group(2)):
+                unexplained.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert unexplained == []
 
 
 def test_no_module_shadows_the_standard_library() -> None:

@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import ROOT, modelkit
+
 from modelkit.chat_template.proof.conversations import THINKING, TOOLS
 from modelkit.chat_template.proof.native import ollama_native_body
 
 sys.path.insert(0, str(ROOT / "tests" / "ollama"))
-from gguf_files import write_tiny_gguf  # noqa: E402
+from gguf_files import write_tiny_gguf
 
 
 def test_a_conversation_goes_to_llama_cpp_as_ollama_sends_it() -> None:

@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import ROOT, load_module
 
 from modelkit.errors import UserError
 from modelkit.formats.peft import BaseFiles, merge_route, read_vocabulary, safetensors_shapes, sentencepiece_pieces
-
-from conftest import ROOT, load_module
 
 CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
@@ -510,7 +509,7 @@ def test_the_merged_gguf_is_peft_s_model_up_to_f16_rounding(merged: Path, name: 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["tokens", "tokenrows"])
 def test_the_added_tokens_are_in_the_gguf_and_llama_cpp_generates_them(merged: Path, name: str,
-                                                                         toolchain) -> None:  # type: ignore[no-untyped-def]
+                                                                         toolchain) -> None:
     import gguf
 
     path = merged / "build" / f"base+{name}.f16.gguf"
@@ -536,7 +535,7 @@ def test_the_added_tokens_are_in_the_gguf_and_llama_cpp_generates_them(merged: P
 
 @pytest.mark.toolchain
 @pytest.mark.slow
-def test_llama_cpp_alone_would_merge_rslora_wrongly(merged: Path, toolchain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_llama_cpp_alone_would_merge_rslora_wrongly(merged: Path, toolchain, tmp_path: Path) -> None:
     """Why rsLoRA is not left to llama.cpp: its converter writes lora_alpha and llama.cpp scales by
     alpha/r, so the merge is silently 1/√r too weak. (If this fails, llama.cpp learned rsLoRA.)"""
     from modelkit.steps.convert import script_env

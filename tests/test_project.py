@@ -11,11 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import READY_GGUF_SPEC, ROOT, load_module
 
 from modelkit.errors import UserError
 from modelkit.project import Project
-
-from conftest import READY_GGUF_SPEC, ROOT, load_module
 
 sys.path.insert(0, str(ROOT / "tests" / "ollama"))
 gguf_files = load_module(ROOT / "tests" / "ollama" / "gguf_files.py")
@@ -35,11 +34,11 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           timeout=120)
 
 
-def names(statuses: list) -> dict[str, str]:  # type: ignore[type-arg]
+def names(statuses: list) -> dict[str, str]:
     return {s.name: s.state for s in statuses}
 
 
-def test_unreachable_ollama_builds_the_rest_and_says_how_to_register(project: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_unreachable_ollama_builds_the_rest_and_says_how_to_register(project: Path, monkeypatch) -> None:
     monkeypatch.setenv("OLLAMA_HOST", load_module(ROOT / "tests" / "ollama" / "ollama_fixtures.py").free_port_host())
     proc = cli("build", cwd=project)
     assert proc.returncode == 0, proc.stderr

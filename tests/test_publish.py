@@ -20,13 +20,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import READY_GGUF_SPEC, ROOT, load_module
 
 hub_server = load_module(ROOT / "tests" / "hub_server.py")
 sys.path.insert(0, str(ROOT / "tests" / "ollama"))
-from fake_server import FakeOllama  # noqa: E402
-from gguf_files import write_tiny_gguf  # noqa: E402
+from fake_server import FakeOllama  # noqa: E402 - after the sys.path entry that finds it
+from gguf_files import write_tiny_gguf  # noqa: E402 - after the sys.path entry that finds it
 
 TOKEN = "hf_publish_test_token"
 SPEC = READY_GGUF_SPEC + '\n[publish]\nrepo = "me/bot"\nlicense = "apache-2.0"\n'
@@ -40,7 +39,7 @@ def hub() -> Iterator[object]:
 
 def env_for(hub: object, tmp_path: Path, token: str | None = TOKEN, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "OLLAMA_"))}
-    env.update({"HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf-home"),  # type: ignore[attr-defined]
+    env.update({"HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf-home"),
                 "HF_HUB_DISABLE_XET": "1", "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
                 "PYTHONPATH": str(ROOT), **extra})
     if token:
@@ -71,14 +70,14 @@ def test_publish_uploads_every_file_in_one_commit_and_a_card_the_hub_accepts(tmp
     project = built(ready_project(tmp_path / "p"), env)
     proc = modelkit(["publish"], project, env)
     assert proc.returncode == 0, proc.stderr
-    repo = hub.repos["me/bot"]  # type: ignore[attr-defined]
+    repo = hub.repos["me/bot"]
     assert sorted(repo.files) == [".gitattributes", "README.md", "bot-F32.Modelfile", "bot-F32.gguf",
                                   "model.toml", "modelkit.lock", "params", "system", "template"]
     assert repo.files["bot-F32.gguf"] == (project / "model.gguf").read_bytes()
     assert repo.files["modelkit.lock"] == (project / "modelkit.lock").read_bytes()
     assert b"FROM ./bot-F32.gguf" in repo.files["bot-F32.Modelfile"]  # the file beside it in the repo
     assert b"SYSTEM Be brief." in repo.files["bot-F32.Modelfile"]
-    assert len(hub.commits) == 1  # type: ignore[attr-defined]
+    assert len(hub.commits) == 1
     from huggingface_hub import ModelCard
 
     card = ModelCard(repo.files["README.md"].decode())
@@ -100,7 +99,7 @@ def test_ollama_run_hf_co_gets_the_registered_template_system_and_parameters(tmp
                         'stop = ["<|end|>", "</s>"] }')
     project = built(ready_project(tmp_path / "p", spec), env)
     assert modelkit(["publish"], project, env).returncode == 0
-    files = hub.repos["me/bot"].files  # type: ignore[attr-defined]
+    files = hub.repos["me/bot"].files
     commands = grammar.parse((project / "build" / "bot-f32.Modelfile").read_text())
     said = {c.name: [] for c in commands}
     for c in commands:
@@ -115,26 +114,26 @@ def test_a_second_publish_of_the_same_build_uploads_and_commits_nothing(tmp_path
     env = env_for(hub, tmp_path)
     project = built(ready_project(tmp_path / "p"), env)
     assert modelkit(["publish"], project, env).returncode == 0
-    sent, commits = hub.bytes_received, len(hub.commits)  # type: ignore[attr-defined]
+    sent, commits = hub.bytes_received, len(hub.commits)
     assert sent == (project / "model.gguf").stat().st_size
     proc = modelkit(["publish"], project, env)
     assert proc.returncode == 0, proc.stderr
     assert "nothing changed" in proc.stderr
-    assert (hub.bytes_received, len(hub.commits)) == (sent, commits)  # type: ignore[attr-defined]
+    assert (hub.bytes_received, len(hub.commits)) == (sent, commits)
 
 
 def test_a_changed_modelfile_is_one_commit_without_the_gguf(tmp_path: Path, hub: object) -> None:
     env = env_for(hub, tmp_path)
     project = built(ready_project(tmp_path / "p"), env)
     assert modelkit(["publish"], project, env).returncode == 0
-    sent = hub.bytes_received  # type: ignore[attr-defined]
+    sent = hub.bytes_received
     (project / "model.toml").write_text(SPEC.replace("Be brief.", "Be very brief."))
     built(project, env)
     proc = modelkit(["publish"], project, env)
     assert proc.returncode == 0, proc.stderr
-    assert hub.bytes_received == sent  # the Hub's LFS batch answer said it holds the GGUF  # type: ignore[attr-defined]
-    assert len(hub.commits) == 2  # type: ignore[attr-defined]
-    assert b"Be very brief." in hub.repos["me/bot"].files["bot-F32.Modelfile"]  # type: ignore[attr-defined]
+    assert hub.bytes_received == sent  # the Hub's LFS batch answer said it holds the GGUF
+    assert len(hub.commits) == 2
+    assert b"Be very brief." in hub.repos["me/bot"].files["bot-F32.Modelfile"]
 
 
 def test_dry_run_prints_the_files_and_the_card_and_sends_nothing(tmp_path: Path, hub: object) -> None:
@@ -148,7 +147,7 @@ def test_dry_run_prints_the_files_and_the_card_and_sends_nothing(tmp_path: Path,
     for name, what in (("template", "Go TEMPLATE"), ("system", "system prompt"), ("params", "parameters")):
         assert re.search(rf"^  {name} +\d+ B  {what} for ollama run hf.co/…$", proc.stdout, re.M), proc.stdout
     assert "library_name: gguf" in proc.stdout and "ollama run hf.co/me/other:F32" in proc.stdout
-    assert hub.requests == []  # type: ignore[attr-defined]
+    assert hub.requests == []
 
 
 @pytest.mark.parametrize(("args", "spec", "message"), [
@@ -165,7 +164,7 @@ def test_a_bad_repository_id_is_one_line_and_sends_nothing(tmp_path: Path, hub: 
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
-    assert hub.requests == []  # type: ignore[attr-defined]
+    assert hub.requests == []
 
 
 def test_publishing_before_building_is_refused_before_anything_is_sent(tmp_path: Path, hub: object) -> None:
@@ -174,7 +173,7 @@ def test_publishing_before_building_is_refused_before_anything_is_sent(tmp_path:
     proc = modelkit(["publish"], project, env)
     assert proc.returncode == 2, proc.stderr
     assert "is not built (never built): run `modelkit build` first" in proc.stderr
-    assert "Traceback" not in proc.stderr and hub.requests == []  # type: ignore[attr-defined]
+    assert "Traceback" not in proc.stderr and hub.requests == []
 
 
 def test_no_credentials_is_one_line_and_nothing_is_sent(tmp_path: Path, hub: object) -> None:
@@ -184,7 +183,7 @@ def test_no_credentials_is_one_line_and_nothing_is_sent(tmp_path: Path, hub: obj
     assert proc.returncode == 2
     assert proc.stderr.strip() == ("error: no Hugging Face credentials: set HF_TOKEN or run `hf auth login`; "
                                    "nothing was uploaded")
-    assert hub.requests == []  # type: ignore[attr-defined]
+    assert hub.requests == []
 
 
 def test_refused_credentials_commit_nothing(tmp_path: Path, hub: object) -> None:
@@ -193,7 +192,7 @@ def test_refused_credentials_commit_nothing(tmp_path: Path, hub: object) -> None
     proc = modelkit(["publish"], project, env)
     assert proc.returncode == 2, proc.stderr
     assert "the Hub refused the credentials" in proc.stderr and "Traceback" not in proc.stderr
-    assert hub.commits == [] and hub.lfs == {}  # type: ignore[attr-defined]
+    assert hub.commits == [] and hub.lfs == {}
 
 
 def big_gguf(path: Path, tensors: int = 6) -> Path:
@@ -238,7 +237,7 @@ def test_a_gguf_over_max_file_size_is_published_as_a_split_set_that_merges_back(
     built(project, env)
     proc = modelkit(["publish"], project, env)
     assert proc.returncode == 0, proc.stderr
-    files = hub.repos["me/bot"].files  # type: ignore[attr-defined]
+    files = hub.repos["me/bot"].files
     parts = sorted(n for n in files if n.endswith(".gguf"))
     assert len(parts) == 2 and parts[0] == "bot-F32-00001-of-00002.gguf", parts
     assert all(len(files[n]) <= 2_000_000 for n in parts)
@@ -251,13 +250,13 @@ def test_a_gguf_over_max_file_size_is_published_as_a_split_set_that_merges_back(
     merged = tmp_path / "merged.gguf"
     from modelkit.publish import merge_parts
 
-    merge_parts(toolchain.gguf_split, down / parts[0], merged)  # type: ignore[attr-defined]
+    merge_parts(toolchain.gguf_split, down / parts[0], merged)
     assert tensors_of(merged) == tensors_of(project / "model.gguf")
     # The split set is kept: a second publish splits nothing and uploads nothing.
-    sent = hub.bytes_received  # type: ignore[attr-defined]
+    sent = hub.bytes_received
     proc = modelkit(["publish"], project, env)
     assert proc.returncode == 0 and "nothing changed" in proc.stderr, proc.stderr
-    assert hub.bytes_received == sent  # type: ignore[attr-defined]
+    assert hub.bytes_received == sent
 
 
 PUSH_SPEC = READY_GGUF_SPEC + '\n[publish]\nrepo = "me/bot"\nollama = "me/bot"\n'
@@ -284,7 +283,7 @@ def test_publish_pushes_every_registered_variant_to_ollamas_registry(tmp_path: P
     assert sorted(ollama.registry) == ["registry.ollama.ai/me/bot:f32", "registry.ollama.ai/me/bot:latest"]
     assert ollama.model("me/bot:f32") is not None  # copied to the registry name first
     assert "pushed bot:f32 as me/bot:f32" in proc.stderr
-    assert ollama.model("bot:f32").model_blob in ollama.registry_blobs  # type: ignore[union-attr]
+    assert ollama.model("bot:f32").model_blob in ollama.registry_blobs
     pushes = [r.body for r in ollama.log.records if r.path == "/api/push"]
     assert [p["model"] for p in pushes] == ["me/bot:f32", "me/bot:latest"] and not pushes[0]["insecure"]
 
@@ -299,7 +298,7 @@ def test_an_unreachable_registry_defers_the_push_and_the_hub_commit_stands(tmp_p
     assert "not pushed" in proc.stderr and "no such host" in proc.stderr
     assert "ollama cp bot:f32 me/bot:f32 && ollama push me/bot:f32" in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert len(hub.commits) == 1 and ollama.registry == {}  # type: ignore[attr-defined]
+    assert len(hub.commits) == 1 and ollama.registry == {}
     ollama.registry_reachable = True
     proc = modelkit(["publish"], project, env)  # the next publish pushes; the Hub has nothing new
     assert proc.returncode == 0 and "nothing changed" in proc.stderr, proc.stderr
@@ -337,14 +336,14 @@ def card_facts(tmp_path: Path, **changes: object) -> object:
     rows = [VariantRow("Q4_K_M", "q4_k_m", ["bot-Q4_K_M.gguf"], 4_920_000_000, "bot-Q4_K_M.Modelfile", quality),
             VariantRow("Q8_0", "q8_0", ["bot-Q8_0-00001-of-00002.gguf", "bot-Q8_0-00002-of-00002.gguf"],
                        8_540_000_000, "bot-Q8_0.Modelfile", {**quality, "kld_mean": 0.001})]
-    facts = dict(repo="me/bot", model="bot", base_model="meta-llama/Llama-3.1-8B-Instruct",
-                 base_label="[meta-llama/Llama-3.1-8B-Instruct](https://huggingface.co/meta-llama/Llama-3.1-8B-Instruct)",
-                 relation="merge", adapters=["`support`"], variants=rows, license=terms.license,
-                 license_from="the base model's card", terms=terms, evaluated=True, reference="F16, perplexity 7.001",
-                 template_origin="translated from the adapter's Jinja chat template",
-                 template_proof="proven on 9 conversations", ollama="me/bot", max_file_size=5_000_000_000)
+    facts = {"repo": "me/bot", "model": "bot", "base_model": "meta-llama/Llama-3.1-8B-Instruct",
+                 "base_label": "[meta-llama/Llama-3.1-8B-Instruct](https://huggingface.co/meta-llama/Llama-3.1-8B-Instruct)",
+                 "relation": "merge", "adapters": ["`support`"], "variants": rows, "license": terms.license,
+                 "license_from": "the base model's card", "terms": terms, "evaluated": True, "reference": "F16, perplexity 7.001",
+                 "template_origin": "translated from the adapter's Jinja chat template",
+                 "template_proof": "proven on 9 conversations", "ollama": "me/bot", "max_file_size": 5_000_000_000}
     facts.update(changes)
-    return CardFacts(**facts)  # type: ignore[arg-type]
+    return CardFacts(**facts)
 
 
 def test_the_card_keeps_the_base_license_and_gating_and_shows_the_quality_ladder(tmp_path: Path) -> None:
@@ -352,7 +351,7 @@ def test_the_card_keeps_the_base_license_and_gating_and_shows_the_quality_ladder
 
     from modelkit.publish import render_card
 
-    text = render_card(card_facts(tmp_path))  # type: ignore[arg-type]
+    text = render_card(card_facts(tmp_path))
     card = ModelCard(text)
     data = card.data
     assert data.base_model == "meta-llama/Llama-3.1-8B-Instruct" and data.base_model_relation == "merge"
@@ -377,12 +376,12 @@ def test_a_spec_license_wins_and_a_quantized_base_without_numbers_has_no_quality
 
     facts = card_facts(tmp_path, license="apache-2.0", license_from="set in model.toml", terms=BaseTerms(),
                        relation="quantized", adapters=[], evaluated=False, ollama=None)
-    card = ModelCard(render_card(facts))  # type: ignore[arg-type]
+    card = ModelCard(render_card(facts))
     assert card.data.license == "apache-2.0" and card.data.base_model_relation == "quantized"
     assert "lora" not in card.data.tags and card.data.license_link is None
     assert "Perplexity" not in card.text and "ollama run me/bot" not in card.text
     assert "License and access" in card.text and "gated" not in card.text
-    bad = render_card(card_facts(tmp_path, license="not-a-license"))  # type: ignore[arg-type]
+    bad = render_card(card_facts(tmp_path, license="not-a-license"))
     assert hub_server.card_metadata_errors(bad) == [
         "\"license\" must be one of the Hub's license ids, got 'not-a-license'"]
 
@@ -393,7 +392,7 @@ def test_a_license_the_hub_does_not_know_is_refused_with_nothing_committed(tmp_p
     proc = modelkit(["publish"], project, env)
     assert proc.returncode == 2, proc.stderr
     assert "the Hub refused the model card's metadata" in proc.stderr and "[publish] license" in proc.stderr
-    assert hub.commits == [] and hub.lfs == {}  # type: ignore[attr-defined]
+    assert hub.commits == [] and hub.lfs == {}
 
 
 def test_private_is_asked_for_when_the_repository_is_created(tmp_path: Path, hub: object) -> None:
@@ -403,7 +402,7 @@ def test_private_is_asked_for_when_the_repository_is_created(tmp_path: Path, hub
     assert "(private, one commit)" in dry.stdout, dry.stdout
     proc = modelkit(["publish", "--private"], project, env)
     assert proc.returncode == 0, proc.stderr
-    assert hub.private == {"me/bot"}  # type: ignore[attr-defined]
+    assert hub.private == {"me/bot"}
 
 
 @pytest.mark.toolchain
@@ -417,7 +416,7 @@ def test_the_tiny_example_publishes_its_quantizations_with_the_proven_template(t
     built(tiny_project, env)
     proc = modelkit(["publish"], tiny_project, env)
     assert proc.returncode == 0, proc.stderr
-    files = hub.repos["me/tiny-support"].files  # type: ignore[attr-defined]
+    files = hub.repos["me/tiny-support"].files
     assert {"tiny-support-Q4_K_M.gguf", "tiny-support-Q8_0.gguf", "tiny-support-Q4_K_M.Modelfile",
             "tiny-support-Q8_0.Modelfile"} <= set(files)
     assert files["tiny-support-Q8_0.gguf"] == (tiny_project / "build" / "base+support.Q8_0.gguf").read_bytes()
@@ -438,7 +437,7 @@ def test_an_ollama_that_is_not_running_defers_the_push_like_a_registration(tmp_p
     proc = modelkit(["publish"], project, env_for(hub, tmp_path, OLLAMA_HOST=down))
     assert proc.returncode == 0, proc.stderr
     assert f"not pushed: Ollama at {down} is not reachable (connection refused)" in proc.stderr, proc.stderr
-    assert len(hub.commits) == 1 and ollama.registry == {}  # type: ignore[attr-defined]
+    assert len(hub.commits) == 1 and ollama.registry == {}
 
 
 def closed_port() -> str:
@@ -479,13 +478,13 @@ def test_a_hub_that_cannot_be_reached_or_fails_is_one_line_and_nothing_is_commit
     project = built(ready_project(tmp_path / "p"), env)
     servers = plain_http_server()
     endpoint = {"closed port": closed_port, "no such host": lambda: "http://no-such-host.invalid",
-                "plain http": lambda: next(servers)}.get(where, lambda: hub.url)()  # type: ignore[arg-type,attr-defined]
-    hub.failing = where if isinstance(where, int) else None  # type: ignore[attr-defined]
-    hub.silent = where == "silent"  # type: ignore[attr-defined]
+                "plain http": lambda: next(servers)}.get(where, lambda: hub.url)()
+    hub.failing = where if isinstance(where, int) else None
+    hub.silent = where == "silent"
     proc = modelkit(["publish"], project, {**env, "HF_ENDPOINT": endpoint})
     servers.close()
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.strip() == (f"error: me/bot: the Hub at {endpoint}: {what}; nothing was committed: "
                                    f"{proc.stderr.split('nothing was committed: ')[1].strip()}")
     assert proc.stderr.strip().endswith(", then run `modelkit publish` again") and "Traceback" not in proc.stderr
-    assert hub.commits == [] and hub.lfs == {}  # type: ignore[attr-defined]
+    assert hub.commits == [] and hub.lfs == {}

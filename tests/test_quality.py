@@ -16,7 +16,6 @@ from pathlib import Path
 
 import gguf
 import pytest
-
 from conftest import ROOT, copy_example, load_module, modelkit
 
 pytestmark = [pytest.mark.toolchain, pytest.mark.slow]
@@ -27,7 +26,7 @@ VARIANTS = ("Q4_K_M", "Q8_0", "IQ4_XS")
 
 
 @pytest.fixture(scope="module")
-def measured(toolchain, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
+def measured(toolchain, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The whole example built once by the CLI, without Ollama; its stderr kept in build.log."""
     project = copy_example(tiny_model, tmp_path_factory.mktemp("measured"))
     proc = modelkit("build", "--no-ollama", cwd=project)
@@ -43,13 +42,13 @@ def copy_of(project: Path, tmp_path: Path) -> Path:
     return copy
 
 
-def report(project: Path) -> dict:  # type: ignore[type-arg]
+def report(project: Path) -> dict:
     proc = modelkit("report", "--json", cwd=project)
     assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+    return json.loads(proc.stdout)
 
 
-def rows(project: Path) -> dict[str, dict]:  # type: ignore[type-arg]
+def rows(project: Path) -> dict[str, dict]:
     return {row["quant"]: row for row in report(project)["variants"]}
 
 
@@ -167,7 +166,7 @@ def test_a_rows_numbers_change_only_when_its_inputs_do(measured: Path, tmp_path:
     assert rows(project) == before
 
 
-def test_a_prompt_check_that_misses_fails_only_its_variant_which_is_not_registered(  # type: ignore[no-untyped-def]
+def test_a_prompt_check_that_misses_fails_only_its_variant_which_is_not_registered(
         measured: Path, tmp_path: Path, toolchain) -> None:
     project = copy_of(measured, tmp_path)
     spec = project / "model.toml"

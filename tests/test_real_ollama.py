@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import copy_built, modelkit
-from modelkit.ollama.engine import predict_engine
 from tcp_relay import Relay, Stop
+
+from modelkit.ollama.engine import predict_engine
 
 pytestmark = [pytest.mark.toolchain, pytest.mark.slow]
 PROMPT = "The printer does not start."
@@ -70,7 +70,7 @@ def test_registration_creates_only_what_changed_and_uploads_each_gguf_once(built
     assert rounds[0][0] == 4 and rounds[0][1] == quantized > 0  # three GGUFs, each sent once
     print(f"creates and bytes uploaded: {rounds}")
     assert rounds[1:] == [(0, 0), (4, 0), (4, rounds[3][1])]
-    listed = {m["name"] for m in real_ollama.api("/api/tags")["models"]}  # type: ignore[union-attr]
+    listed = {m["name"] for m in real_ollama.api("/api/tags")["models"]}
     assert {f"life:{t}" for t in ("q4_k_m", "q8_0", "iq4_xs", "latest")} <= listed
 
 
@@ -146,11 +146,11 @@ def test_an_adapter_line_is_applied_by_ollama_0_32(built_example: Path, real_oll
     mark = real_ollama.mark()
     build(project, real_ollama.host)
     shown = real_ollama.api("/api/show", {"model": "adapted:q8_0"})
-    assert "\nADAPTER " in shown["modelfile"]  # type: ignore[operator]
+    assert "\nADAPTER " in shown["modelfile"]
     reply = real_ollama.api("/api/chat", {"model": "adapted:q8_0", "stream": False,
                                           "messages": [{"role": "user", "content": PROMPT}],
                                           "options": {"temperature": 0, "seed": 0, "num_predict": 48}})
-    assert "Sorry to hear" in reply["message"]["content"]  # type: ignore[index]
+    assert "Sorry to hear" in reply["message"]["content"]
     started = [line for line in real_ollama.log(mark).splitlines() if 'msg="starting llama-server"' in line]
     assert started and " --lora " in started[-1]
 
@@ -226,7 +226,7 @@ def test_publish_pushes_to_a_registry_and_another_server_pulls_the_same_model(
         assert pulled.returncode == 0, pulled.stderr
         there = second.api("/api/chat", {"model": f"{target}:q8_0", **ask})
         shown = second.api("/api/show", {"model": f"{target}:q8_0"})
-    assert there["message"] == here["message"] and "Sorry to hear" in there["message"]["content"]  # type: ignore[index]
+    assert there["message"] == here["message"] and "Sorry to hear" in there["message"]["content"]
     assert shown["system"] == "You are a support agent. Answer in one short sentence."
 
 

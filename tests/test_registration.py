@@ -18,15 +18,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import READY_GGUF_SPEC, ROOT
+
 from modelkit.errors import SpecError
 from modelkit.project import Project
 
 sys.path.insert(0, str(ROOT / "tests" / "ollama"))
-from fake_server import FakeOllama  # noqa: E402
-from gguf_files import write_tiny_gguf  # noqa: E402
-from ollama_fixtures import GENERATION_PARAMS, start_fake, unregister  # noqa: E402
+from fake_server import FakeOllama
+from gguf_files import write_tiny_gguf
+from ollama_fixtures import GENERATION_PARAMS, start_fake, unregister
 
 SPEC = READY_GGUF_SPEC.replace("temperature = 0.5", 'temperature = 0.5, stop = ["</s>"]')
 CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "
@@ -84,7 +84,7 @@ def test_stops_ollama_adds_from_a_template_it_recognises_leave_it_fresh(tmp_path
     (chatml here) when the request sets no ``stop``, also when a TEMPLATE is sent."""
     spec = project(tmp_path, SPEC.replace(', stop = ["</s>"]', ""), chat_template=CHATML)
     build(spec)
-    assert "stop" in ollama.model("bot:f32").parameters  # type: ignore[union-attr]
+    assert "stop" in ollama.model("bot:f32").parameters
     assert build(spec) == []
 
 
@@ -115,7 +115,7 @@ def test_a_params_only_change_after_a_restart_uploads_nothing(tmp_path: Path, ol
     spec.write_text(spec.read_text().replace("temperature = 0.5", "temperature = 0.9"))
     assert sorted(n.split(":")[0] for n in build(spec)) == ["modelfile", "ollama", "ollama"]
     assert ollama.log.bytes_uploaded == uploaded
-    assert ollama.model("bot:f32").parameters["temperature"] == 0.9  # type: ignore[union-attr]
+    assert ollama.model("bot:f32").parameters["temperature"] == 0.9
 
 
 def test_a_model_removed_from_ollama_is_registered_again(tmp_path: Path, ollama: FakeOllama) -> None:
@@ -135,21 +135,21 @@ def test_a_model_removed_from_ollama_is_registered_again(tmp_path: Path, ollama:
 def test_a_model_changed_by_hand_is_registered_again(tmp_path: Path, ollama: FakeOllama) -> None:
     spec = project(tmp_path)
     build(spec)
-    held = ollama.model("bot:f32").model_blob  # type: ignore[union-attr]
+    held = ollama.model("bot:f32").model_blob
     import ollama as client
 
     client.Client(host=ollama.host).create(model="bot:f32", files={"m.gguf": held}, system="edited by hand")
     reasons = {s.name: s.reason for s in Project.open(spec).plan() if s.state == "stale"}
     assert reasons == {"ollama:bot:f32": "Ollama: Ollama's copy changed since it was registered (system prompt differs)"}
     build(spec)
-    assert ollama.model("bot:f32").system == "Be brief."  # type: ignore[union-attr]
+    assert ollama.model("bot:f32").system == "Be brief."
 
 
 def test_typical_p_is_a_parameter_like_the_others(tmp_path: Path, ollama: FakeOllama) -> None:
     """Issue 6: Ollama accepts and forwards ``typical_p`` (api/types.go)."""
     spec = project(tmp_path, SPEC.replace("temperature = 0.5", "typical_p = 0.7"))
     build(spec)
-    assert ollama.model("bot:f32").parameters["typical_p"] == 0.7  # type: ignore[union-attr]
+    assert ollama.model("bot:f32").parameters["typical_p"] == 0.7
 
 
 def test_a_tag_ollama_would_reinterpret_is_refused(tmp_path: Path) -> None:

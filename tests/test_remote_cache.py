@@ -13,15 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from fake_actions import FileAction
 from s3_server import client_env, make_bucket, moto_server, server_with_users
+
 from modelkit.core.engine import Engine, Pin
 from modelkit.core.graph import Graph, Target
 from modelkit.core.remote_cache import ENV, Entry, RemoteCache, choose_url
 from modelkit.core.state import State
 from modelkit.errors import RemoteCacheError, SpecError, UserError
-
 
 
 @pytest.fixture(scope="module")
@@ -250,6 +249,7 @@ def test_a_bad_url_in_the_environment_is_a_one_line_error(url: str, problem: str
 
 def test_a_bad_url_in_the_spec_names_its_line(tmp_path: Path) -> None:
     from conftest import READY_GGUF_SPEC
+
     from modelkit.spec import load_spec
 
     (tmp_path / "model.gguf").write_bytes(b"")
@@ -418,7 +418,7 @@ def test_a_step_that_is_not_reproducible_is_restored_from_where_the_lock_pins_it
     assert cpu.build().ok and ran == []
     for name in ("bound.txt", "final.txt"):
         assert (tmp_path / "cpu" / "build" / name).read_bytes() == (tmp_path / "gpu" / "build" / name).read_bytes()
-    assert cpu.state.target("bound").key == record.key  # type: ignore[union-attr]
+    assert cpu.state.target("bound").key == record.key
     # Locked, with no cache holding them: a one-line error at the plan, nothing computed.
     alone = bound_engine(tmp_path / "alone", "cpu", None, ran, pin, locked=True)
     with pytest.raises(UserError, match=r"^bound: the lock pins bytes computed on cuda \(key [0-9a-f]+\), which this "
@@ -430,5 +430,5 @@ def test_a_step_that_is_not_reproducible_is_restored_from_where_the_lock_pins_it
     # Not locked: computed here, under this machine's platform (another key: the lock will say so).
     free = bound_engine(tmp_path / "free", "cpu", None, ran, pin)
     assert free.build().ok and ran == ["bound", "final"]
-    assert free.state.target("bound").record["platform"] == "cpu"  # type: ignore[union-attr]
+    assert free.state.target("bound").record["platform"] == "cpu"
     assert (tmp_path / "free" / "build" / "bound.txt").read_bytes() == b"input cpu"

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from modelkit.errors import UserError
-from modelkit.spec import SpecError, load_spec, schema_text, tomllib
+from modelkit.spec import SpecError, load_spec, schema_text
+from modelkit.spec.load import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -54,7 +54,7 @@ def test_a_tampered_sdist_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 @pytest.mark.toolchain
-def test_fingerprint_covers_scripts_and_packages_but_not_the_backend(toolchain) -> None:  # type: ignore[no-untyped-def]
+def test_fingerprint_covers_scripts_and_packages_but_not_the_backend(toolchain) -> None:
     convert = toolchain.fingerprint("convert")
     assert convert["scripts"].startswith("sha256:") and convert["python"]["torch"]
     assert "backend" not in convert and "backend" not in toolchain.fingerprint("quantize")
@@ -62,7 +62,7 @@ def test_fingerprint_covers_scripts_and_packages_but_not_the_backend(toolchain) 
 
 
 @pytest.mark.toolchain
-def test_quantization_table_matches_llama_quantize(toolchain) -> None:  # type: ignore[no-untyped-def]
+def test_quantization_table_matches_llama_quantize(toolchain) -> None:
     source = (toolchain.source / "tools" / "quantize" / "quantize.cpp").read_text()
     options = dict(re.findall(r'\{\s*"(\w+)",\s*LLAMA_FTYPE_(\w+),', source))
     options.pop("COPY", None)

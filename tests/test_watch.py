@@ -11,12 +11,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import READY_GGUF_SPEC, ROOT, load_module
 
 from modelkit.formats.checkpoints import is_complete, newest_complete, step_of
 from modelkit.formats.safetensors import is_complete as safetensors_complete
 from modelkit.watch import Round, Watcher
-
-from conftest import READY_GGUF_SPEC, ROOT, load_module
 
 gguf_files = load_module(ROOT / "tests" / "ollama" / "gguf_files.py")
 
@@ -109,12 +108,12 @@ def test_a_change_during_a_build_is_not_lost(project: Path) -> None:
 
     original = step.RenderModelfile.run
 
-    def slow_run(self, ctx):  # type: ignore[no-untyped-def]
+    def slow_run(self, ctx):
         started.set()
         release.wait(10)
         return original(self, ctx)
 
-    step.RenderModelfile.run = slow_run  # type: ignore[method-assign]
+    step.RenderModelfile.run = slow_run
     try:
         running.thread.start()
         wait_for(started.is_set, what="the first build to start")
@@ -125,7 +124,7 @@ def test_a_change_during_a_build_is_not_lost(project: Path) -> None:
         wait_for(lambda: (project / "build" / "bot-f32.Modelfile").exists() and "SYSTEM during" in modelfile(project),
                  what="the change made during the build")
     finally:
-        step.RenderModelfile.run = original  # type: ignore[method-assign]
+        step.RenderModelfile.run = original
         running.stop.set()
         running.thread.join(timeout=10)
 
@@ -200,7 +199,7 @@ def test_spec_with_a_pattern_waits_for_a_complete_checkpoint(tmp_path: Path, fak
 @pytest.mark.toolchain
 @pytest.mark.slow
 def test_watch_follows_new_checkpoints_and_never_builds_a_half_written_one(tiny_model: Path, tmp_path: Path,
-                                                                           toolchain) -> None:  # type: ignore[no-untyped-def]
+                                                                           toolchain) -> None:
     shutil.copytree(tiny_model / "base", tmp_path / "base")
     (tmp_path / "model.toml").write_text(
         'name = "bot"\n[base]\npath = "./base"\n[quantize]\ntypes = ["Q8_0"]\n'

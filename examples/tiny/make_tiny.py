@@ -39,8 +39,9 @@ _FIXES = ["Please restart it and try again.", "Try turning it off and on.",
           "Check the cable and the power.", "Reset it from the settings page.",
           "Install the latest update first.", "Sign out, then sign in again.",
           "Clear the cache and reload.", "Contact us with the order number."]
-_WORDS = ("hello thanks please help today again still now why when what how can you we they it is "
-          "was the a an of to in on for with at by from and or but not very good bad new old").split()
+_WORDS = ["hello", "thanks", "please", "help", "today", "again", "still", "now", "why", "when", "what", "how", "can",
+          "you", "we", "they", "it", "is", "was", "the", "a", "an", "of", "to", "in", "on", "for", "with", "at", "by",
+          "from", "and", "or", "but", "not", "very", "good", "bad", "new", "old"]
 
 
 def corpus(rng: random.Random, lines: int = 3000) -> list[str]:

@@ -39,9 +39,14 @@ from modelkit.core.lazy import lazy_exports
 # Imported on first use: the translator and the sandbox are not needed to start the CLI, and
 # `modelkit build` with nothing to do should not pay for them.
 if TYPE_CHECKING:  # the names served on first use (core/lazy.py reads them here), as editors see them
-    from modelkit.chat_template.inherit import InheritedTemplate, check_given, inherit_template
-    from modelkit.chat_template.source import ChatTemplateSource, TemplateError, choose_template, read_template
-    from modelkit.chat_template.digest import translator_digest
+    from modelkit.chat_template.digest import translator_digest as translator_digest
+    from modelkit.chat_template.inherit import InheritedTemplate as InheritedTemplate
+    from modelkit.chat_template.inherit import check_given as check_given
+    from modelkit.chat_template.inherit import inherit_template as inherit_template
+    from modelkit.chat_template.source import ChatTemplateSource as ChatTemplateSource
+    from modelkit.chat_template.source import choose_template as choose_template
+    from modelkit.chat_template.source import read_template as read_template
+    from modelkit.errors import TemplateError as TemplateError
 
 __getattr__, _LAZY = lazy_exports(__name__, __file__)
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Optional
+
+from modelkit.errors import TemplateError
 
 from .proof import SAME, Outcome, Proof, cross_check, prove, translate_and_prove
-from .source import HINT, ChatTemplateSource, TemplateError
+from .source import HINT, ChatTemplateSource
 from .stops import derive_stops
 from .translator import Translation, Unsupported
 
@@ -29,10 +30,10 @@ class InheritedTemplate:
     stop: tuple[str, ...]
     summary: str
     notes: tuple[str, ...] = field(default_factory=tuple)
-    family: Optional[str] = None
+    family: str | None = None
 
 
-def _notes(tr: Optional[Translation], proof: Optional[Proof] = None) -> list[str]:
+def _notes(tr: Translation | None, proof: Proof | None = None) -> list[str]:
     """What a user should know about the translation: assumptions, what it leaves out, think."""
     if tr is None:
         return []
@@ -53,7 +54,7 @@ def _notes(tr: Optional[Translation], proof: Optional[Proof] = None) -> list[str
 def failure_message(source: ChatTemplateSource, proof: Proof, what: str) -> str:
     """The error for a proof that failed: which conversation, and a diff of the two prompts."""
     lines = [f"{source.origin}: the translated TEMPLATE is not proven ({proof.summary()}); {HINT}"]
-    fail: Optional[Outcome] = proof.failures[0] if proof.failures else None
+    fail: Outcome | None = proof.failures[0] if proof.failures else None
     if fail is not None:
         lines.append(f"conversation {fail.label} ({what}):")
         for m in fail.conversation.messages:
@@ -65,11 +66,11 @@ def failure_message(source: ChatTemplateSource, proof: Proof, what: str) -> str:
     return "\n".join(lines)
 
 
-def inherit_template(source: ChatTemplateSource, today: Optional[date] = None) -> InheritedTemplate:
+def inherit_template(source: ChatTemplateSource, today: date | None = None) -> InheritedTemplate:
     """Translate the template, prove it on the conversation battery, derive stop strings."""
-    tr: Optional[Translation] = None
+    tr: Translation | None = None
     reason = ""
-    proof: Optional[Proof] = None
+    proof: Proof | None = None
     try:
         tr, proof = translate_and_prove(source.template, source.bos_token, source.eos_token, source.add_bos_token,
                                         today)
@@ -78,10 +79,9 @@ def inherit_template(source: ChatTemplateSource, today: Optional[date] = None) -
     if proof is not None:
         if proof.error.startswith("the Jinja does not parse"):
             raise TemplateError(f"{source.origin}: {proof.error}; {HINT}")
-        if not proof.outcomes or not any(o.status == SAME for o in proof.outcomes):
-            if proof.outcomes and not proof.failures:
-                raise TemplateError(f"{source.origin}: the template refuses every test conversation "
-                                    f"({proof.outside[0].detail}); {HINT}")
+        if proof.outcomes and not proof.failures and not any(o.status == SAME for o in proof.outcomes):
+            raise TemplateError(f"{source.origin}: the template refuses every test conversation "
+                                f"({proof.outside[0].detail}); {HINT}")
     stop = derive_stops(source.template, source.bos_token, source.eos_token, source.eot_tokens)
     checks = cross_check(source)
     if tr is not None and proof is not None and proof.proven:
@@ -106,7 +106,7 @@ def inherit_template(source: ChatTemplateSource, today: Optional[date] = None) -
     raise TemplateError(failure_message(source, proof, "rendered by the Jinja and by the translation"))
 
 
-def check_given(source: ChatTemplateSource, go_template: str, today: Optional[date] = None) -> InheritedTemplate:
+def check_given(source: ChatTemplateSource, go_template: str, today: date | None = None) -> InheritedTemplate:
     """A Go TEMPLATE the user gave, proven against the Jinja they gave beside it (which the GGUFs
     carry): both must render the same prompts, or the Modelfile and the GGUF would disagree. A
     given TEMPLATE is not required to follow Ollama's think option."""

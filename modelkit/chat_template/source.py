@@ -21,10 +21,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
-from modelkit.errors import TemplateError
-from modelkit.formats.gguf import GGUFHeaderError, is_gguf, read_metadata
+from modelkit.errors import GGUFHeaderError, TemplateError
+from modelkit.formats.gguf import is_gguf, read_metadata
 
 HINT = ("set [ollama] chat_template_file (a Jinja template) or template (Ollama's Go text) in model.toml to give "
         "the template yourself")
@@ -36,8 +36,8 @@ class ChatTemplateSource:
 
     template: str
     origin: str
-    bos_token: Optional[str]
-    eos_token: Optional[str]
+    bos_token: str | None
+    eos_token: str | None
     add_bos_token: bool
     eot_tokens: tuple[str, ...] = ()
 
@@ -46,8 +46,8 @@ class ChatTemplateSource:
 class SpecialTokens:
     """The tokens a chat template is rendered with, and whether the tokenizer adds BOS itself."""
 
-    bos_token: Optional[str]
-    eos_token: Optional[str]
+    bos_token: str | None
+    eos_token: str | None
     add_bos_token: bool
     eot_tokens: tuple[str, ...] = ()
 
@@ -74,7 +74,7 @@ def choose_template(texts: list[Path], tokens: list[Path]) -> ChatTemplateSource
                               special.eot_tokens)
 
 
-def find_jinja(path: Path) -> Optional[tuple[str, str]]:
+def find_jinja(path: Path) -> tuple[str, str] | None:
     """(template, where it was found) in a Jinja file, a Hugging Face folder or a GGUF; None if it
     holds none. A file or folder that cannot be read is a :class:`TemplateError`."""
     if path.is_dir():
@@ -126,11 +126,11 @@ def _tokens_in_gguf(path: Path) -> SpecialTokens:
     meta = _gguf_metadata(path)
     tokens = meta.get("tokenizer.ggml.tokens")
 
-    def token(key: str) -> Optional[str]:
+    def token(key: str) -> str | None:
         tid = meta.get(key)
         if not isinstance(tid, int) or tokens is None or not 0 <= tid < len(tokens):
             return None
-        return tokens[tid]
+        return str(tokens[tid])
 
     bos, eos = token("tokenizer.ggml.bos_token_id"), token("tokenizer.ggml.eos_token_id")
     add_bos = meta.get("tokenizer.ggml.add_bos_token")
@@ -151,7 +151,7 @@ def _load_json(path: Path) -> Any:
         raise TemplateError(f"{path}: cannot read ({exc.strerror or exc})") from exc
 
 
-def _pick_named(value: Any, where: Path) -> Optional[str]:
+def _pick_named(value: Any, where: Path) -> str | None:
     """``chat_template`` as a string, or the ``default`` one of a list of named templates."""
     if value is None:
         return None
@@ -166,15 +166,15 @@ def _pick_named(value: Any, where: Path) -> Optional[str]:
     raise TemplateError(f"{where}: chat_template must be a string or a list of named templates")
 
 
-def _token_text(value: Any) -> Optional[str]:
+def _token_text(value: Any) -> str | None:
     if isinstance(value, str):
         return value
     if isinstance(value, dict) and isinstance(value.get("content"), str):
-        return value["content"]
+        return str(value["content"])
     return None
 
 
-def _jinja_in_folder(folder: Path) -> Optional[tuple[str, str]]:
+def _jinja_in_folder(folder: Path) -> tuple[str, str] | None:
     config_path = folder / "tokenizer_config.json"
     jinja_path = folder / "chat_template.jinja"
     if jinja_path.is_file():
@@ -242,13 +242,13 @@ def _added_tokens(folder: Path, config: dict[str, Any]) -> dict[int, str]:
     return out
 
 
-def _by_id(table: dict[int, str], tid: Any) -> Optional[str]:
+def _by_id(table: dict[int, str], tid: Any) -> str | None:
     if isinstance(tid, list):
         tid = tid[0] if tid else None
     return table.get(tid) if isinstance(tid, int) else None
 
 
-def _adds_bos(folder: Path, config: dict[str, Any], bos: Optional[str]) -> bool:
+def _adds_bos(folder: Path, config: dict[str, Any], bos: str | None) -> bool:
     """Whether tokenizing a prompt adds BOS by itself (as llama.cpp will, from the GGUF)."""
     if isinstance(config.get("add_bos_token"), bool):
         return bool(config["add_bos_token"])

@@ -11,7 +11,6 @@ found by rendering a tiny conversation with the Jinja and reading what surrounds
 from __future__ import annotations
 
 import re
-from typing import Optional
 
 import jinja2
 
@@ -23,12 +22,12 @@ _ASSISTANT = "qz7assistantqz7"
 _MARKER = re.compile(r"<\|[^<>\s]{1,48}\|>|<｜[^<>\s]{1,48}｜>|</?[A-Za-z_][^<>\s]{0,40}>|\[/?[A-Z_]{2,30}\]")
 
 
-def _first_marker(text: str) -> Optional[str]:
+def _first_marker(text: str) -> str | None:
     found = _MARKER.search(text)
     return found.group() if found else None
 
 
-def derive_stops(template: str, bos_token: Optional[str], eos_token: Optional[str],
+def derive_stops(template: str, bos_token: str | None, eos_token: str | None,
                  eot_tokens: tuple[str, ...] = ()) -> tuple[str, ...]:
     """Suggested ``PARAMETER stop`` values, most specific first, without duplicates."""
     stops: list[str] = []

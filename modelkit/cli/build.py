@@ -136,7 +136,8 @@ def _say(line: str) -> None:
 
 def _say_transfers(project: Any) -> None:
     """One line of what went over the wire, if anything did."""
-    from modelkit.cli.reporter import console, human_size
+    from modelkit.cli.reporter import console
+    from modelkit.core.units import human_size
 
     remote = project.__dict__.get("remote")
     if remote is not None and (remote.restored or remote.missed or remote.bytes_up):
@@ -179,7 +180,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    from modelkit.cli.reporter import human_size, stdout
+    from modelkit.cli.reporter import stdout
+    from modelkit.core.units import human_size
     from modelkit.project import Project
 
     removed = Project.open(args.spec).gc(dry_run=args.dry_run)

@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         from modelkit.cli.reporter import console, markup
 
-        console.print(markup("[yellow]interrupted[/]: finished artifacts are kept; the step in progress left nothing behind"))
+        console.print(markup("[yellow]interrupted[/]: finished artifacts are kept; "
+                             "the step in progress left nothing behind"))
         return 130
 
 

@@ -66,7 +66,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def _print_dry_run(plan: Any) -> int:
-    from modelkit.cli.reporter import human_size, markup, stdout
+    from modelkit.cli.reporter import markup, stdout
+    from modelkit.core.units import human_size
     from modelkit.publish import describe
 
     visibility = "private" if plan.private else "public"

@@ -16,18 +16,19 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
 from rich.text import Text
 
 from modelkit.core.engine import BuildResult
 from modelkit.core.graph import Target
 from modelkit.core.process import Progress as ProgressFn
 from modelkit.core.units import human_size
-from modelkit.rules.names import Names
 from modelkit.errors import ModelkitError, StepError
+from modelkit.rules.names import Names
 
 if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+    from rich.table import Table
+
     from modelkit.project import Project
 
 def _console(stderr: bool) -> Console:
@@ -149,11 +150,20 @@ class ConsoleReporter:
             self._progress.stop()
             self._progress = None
 
-def _bar(out: Console) -> Progress:
-    """The live display of running work: a line per task, its description read as plain text."""
+def _bar(out: Console, percent: bool = True) -> Progress:
+    """The live display of running work: a line per task, its description read as plain text.
+    (rich's progress machinery is imported here: only a terminal that shows work needs it.)"""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     return Progress(SpinnerColumn(), TextColumn("{task.description}", style="dim", markup=False),
-                    BarColumn(bar_width=24), TextColumn("{task.percentage:>3.0f}%"),
+                    BarColumn(bar_width=24), *([TextColumn("{task.percentage:>3.0f}%")] if percent else []),
                     TimeElapsedColumn(), console=out, transient=True)
+
+
+def _table(**options: Any) -> Table:
+    from rich.table import Table
+
+    return Table(box=None, pad_edge=False, **options)
 
 
 class UploadBar:
@@ -193,7 +203,8 @@ def print_build_summary(project: Project, targets: list[str], result: BuildResul
         console.print(markup("  [dim]not downloaded (everything that reads them was fresh or restored): {}[/]",
                              ", ".join(result.unneeded)))
     if not result.ran:
-        console.print(markup("[green]everything is up to date[/] ({} targets, {}s)", len(result.fresh), f"{elapsed:.2f}"))
+        console.print(markup("[green]everything is up to date[/] ({} targets, {}s)", len(result.fresh),
+                             f"{elapsed:.2f}"))
     else:
         same = f", {len(result.unchanged)} produced identical bytes" if result.unchanged else ""
         console.print(markup("[green]built {} targets[/] in {}s ({} were up to date{})", len(result.ran),
@@ -239,7 +250,7 @@ def _print_variants(project: Project, targets: list[str], result: BuildResult) -
 def print_plan(rows: list[dict[str, Any]], out: Console | None = None) -> None:
     """The plan (:meth:`Project.describe_plan`) as a table: target, status, what it does, why."""
     out = out or stdout
-    table = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
+    table = _table(show_header=True, header_style="bold")
     for column in ("target", "status", "what", "why"):
         table.add_column(column)
     styles = {"fresh": "green", "stale": "yellow", "pending": "cyan"}
@@ -260,7 +271,7 @@ def print_report(report: dict[str, Any], out: Console | None = None) -> None:
     out = out or stdout
     references = report.get("references") or ({report["reference"]["model"]: report["reference"]}
                                                if report.get("reference") else {})
-    table = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
+    table = _table(show_header=True, header_style="bold")
     for column in ("variant", "quant", "size", "bpw", "PPL", "ΔPPL", "mean KLD", "top-1", "prompts"):
         table.add_column(column, justify="left" if column in ("variant", "quant") else "right")
     for row in report["variants"]:
@@ -287,7 +298,7 @@ def _num(value: float | None, digits: int, signed: bool = False) -> str:
 def print_facts(info: dict[str, Any], out: Console | None = None) -> None:
     """A two-column table of facts, sizes made readable, empty ones left out."""
     out = out or stdout
-    table = Table(box=None, show_header=False, pad_edge=False)
+    table = _table(show_header=False)
     table.add_column(style="bold", justify="right")
     table.add_column()
     for key, value in info.items():
@@ -319,13 +330,14 @@ def print_error(error: BaseException) -> None:
 @contextmanager
 def transient_progress(description: str) -> Iterator[ProgressFn]:
     """A progress bar for one long job outside a build (installing the toolchain)."""
-    with Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(bar_width=24),
-                  TimeElapsedColumn(), console=console, transient=True) as progress:
+    with _bar(console, percent=False) as progress:
         task = progress.add_task(description, total=None)
 
         def report(fraction: float | None, text: str) -> None:
-            done = {"total": 1.0, "completed": fraction} if fraction is not None else {}
-            progress.update(task, description=text[:70], **done)
+            if fraction is None:
+                progress.update(task, description=text[:70])
+            else:
+                progress.update(task, description=text[:70], total=1.0, completed=fraction)
 
         yield report
 

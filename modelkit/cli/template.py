@@ -36,7 +36,8 @@ def _show(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from modelkit.chat_template import read_template
-    from modelkit.cli.reporter import markup, stdout as out
+    from modelkit.cli.reporter import markup
+    from modelkit.cli.reporter import stdout as out
 
     src = read_template(args.source)
     out.print(markup("[bold]chat template[/bold] from {}", src.origin))
@@ -54,7 +55,8 @@ def _show(args: argparse.Namespace) -> int:
 
 def _show_native(gguf: Path) -> None:
     """What llama.cpp's engine renders from ``gguf``'s Jinja, against apply_chat_template."""
-    from modelkit.cli.reporter import markup, stdout as out
+    from modelkit.cli.reporter import markup
+    from modelkit.cli.reporter import stdout as out
     from modelkit.steps.native import native_result
     from modelkit.toolchain import find_toolchain
 
@@ -63,7 +65,8 @@ def _show_native(gguf: Path) -> None:
         out.print("llama.cpp's engine: not checked (no toolchain: `modelkit toolchain install`)")
         return
     result = native_result(toolchain, gguf)
-    out.print(markup("[bold]llama.cpp's engine[/bold] (Ollama's native chat mode, llama-server): {}", result["summary"]))
+    out.print(markup("[bold]llama.cpp's engine[/bold] (Ollama's native chat mode, llama-server): {}",
+                     result["summary"]))
     first = result["first_difference"]
     if first:
         out.print(f"  first difference, {first['conversation']}: {first['detail']}")
@@ -73,7 +76,8 @@ def _show_native(gguf: Path) -> None:
 
 def _translate(args: argparse.Namespace) -> int:
     from modelkit.chat_template import choose_template, inherit_template
-    from modelkit.cli.reporter import console as err, markup
+    from modelkit.cli.reporter import console as err
+    from modelkit.cli.reporter import markup
 
     src = choose_template([args.source], [t for t in (args.source, args.tokens) if t is not None][::-1])
     result = inherit_template(src)  # raises TemplateError (with the diff) when not proven

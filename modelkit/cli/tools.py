@@ -97,7 +97,7 @@ def cmd_toolchain_install(args: argparse.Namespace) -> int:
 
 def cmd_toolchain_show(args: argparse.Namespace) -> int:
     from modelkit.cli.reporter import json_dump, markup, stdout
-    from modelkit.toolchain import detect_backend, describe_toolchain, find_toolchain, managed_dir
+    from modelkit.toolchain import describe_toolchain, detect_backend, find_toolchain, managed_dir
 
     configured, where = None, "spec"
     if args.spec is not None:

@@ -77,7 +77,7 @@ class Action(ABC):
         engine can run it beside others without overcommitting; by default one busy core."""
         return Demand()
 
-    def precheck(self) -> None:
+    def precheck(self) -> None:  # noqa: B027 - a hook with nothing to check by default, not an abstract method
         """Cheap checks that can fail before any work starts (e.g. an adapter for another base)."""
 
     def blocked(self) -> DeferredError | None:

@@ -24,7 +24,6 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -32,13 +31,15 @@ from modelkit.core.action import StepContext
 from modelkit.core.artifact_cache import ArtifactCache
 from modelkit.core.graph import Graph, Target
 from modelkit.core.hashing import FreeDigest, Hasher
-from modelkit.core.remote_cache import RemoteCache
 from modelkit.core.records import MISSING, changes, record_key, short, short_digest
-from modelkit.core.results import BuildResult, Pin, Status
-from modelkit.core.scheduler import Build
+from modelkit.core.remote_cache import RemoteCache
 from modelkit.core.resources import Grant, Machine, default_jobs
+from modelkit.core.results import BuildResult as BuildResult
+from modelkit.core.results import Pin as Pin
+from modelkit.core.results import Status as Status
+from modelkit.core.scheduler import Build
 from modelkit.core.state import State, TargetRecord
-from modelkit.errors import DeferredError, ModelkitError, StepError, UserError
+from modelkit.errors import ModelkitError, StepError, UserError
 
 TMP_MARK = ".modelkit-tmp-"
 
@@ -334,7 +335,7 @@ class Engine:
         if with_deps:
             # Digests only, not paths: a dependency's outputs may live outside the project (the
             # Hugging Face cache), and keys must not depend on where a machine keeps them.
-            deps = {}
+            deps: dict[str, list[str] | None] = {}
             for dep in target.deps:
                 rec = self.state.target(dep)
                 if predicted and dep in predicted:

@@ -8,7 +8,7 @@ graph is in :mod:`modelkit.rules`; this module is only the structure the engine 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from modelkit.core.action import Action
@@ -55,7 +55,7 @@ class Graph:
     def __contains__(self, name: str) -> bool:
         return name in self.targets
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Target]:
         return iter(self.targets.values())
 
     def __len__(self) -> int:

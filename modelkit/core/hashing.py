@@ -108,9 +108,9 @@ class Hasher:
         else:
             with ThreadPoolExecutor(self.workers) as pool:
                 results = list(pool.map(work, sorted(todo, key=lambda t: -t[1].size)))
-        for path, stat, digest in results:
-            if stat is not None:
-                self.state.set_digest(str(path), stat, digest, trusted=trusted)
+        for path, seen, digest in results:
+            if seen is not None:
+                self.state.set_digest(str(path), seen, digest, trusted=trusted)
             out[path] = digest
         return out
 

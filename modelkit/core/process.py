@@ -57,7 +57,7 @@ def stream(argv: Sequence[str | os.PathLike[str]], log: Path, on_line: Callable[
             _RUNNING.add(proc)
         try:
             pending = b""
-            while chunk := proc.stdout.read1(65536):  # type: ignore[attr-defined]
+            while chunk := proc.stdout.read1(65536):  # type: ignore[attr-defined]  # a bufsize>0 pipe is a BufferedReader
                 out.write(chunk.decode("utf-8", "replace"))
                 *lines, pending = _LINE_BREAK.split(pending + chunk)
                 _deliver(lines, on_line, clean)

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modelkit.core.units import human_size
 from modelkit.errors import RemoteCacheError
 
 ENV = "MODELKIT_REMOTE_CACHE"
@@ -191,9 +192,11 @@ class RemoteCache:
         restored: dict[Path, str] = {}
         try:
             for entry, out in zip(entries, sorted(outputs, key=lambda p: p.name)):
-                problem = self._download(entry, tmp_names[out], lambda n: progress(
-                    (done + n) / total if total else None,
-                    f"restoring from the remote cache {(done + n) >> 20}/{total >> 20} MB"))
+                def restoring(n: int, done: int = done) -> None:
+                    progress((done + n) / total if total else None,
+                             f"restoring from the remote cache {human_size(done + n)}/{human_size(total)}")
+
+                problem = self._download(entry, tmp_names[out], restoring)
                 if problem:
                     self._say(f"remote cache {self.url}: {entry.name} of {_hex(key)[:12]} {problem}: building locally")
                     break
@@ -323,7 +326,7 @@ def _counter(cache: RemoteCache) -> Any:
     only when a remote is used, so that commands without one start fast)."""
     from fsspec.callbacks import Callback
 
-    class Counter(Callback):  # type: ignore[misc]
+    class Counter(Callback):  # type: ignore[misc]  # fsspec ships no type information
         def __init__(self) -> None:
             super().__init__()
             self.seen = 0
@@ -373,7 +376,7 @@ def _open(url: str, scheme: str) -> tuple[Any, str]:
 def _aws_credentials() -> bool:
     """Whether boto finds credentials where it looks (environment, profile files, instance role)."""
     try:
-        import botocore.session
+        import botocore.session  # type: ignore[import-untyped]  # botocore ships no type information
 
         return botocore.session.get_session().get_credentials() is not None
     except Exception:  # noqa: BLE001 - only to tell "no credentials" from "no bucket" in a warning

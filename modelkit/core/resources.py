@@ -130,4 +130,5 @@ class Pool:
         self.gpus -= grant.gpu
         self.memory -= grant.memory
         self.holders -= 1
-        self.alone.discard(grant.alone)  # type: ignore[arg-type]
+        if grant.alone is not None:
+            self.alone.discard(grant.alone)

@@ -223,7 +223,8 @@ class Build:
         self.cancelled.set()
         workers.shutdown(wait=False, cancel_futures=True)
         process.stop_all()
-        _, still = wait(set(self.running) | set(self.checking), timeout=STOP_GRACE_S)
+        busy: set[Future[Any]] = set(self.running) | set(self.checking)
+        _, still = wait(busy, timeout=STOP_GRACE_S)
         if still:
             import signal
 

@@ -1,10 +1,11 @@
 """The build state in ``.modelkit/state.db``: what each target was built from, and file digests.
 
 sqlite from the standard library gives crash-safe, atomic updates (WAL journal) without a server.
-Two tables: ``targets`` holds, per target, the action key it was last built with, the canonical
+Three tables: ``targets`` holds, per target, the action key it was last built with, the canonical
 record behind that key (so a stale target can say *what* changed) and its outputs' digests;
 ``files`` is the stat cache (device, inode, size, mtime, ctime -> digest) that lets a no-op build
-skip reading file contents, as git's index does.
+skip reading file contents, as git's index does; ``facts`` keeps values derived from files'
+contents by their digests (:mod:`modelkit.core.facts`), so that a no-op reads none of them.
 
 A state file that cannot be read (corrupt, or written by a newer modelkit) is moved aside and
 started afresh: the worst outcome is a rebuild, never a crash or a wrongly fresh target.
@@ -84,6 +85,7 @@ class State:
             CREATE TABLE IF NOT EXISTS files (
                 path TEXT PRIMARY KEY, dev INTEGER, ino INTEGER, size INTEGER,
                 mtime_ns INTEGER, ctime_ns INTEGER, digest TEXT NOT NULL, recorded_ns INTEGER);
+            CREATE TABLE IF NOT EXISTS facts (key TEXT PRIMARY KEY, value TEXT NOT NULL);
             """
         )
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -144,7 +146,7 @@ class State:
             return None
         if row[6] is not None and stat.mtime_ns >= row[6] - _RACY_NS:
             return None
-        return row[5]
+        return str(row[5])
 
     def set_digest(self, path: str, stat: FileStat, digest: str, trusted: bool = False) -> None:
         """Record a digest; ``trusted`` for files modelkit itself just wrote under the project lock,
@@ -154,6 +156,19 @@ class State:
             "INSERT OR REPLACE INTO files (path, dev, ino, size, mtime_ns, ctime_ns, digest, recorded_ns)"
             " VALUES (?,?,?,?,?,?,?,?)",
             (path, stat.dev, stat.ino, stat.size, stat.mtime_ns, stat.ctime_ns, digest, recorded))
+
+    # -- facts derived from files ----------------------------------------------------------------
+
+    def fact(self, key: str) -> Any | None:
+        """The JSON value kept under ``key``, or None."""
+        row = self._one("SELECT value FROM facts WHERE key=?", (key,))
+        try:
+            return json.loads(row[0]) if row is not None else None
+        except ValueError:
+            return None
+
+    def set_fact(self, key: str, value: Any) -> None:
+        self._write("INSERT OR REPLACE INTO facts (key, value) VALUES (?,?)", (key, json.dumps(value, sort_keys=True)))
 
 
 _RACY_NS = 50_000_000  # 50 ms: coarser than any filesystem timestamp tick in practice

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import mmap
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, overload
+from typing import Any, overload
 
 from modelkit.errors import GGUFHeaderError
 from modelkit.formats.quant_types import file_type_name
@@ -58,12 +58,12 @@ class LazyArray(Sequence[Any]):
                  string_offsets: list[int] | None = None) -> None:
         self.path = path
         self.elem_type = elem_type
-        self.count = count
+        self.length = count
         self.offset = offset
         self._offsets = string_offsets
 
     def __len__(self) -> int:
-        return self.count
+        return self.length
 
     @overload
     def __getitem__(self, i: int) -> Any: ...
@@ -73,15 +73,15 @@ class LazyArray(Sequence[Any]):
 
     def __getitem__(self, i: int | slice) -> Any:
         if isinstance(i, slice):
-            return [self[k] for k in range(*i.indices(self.count))]
+            return [self[k] for k in range(*i.indices(self.length))]
         if i < 0:
-            i += self.count
-        if not 0 <= i < self.count:
+            i += self.length
+        if not 0 <= i < self.length:
             raise IndexError(i)
         with open(self.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             if self.elem_type == STRING:
                 if self._offsets is None:
-                    self._offsets = _string_offsets(mm, self.offset, self.count)
+                    self._offsets = _string_offsets(mm, self.offset, self.length)
                 at = self._offsets[i]
                 (n,) = _U64.unpack_from(mm, at)
                 return bytes(mm[at + 8:at + 8 + n]).decode("utf-8", errors="replace")
@@ -93,18 +93,18 @@ class LazyArray(Sequence[Any]):
             import numpy as np
 
             with open(self.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                arr = np.frombuffer(mm, dtype=_NUMPY_DTYPE[self.elem_type], count=self.count, offset=self.offset)
+                arr = np.frombuffer(mm, dtype=_NUMPY_DTYPE[self.elem_type], count=self.length, offset=self.offset)
                 yield from arr.tolist()
             return
         with open(self.path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             at = self.offset
-            for _ in range(self.count):
+            for _ in range(self.length):
                 (n,) = _U64.unpack_from(mm, at)
                 yield bytes(mm[at + 8:at + 8 + n]).decode("utf-8", errors="replace")
                 at += 8 + n
 
     def __repr__(self) -> str:
-        return f"LazyArray(type={self.elem_type}, count={self.count})"
+        return f"LazyArray(type={self.elem_type}, count={self.length})"
 
 
 def _string_offsets(buf: Any, offset: int, count: int) -> list[int]:
@@ -152,7 +152,7 @@ def read_header(path: Path, *, index_strings: tuple[str, ...] = ("tokenizer.ggml
     recorded while skipping them, so that looking up a token by id is instant later."""
     path = Path(path)
     try:
-        f = open(path, "rb")
+        f = open(path, "rb")  # noqa: SIM115 - closed by the `with f:` below, once the error is told apart
     except OSError as exc:
         raise GGUFHeaderError(f"{path}: cannot open ({exc.strerror or exc})") from exc
     with f:

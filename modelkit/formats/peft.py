@@ -90,7 +90,7 @@ def _check_against_weights(lora: dict[str, list[int]], base: dict[str, list[int]
                             f"in this base but {actual} in the adapter")
 
 
-def _check_against_config(lora: dict[str, list[int]], config: dict, label: str, claimed: str) -> None:
+def _check_against_config(lora: dict[str, list[int]], config: dict[str, Any], label: str, claimed: str) -> None:
     config = {**config, **config.get("text_config", {})}
     layers = config.get("num_hidden_layers")
     hidden = config.get("hidden_size")

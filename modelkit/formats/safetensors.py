@@ -52,7 +52,7 @@ def read_header(path: Path) -> SafetensorsHeader:
             header = json.loads(f.read(size))
             tensors = {name: info for name, info in header.items() if name != "__metadata__"}
             for info in tensors.values():
-                info["shape"], info["data_offsets"][1]  # noqa: B018 - the fields every reader needs
+                info["shape"], info["data_offsets"][1]
         except (ValueError, TypeError, KeyError, IndexError, AttributeError):
             raise NotSafetensors(f"{path}: not a safetensors file (unreadable header)") from None
     return SafetensorsHeader(tensors, 8 + size)

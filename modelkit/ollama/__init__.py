@@ -23,15 +23,24 @@ from typing import TYPE_CHECKING
 from modelkit.core.lazy import lazy_exports
 
 if TYPE_CHECKING:  # the names served on first use (core/lazy.py reads them here), as editors see them
-    from modelkit.ollama.client import DEFAULT_SERVER, Reachability, server_version, shown_host
-    from modelkit.ollama.content import ModelContent
-    from modelkit.ollama.modelfile import Modelfile, render_modelfile
-    from modelkit.ollama.register import RegistrationResult, RetryPolicy, register
-    from modelkit.ollama.cli import register_with_cli
-    from modelkit.ollama.freshness import RegistrationStatus, held_copy, registration_status
-    from modelkit.ollama.engine import predict_engine
-    from modelkit.ollama.names import check_model_name, parse_model_name
-    from modelkit.ollama.params import check_parameters
+    from modelkit.ollama.cli import register_with_cli as register_with_cli
+    from modelkit.ollama.client import DEFAULT_SERVER as DEFAULT_SERVER
+    from modelkit.ollama.client import Reachability as Reachability
+    from modelkit.ollama.client import server_version as server_version
+    from modelkit.ollama.client import shown_host as shown_host
+    from modelkit.ollama.content import ModelContent as ModelContent
+    from modelkit.ollama.engine import predict_engine as predict_engine
+    from modelkit.ollama.freshness import RegistrationStatus as RegistrationStatus
+    from modelkit.ollama.freshness import held_copy as held_copy
+    from modelkit.ollama.freshness import registration_status as registration_status
+    from modelkit.ollama.modelfile import Modelfile as Modelfile
+    from modelkit.ollama.modelfile import render_modelfile as render_modelfile
+    from modelkit.ollama.names import check_model_name as check_model_name
+    from modelkit.ollama.names import parse_model_name as parse_model_name
+    from modelkit.ollama.params import check_parameters as check_parameters
+    from modelkit.ollama.register import RegistrationResult as RegistrationResult
+    from modelkit.ollama.register import RetryPolicy as RetryPolicy
+    from modelkit.ollama.register import register as register
 
 
 __getattr__, _LAZY = lazy_exports(__name__, __file__)

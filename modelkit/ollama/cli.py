@@ -12,9 +12,9 @@ import re
 import shutil
 from pathlib import Path
 
-from modelkit.core.units import human_size
 from modelkit.core import process
 from modelkit.core.process import Progress, ignore_progress
+from modelkit.core.units import human_size
 from modelkit.errors import OllamaUnavailable, StepError, UserError
 from modelkit.ollama.client import shown_host
 from modelkit.ollama.content import checked_name
@@ -52,7 +52,8 @@ def register_with_cli(
     size = path.stat().st_size
     if size > SLOW_MODELFILE_BYTES:
         report(None, f"warning: {path.name} is {human_size(size)}; Ollama's Modelfile parser slows down with the "
-                     "square of a value's size, so this may take minutes (registering through the API has no such cost)")
+                     "square of a value's size, so this may take minutes "
+                     "(registering through the API has no such cost)")
     env = dict(os.environ)
     if host:
         env["OLLAMA_HOST"] = host

@@ -9,6 +9,7 @@ variants cannot be registered either, without waiting on each.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import httpx
 import ollama
@@ -32,7 +33,7 @@ def shown_host(host: str | None) -> str:
 def ping(client: ollama.Client, host: str, model: str | None) -> str:
     """``GET /api/version``: proves Ollama is there and answers like Ollama, before any upload."""
     try:
-        reply = client._request_raw("GET", "/api/version", timeout=10.0).json()
+        reply = raw_request(client, "GET", "/api/version", timeout=10.0).json()
     except (ConnectionError, httpx.TransportError) as e:
         raise OllamaUnavailable(host, describe(e), model) from None
     except ollama.ResponseError as e:
@@ -84,3 +85,9 @@ class Reachability:
         """Remember that a server stopped answering in the middle of the build."""
         self._unreachable[error.host] = error.detail
         self._reachable.discard(error.host)
+
+
+def raw_request(client: ollama.Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """A request the official client has no method for (blobs, version, show as it answers it)."""
+    response: httpx.Response = client._request_raw(method, path, **kwargs)  # type: ignore[no-untyped-call]  # untyped upstream
+    return response

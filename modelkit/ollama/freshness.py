@@ -29,7 +29,7 @@ import httpx
 import ollama
 
 from modelkit.errors import OllamaUnavailable, StepError
-from modelkit.ollama.client import describe, make_client, shown_host
+from modelkit.ollama.client import describe, make_client, raw_request, shown_host
 from modelkit.ollama.content import BLOB_DIGEST, ModelContent, checked_name
 from modelkit.ollama.params import OPTIONS, OptionType
 from modelkit.ollama.strconv import go_unquote
@@ -79,7 +79,7 @@ def held_copy(model: str, *, host: str | None = None, timeout: float = 30.0) -> 
     name = checked_name(model)
     client = make_client(host, timeout)
     try:
-        shown = client._request_raw("POST", "/api/show", json={"model": name}).json()
+        shown = raw_request(client, "POST", "/api/show", json={"model": name}).json()
     except ollama.ResponseError as e:
         if e.status_code == 404:
             return None

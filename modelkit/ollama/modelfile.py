@@ -180,4 +180,5 @@ def _parameter_text(value: object, field: str) -> str:
         return repr(value)
     if isinstance(value, str):
         return value
-    raise ModelfileError(field, f"a PARAMETER value must be a number, a boolean or a string, not {type(value).__name__}")
+    raise ModelfileError(field, "a PARAMETER value must be a number, a boolean or a string, "
+                                f"not {type(value).__name__}")

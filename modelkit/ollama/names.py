@@ -45,22 +45,15 @@ def parse_model_name(name: str) -> ModelName:
     if not isinstance(name, str) or not name:
         raise ValueError("an Ollama model name cannot be empty")
     parts = _split(name)
+    given = {part: value for part, value in parts.items() if isinstance(value, str)}
     for part in ("host", "namespace", "model", "tag"):
-        value = parts[part]
-        if value is None:
-            continue
-        if value is _MISSING:
+        if parts[part] is _MISSING:
             raise ValueError(f"invalid Ollama model name {name!r}: the {part} is empty")
-        problem = _part_problem(part, value)  # type: ignore[arg-type]
+        problem = _part_problem(part, given[part]) if part in given else None
         if problem:
             raise ValueError(f"invalid Ollama model name {name!r}: {problem}")
-    return ModelName(
-        host=parts["host"] or "",  # type: ignore[arg-type]
-        namespace=parts["namespace"] or "",  # type: ignore[arg-type]
-        kind=parts["kind"] or "",  # type: ignore[arg-type]
-        model=parts["model"],  # type: ignore[arg-type]
-        tag=parts["tag"] or "",  # type: ignore[arg-type]
-    )
+    return ModelName(host=given.get("host", ""), namespace=given.get("namespace", ""),
+                     kind=given.get("kind", ""), model=given.get("model", ""), tag=given.get("tag", ""))
 
 
 def check_model_name(name: str) -> str:

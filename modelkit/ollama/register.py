@@ -37,9 +37,15 @@ import ollama
 from modelkit.core.hashing import sha256_file
 from modelkit.core.process import Progress, ignore_progress
 from modelkit.errors import ModelkitError, OllamaRefused, OllamaUnavailable, StepError, UserError
-from modelkit.ollama.client import describe, make_client, ping, shown_host
-from modelkit.ollama.content import (ModelContent, checked_messages, checked_name, checked_parameters,
-                                     checked_template, known_digests)
+from modelkit.ollama.client import describe, make_client, ping, raw_request, shown_host
+from modelkit.ollama.content import (
+    ModelContent,
+    checked_messages,
+    checked_name,
+    checked_parameters,
+    checked_template,
+    known_digests,
+)
 from modelkit.ollama.freshness import ServerCopy, held_copy
 
 _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -183,7 +189,7 @@ def _ensure_blob(
                 report(1.0, f"uploaded {label}")  # an earlier attempt landed; its reply was lost
                 return True
             report(0.0, f"uploading {label}")
-            client._request_raw(
+            raw_request(client,
                 "POST",
                 f"/api/blobs/{digest}",
                 content=_read_chunks(path, lambda done: report(done / size if size else 1.0, f"uploading {label}")),
@@ -229,7 +235,7 @@ def _holds(client: ollama.Client, digest: str) -> bool:
 
 def _blob_exists(client: ollama.Client, digest: str) -> bool:
     try:
-        client._request_raw("HEAD", f"/api/blobs/{digest}")
+        raw_request(client, "HEAD", f"/api/blobs/{digest}")
     except ollama.ResponseError as e:
         if e.status_code == 404:
             return False

@@ -25,13 +25,21 @@ from typing import TYPE_CHECKING
 from modelkit.core.lazy import lazy_exports
 from modelkit.core.process import Progress
 
-
 if TYPE_CHECKING:  # the names served on first use (core/lazy.py reads them here), as editors see them
-    from modelkit.publish.plan import PublishPlan, Upload, check_repo_id, describe, plan_publish
-    from modelkit.publish.card import CardFacts, VariantRow, render_card
-    from modelkit.publish.split import merge_parts, split_gguf
-    from modelkit.publish.hub import CommitResult, upload
-    from modelkit.publish.push import Pushed, push_all
+    from modelkit.publish.card import CardFacts as CardFacts
+    from modelkit.publish.card import VariantRow as VariantRow
+    from modelkit.publish.card import render_card as render_card
+    from modelkit.publish.hub import CommitResult as CommitResult
+    from modelkit.publish.hub import upload as upload
+    from modelkit.publish.plan import PublishPlan as PublishPlan
+    from modelkit.publish.plan import Upload as Upload
+    from modelkit.publish.plan import check_repo_id as check_repo_id
+    from modelkit.publish.plan import describe as describe
+    from modelkit.publish.plan import plan_publish as plan_publish
+    from modelkit.publish.push import Pushed as Pushed
+    from modelkit.publish.push import push_all as push_all
+    from modelkit.publish.split import merge_parts as merge_parts
+    from modelkit.publish.split import split_gguf as split_gguf
 
 
 __getattr__, _LAZY = lazy_exports(__name__, __file__)

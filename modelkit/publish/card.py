@@ -79,16 +79,16 @@ def read_base_terms(readme: Path | None) -> BaseTerms:
         text = readme.read_text(encoding="utf-8")
         if not text.startswith("---"):
             return BaseTerms()  # a card without front matter states no license
-        data = ModelCard(text).data.to_dict()
+        data = ModelCard(text).data.to_dict()  # type: ignore[no-untyped-call]  # huggingface_hub leaves it untyped
     except Exception:  # noqa: BLE001 - a card with broken front matter says nothing we can carry over
         return BaseTerms()
 
-    def text(key: str) -> str | None:
+    def field(key: str) -> str | None:
         value = data.get(key)
         return str(value).strip() if value not in (None, "") else None
 
-    return BaseTerms(text("license"), text("license_name"), text("license_link"),
-                     text("extra_gated_heading"), text("extra_gated_prompt"))
+    return BaseTerms(field("license"), field("license_name"), field("license_link"),
+                     field("extra_gated_heading"), field("extra_gated_prompt"))
 
 
 def metadata(facts: CardFacts) -> str:

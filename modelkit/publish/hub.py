@@ -110,9 +110,9 @@ class _hub_errors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> bool:
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
         if error is None:
-            return False
+            return
         from huggingface_hub import constants
         from huggingface_hub.errors import HfHubHTTPError
 
@@ -137,4 +137,3 @@ class _hub_errors:
         if isinstance(error, (OSError, ValueError, RuntimeError)) and not isinstance(error, PublishError):
             detail = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
             raise StepError(f"{self.repo}: upload failed ({detail}); nothing was committed") from None
-        return False

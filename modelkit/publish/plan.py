@@ -189,7 +189,9 @@ def hub_pull_files(project: Project) -> list[Upload]:
     template, system, params = seen.pop()
     files = [Upload("template", "Go TEMPLATE for ollama run hf.co/…", text=template)] if template else []
     files += [Upload("system", "system prompt for ollama run hf.co/…", text=system)] if system else []
-    return files + ([Upload("params", "parameters for ollama run hf.co/…", text=params + "\n")] if params != "{}" else [])
+    if params != "{}":
+        files.append(Upload("params", "parameters for ollama run hf.co/…", text=params + "\n"))
+    return files
 
 
 def _pushes(project: Project, variant: Variant) -> list[tuple[str, str]]:

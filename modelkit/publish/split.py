@@ -37,7 +37,7 @@ def split_gguf(tool: Path, gguf: Upload, max_bytes: int, folder: Path,
     stamp = out / "split.json"
     source = {"sha256": gguf.digest} if gguf.digest else \
         {"size": gguf.local.stat().st_size, "mtime_ns": gguf.local.stat().st_mtime_ns}
-    wanted = {"source": source, "max_bytes": max_bytes}
+    wanted: dict[str, object] = {"source": source, "max_bytes": max_bytes}
     kept = _kept(stamp, wanted)
     if kept is None:
         report(None, f"splitting {gguf.path_in_repo} into parts of at most {max_bytes / 1e9:.2f} GB")

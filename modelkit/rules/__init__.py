@@ -38,6 +38,7 @@ from typing import Any
 
 from modelkit import hub
 from modelkit.core.action import Action
+from modelkit.core.facts import Facts
 from modelkit.core.graph import Graph, Target
 from modelkit.errors import UserError
 from modelkit.formats.quant_types import CONVERT_OUTTYPES, QUANT_TYPES, canonical
@@ -106,20 +107,22 @@ class FullPrecision:
 
 
 def build_graph(loaded: LoadedSpec, locked_sources: Mapping[str, Mapping[str, Any]] | None = None,
-                register: str | None = None) -> Layout:
+                register: str | None = None, facts: Facts | None = None) -> Layout:
     """Turn a validated spec into targets. ``locked_sources``: the lock file's pinned repos;
-    ``register``: overrides ``[ollama] register`` ("api", "cli" or "off")."""
+    ``register``: overrides ``[ollama] register`` ("api", "cli" or "off"); ``facts``: where what
+    planning reads from big files is kept by their digests (see :mod:`modelkit.core.facts`)."""
     names = Names(loaded.build_dir, loaded.state_dir)
-    rules = _Rules(loaded, names, resolve_inputs(loaded, names, locked_sources),
+    rules = _Rules(loaded, names, resolve_inputs(loaded, names, locked_sources, facts),
                    register or loaded.spec.ollama.register_with)
     rules.small_sources()
     rules.templates()
     base = rules.base()
-    for adapter, resolved in zip(loaded.spec.adapters, rules.inputs.adapters):
-        rules.adapter(adapter, resolved)
+    for given, resolved in zip(loaded.spec.adapters, rules.inputs.adapters):
+        rules.adapter(given, resolved)
     for adapter, model in rules.models():
         full = rules.full_precision(adapter, base)
-        made = [rules.variant(model, adapter, full, quant) for quant in loaded.spec.quantize.types or [None]]
+        quants: list[str | None] = list(loaded.spec.quantize.types) or [None]
+        made = [rules.variant(model, adapter, full, quant) for quant in quants]
         rules.native(model, adapter, made[0].variant)
         verdicts = add_quality(rules.add, rules.names, loaded, full.stem, full.path, full.target, made)
         for measured in made:
@@ -223,7 +226,7 @@ class _Rules:
         resolved = next(a for a in self.inputs.adapters if a.name == adapter)
         if resolved.route.pytorch:
             self.add(made.target, self._merge_peft(resolved, made.path, carried),
-                     (*self.inputs.base.deps, *resolved.folder.deps,  # type: ignore[union-attr]
+                     (*(self.inputs.base.deps if self.inputs.base else ()), *resolved.folder.deps,
                       carried.target if carried else None), long=True)
             return FullPrecision(self.names.merged_stem(adapter), made.target, made.path, "F16")
         self.add(made.target, MergeLora(name=adapter, base=base.path, adapter=self.names.adapter(adapter).path,
@@ -301,7 +304,8 @@ class _Rules:
                    adapter: str | None, shipped_as_is: bool) -> RenderModelfile:
         ollama = self.spec.ollama
         return RenderModelfile(
-            out=out, from_=self._named_in_modelfile(gguf), adapters=[self._named_in_modelfile(a) for a in adapter_files],
+            out=out, from_=self._named_in_modelfile(gguf),
+            adapters=[self._named_in_modelfile(a) for a in adapter_files],
             system=ollama.system, parameters=dict(ollama.parameters),
             messages=[(m.role, m.content) for m in ollama.messages], license=ollama.license,
             template=None if ollama.template == "inherit" else ollama.template,

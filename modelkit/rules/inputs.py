@@ -15,17 +15,22 @@ and tokenizer files likewise, only when an adapter brings a tokenizer or resized
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelkit import hub
+from modelkit import __version__, hub
+from modelkit.core.facts import Facts
 from modelkit.formats.checkpoints import step_of
-from modelkit.formats.peft import BaseFiles, MergeRoute, merge_route, safetensors_shapes
+from modelkit.formats.peft import TOKENIZER_FILES, BaseFiles, MergeRoute, merge_route, safetensors_shapes
 from modelkit.formats.quant_types import file_type_name
 from modelkit.rules.names import SOURCE_BASE, Names
 from modelkit.spec import LoadedSpec
+
+#: An adapter's files that its merge route is judged from.
+ROUTE_FILES = ("adapter_config.json", "adapter_model.safetensors", *TOKENIZER_FILES)
 
 
 @dataclass(frozen=True)
@@ -71,16 +76,17 @@ class Inputs:
     chat_template_file: Path | None = None  # the spec's Jinja, instead of the model's
 
 
-def resolve_inputs(loaded: LoadedSpec, names: Names,
-                   locked: Mapping[str, Mapping[str, Any]] | None = None) -> Inputs:
-    """Pin, list and read what the spec points at. ``locked``: the lock file's pinned repos."""
+def resolve_inputs(loaded: LoadedSpec, names: Names, locked: Mapping[str, Mapping[str, Any]] | None = None,
+                   facts: Facts | None = None) -> Inputs:
+    """Pin, list and read what the spec points at. ``locked``: the lock file's pinned repos;
+    ``facts``: where what is read from big files is kept by their digests."""
     spec, locked = loaded.spec, locked or {}
     sources: dict[str, hub.RepoSource] = {}
     base: Folder | None = None
     if spec.base.repo:
-        source = hub.resolve(spec.base.repo, spec.base.revision, "model", locked.get(SOURCE_BASE))
-        sources[SOURCE_BASE] = source
-        base = Folder(source.snapshot, {}, (SOURCE_BASE,))
+        base_source = hub.resolve(spec.base.repo, spec.base.revision, "model", locked.get(SOURCE_BASE))
+        sources[SOURCE_BASE] = base_source
+        base = Folder(base_source.snapshot, {}, (SOURCE_BASE,))
     elif spec.base.path:
         base = local_folder(loaded.resolve(spec.base.path), "model")
     gguf = loaded.resolve(spec.base.gguf) if spec.base.gguf else None
@@ -88,7 +94,7 @@ def resolve_inputs(loaded: LoadedSpec, names: Names,
     base_files = _BaseFacts(base, gguf, config, sources.get(SOURCE_BASE))
     adapters = []
     for i, adapter in enumerate(spec.adapters):
-        source = None
+        source: hub.RepoSource | None = None
         if adapter.repo:
             key = names.adapter_source(adapter.name)
             source = hub.resolve(adapter.repo, adapter.revision, "adapter", locked.get(key))
@@ -100,24 +106,38 @@ def resolve_inputs(loaded: LoadedSpec, names: Names,
             folder, step = local_folder(found, "adapter"), step_of(found)
             listed = {p.name for p in found.iterdir() if p.is_file()}
         tokenizer = tuple(n for n in hub.TOKENIZER_FILES if n in listed)
-        route = adapter_route(adapter.name, folder, source, base_files)
+        route = adapter_route(adapter.name, folder, source, base_files, facts)
         adapters.append(AdapterInput(adapter.name, folder, step, tokenizer, route))
     gguf_type = file_type_of(gguf) if gguf is not None and not spec.quantize.types else "gguf"
     jinja = loaded.resolve(spec.ollama.chat_template_file) if spec.ollama.chat_template_file else None
     return Inputs(base, gguf, gguf_type, config, adapters, sources, jinja)
 
 
-def adapter_route(name: str, folder: Folder, source: hub.RepoSource | None,
-                  base: Callable[[], BaseFiles]) -> MergeRoute:
+def adapter_route(name: str, folder: Folder, source: hub.RepoSource | None, base: _BaseFacts,
+                  facts: Facts | None = None) -> MergeRoute:
     """How adapter ``name`` is merged, judged from its files (a Hub adapter's small files are
-    downloaded for it, and its weights' header read, see the module docstring)."""
-    if source is not None:
-        hub.fetch_small(source, ("adapter_config.json", *hub.TOKENIZER_FILES))
-        shapes = hub.safetensors_shapes(source, "adapter_model.safetensors")
-    else:
-        weights = folder.path / "adapter_model.safetensors"
-        shapes = safetensors_shapes(weights) if weights.is_file() else None
-    return merge_route(folder.path, shapes, base, f"adapter '{name}'")
+    downloaded for it, and its weights' header read, see the module docstring); with ``facts``,
+    judged once per the bytes of the files it reads (a no-op then reads none of them)."""
+
+    def judge() -> MergeRoute:
+        if source is not None:
+            hub.fetch_small(source, ("adapter_config.json", *hub.TOKENIZER_FILES))
+            shapes = hub.safetensors_shapes(source, "adapter_model.safetensors")
+        else:
+            weights = folder.path / "adapter_model.safetensors"
+            shapes = safetensors_shapes(weights) if weights.is_file() else None
+        return merge_route(folder.path, shapes, base, f"adapter '{name}'")
+
+    if facts is None:
+        return judge()
+    files = {} if source is not None else {f"adapter/{n}": folder.path / n for n in ROUTE_FILES}
+    identity = [__version__, source.commit if source else None, base.source.commit if base.source else None]
+    return facts.derive("merge route", {**files, **base.local_files()}, identity, judge,
+                        dataclasses.asdict, _route_from_json)
+
+
+def _route_from_json(value: dict[str, Any]) -> MergeRoute:
+    return MergeRoute(**{**value, "added": tuple((int(i), str(t)) for i, t in value["added"])})
 
 
 class _BaseFacts:
@@ -128,6 +148,14 @@ class _BaseFacts:
                  source: hub.RepoSource | None) -> None:
         self.base, self.gguf, self.config, self.source = base, gguf, config, source
         self._files: BaseFiles | None = None
+
+    def local_files(self) -> dict[str, Path]:
+        """The local files a merge route may read of the base, by label (none of a Hub base: its
+        commit names them)."""
+        folder = self.base.path if self.base is not None else (self.config.path if self.config else None)
+        files = {} if self.source is not None or folder is None else {
+            f"base/{n}": folder / n for n in ("config.json", *TOKENIZER_FILES)}
+        return {**files, **({"base/gguf": self.gguf} if self.gguf is not None else {})}
 
     def __call__(self) -> BaseFiles:
         if self._files is None:

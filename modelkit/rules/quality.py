@@ -21,8 +21,8 @@ from modelkit.core.action import Action
 from modelkit.formats.quant_types import canonical
 from modelkit.rules.names import Names
 from modelkit.spec import LoadedSpec
-from modelkit.steps.evaluate import Evaluate, Logits
 from modelkit.steps.base import Recorded, recorded
+from modelkit.steps.evaluate import Evaluate, Logits
 from modelkit.steps.imatrix import Imatrix
 from modelkit.steps.modelfile import RenderModelfile
 from modelkit.steps.quality import JudgeVariant

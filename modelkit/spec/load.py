@@ -17,8 +17,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from modelkit.errors import SpecError, UserError
-from modelkit.formats.gguf import is_gguf
 from modelkit.formats.checkpoints import is_complete, is_pattern, newest_complete
+from modelkit.formats.gguf import is_gguf
 from modelkit.ollama import params as ollama_params
 from modelkit.spec.model import ItemError, Spec, closest
 from modelkit.spec.toml_lines import line_of, value_lines
@@ -234,7 +234,7 @@ def _not_jinja(file: Path, where: str) -> str | None:
     return None
 
 
-def _format_error(path: Path, lines: dict, err: Any) -> str:
+def _format_error(path: Path, lines: dict[Any, int], err: Any) -> str:
     loc = tuple(err["loc"])
     kind = err["type"]
     ctx_error = (err.get("ctx") or {}).get("error")

@@ -14,10 +14,10 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from modelkit.core.units import parse_size
 from modelkit.core.remote_cache import url_problem
+from modelkit.core.units import parse_size
 from modelkit.formats.checkpoints import is_pattern
 from modelkit.formats.quant_types import QUANT_TYPES, canonical
 from modelkit.ollama import names as ollama_names
@@ -37,7 +37,8 @@ class Base(_Strict):
 
     repo: str | None = Field(None, description="Hugging Face repository id, e.g. 'unsloth/Llama-3.1-8B-Instruct'.")
     revision: str = Field("main", description="Branch, tag or commit of `repo`; `modelkit.lock` pins it to a commit.")
-    path: Path | None = Field(None, description="A local folder in Hugging Face format (config.json, *.safetensors, tokenizer).")
+    path: Path | None = Field(None, description="A local folder in Hugging Face format "
+                                                "(config.json, *.safetensors, tokenizer).")
     gguf: Path | None = Field(None, description="A ready GGUF file: no conversion.")
     config: Path | None = Field(
         None, description="With `gguf` and adapters: a folder holding the base model's Hugging Face config.json, "
@@ -175,8 +176,8 @@ class Ollama(_Strict):
     messages: list[Message] = Field(default_factory=list, description="MESSAGE history baked into the model.")
     license: str | None = Field(None, description="LICENSE text.")
     register_with: Literal["api", "cli", "off"] = Field(
-        "api", alias="register", description="How variants are registered: 'api' (Ollama's HTTP API through the official client), "
-                           "'cli' (`ollama create -f`), or 'off'.")
+        "api", alias="register", description="How variants are registered: 'api' (Ollama's HTTP API through the "
+                                             "official client), 'cli' (`ollama create -f`), or 'off'.")
     host: str | None = Field(None, description="The Ollama server; default $OLLAMA_HOST, else http://127.0.0.1:11434.")
     latest: str | None = Field(
         None, description="The quantization type whose variant is also tagged `latest`, so `ollama run <model>` "

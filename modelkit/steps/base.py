@@ -109,7 +109,8 @@ class GGUFStep(Step):
 
     def __post_init__(self) -> None:
         if self.chat_template is not None:
-            self.tool = "convert"  # type: ignore[misc] - the scripts' fingerprint covers llama.cpp's version too
+            # The scripts' fingerprint covers llama.cpp's version too: the step's key then covers both.
+            self.tool = "convert"  # type: ignore[misc]  # the class default, overridden: this one runs convert scripts too
 
     def made_path(self, ctx: StepContext) -> Path:
         """Where the tool writes: the output's temporary name, or beside it when the chat template
@@ -120,13 +121,14 @@ class GGUFStep(Step):
     def carry_chat_template(self, ctx: StepContext, made: Path) -> None:
         """Put the tool's output ``made`` at ``ctx.tmp(out)``, with the chat template written in."""
         final = ctx.tmp(self.out)
-        changes = self._template_changes(made) if self.chat_template is not None else None
-        if changes is None:
+        template = self.chat_template
+        changes = None if template is None else self._template_changes(made, template)
+        if template is None or changes is None:
             if made != final:
                 made.replace(final)
             return
         jinja = made.with_name(made.name + ".jinja")
-        jinja.write_text(_read_json(self.chat_template)["jinja"], encoding="utf-8")  # type: ignore[arg-type]
+        jinja.write_text(_read_json(template)["jinja"], encoding="utf-8")
         tc = ctx.toolchain
         try:
             self.run_tool(ctx, [tc.python, tc.source / "gguf-py" / "gguf" / "scripts" / "gguf_new_metadata.py",
@@ -137,12 +139,12 @@ class GGUFStep(Step):
                 if leftover != final and leftover.exists():
                     os.unlink(leftover)
 
-    def _template_changes(self, made: Path) -> list[str] | None:
+    def _template_changes(self, made: Path, template: Path) -> list[str] | None:
         """The script's token options when ``made`` carries another template or other special
         tokens than the template step's output; None when it already carries them."""
         from modelkit.formats.gguf import read_header
 
-        wanted = _read_json(self.chat_template)  # type: ignore[arg-type]
+        wanted = _read_json(template)
         meta = read_header(made).metadata
         tokens = meta.get("tokenizer.ggml.tokens") or []
 
@@ -159,10 +161,11 @@ class GGUFStep(Step):
         return options if options or meta.get("tokenizer.chat_template") != wanted["jinja"] else None
 
 
-def _read_json(path: Path) -> dict:  # type: ignore[type-arg]
+def _read_json(path: Path) -> dict[str, Any]:
     import json
 
-    return json.loads(path.read_text(encoding="utf-8"))
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
 
 
 def script_env() -> dict[str, str]:

@@ -10,6 +10,7 @@ from modelkit.core.action import StepContext
 from modelkit.core.resources import Demand
 from modelkit.steps.base import TQDM_PERCENT, GGUFStep, script_env, weights_size
 
+
 # tqdm's "Writing:  45%|####" lines.
 @dataclass(kw_only=True, eq=False)
 class Convert(GGUFStep, kind="convert", tool="convert"):

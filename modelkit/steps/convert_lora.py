@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from modelkit.core.action import StepContext
-from modelkit.formats.peft import check_adapter_fits_base
 from modelkit.core.resources import Demand
-from modelkit.steps.base import Step, weights_size
-from modelkit.steps.base import TQDM_PERCENT, script_env
+from modelkit.formats.peft import check_adapter_fits_base
+from modelkit.steps.base import TQDM_PERCENT, Step, script_env, weights_size
 
 
 @dataclass(kw_only=True, eq=False)

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelkit.core.units import human_size
 from modelkit.core.action import StepContext
-from modelkit.errors import StepError
 from modelkit.core.resources import Demand
+from modelkit.core.units import human_size
+from modelkit.errors import StepError
 from modelkit.steps.base import Step, llama_demand, offload
 from modelkit.steps.imatrix import too_short
 

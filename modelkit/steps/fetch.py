@@ -14,6 +14,7 @@ from typing import Any
 from modelkit import hub
 from modelkit.core.action import Action, StepContext
 from modelkit.core.resources import Demand
+from modelkit.core.units import human_size
 from modelkit.steps.base import LIGHT
 
 
@@ -51,18 +52,19 @@ class Fetch(Action, kind="fetch", atomic=False):
 
 def _tqdm_for(ctx: StepContext) -> Any:
     """A tqdm class that reports huggingface_hub's byte progress to the step's display."""
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # type: ignore[import-untyped]  # tqdm ships no type information
 
-    class Reporting(tqdm):  # type: ignore[misc,valid-type]
+    class Reporting(tqdm):  # type: ignore[misc]  # a subclass of an untyped class
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs["disable"] = False
             kwargs["file"] = open("/dev/null", "w")  # noqa: SIM115 - rich draws the progress
             super().__init__(*args, **kwargs)
 
         def update(self, n: float | None = 1) -> bool | None:
-            out = super().update(n)
+            out: bool | None = super().update(n)
             if self.total:
-                ctx.progress(self.n / self.total, f"{self.desc or 'downloading'} {self.n >> 20}/{int(self.total) >> 20} MB")
+                ctx.progress(self.n / self.total,
+                             f"{self.desc or 'downloading'} {human_size(self.n)}/{human_size(self.total)}")
             return out
 
     return Reporting

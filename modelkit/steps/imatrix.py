@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from modelkit.core.action import StepContext
-from modelkit.errors import StepError, UserError
 from modelkit.core.resources import Demand
+from modelkit.errors import StepError, UserError
 from modelkit.steps.base import Recorded, Step, llama_demand, offload
 
 # "you need at least 1024 tokens for a context of 512 tokens", then "... tokenizes to only 123 tokens"

@@ -39,5 +39,6 @@ class MergeLora(GGUFStep, kind="merge-lora", tool="quantize"):
     def run(self, ctx: StepContext) -> None:
         tc = ctx.toolchain
         made = self.made_path(ctx)
-        self.run_tool(ctx, [tc.export_lora, "-m", self.base, "--lora", self.adapter, "-o", made, "-t", str(ctx.threads)])
+        self.run_tool(ctx, [tc.export_lora, "-m", self.base, "--lora", self.adapter, "-o", made,
+                            "-t", str(ctx.threads)])
         self.carry_chat_template(ctx, made)

@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from modelkit.core.action import StepContext
-from modelkit.errors import StepError, UserError
 from modelkit.core.resources import ALL_CORES, Demand
+from modelkit.errors import StepError, UserError
 from modelkit.steps.base import GGUFStep, weights_size
 
 TOKENIZER_FILES = ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
@@ -216,7 +216,7 @@ def merge(base: Path, adapter: Path, rows: int | None) -> Any:
     say(f"loading the base from {base}")
     model = AutoModelForCausalLM.from_pretrained(base, dtype="auto", low_cpu_mem_usage=True)
     say(f"base loaded: {sum(p.numel() for p in model.parameters()):,} parameters in {model.dtype}")
-    embeddings = model.get_input_embeddings().weight.shape[0]
+    embeddings = int(model.get_input_embeddings().weight.shape[0])  # type: ignore[index]  # torch types .weight loosely
     if rows and rows != embeddings:
         say(f"resizing the embeddings from {embeddings} to {rows} rows, as the adapter did")
         model.resize_token_embeddings(rows, mean_resizing=False)  # its saved rows replace them

@@ -58,7 +58,8 @@ class RenderModelfile(Step, kind="modelfile"):
         if self.template_file is not None:
             return self.template_file.read_text(encoding="utf-8")
         if self.inherited is not None:
-            return read_inherited(self.inherited)["template"]
+            template: str | None = read_inherited(self.inherited)["template"]
+            return template
         return None
 
     def resolved_parameters(self) -> dict[str, Any]:

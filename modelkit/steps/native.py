@@ -85,7 +85,9 @@ def native_battery(jinja: str) -> tuple[Any, ...]:
     """The conversations a template is proven on: the plain battery, and the tool and thinking ones
     where Ollama sees it handles tools or thinking."""
     from modelkit.chat_template.proof.conversations import BATTERY, THINKING, TOOLS
-    from modelkit.ollama.engine import THINKING as THINKS, TOOLS as CALLS, jinja_capabilities
+    from modelkit.ollama.engine import THINKING as THINKS
+    from modelkit.ollama.engine import TOOLS as CALLS
+    from modelkit.ollama.engine import jinja_capabilities
 
     caps = jinja_capabilities(jinja)
     return BATTERY + (TOOLS if CALLS in caps else ()) + (THINKING if THINKS in caps else ())

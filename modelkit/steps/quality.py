@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelkit.core.units import human_size
 from modelkit.core.action import StepContext
+from modelkit.core.resources import Demand
+from modelkit.core.units import human_size
 from modelkit.errors import StepError
 from modelkit.formats.quant_types import QUANT_TYPES
-from modelkit.core.resources import Demand
 from modelkit.steps.base import Step, offload
 from modelkit.steps.modelfile import RenderModelfile
 
@@ -49,7 +49,8 @@ class JudgeVariant(Step, kind="judge", tool="quantize", reproducible=False):
         return {"checks": self.checks, "max_kld": self.max_kld}
 
     def describe(self) -> str:
-        return f"check {self.ref}" + (f" ({len(self.checks)} prompt{'s' * (len(self.checks) != 1)})" if self.checks else "")
+        count = f" ({len(self.checks)} prompt{'s' * (len(self.checks) != 1)})" if self.checks else ""
+        return f"check {self.ref}{count}"
 
     def demand(self) -> Demand:
         """One thread (greedy answers must not depend on thread scheduling), and the GPU when offloaded."""
@@ -91,7 +92,8 @@ class JudgeVariant(Step, kind="judge", tool="quantize", reproducible=False):
         if mine["kld_mean"] <= self.max_kld:
             return []
         others = [json.loads(p.read_text()) for p in self.ladder or [] if p.is_file()]
-        bigger = sorted((n for n in others if _bits(n["quant"]) > _bits(mine["quant"])), key=lambda n: _bits(n["quant"]))
+        bigger = sorted((n for n in others if _bits(n["quant"]) > _bits(mine["quant"])),
+                        key=lambda n: _bits(n["quant"]))
         passing = next((n for n in bigger if n["kld_mean"] <= self.max_kld), None)
         hint = (f"; {passing['quant']} passes (mean KLD {passing['kld_mean']:.4f}, {human_size(passing['bytes'])})"
                 if passing else "; no larger type built here passes: try a larger one, or an importance matrix")

@@ -47,6 +47,7 @@ class Quantize(GGUFStep, kind="quantize", tool="quantize"):
         if self.imatrix is not None:
             flags += ["--imatrix", self.imatrix.name]
         made = self.made_path(ctx)
-        self.run_tool(ctx, [tc.quantize, *flags, self.src, made, self.qtype, str(ctx.threads)], progress_re=TENSOR_COUNTER,
+        self.run_tool(ctx, [tc.quantize, *flags, self.src, made, self.qtype, str(ctx.threads)],
+                      progress_re=TENSOR_COUNTER,
                       cwd=self.imatrix.folder if self.imatrix else None)
         self.carry_chat_template(ctx, made)

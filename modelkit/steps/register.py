@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from modelkit.core.action import StepContext
-from modelkit.errors import DeferredError, OllamaUnavailable, StepError
 from modelkit.core.resources import Demand
+from modelkit.errors import DeferredError, OllamaUnavailable, StepError
 from modelkit.steps.base import Step
 from modelkit.steps.modelfile import RenderModelfile
 

@@ -73,4 +73,5 @@ class InheritTemplate(Step, kind="inherit-template"):
 def read_inherited(path: Path) -> dict[str, Any]:
     """The template step's output: ``origin``, ``template``, ``stop``, ``proof``, ``jinja``, and the
     ``eos_token`` and ``eot_tokens`` that go with it."""
-    return json.loads(path.read_text(encoding="utf-8"))
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data

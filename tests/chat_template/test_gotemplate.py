@@ -17,7 +17,6 @@ from modelkit.chat_template import gotemplate as gt
 from modelkit.chat_template.proof import BATTERY
 from modelkit.chat_template.translator import Unsupported, translate
 
-
 pytestmark = pytest.mark.go
 
 M = "{{ if false }}{{ .Messages }}{{ end }}"  # makes Ollama take the .Messages path

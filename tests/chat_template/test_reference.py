@@ -28,7 +28,7 @@ def test_same_as_transformers_on_llama_cpp_templates(llama_cpp_templates: Path, 
 
     class _Clock(datetime):
         @classmethod
-        def now(cls, tz: object = None) -> "datetime":  # type: ignore[override]
+        def now(cls, tz: object = None) -> datetime:
             return FIXED
 
     monkeypatch.setattr(ctu, "datetime", _Clock)

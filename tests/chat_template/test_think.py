@@ -18,8 +18,15 @@ import pytest
 
 from modelkit.chat_template import gotemplate as gt
 from modelkit.chat_template import inherit_template
-from modelkit.chat_template.proof import (BATTERY, GO_ERROR, THINK_SETTINGS, cross_check, prove,
-                                          think_switches_read, translate_and_prove)
+from modelkit.chat_template.proof import (
+    BATTERY,
+    GO_ERROR,
+    THINK_SETTINGS,
+    cross_check,
+    prove,
+    think_switches_read,
+    translate_and_prove,
+)
 from modelkit.chat_template.reference import RenderContext, TemplateRaised, render_chat
 from modelkit.chat_template.source import ChatTemplateSource
 from modelkit.chat_template.translator import Unsupported, translate
@@ -61,7 +68,7 @@ def _go(template: str, messages: list[dict[str, str]], think: gt.Think) -> str:
     return gt.execute(gt.check_ollama_parse(template), gt.ollama_data(messages, think=think), TODAY)
 
 
-def _jinja(source: str, messages: Any, think: gt.Think) -> Optional[str]:
+def _jinja(source: str, messages: Any, think: gt.Think) -> str | None:
     ctx = CTX if think is None else RenderContext("<s>", "</s>", {"enable_thinking": bool(think)}, CTX.now)
     try:
         return render_chat(source, messages, ctx)

@@ -74,7 +74,7 @@ def test_snippets_through_real_go(go_render: Any) -> None:
         for think in THINK_SETTINGS if switches else (None,):
             cases.append({"template": tr.go_template, "conversations": [list(c.messages) for c in BATTERY],
                           "think": think})
-            jinja_ctx = ctx if think is None else RenderContext("<s>", "</s>", {s: think for s in switches}, ctx.now)
+            jinja_ctx = ctx if think is None else RenderContext("<s>", "</s>", dict.fromkeys(switches, think), ctx.now)
             row = []
             for conv in BATTERY:
                 try:

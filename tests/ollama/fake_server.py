@@ -130,7 +130,7 @@ class StoredModel:
 
     name: str  # Name.DisplayShortest()
     key: tuple[str, str, str, str]
-    model_blob: Optional[str]
+    model_blob: str | None
     adapter_blobs: list[str]
     template: str  # the TEMPLATE layer ("" when there is none: Ollama then uses {{ .Prompt }})
     system: str
@@ -139,11 +139,11 @@ class StoredModel:
     license: list[str]
     modified_at: str
     chat_template: str = ""  # the model GGUF's tokenizer.chat_template
-    source_blob: Optional[str] = None  # the digest the create request named for the model file
+    source_blob: str | None = None  # the digest the create request named for the model file
     projector_blobs: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     layers: list[Layer] = field(default_factory=list)
-    config_layer: Optional[Layer] = None
+    config_layer: Layer | None = None
     digest: str = ""  # the manifest's sha256
     written_at: float = 0.0
 
@@ -173,7 +173,7 @@ class Record:
     path: str
     bytes_in: int = 0
     body: Any = None
-    status: Optional[int] = None
+    status: int | None = None
 
 
 @dataclass
@@ -208,7 +208,7 @@ class _Work:
     """``layerGGML``: a layer on its way into a manifest, with its decoded GGUF, if any."""
 
     layer: Layer
-    gguf: Optional[gg.GGUF] = None
+    gguf: gg.GGUF | None = None
     rewrite: bool = False  # rewriteForCreate
     status: str = ""
 
@@ -235,7 +235,7 @@ def _blob_path(digest: str) -> str:
     return f"{BLOBS_DIR}/{digest.replace(':', '-')}"
 
 
-def _blob_key(digest: str) -> Optional[str]:
+def _blob_key(digest: str) -> str | None:
     """The blob a digest names (``BlobsPath``: ``:`` and ``-`` both allowed, case kept), or None
     if it is not a valid digest."""
     m = _DIGEST.match(digest)
@@ -369,9 +369,9 @@ class FakeOllama:
     """
 
     def __init__(self, *, generation: str = "0.12",
-                 quantize: Optional[os.PathLike[str] | str] = None, go_template: Optional[bool] = None,
-                 noprune: bool = False, no_cloud: bool = False, version: Optional[str] = None,
-                 seed: Optional[int] = 0) -> None:
+                 quantize: os.PathLike[str] | str | None = None, go_template: bool | None = None,
+                 noprune: bool = False, no_cloud: bool = False, version: str | None = None,
+                 seed: int | None = 0) -> None:
         if generation not in GENERATIONS:
             raise ValueError(f"generation must be one of {GENERATIONS}, got {generation!r}")
         if generation == "current" and quantize is None:
@@ -390,15 +390,15 @@ class FakeOllama:
         self.registry: dict[str, list[str]] = {}  # what was pushed: "host/namespace/model:tag" -> layer digests
         self.registry_blobs: set[str] = set()
         self.registry_reachable = True
-        self.registry_namespaces: Optional[set[str]] = None  # the namespaces the key may push to (None: any)
+        self.registry_namespaces: set[str] | None = None  # the namespaces the key may push to (None: any)
         self.log = Log()
         self.faults: list[Fault] = []
         self.lock = threading.RLock()
         self.clock_offset = 0.0
         self.restarts = 0
         self._rng = random.Random(seed) if seed is not None else None
-        self._server: Optional[ThreadingHTTPServer] = None
-        self._thread: Optional[threading.Thread] = None
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
 
     @property
     def current(self) -> bool:
@@ -459,7 +459,7 @@ class FakeOllama:
         with self.lock:
             self.faults.append(fault)
 
-    def take_fault(self, method: str, path: str) -> Optional[Fault]:
+    def take_fault(self, method: str, path: str) -> Fault | None:
         with self.lock:
             for fault in self.faults:
                 if fault.method == method and path.startswith(fault.path) and fault.times > 0:
@@ -467,7 +467,7 @@ class FakeOllama:
                     return fault
         return None
 
-    def model(self, name: str) -> Optional[StoredModel]:
+    def model(self, name: str) -> StoredModel | None:
         """The model ``name`` names (taken literally, canonicalized as ``getExistingName`` does)."""
         n = names.parse_name(name)
         if not n.is_valid():
@@ -493,7 +493,7 @@ class FakeOllama:
             self._touch(digest)
         return Layer(media_type, digest, len(data)), f"{status} {digest}"
 
-    def _referenced(self, skip: Optional[tuple[str, str, str, str]] = None) -> set[str]:
+    def _referenced(self, skip: tuple[str, str, str, str] | None = None) -> set[str]:
         used: set[str] = set()
         for key, m in self.models.items():
             if key == skip:
@@ -538,7 +538,7 @@ class FakeOllama:
             raise OllamaError(500, str(e)) from None
 
     def _write_manifest(self, name: names.Name, config: Struct, layers: list[Layer],
-                        source_blob: Optional[str]) -> StoredModel:
+                        source_blob: str | None) -> StoredModel:
         """``manifest.WriteManifest`` (the config layer first, as ``createConfigLayer``)."""
         config_layer, _ = self._new_layer(json_encode(config), CONFIG)
         body = json_encode(Struct(schemaVersion=2, mediaType=MANIFEST, config=config_layer.go(),
@@ -550,9 +550,9 @@ class FakeOllama:
         return stored
 
     def _stored_model(self, name: names.Name, layers: list[Layer], config_layer: Layer, config: dict[str, Any],
-                      source_blob: Optional[str]) -> StoredModel:
+                      source_blob: str | None) -> StoredModel:
         with self.lock:
-            blob = lambda d: self.blobs[d]  # noqa: E731
+            blob = lambda d: self.blobs[d]
             m = StoredModel(name=name.display_shortest(), key=name.key(), model_blob=None, adapter_blobs=[],
                             template="", system="", parameters={}, messages=[], license=[],
                             modified_at=_rfc3339(self.now()), source_blob=source_blob, config=config,
@@ -592,7 +592,7 @@ class FakeOllama:
         with self.lock:
             return 200 if key in self.blobs else 404
 
-    def post_blob(self, digest: str, read_body: Callable[[], bytes]) -> tuple[int, Optional[str]]:
+    def post_blob(self, digest: str, read_body: Callable[[], bytes]) -> tuple[int, str | None]:
         key = _blob_key(digest)
         if key is None:
             read_body()
@@ -646,7 +646,7 @@ class FakeOllama:
                   "requires": req.get("requires", ""), "remote_host": "", "remote_model": "", "capabilities": None}
         base: list[_Work] = []
         remote = False
-        source_blob: Optional[str] = None
+        source_blob: str | None = None
         if req.get("from"):
             if self.current:
                 try:
@@ -782,7 +782,7 @@ class FakeOllama:
                 return True
             if f.uint("block_count") == 0 and f.uint("vision.block_count") > 0:
                 return True
-            has = lambda k: (v := f.raw(k)) is not None and v.type == gg.BOOL and v.value  # noqa: E731
+            has = lambda k: (v := f.raw(k)) is not None and v.type == gg.BOOL and v.value
             return f.architecture() == "clip" and f.uint("block_count") == 0 and (
                 has("has_vision_encoder") or has("has_audio_encoder"))
         return (f.uint("block_count") == 0 and f.uint("vision.block_count") > 0) or f.kind() == "projector"
@@ -845,7 +845,7 @@ class FakeOllama:
         return _Work(layer, f, False, status)
 
     def _create_model(self, req: _Request, name: names.Name, base: list[_Work], config: dict[str, Any],
-                      source_blob: Optional[str]) -> Iterator[dict[str, Any]]:
+                      source_blob: str | None) -> Iterator[dict[str, Any]]:
         """``createModel``."""
         works: list[_Work] = []
         params = dict(req.get("parameters", {}))
@@ -1059,7 +1059,7 @@ class FakeOllama:
             reply["projector_info"] = self._read_gguf(m.projector_blobs[0]).plain_kv(-1 if req.get("verbose") else 0)
         return {k: v for k, v in reply.items() if v not in ("", [], None) or k in ("model_info", "details")}
 
-    def _capabilities(self, m: StoredModel, f: Optional[gg.GGUF], go: tpl.Template, has_go: bool, use_go: bool,
+    def _capabilities(self, m: StoredModel, f: gg.GGUF | None, go: tpl.Template, has_go: bool, use_go: bool,
                       rendered: bool, pooling: bool) -> list[str]:
         """``Model.Capabilities`` (current: ``capabilitiesForTemplate``; 0.12: its older rules)."""
         caps: list[str] = []
@@ -1283,7 +1283,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
         pass
 
-    def _record(self) -> tuple[Record, Optional[Fault]]:
+    def _record(self) -> tuple[Record, Fault | None]:
         rec = Record(self.command, self.path)
         with self.server_state.lock:
             self.server_state.log.requests.append((self.command, self.path))
@@ -1291,12 +1291,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._rec = rec
         return rec, self.server_state.take_fault(self.command, self.path)
 
-    def _body(self, limit: Optional[int] = None) -> bytes:
+    def _body(self, limit: int | None = None) -> bytes:
         data = self._read_body(limit)
         self._rec.bytes_in += len(data)
         return data
 
-    def _read_body(self, limit: Optional[int]) -> bytes:
+    def _read_body(self, limit: int | None) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             out = bytearray()
             while True:
@@ -1415,7 +1415,7 @@ class _Handler(BaseHTTPRequestHandler):
             if self._rec.body.get("stream") is False:
                 last: dict[str, Any] = {}
                 try:
-                    for last in events:
+                    for last in events:  # noqa: B007 - keeps the last event, read below
                         pass
                 except OllamaError as e:
                     return self._error(e.status, e.message)
@@ -1433,7 +1433,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._body()
         self._text_404()
 
-    def _post_blob(self, fault: Optional[Fault]) -> None:
+    def _post_blob(self, fault: Fault | None) -> None:
         digest = self.path.removeprefix("/api/blobs/")
         if fault and fault.kind == "drop":
             self._body(limit=fault.after)
@@ -1446,7 +1446,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(status, message)
         self._json(status, None)
 
-    def _create(self, fault: Optional[Fault]) -> None:
+    def _create(self, fault: Fault | None) -> None:
         state = self.server_state
         try:
             raw = self._read_json()
@@ -1466,7 +1466,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._json(200, last)
         self._stream(events, fault)
 
-    def _stream(self, events: Iterator[dict[str, Any]], fault: Optional[Fault]) -> None:
+    def _stream(self, events: Iterator[dict[str, Any]], fault: Fault | None) -> None:
         """``streamResponse``: NDJSON lines in HTTP chunks; an error before anything was written
         becomes the HTTP status, an error after that an ``{"error": …}`` line."""
         started = False

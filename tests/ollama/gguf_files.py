@@ -98,7 +98,7 @@ def write_tiny_lora(path: Path, *, seed: int = 1) -> Path:
 
 
 def _finish(w: object) -> None:
-    w.write_header_to_file()  # type: ignore[attr-defined]
-    w.write_kv_data_to_file()  # type: ignore[attr-defined]
-    w.write_tensors_to_file()  # type: ignore[attr-defined]
-    w.close()  # type: ignore[attr-defined]
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()

@@ -173,7 +173,7 @@ def parse(data: str | bytes) -> list[Command]:
                     continue
                 value, ok = buf.unquote_trimmed()
                 if not ok:
-                    buf.append(keep)  # type: ignore[arg-type]
+                    buf.append(keep)
                     continue
                 if role:
                     value, role = f"{role}: {value}", ""
@@ -251,7 +251,7 @@ def create_request(
         if c.name == "model":
             path = _expand(c.args, relative_dir)
             if path.is_file():
-                req.setdefault("files", {})[str(path)] = digest(path)  # type: ignore[index]
+                req.setdefault("files", {})[str(path)] = digest(path)
             elif path.exists():
                 raise ParseError("model folders are not supported by this test double")
             else:
@@ -278,7 +278,7 @@ def create_request(
         else:
             value = format_param(c.name, c.args, types)
             if isinstance(value, list) and isinstance(params.get(c.name), list):
-                params[c.name] = params[c.name] + value  # type: ignore[operator]
+                params[c.name] = params[c.name] + value
             else:
                 params[c.name] = value
     if params:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import ollama
 import pytest
-
 from fake_server import FakeOllama
 from gguf_files import write_tiny_gguf, write_tiny_lora
+
 from modelkit.ollama.content import ModelContent
 from modelkit.ollama.modelfile import Modelfile, render_modelfile
 from modelkit.ollama.params import check_parameters
@@ -48,7 +48,7 @@ def fake_current(request: pytest.FixtureRequest) -> Iterator[FakeOllama]:
 def start_fake(request: pytest.FixtureRequest, generation: str, **options: object) -> FakeOllama:
     """A stand-in of ``generation`` (not started: use it as a context manager)."""
     quantize = request.getfixturevalue("toolchain").quantize if generation == "current" else None
-    return FakeOllama(generation=generation, quantize=quantize, **options)  # type: ignore[arg-type]
+    return FakeOllama(generation=generation, quantize=quantize, **options)
 
 
 @pytest.fixture(autouse=True)

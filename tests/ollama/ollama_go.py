@@ -129,7 +129,7 @@ def plain_v(value: Any) -> str:
 # --- encoding/json ---------------------------------------------------------------------------------
 
 
-class Struct(dict):  # type: ignore[type-arg]
+class Struct(dict):
     """A Go struct for :func:`json_marshal`: its fields are written in declaration (insertion)
     order, not sorted as a map's keys are. Leave ``omitempty`` fields out before building it."""
 

@@ -61,7 +61,7 @@ MAX_DISTANCE = 100  # Named: "if score < 100"
 class NamedTemplate:
     name: str
     template: str  # the Go template (.gotmpl), line endings normalized
-    parameters: Optional[dict[str, list[str]]]
+    parameters: dict[str, list[str]] | None
 
 
 def levenshtein(a: str, b: str, cap: int = MAX_DISTANCE) -> int:
@@ -95,7 +95,7 @@ def levenshtein(a: str, b: str, cap: int = MAX_DISTANCE) -> int:
     return min(prev[n], cap)
 
 
-def named(chat_template: str) -> Optional[NamedTemplate]:
+def named(chat_template: str) -> NamedTemplate | None:
     """``template.Named``: the nearest index entry below the distance threshold, else None."""
     best, score = None, MAX_DISTANCE
     for _, name, jinja in INDEX:
@@ -382,14 +382,14 @@ class Action:
 class Branch:  # if / range / with
     kind: str
     pipe: Pipe
-    body: "List"
-    else_body: Optional["List"]
+    body: List
+    else_body: List | None
 
 
 @dataclass
 class TemplateCall:
     name: str
-    pipe: Optional[Pipe]
+    pipe: Pipe | None
 
 
 @dataclass
@@ -402,7 +402,7 @@ class List:
     nodes: list[object] = field(default_factory=list)
 
 
-Node = Union[Text, Comment, Action, Branch, TemplateCall, Loop, List, Pipe, Command, Field, Variable, Leaf, Chain]
+Node = Text | Comment | Action | Branch | TemplateCall | Loop | List | Pipe | Command | Field | Variable | Leaf | Chain
 
 
 class _End:
@@ -872,7 +872,7 @@ def chat_template_capabilities(t: str) -> list[str]:
     return caps
 
 
-def go_template_capabilities(t: Optional[Template]) -> list[str]:
+def go_template_capabilities(t: Template | None) -> list[str]:
     """``goTemplateCapabilities``."""
     if t is None:
         return []
@@ -891,7 +891,7 @@ def go_template_capabilities(t: Optional[Template]) -> list[str]:
     return caps
 
 
-def go_template_has_tool_round_trip(t: Optional[Template]) -> bool:
+def go_template_has_tool_round_trip(t: Template | None) -> bool:
     if t is None:
         return False
     try:
@@ -903,7 +903,7 @@ def go_template_has_tool_round_trip(t: Optional[Template]) -> bool:
     return 'eq .Role "tool"' in t.raw or "tool_response" in t.raw or "TOOL_RESULTS" in t.raw
 
 
-def should_prefer_chat_template(chat: str, chat_caps: list[str], go: Optional[Template], go_caps: list[str]) -> bool:
+def should_prefer_chat_template(chat: str, chat_caps: list[str], go: Template | None, go_caps: list[str]) -> bool:
     """``shouldPreferChatTemplate``."""
     if len(chat_caps) > len(go_caps):  # hasMoreCapabilities
         return not go_template_has_tool_round_trip(go) or chat_template_has_tool_round_trip(chat)

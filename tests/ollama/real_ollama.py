@@ -130,7 +130,7 @@ class RealOllama:
         request = urllib.request.Request(f"{self.host}{path}", data=data, method="POST" if data else "GET",
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=timeout) as r:
-            return json.loads(r.read())  # type: ignore[no-any-return]
+            return json.loads(r.read())
 
     def cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """The real ``ollama`` CLI against this server."""

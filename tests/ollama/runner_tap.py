@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tcp_relay import Relay  # noqa: E402 - this file runs as a script
+from tcp_relay import Relay
 
 PR_SET_PDEATHSIG = 1
 

@@ -12,15 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-
 import ollama_names as names
 import ollama_templates as tpl
-from fake_server import BLOBS_DIR, Fault, FakeOllama
-from gguf_files import write_tiny_lora
-from ollama_fixtures import _local_only  # noqa: F401 (fixture)
-from ollama_go import quote, sharp_v
+import pytest
+from fake_server import BLOBS_DIR, FakeOllama, Fault
 from gguf_files import write_tiny_gguf as write_gguf
+from gguf_files import write_tiny_lora
+from ollama_fixtures import _local_only
+from ollama_go import quote, sharp_v
 
 HERE = Path(__file__).resolve().parent
 CHATML = next(j for _, n, j in tpl.INDEX if n == "chatml")
@@ -75,12 +74,12 @@ def old() -> Iterator[Api]:
 
 
 @pytest.fixture
-def current(toolchain) -> Iterator[Api]:  # type: ignore[no-untyped-def]
+def current(toolchain) -> Iterator[Api]:
     with FakeOllama(generation="current", quantize=toolchain.quantize) as fake:
         yield Api(fake)
 
 
-def llama_quantize(toolchain, src: Path, dst: Path, kind: str) -> bytes:  # type: ignore[no-untyped-def]
+def llama_quantize(toolchain, src: Path, dst: Path, kind: str) -> bytes:
     subprocess.run([str(toolchain.quantize), "--allow-requantize", str(src), str(dst), kind],
                    check=True, capture_output=True)
     return dst.read_bytes()
@@ -90,7 +89,7 @@ def llama_quantize(toolchain, src: Path, dst: Path, kind: str) -> bytes:  # type
 
 
 @pytest.mark.toolchain
-def test_create_stores_what_llama_quantize_copy_writes(toolchain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_create_stores_what_llama_quantize_copy_writes(toolchain, tmp_path: Path) -> None:
     """``createModel`` -> ``copyLayerWithLlamaQuantize`` / ``rewriteLayerWithLlamaQuantize``
     (server/create.go, server/quantization.go ``llamaQuantizeArgs``): a text-only GGUF from files
     is re-encoded with ``llama-quantize --allow-requantize IN OUT COPY`` and the output is the model
@@ -118,15 +117,15 @@ def test_create_stores_what_llama_quantize_copy_writes(toolchain, tmp_path: Path
         assert api.http.head(f"/api/blobs/{sent}").status_code == 200  # the upload stays (until pruned)
 
         api.ok(model="bot:q8", files={"q8.gguf": api.upload(q8)})
-        assert fake.model("bot:q8").model_blob == digest_of(q8_bytes)  # type: ignore[union-attr]
+        assert fake.model("bot:q8").model_blob == digest_of(q8_bytes)
         api.ok(model="bot:vision", files={"vision.gguf": api.upload(vision)})
-        assert fake.model("bot:vision").model_blob == digest_of(vision.read_bytes())  # type: ignore[union-attr]
+        assert fake.model("bot:vision").model_blob == digest_of(vision.read_bytes())
 
     with FakeOllama(generation="0.12") as fake:
         api = Api(fake)
         sent = api.upload(f32)
         api.ok(model="bot:f32", files={"f32.gguf": sent})
-        assert fake.model("bot:f32").model_blob == sent  # type: ignore[union-attr]
+        assert fake.model("bot:f32").model_blob == sent
 
 
 # --- 2. stop values added from the named template --------------------------------------------------
@@ -150,15 +149,15 @@ def test_named_template_stops_are_merged_unless_the_request_sets_stop(old: Api, 
     assert b.parameters == {"temperature": 0.5, "stop": CHATML_STOP}
 
     api.ok(model="c", files={"m.gguf": chatml}, parameters={"stop": ["</s>"]})
-    assert fake.model("c").parameters == {"stop": ["</s>"]}  # type: ignore[union-attr]
+    assert fake.model("c").parameters == {"stop": ["</s>"]}
 
     far = api.upload(write_gguf(tmp_path / "far.gguf", chat_template=TOOLS_JINJA))
     api.ok(model="d", files={"m.gguf": far})
-    assert fake.model("d").parameters == {} and fake.model("d").template == ""  # type: ignore[union-attr]
+    assert fake.model("d").parameters == {} and fake.model("d").template == ""
 
     tiny = api.upload(write_gguf(tmp_path / "tiny.gguf", chat_template=TINY_JINJA))
     api.ok(model="e", files={"m.gguf": tiny}, template="{{ .Prompt }}")
-    assert fake.model("e").parameters == {"stop": CHATML_STOP}  # type: ignore[union-attr]
+    assert fake.model("e").parameters == {"stop": CHATML_STOP}
     assert tpl.levenshtein(TINY_JINJA, CHATML) == 39
 
 
@@ -179,14 +178,14 @@ def test_gemma4_gets_its_stop_renderer_and_parser(current: Api, tmp_path: Path) 
     assert "renderer" not in shown  # GetModelInfo never fills ShowResponse.Renderer
     assert shown["capabilities"] == ["completion", "tools", "thinking"]
     api.ok(model="g4b", files={"g4.gguf": g4}, parameters={"stop": ["<eos>"]})
-    assert fake.model("g4b").parameters == {"stop": ["<eos>"]}  # type: ignore[union-attr]
+    assert fake.model("g4b").parameters == {"stop": ["<eos>"]}
 
 
 # --- 3. show in native chat mode -------------------------------------------------------------------
 
 
 @pytest.mark.toolchain
-def test_show_answers_with_the_gguf_jinja_when_ollama_would_render_with_it(toolchain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_show_answers_with_the_gguf_jinja_when_ollama_would_render_with_it(toolchain, tmp_path: Path) -> None:
     """``GetModel``'s ``PreferChatTemplate`` (``shouldPreferChatTemplate``: the GGUF template has
     more capabilities), ``shouldUseGoTemplate`` / ``OLLAMA_GO_TEMPLATE`` and ``selectedModelTemplate``
     (server/images.go, server/routes.go): in native mode show's ``template`` is the Jinja and its
@@ -218,7 +217,7 @@ def test_show_answers_with_the_gguf_jinja_when_ollama_would_render_with_it(toolc
 
 
 @pytest.mark.toolchain
-def test_restart_prunes_unreferenced_blobs_older_than_an_hour(toolchain, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_restart_prunes_unreferenced_blobs_older_than_an_hour(toolchain, tmp_path: Path) -> None:
     """``Serve`` -> ``PruneLayers`` / ``deleteUnusedLayers`` (server/routes.go, server/images.go):
     blobs no manifest references are removed at start, except (current) those younger than
     ``layerPruneGracePeriod``; ``OLLAMA_NOPRUNE`` turns it off. A replaced model's own unreferenced
@@ -228,7 +227,7 @@ def test_restart_prunes_unreferenced_blobs_older_than_an_hour(toolchain, tmp_pat
         api = Api(fake)
         sent = api.upload(f32)
         api.ok(model="m", files={"m.gguf": sent}, system="first")
-        first_system = next(x.digest for x in fake.model("m").layers if x.media_type.endswith(".system"))  # type: ignore[union-attr]
+        first_system = next(x.digest for x in fake.model("m").layers if x.media_type.endswith(".system"))
         api.ok(model="m", files={"m.gguf": sent}, system="second")
         assert first_system not in fake.blobs  # RemoveLayers of the replaced manifest
         assert fake.restart() == []  # the upload is minutes old: spared
@@ -242,7 +241,7 @@ def test_restart_prunes_unreferenced_blobs_older_than_an_hour(toolchain, tmp_pat
         api = Api(fake)
         sent = api.upload(f32)
         api.ok(model="m", files={"m.gguf": sent}, system="first")
-        first_system = next(x.digest for x in fake.model("m").layers if x.media_type.endswith(".system"))  # type: ignore[union-attr]
+        first_system = next(x.digest for x in fake.model("m").layers if x.media_type.endswith(".system"))
         api.ok(model="m", files={"m.gguf": sent}, system="second")
         assert first_system in fake.blobs
         assert fake.restart(elapsed=2 * 3600) == []
@@ -325,12 +324,12 @@ def test_create_errors_arrive_as_ollama_sends_them(old: Api, tmp_path: Path) -> 
     shown = api.show("bot").json()
     assert shown["template"] == "{{ .Prompt }}"  # "" is no TEMPLATE (r.Template != "")
     assert shown["parameters"] == "typical_p                      0.5"
-    assert not any(x.media_type.endswith(".template") for x in api.fake.model("bot").layers)  # type: ignore[union-attr]
+    assert not any(x.media_type.endswith(".template") for x in api.fake.model("bot").layers)
 
     lora1 = api.upload(write_tiny_lora(tmp_path / "a.gguf", seed=1))
     lora2 = api.upload(write_tiny_lora(tmp_path / "b.gguf", seed=2))
     api.ok(model="bot:lora", files={"m.gguf": model}, adapters={"a.gguf": lora1})
-    assert api.fake.model("bot:lora").adapter_blobs == [lora1]  # type: ignore[union-attr]
+    assert api.fake.model("bot:lora").adapter_blobs == [lora1]
     status, lines = api.create(model="bot:two", files={"m.gguf": model}, adapters={"a.gguf": lora1, "b.gguf": lora2})
     assert status == 200 and lines[-1] == {"error": "only one adapter is currently supported"}
     assert api.create(model="bot:two", files={"m.gguf": model}, adapters={"a.gguf": lora1, "b.gguf": lora2},
@@ -371,9 +370,9 @@ def test_stream_faults_and_blob_rules(old: Api, tmp_path: Path) -> None:
 def test_the_stand_ins_share_no_code_with_modelkit() -> None:
     """The stand-ins import nothing from modelkit (names: types/model/name.go; Modelfiles:
     parser/parser.go; options: api/types.go; quoting: strconv.Quote)."""
-    code = ("import sys; sys.modules['modelkit'] = None; sys.path.insert(0, %r); import fake_server, "
+    code = (f"import sys; sys.modules['modelkit'] = None; sys.path.insert(0, {str(HERE)!r}); import fake_server, "
             "fake_ollama_cli, modelfile_grammar, ollama_gguf, ollama_go, ollama_names, ollama_options, "
-            "ollama_templates" % str(HERE))
+            "ollama_templates")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
 
@@ -420,8 +419,8 @@ def test_cli_stand_in_parses_modelfiles_with_its_own_grammar(old: Api, tmp_path:
     write_gguf(tmp_path / "m.gguf")
     (tmp_path / "Modelfile").write_text('FROM ./m.gguf\nPARAMETER typical_p 0.5\nPARAMETER stop "<|end|>"\n'
                                         'SYSTEM """Be brief."""\n')
-    code = ("import sys; sys.modules['modelkit'] = None; sys.path.insert(0, %r); "
-            "from fake_ollama_cli import main; sys.exit(main(sys.argv[1:]))" % str(HERE))
+    code = (f"import sys; sys.modules['modelkit'] = None; sys.path.insert(0, {str(HERE)!r}); "
+            "from fake_ollama_cli import main; sys.exit(main(sys.argv[1:]))")
     env = {"OLLAMA_HOST": old.fake.host, "NO_PROXY": "127.0.0.1", "PATH": "/usr/bin:/bin"}
     proc = subprocess.run([sys.executable, "-c", code, "create", "bot", "-f", str(tmp_path / "Modelfile")],
                           capture_output=True, text=True, env=env)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import modelfile_grammar as grammar
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-import modelfile_grammar as grammar
-from modelkit.errors import UserError
-from modelkit.errors import ModelfileError
+from modelkit.errors import ModelfileError, UserError
 from modelkit.ollama.modelfile import Modelfile, quote_value, render_modelfile, template_dir
 from modelkit.ollama.params import OPTIONS, OptionType
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ollama_fixtures import gguf_dir, modelfile_of, unregister, write_modelfile
 
-from ollama_fixtures import gguf_dir, modelfile_of, unregister, write_modelfile  # noqa: F401
 from modelkit.ollama.cli import register_with_cli
 from modelkit.ollama.content import ModelContent
 from modelkit.ollama.freshness import held_copy, registration_status
@@ -109,7 +109,6 @@ def test_the_stand_in_answers_as_the_real_server_does(real_host: str, names: lis
     the create statuses agree, for a plain model, one whose GGUF's Jinja has tools (native chat
     mode) and one with an adapter. Parameters are compared as sets: Go prints maps in random order."""
     import httpx
-
     from fake_server import FakeOllama
     from gguf_files import write_tiny_gguf
 

@@ -10,11 +10,20 @@ from pathlib import Path
 
 import ollama
 import pytest
-
-from fake_server import Fault, FakeOllama
+from fake_server import FakeOllama, Fault
 from gguf_files import write_tiny_gguf
-from ollama_fixtures import _local_only, fake, fake_cli, fake_current, free_port_host, gguf_dir  # noqa: F401 (fixtures)
-from ollama_fixtures import modelfile_of, unregister, write_modelfile
+from ollama_fixtures import (
+    _local_only,
+    fake,
+    fake_cli,
+    fake_current,
+    free_port_host,
+    gguf_dir,
+    modelfile_of,
+    unregister,
+    write_modelfile,
+)
+
 from modelkit.core.hashing import sha256_file as file_digest
 from modelkit.errors import ModelkitError, OllamaRefused, OllamaUnavailable, StepError, UserError
 from modelkit.ollama.cli import register_with_cli
@@ -125,7 +134,7 @@ def test_a_second_adapter_is_refused_before_contacting_ollama(fake: FakeOllama, 
 
 def test_typical_p_is_registered(fake: FakeOllama, content: ModelContent) -> None:
     result = register(MODEL, dataclasses.replace(content, parameters={"typical_p": 0.7}), host=fake.host)
-    assert fake.model(MODEL).parameters == {"typical_p": 0.7}  # type: ignore[union-attr]
+    assert fake.model(MODEL).parameters == {"typical_p": 0.7}
     assert fresh(result, fake.host)
 
 
@@ -247,7 +256,7 @@ def test_float_parameters_compare_at_ollamas_float32_precision(fake: FakeOllama,
 def test_a_huge_system_prompt_registers_exactly(fake: FakeOllama, content: ModelContent) -> None:
     huge = dataclasses.replace(content, system=('Be "brief".\n' + "x" * 1000 + "\u200b") * 2000)  # ~2 MB
     result = register(MODEL, huge, host=fake.host)
-    assert fake.model(MODEL).system == huge.system  # type: ignore[union-attr]
+    assert fake.model(MODEL).system == huge.system
     assert result.copy.system == huge.system and fresh(result, fake.host)
 
 
@@ -345,8 +354,8 @@ def test_unreachable_server_says_what_was_not_registered_and_how_to_fix_it(conte
 
 
 def test_something_that_is_not_ollama_is_named(content: ModelContent) -> None:
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     class NotOllama(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -382,7 +391,7 @@ def test_bad_input_fails_before_contacting_ollama(
     fake: FakeOllama, content: ModelContent, model: str, change: dict[str, object], message: str
 ) -> None:
     with pytest.raises(UserError, match=message):
-        register(model, dataclasses.replace(content, **change), host=fake.host)  # type: ignore[arg-type]
+        register(model, dataclasses.replace(content, **change), host=fake.host)
     assert fake.log.requests == []
 
 
@@ -410,7 +419,7 @@ def test_cli_warns_that_ollamas_parser_is_slow_on_a_huge_modelfile(fake: FakeOll
     lines: list[str] = []
     register_with_cli(MODEL, modelfile, host=fake.host, ollama_bin=str(fake_cli), progress=lambda _, s: lines.append(s))
     assert lines[0].startswith("warning: huge.Modelfile is 720 kB")
-    assert fake.model(MODEL).system == huge.system  # type: ignore[union-attr]
+    assert fake.model(MODEL).system == huge.system
 
 
 def test_cli_failure_carries_ollamas_message(fake: FakeOllama, content: ModelContent, fake_cli: Path, tmp_path: Path) -> None:

@@ -9,15 +9,28 @@ and Go's limit on template recursion.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 from .fmt import fmt_v
 from .funcs import BUILTINS
-from .nodes import (ActionNode, BreakNode, Command, ContinueNode, GoTemplate, IfNode, Node, Operand, Pipe, RangeNode,
-                    TemplateNode, TextNode)
+from .nodes import (
+    ActionNode,
+    BreakNode,
+    Command,
+    ContinueNode,
+    GoTemplate,
+    IfNode,
+    Node,
+    Operand,
+    Pipe,
+    RangeNode,
+    TemplateNode,
+    TextNode,
+)
 from .ollama import ollama_funcs
 from .parser import parse
 from .values import NO_VALUE, GoStruct, GoTemplateError, truth, type_name

@@ -7,7 +7,8 @@ an error the template's caller sees, since the proof must not accept what Ollama
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .fmt import sprint, sprintf, sprintln
 from .values import NO_VALUE, GoTemplateError, kind, truth, type_name
@@ -51,7 +52,7 @@ def _order(a: Any, b: Any) -> int:
         raise GoTemplateError("invalid type for comparison")
     if ka != kb:
         raise GoTemplateError("incompatible types for comparison")
-    return (a > b) - (a < b)
+    return int(a > b) - int(a < b)
 
 
 def index(item: Any, *idx: Any) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from modelkit.ollama.strconv import go_unquote_bytes, go_unquote_char
 
@@ -74,7 +74,7 @@ def split_template(src: str) -> list[tuple[str, str]]:
         pos = end + 2
 
 
-def _comment_end(src: str, inner_start: int) -> Optional[tuple[int, bool]]:
+def _comment_end(src: str, inner_start: int) -> tuple[int, bool] | None:
     """For a ``{{/* comment */}}`` starting there: where it ends and whether it trims what follows."""
     i = inner_start
     while i < len(src) and src[i] in SPACE:

@@ -7,7 +7,7 @@ come from parsing, mirror ``text/template/parse``'s, and are what execution walk
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 
 @dataclass
@@ -56,8 +56,8 @@ class IfNode:
 
     kind: str
     pipe: Pipe
-    body: list["Node"]
-    orelse: list["Node"]
+    body: list[Node]
+    orelse: list[Node]
 
 
 @dataclass
@@ -65,8 +65,8 @@ class RangeNode:
     """``{{ range }}``, with its ``else`` branch."""
 
     pipe: Pipe
-    body: list["Node"]
-    orelse: list["Node"]
+    body: list[Node]
+    orelse: list[Node]
 
 
 @dataclass
@@ -85,7 +85,7 @@ class ContinueNode:
     """``{{ continue }}``."""
 
 
-Node = Union[TextNode, ActionNode, IfNode, RangeNode, TemplateNode, BreakNode, ContinueNode]
+Node = TextNode | ActionNode | IfNode | RangeNode | TemplateNode | BreakNode | ContinueNode
 
 
 @dataclass

@@ -10,8 +10,9 @@ the request's ``think`` option as ``.Think``, ``.ThinkLevel`` and ``.IsThinkSet`
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, timedelta
-from typing import Any, Callable, Mapping, Sequence, Union
+from typing import Any
 
 from .fmt import json_marshal
 from .nodes import ActionNode, GoTemplate, IfNode, Node, Operand, Pipe, RangeNode, TemplateNode
@@ -98,7 +99,7 @@ def collate(messages: Sequence[Mapping[str, Any]]) -> tuple[str, list[dict[str, 
 THINK_LEVELS = ("high", "medium", "low", "max")
 
 #: A request's ``think``: not set (None), true or false, or a level.
-Think = Union[None, bool, str]
+Think = None | bool | str
 
 
 def think_data(think: Think) -> dict[str, Any]:

@@ -8,9 +8,22 @@ a template it accepts is one Ollama can load.
 from __future__ import annotations
 
 from .lexer import Token, lex_action, split_template, strip_ws
-from .nodes import (ActionNode, BreakNode, Command, ContinueNode, GoTemplate, IfNode, Node, Operand, Pipe, RangeNode,
-                    TemplateNode, TextNode)
+from .nodes import (
+    ActionNode,
+    BreakNode,
+    Command,
+    ContinueNode,
+    GoTemplate,
+    IfNode,
+    Node,
+    Operand,
+    Pipe,
+    RangeNode,
+    TemplateNode,
+    TextNode,
+)
 from .values import GoTemplateError
+
 
 class _Parser:
     def __init__(self, src: str) -> None:

@@ -9,8 +9,20 @@ hand-written templates of well-known formats, a second, independent route proven
 
 from .conversations import BATTERY, TOOL_RESULTS, Conversation
 from .families import FAMILIES, Family, FamilyCheck, cross_check, recognise
-from .prove import (DIFFERS, GO_ERROR, OUTSIDE, SAME, THINK_SETTINGS, Outcome, Proof, expected_prompt, prove,
-                    think_label, think_switches_read, translate_and_prove)
+from .prove import (
+                    DIFFERS,
+                    GO_ERROR,
+                    OUTSIDE,
+                    SAME,
+                    THINK_SETTINGS,
+                    Outcome,
+                    Proof,
+                    expected_prompt,
+                    prove,
+                    think_label,
+                    think_switches_read,
+                    translate_and_prove,
+)
 
 __all__ = [
     "BATTERY",

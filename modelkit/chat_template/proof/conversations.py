@@ -45,7 +45,8 @@ BATTERY: tuple[Conversation, ...] = (
     Conversation("system+3 turns", (
         _m("system", SYSTEM), _m("user", "First question?"), _m("assistant", "First answer."),
         _m("user", "Second question?"), _m("assistant", "Second answer."), _m("user", "Third question?"))),
-    Conversation("continue assistant", (_m("user", "Write a haiku about rain."), _m("assistant", "Soft rain on the roof"))),
+    Conversation("continue assistant", (_m("user", "Write a haiku about rain."),
+                                        _m("assistant", "Soft rain on the roof"))),
     Conversation("system+continue assistant", (
         _m("system", SYSTEM), _m("user", "Count to three."), _m("assistant", "One, two,"))),
     Conversation("multi-line+unicode", (

@@ -17,8 +17,8 @@ system prompt, Llama 3 and Llama 3.1/3.3 (with their system header), Gemma, Phi-
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 from ..source import ChatTemplateSource
 from ..translator import Call, If, Node, Out, Range, Text, print_template, strip_defines
@@ -73,7 +73,8 @@ QWEN_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assista
 
 
 def _qwen25(src: ChatTemplateSource) -> str:
-    default = [If('ne (index $.Messages 0).Role "system"', [Text(f"<|im_start|>system\n{QWEN_SYSTEM}<|im_end|>\n")])]
+    default: list[Node] = [If('ne (index $.Messages 0).Role "system"',
+                              [Text(f"<|im_start|>system\n{QWEN_SYSTEM}<|im_end|>\n")])]
     return _chatml_with(src, default)
 
 
@@ -152,7 +153,7 @@ class FamilyCheck:
     proof: Proof
 
 
-def cross_check(source: ChatTemplateSource, today: Optional[object] = None) -> list[FamilyCheck]:
+def cross_check(source: ChatTemplateSource, today: object | None = None) -> list[FamilyCheck]:
     """Prove each recognised family's template against the Jinja."""
     out: list[FamilyCheck] = []
     for fam in recognise(source.template):

@@ -26,13 +26,24 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from datetime import time as clock
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ..gotemplate import Think
 from ..reference import RenderContext, TemplateRaised, compile_template, render_chat
 from .conversations import Conversation
-from .prove import (DIFFERS, OUTSIDE, SAME, THINK_SETTINGS, Outcome, Proof, first_difference, shorten,
-                    expected_prompt, think_label, think_switches_read)
+from .prove import (
+    DIFFERS,
+    OUTSIDE,
+    SAME,
+    THINK_SETTINGS,
+    Outcome,
+    Proof,
+    expected_prompt,
+    first_difference,
+    shorten,
+    think_label,
+    think_switches_read,
+)
 
 NativeRenderer = Callable[[dict[str, Any]], str]
 """Renders a request body as llama-server would (``/apply-template``); raises :class:`NativeError`."""
@@ -69,8 +80,8 @@ def _native_message(message: dict[str, Any]) -> dict[str, Any]:
 
 
 def prove_native(jinja_source: str, render: NativeRenderer, battery: Sequence[Conversation],
-                 bos_token: Optional[str], eos_token: Optional[str], add_bos_token: bool,
-                 today: Optional[date] = None) -> Proof:
+                 bos_token: str | None, eos_token: str | None, add_bos_token: bool,
+                 today: date | None = None) -> Proof:
     """Each conversation of ``battery`` rendered by llama.cpp (``render``) and by the reference;
     with each setting of think where the template reads a thinking switch, as :func:`.prove.prove`.
     As there, a leading BOS is not expected where the tokenizer adds it (``add_bos_token``):
@@ -88,13 +99,13 @@ def prove_native(jinja_source: str, render: NativeRenderer, battery: Sequence[Co
         jinja_ctx = dataclasses.replace(ctx, extra={s: bool(setting) for s in switches} if setting is not None else {})
         for conv in battery:
             outcome = _compare(compiled, conv, jinja_ctx, (bos_token, add_bos_token),
-                               lambda: render(ollama_native_body(conv, setting)))
+                               lambda: render(ollama_native_body(conv, setting)))  # noqa: B023 - called at once
             outcomes.append(dataclasses.replace(outcome, think=setting,
                                                 setting=think_label(setting) if len(settings) > 1 else ""))
     return Proof(tuple(outcomes), "", settings)
 
 
-def _compare(compiled: Any, conv: Conversation, ctx: RenderContext, bos: tuple[Optional[str], bool],
+def _compare(compiled: Any, conv: Conversation, ctx: RenderContext, bos: tuple[str | None, bool],
              native: Callable[[], str]) -> Outcome:
     try:
         expected = expected_prompt(render_chat(compiled, conv.messages, ctx, conv.tools), *bos)
@@ -130,7 +141,7 @@ class LlamaServer:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        out = open(self.log, "ab") if self.log else subprocess.DEVNULL  # noqa: SIM115 - closed with the process
+        out = open(self.log, "ab") if self.log else subprocess.DEVNULL
         self._proc = subprocess.Popen(
             [str(self.binary), "-m", str(self.model), "--host", "127.0.0.1", "--port", str(self.port), "-c", "512",
              "-np", "1", "-t", "1", "--no-warmup", "--jinja", *given, "--no-webui"],

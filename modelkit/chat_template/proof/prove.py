@@ -24,9 +24,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from typing import Callable, Optional, Sequence
+from typing import Any
 
 import jinja2
 import jinja2.meta
@@ -42,7 +43,7 @@ SAME, OUTSIDE, DIFFERS, GO_ERROR = "same", "outside", "differs", "go-error"
 THINK_SETTINGS: tuple[Think, ...] = (None, True, False)
 
 #: Renders a Go template for a conversation: (template text, messages, today, think) -> prompt.
-GoRenderer = Callable[[str, Sequence[dict], date, Think], str]
+GoRenderer = Callable[[str, Sequence[dict[str, Any]], date, Think], str]
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,8 @@ class Outcome:
 
     conversation: Conversation
     status: str
-    expected: Optional[str] = None
-    actual: Optional[str] = None
+    expected: str | None = None
+    actual: str | None = None
     detail: str = ""
     #: The think setting it was rendered with, and how :func:`think_label` says it ("" for a
     #: template without a thinking switch, rendered once).
@@ -148,22 +149,22 @@ def think_switches_read(jinja_source: str) -> tuple[str, ...]:
 _parsed = functools.lru_cache(maxsize=8)(check_ollama_parse)
 
 
-def python_renderer(template: str, messages: Sequence[dict], today: date, think: Think = None) -> str:
+def python_renderer(template: str, messages: Sequence[dict[str, Any]], today: date, think: Think = None) -> str:
     """The default Go renderer: modelkit's evaluator of Go templates, on Ollama's data."""
     return execute(_parsed(template), ollama_data(messages, think=think), today)
 
 
-def expected_prompt(rendered: str, bos_token: Optional[str], add_bos_token: bool) -> str:
+def expected_prompt(rendered: str, bos_token: str | None, add_bos_token: bool) -> str:
     """What the Go template must write: the Jinja's prompt, less a leading BOS llama.cpp adds."""
     if add_bos_token and bos_token and rendered.startswith(bos_token):
         return rendered[len(bos_token):]
     return rendered
 
 
-def prove(go_template: str, jinja_source: str, bos_token: Optional[str], eos_token: Optional[str],
+def prove(go_template: str, jinja_source: str, bos_token: str | None, eos_token: str | None,
           add_bos_token: bool, battery: Sequence[Conversation] = BATTERY,
-          renderer: GoRenderer = python_renderer, today: Optional[date] = None,
-          think: Optional[Sequence[Think]] = None, think_note: str = "") -> Proof:
+          renderer: GoRenderer = python_renderer, today: date | None = None,
+          think: Sequence[Think] | None = None, think_note: str = "") -> Proof:
     """Render each conversation with the Jinja and with the Go template, and compare.
 
     ``think``: the settings of Ollama's think to render each conversation with; by default all of
@@ -188,13 +189,13 @@ def prove(go_template: str, jinja_source: str, bos_token: Optional[str], eos_tok
         label = think_label(setting) if len(settings) > 1 else ""
         for conv in battery:
             outcome = _render_both(go_template, compiled, conv, jinja_ctx, (bos_token, add_bos_token),
-                                   lambda m: renderer(go_template, m, day, setting))
+                                   lambda m: renderer(go_template, m, day, setting))  # noqa: B023 - called at once
             outcomes.append(dataclasses.replace(outcome, think=setting, setting=label))
     return Proof(tuple(outcomes), "", settings, think_note)
 
 
 def _render_both(go_template: str, compiled: jinja2.Template, conv: Conversation, ctx: RenderContext,
-                 bos: tuple[Optional[str], bool], go: Callable[[list[dict]], str]) -> Outcome:
+                 bos: tuple[str | None, bool], go: Callable[[list[dict[str, Any]]], str]) -> Outcome:
     """One conversation rendered by the Jinja (in ``ctx``) and by the Go template (``go``), compared."""
     try:
         reference = render_chat(compiled, conv.messages, ctx)
@@ -210,8 +211,8 @@ def _render_both(go_template: str, compiled: jinja2.Template, conv: Conversation
     return Outcome(conv, DIFFERS, expected, actual, first_difference(expected, actual))
 
 
-def translate_and_prove(source: str, bos_token: Optional[str], eos_token: Optional[str], add_bos_token: bool,
-                        today: Optional[date] = None) -> tuple[Translation, Proof]:
+def translate_and_prove(source: str, bos_token: str | None, eos_token: str | None, add_bos_token: bool,
+                        today: date | None = None) -> tuple[Translation, Proof]:
     """Translate, following Ollama's think where the template reads a thinking switch, and prove.
 
     Where the switch cannot be followed (the translation refuses it, or is not proven with think
@@ -219,7 +220,7 @@ def translate_and_prove(source: str, bos_token: Optional[str], eos_token: Option
     and its proof says, in :attr:`Proof.think_note`, that the TEMPLATE does not follow think.
     Raises :class:`~..translator.Unsupported` when the template cannot be translated at all.
     """
-    first: Optional[tuple[Translation, Proof]] = None
+    first: tuple[Translation, Proof] | None = None
     try:
         tr = translate(source, bos_token, eos_token, add_bos_token)
         proof = prove(tr.go_template, source, bos_token, eos_token, add_bos_token, today=today)

@@ -7,9 +7,10 @@ reference every translation is proven against: :func:`render_chat` reproduces it
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import jinja2
 

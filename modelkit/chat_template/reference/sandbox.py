@@ -13,8 +13,9 @@ parses there, with the same extensions.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 import jinja2
 import jinja2.ext
@@ -46,7 +47,7 @@ class GenerationBlock(jinja2.ext.Extension):
 class _Namespace(jinja2.utils.Namespace):
     """``namespace()`` that refuses underscore names, as ``transformers`` does (no dunder tricks)."""
 
-    def __init__(*args: Any, **kwargs: Any) -> None:  # noqa: N805 - same signature trick as Jinja's
+    def __init__(*args: Any, **kwargs: Any) -> None:
         self, rest = args[0], args[1:]
         attrs = dict(*rest, **kwargs)
         for name in attrs:

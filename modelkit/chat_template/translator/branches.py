@@ -10,14 +10,13 @@ variable set in each branch, or a choice tagged by which branch ran.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import jinja2.nodes as jn
 
-from .context import MESSAGES, Context, Scope
+from .context import MESSAGES, Context, FactKey, Scope
 from .goast import Node, Raise, Set, if_chain
-from .values import (Atom, Choice, DBool, DInt, DList, DMsg, DStr, Namespace, Poison, Static, Unsupported, V,
-                     value_kind)
+from .values import Atom, Choice, DBool, DInt, DList, DMsg, DStr, Namespace, Poison, Static, Unsupported, V, value_kind
 
 
 @dataclass
@@ -38,7 +37,7 @@ class Branches(Context):
         branches += [(e.test, e.body) for e in node.elif_]
         dyn: list[tuple[DBool, list[jn.Node]]] = []
         else_body: list[jn.Node] = node.else_
-        neg_facts: dict[str, Any] = {}
+        neg_facts: dict[FactKey, Any] = {}
         for test, body in branches:
             with self.assuming(dict(neg_facts)):
                 c = self.truth(self.ev(test, scope))
@@ -58,7 +57,7 @@ class Branches(Context):
         """Emit the Go ``if`` chain; False when no branch completes (they all raise or break)."""
         pre_vars = dict(scope.vars)
         pre_ns = [(info.ns, info.ns.snapshot()) for info in self.namespaces]
-        all_bodies: list[tuple[Optional[DBool], list[jn.Node]]] = [*dyn, (None, else_body)]
+        all_bodies: list[tuple[DBool | None, list[jn.Node]]] = [*dyn, (None, else_body)]
         results = self._translate_branches(all_bodies, scope, pre_vars, pre_ns)
         scope.vars = dict(pre_vars)
         for ns, snap in pre_ns:
@@ -69,11 +68,11 @@ class Branches(Context):
         self.emit(*if_chain([(c.expr if c is not None else None, r.nodes) for (c, _), r in zip(all_bodies, results)]))
         return bool(live)
 
-    def _translate_branches(self, all_bodies: list[tuple[Optional[DBool], list[jn.Node]]], scope: Scope,
+    def _translate_branches(self, all_bodies: list[tuple[DBool | None, list[jn.Node]]], scope: Scope,
                             pre_vars: dict[str, V], pre_ns: list[tuple[Namespace, dict[str, V]]]) -> list[_Branch]:
         """Each branch from the same starting state, knowing its condition holds and the earlier ones do not."""
         results: list[_Branch] = []
-        facts: dict[str, Any] = {}
+        facts: dict[FactKey, Any] = {}
         if self.loops:
             self.loops[-1].dyn_if_depth += 1
         try:
@@ -110,7 +109,7 @@ class Branches(Context):
         """After the ``if``: each variable and namespace attribute one value, whichever branch ran."""
         bodies = [r.nodes for r in live]
         names = sorted({n for r in live for n in r.vars} | set(pre_vars))
-        tag: list[Optional[str]] = [None]
+        tag: list[str | None] = [None]
         for name in names:
             before = pre_vars[name] if name in pre_vars else self.outer_value(name, scope)
             values = [r.vars.get(name, before) for r in live]
@@ -131,17 +130,17 @@ class Branches(Context):
         found = scope.parent.lookup(name) if scope.parent else None
         return found if found is not None else self.ev_Name(jn.Name(name, "load"), Scope())
 
-    def join(self, values: list[V], bodies: list[list[Node]], hint: str, tag: list[Optional[str]]) -> V:
+    def join(self, values: list[V], bodies: list[list[Node]], hint: str, tag: list[str | None]) -> V:
         """One value for a variable whose branches of an ``if`` set it differently."""
         if all(v == values[0] for v in values):
             return values[0]
-        exprs = [self.go_value(v) for v in values]
+        exprs = [e for e in (self.go_value(v) for v in values) if e is not None]
         kinds = {value_kind(v) for v in values}
-        if None not in exprs and len(kinds) == 1 and kinds != {"other"}:
+        if len(exprs) == len(values) and len(kinds) == 1 and kinds != {"other"}:
             kind = kinds.pop()
             var = self.declare(hint, init={"str": '""', "bool": "false", "int": "0", "list": MESSAGES}.get(kind, "0"))
             for body, e in zip(bodies, exprs):
-                body.append(Set(var, e))  # type: ignore[arg-type]
+                body.append(Set(var, e))
             if kind == "str":
                 return DStr((Atom(var),))
             if kind == "bool":
@@ -155,10 +154,10 @@ class Branches(Context):
         for v in values:
             self.check_storable(v)
         if tag[0] is None:
-            tag[0] = self.declare("branch")
+            tag[0] = branch = self.declare("branch")
             for k, body in enumerate(bodies):
-                body.append(Set(tag[0], str(k)))
-        options: list[tuple[Optional[str], V]] = []
+                body.append(Set(branch, str(k)))
+        options: list[tuple[str | None, V]] = []
         for k, (v, body) in enumerate(zip(values, bodies)):
             if v.volatile:
                 v = v.map_exprs(lambda e, body=body: self.copy_if_volatile(e, hint, body))

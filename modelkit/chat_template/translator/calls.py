@@ -11,7 +11,8 @@ content`` is false when message text never contains ``</think>``); the rest are 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import jinja2
 import jinja2.nodes as jn
@@ -19,13 +20,42 @@ import jinja2.nodes as jn
 from . import goexpr as gx
 from .context import IGNORED_MESSAGE_KEYS, MESSAGE_FIELDS, Context, NSInfo, Scope
 from .goast import If, Raise, Range, go_string
-from .values import (Atom, Builtin, Choice, DBool, DFiltered, DInt, DList, DLoop, DMsg, DRange, DStr, Folded, Frag,
-                     MacroV, Namespace, NSRef, Piece, Poison, Rec, Static, StaticLoop, StaticRaise, Tup,
-                     Unsupported, V, check_operands, compute_static, make_str, no_poison, raise_static, value_kind)
-
+from .values import (
+    Atom,
+    Builtin,
+    Choice,
+    DBool,
+    DFiltered,
+    DInt,
+    DList,
+    DLoop,
+    DMsg,
+    DRange,
+    DStr,
+    Folded,
+    Frag,
+    MacroV,
+    Namespace,
+    NSRef,
+    Piece,
+    Poison,
+    Rec,
+    Static,
+    StaticLoop,
+    StaticRaise,
+    Tup,
+    Unsupported,
+    V,
+    check_operands,
+    compute_static,
+    make_str,
+    no_poison,
+    raise_static,
+    value_kind,
+)
 
 #: A filter or test on a runtime value: the result, or None when this value is not one it can take.
-_Handler = Callable[["Calls", str, V, list[V], dict[str, V]], Optional[V]]
+_Handler = Callable[["Calls", str, V, list[V], dict[str, V]], V | None]
 
 
 class Calls(Context):
@@ -41,8 +71,8 @@ class Calls(Context):
             if isinstance(callee.value, jinja2.Undefined):
                 raise StaticRaise(f"{callee.value._undefined_name!r} is undefined")
             if all(isinstance(a, Static) for a in args) and all(isinstance(v, Static) for v in kwargs.values()):
-                return compute_static(lambda: self.env.call(self.jctx, callee.value, *[a.value for a in args],  # type: ignore[union-attr]
-                                                     **{k: v.value for k, v in kwargs.items()}))  # type: ignore[union-attr]
+                return compute_static(lambda: self.env.call(self.jctx, callee.value, *[a.value for a in args],
+                                                     **{k: v.value for k, v in kwargs.items()}))
             raise Unsupported("calling a function with runtime values")
         if isinstance(callee, Poison):
             raise Unsupported(callee.reason)
@@ -113,7 +143,7 @@ class Calls(Context):
                 return DRange(lst, reverse=True)
             if kind == "idx" and k <= 0:
                 # indexes start, start-1, ..., 0 of a loop over lst: a prefix of lst, backwards
-                end = str(gx.add(gx.int_or(start.expr), 1))  # type: ignore[union-attr]
+                end = str(gx.add(gx.int_or(start.expr), 1))
                 return DRange(f"slice {gx.arg(lst)} 0 {gx.arg(end)}", reverse=True)
         raise Unsupported("range() over runtime bounds other than a list's indexes")
 
@@ -136,11 +166,11 @@ class Calls(Context):
             else:
                 inner.vars[name] = self.undefined(name)
         inner.vars["varargs"] = Tup(tuple(extra)) if any(not isinstance(x, Static) for x in extra) else \
-            Static(tuple(x.value for x in extra))  # type: ignore[union-attr]
+            Static(tuple(x.value for x in extra))
         if kwargs:
             if not all(isinstance(v, Static) for v in kwargs.values()):
                 raise Unsupported("macro keyword arguments with runtime values")
-            inner.vars["kwargs"] = Static({k: v.value for k, v in kwargs.items()})  # type: ignore[union-attr]
+            inner.vars["kwargs"] = Static({k: v.value for k, v in kwargs.items()})
         else:
             inner.vars["kwargs"] = Static({})
         self.macro_depth += 1
@@ -192,7 +222,8 @@ class Calls(Context):
                 if not isinstance(key, Static):
                     raise Unsupported("message.get with a runtime key")
                 if key.value in MESSAGE_FIELDS:
-                    return self.msg_field(obj, key.value)
+                    field: V = self.msg_field(obj, key.value)
+                    return field
                 if key.value in IGNORED_MESSAGE_KEYS:
                     self.ignore(IGNORED_MESSAGE_KEYS[key.value])
                 return default
@@ -263,7 +294,7 @@ class Calls(Context):
         if node.dyn_args is not None or node.dyn_kwargs is not None:
             raise Unsupported("filters with *args or **kwargs")
         args = [self.ev(a, scope) for a in node.args]
-        kwargs = {k.key: self.ev(k.value, scope) for k in node.kwargs}
+        kwargs = {str(k.key): self.ev(k.value, scope) for k in node.kwargs}
         return self.filter(node.name, value, args, kwargs)
 
     def filter(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> V:
@@ -276,7 +307,7 @@ class Calls(Context):
         if isinstance(value, Static) and all(isinstance(a, Static) for a in args) and \
                 all(isinstance(v, Static) for v in kwargs.values()):
             return compute_static(lambda: self.env.call_filter(
-                name, value.value, [a.value for a in args], {k: v.value for k, v in kwargs.items()},  # type: ignore[union-attr]
+                name, value.value, [a.value for a in args], {k: v.value for k, v in kwargs.items()},
                 context=self.jctx, eval_ctx=self.eval_ctx))
         if isinstance(value, Choice):
             return self.dist(value, lambda x: self.filter(name, x, args, kwargs))
@@ -292,12 +323,12 @@ class Calls(Context):
             raise Unsupported(refusal)
         return result
 
-    def _filter_string(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> Optional[V]:
+    def _filter_string(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> V | None:
         if isinstance(value, (DStr, Static)):
             return value
         return make_str(self.pieces(value))
 
-    def _filter_default(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> Optional[V]:
+    def _filter_default(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> V | None:
         boolean = (args[1] if len(args) > 1 else kwargs.get("boolean", Static(False)))
         if isinstance(boolean, Static) and not boolean.value:
             return value
@@ -305,22 +336,22 @@ class Calls(Context):
         t = self.truth(value)
         if isinstance(t, Static):
             return value if t.value else default
-        return self.make_choice([(t.expr, value), (None, default)])  # type: ignore[union-attr]
+        return self.make_choice([(t.expr, value), (None, default)])
 
-    def _filter_trim(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> Optional[V]:
+    def _filter_trim(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> V | None:
         chars = args[0] if args else kwargs.get("chars", Static(None))
         if not isinstance(chars, Static):
             raise Unsupported("trim with runtime characters")
         return self.strip(value, chars.value, True, True)
 
-    def _filter_length(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> Optional[V]:
+    def _filter_length(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> V | None:
         """``length`` (``count``): of a list, or of message text as far as Go can count it (bytes)."""
         if isinstance(value, DStr):
             if any(isinstance(p, Atom) and not p.plain for p in value.pieces):
                 t = self.truth(value)
                 if isinstance(t, Static):
                     return Static(1 if t.value else 0)
-                return DInt(t.expr, byte_len=True, emptiness_only=True)  # type: ignore[union-attr]
+                return DInt(t.expr, byte_len=True, emptiness_only=True)
             return DInt(f"len {gx.arg(self.str_expr(value))}", byte_len=True)
         if isinstance(value, DList):
             return DInt(f"len {gx.arg(value.expr)}", sym=("len", value.expr, 0))
@@ -332,7 +363,7 @@ class Calls(Context):
             raise Unsupported("the length of a message")
         return None
 
-    def _filter_first_last(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> Optional[V]:
+    def _filter_first_last(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> V | None:
         if isinstance(value, DList):
             return self.list_index(value, Static(0 if name == "first" else -1))
         if isinstance(value, Tup):
@@ -341,13 +372,13 @@ class Calls(Context):
             return self.find(value, last=name == "last")
         return None
 
-    def _filter_list(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> Optional[V]:
+    def _filter_list(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> V | None:
         return value if isinstance(value, (DList, Tup, DFiltered)) else None
 
-    def _filter_reverse(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> Optional[V]:
+    def _filter_reverse(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> V | None:
         return dataclasses.replace(value, reverse=not value.reverse) if isinstance(value, DList) else None
 
-    def _filter_join(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> Optional[V]:
+    def _filter_join(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> V | None:
         if not isinstance(value, Tup):
             return None
         sep = args[0] if args else Static("")
@@ -355,24 +386,24 @@ class Calls(Context):
             raise Unsupported("join with a runtime separator")
         return self.method(Static(str(sep.value)), "join", [value], {})
 
-    def _filter_select(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> Optional[V]:
+    def _filter_select(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> V | None:
         """``selectattr``/``rejectattr`` on messages; other list filters cannot run in Go (a value
         that fails only if used)."""
         if name in ("selectattr", "rejectattr") and isinstance(value, DList) and not value.reverse:
             return self.filtered(value, name == "rejectattr", args)
         return Poison(f"the {name} filter on runtime values")
 
-    def _filter_replace(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> Optional[V]:
+    def _filter_replace(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> V | None:
         if isinstance(value, DStr) and args and isinstance(args[0], Static) \
                 and isinstance(args[0].value, str) and args[0].value.strip():
             self.assume_absent(args[0].value)
             return value
         return None
 
-    def _filter_tojson(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> Optional[V]:
+    def _filter_tojson(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> V | None:
         raise Unsupported("tojson of runtime values (Go's json differs from Python's)")
 
-    def _filter_case(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> Optional[V]:
+    def _filter_case(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> V | None:
         return self.case_fold(value, name)
 
     def case_fold(self, value: V, how: str) -> V:
@@ -387,9 +418,9 @@ class Calls(Context):
     def filtered(self, base: DList, reject: bool, args: list[V]) -> V:
         if not args or not all(isinstance(a, Static) for a in args):
             raise Unsupported("selectattr with runtime arguments")
-        attr, rest = args[0].value, [a.value for a in args[1:]]  # type: ignore[union-attr]
+        attr, rest = args[0].value, [a.value for a in args[1:]]
         test_name = rest[0] if rest else None
-        test_args = [Static(x) for x in rest[1:]]
+        test_args: list[V] = [Static(x) for x in rest[1:]]
 
         def pred(msg: V) -> V:
             field = self.getattr(msg, attr)
@@ -406,7 +437,7 @@ class Calls(Context):
         if name not in self.env.tests:
             raise StaticRaise(f"No test named {name!r}.")
         if isinstance(value, Static) and all(isinstance(a, Static) for a in args) and not kwargs:
-            return compute_static(lambda: self.env.call_test(name, value.value, [a.value for a in args], {},  # type: ignore[union-attr]
+            return compute_static(lambda: self.env.call_test(name, value.value, [a.value for a in args], {},
                                                              context=self.jctx, eval_ctx=self.eval_ctx))
         if isinstance(value, Choice):
             return self.dist(value, lambda x: self.test(name, x, args, kwargs), as_bool=True)
@@ -414,7 +445,7 @@ class Calls(Context):
             return Static(_TYPE_TESTS[name](value_kind(value), value))
         return self._on_runtime(_RUNTIME_TESTS, name, value, args, kwargs, f"the test 'is {name}' on runtime values")
 
-    def _test_true_false(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> Optional[V]:
+    def _test_true_false(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> V | None:
         if value_kind(value) != "bool":
             return Static(False)
         if not isinstance(value, DBool):
@@ -422,21 +453,21 @@ class Calls(Context):
         c = self.dbool(self.canon(value))
         return c if name == "true" else self.not_(c)
 
-    def _test_eq(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> Optional[V]:
+    def _test_eq(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> V | None:
         if name == "sameas":
             raise Unsupported("the sameas test")
         return self.eq(value, args[0] if args else kwargs.get("other", Static(None)))
 
-    def _test_ne(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> Optional[V]:
+    def _test_ne(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> V | None:
         return self.not_(self.eq(value, args[0]))
 
-    def _test_order(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> Optional[V]:
+    def _test_order(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> V | None:
         return self.compare(_ORDER_TESTS[name], value, args[0])
 
-    def _test_in(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> Optional[V]:
+    def _test_in(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> V | None:
         return self.contains(args[0], value)
 
-    def _test_parity(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> Optional[V]:
+    def _test_parity(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> V | None:
         """``odd``, ``even``, and ``divisibleby(2)``: the last binary digit, in Go."""
         if not isinstance(value, DInt) or value.byte_len:
             return None
@@ -459,10 +490,9 @@ _RUNTIME_FILTERS: dict[str, _Handler] = {
     "join": Calls._filter_join,
     "replace": Calls._filter_replace,
     "tojson": Calls._filter_tojson,
-    **{name: Calls._filter_case for name in ("upper", "lower", "capitalize", "title")},
-    **{name: Calls._filter_select for name in ("selectattr", "rejectattr", "map", "select", "reject", "groupby",
-                                               "unique", "sort", "batch", "slice", "sum", "min", "max", "items",
-                                               "dictsort")},
+    **dict.fromkeys(("upper", "lower", "capitalize", "title"), Calls._filter_case),
+    **dict.fromkeys(("selectattr", "rejectattr", "map", "select", "reject", "groupby", "unique", "sort", "batch",
+                     "slice", "sum", "min", "max", "items", "dictsort"), Calls._filter_select),
 }
 
 #: Tests a runtime value answers by its kind alone (message text is a string, messages a list...).
@@ -485,9 +515,9 @@ _ORDER_TESTS = {"lt": "lt", "<": "lt", "le": "lteq", "<=": "lteq", "gt": "gt", "
 
 _RUNTIME_TESTS: dict[str, _Handler] = {
     "true": Calls._test_true_false, "false": Calls._test_true_false,
-    **{name: Calls._test_eq for name in ("equalto", "eq", "==", "sameas")},
+    **dict.fromkeys(("equalto", "eq", "==", "sameas"), Calls._test_eq),
     "ne": Calls._test_ne, "!=": Calls._test_ne,
-    **{name: Calls._test_order for name in _ORDER_TESTS},
+    **dict.fromkeys(_ORDER_TESTS, Calls._test_order),
     "in": Calls._test_in,
     "odd": Calls._test_parity, "even": Calls._test_parity, "divisibleby": Calls._test_parity,
 }

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 import jinja2.nodes as jn
@@ -24,10 +25,39 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from . import goexpr as gx
 from .goast import Break, Call, CutPoint, If, Node, Out, Raise, Range, Set, Text, go_string, if_chain
-from .values import (Atom, Builtin, Charset, Choice, DBool, DFiltered, DInt, DList, DLoop, DMsg, DStr, Frag,
-                     MacroV, NSRef, Namespace, Parity, Piece, Poison, Raising, Rec, Static, StaticRaise, Tup,
-                     Unsupported, V, check_operands, compute_static, is_boolish, make_str, raise_static,
-                     value_kind)
+from .values import (
+    Atom,
+    Builtin,
+    Charset,
+    Choice,
+    DBool,
+    DFiltered,
+    DInt,
+    DList,
+    DLoop,
+    DMsg,
+    DStr,
+    Frag,
+    MacroV,
+    Namespace,
+    NSRef,
+    Parity,
+    Piece,
+    Poison,
+    Raising,
+    Rec,
+    Static,
+    StaticRaise,
+    Tup,
+    Unsupported,
+    V,
+    check_operands,
+    compute_static,
+    is_boolish,
+    make_str,
+    raise_static,
+    value_kind,
+)
 
 if TYPE_CHECKING:
     from .loops import Storage
@@ -42,6 +72,7 @@ MESSAGES = "$.Messages"
 THINK_SWITCHES = ("enable_thinking",)
 THINK_SET = "$.IsThinkSet"
 THINK = "$.Think"
+FactKey = tuple[str, str]  # ("bool" | "str" | "ne", a Go expression): what a branch made known
 
 #: Message keys a plain chat message has; every other key is absent (tool calls, reasoning...).
 MESSAGE_FIELDS = {"role": "Role", "content": "Content"}
@@ -57,12 +88,12 @@ IGNORED_MESSAGE_KEYS = {
 class Scope:
     """A Jinja variable scope: the template, a loop body or a macro body (``if`` makes none)."""
 
-    def __init__(self, parent: Optional["Scope"] = None) -> None:
+    def __init__(self, parent: Scope | None = None) -> None:
         self.vars: dict[str, V] = {}
         self.parent = parent
 
-    def lookup(self, name: str) -> Optional[V]:
-        s: Optional[Scope] = self
+    def lookup(self, name: str) -> V | None:
+        s: Scope | None = self
         while s is not None:
             if name in s.vars:
                 return s.vars[name]
@@ -102,7 +133,7 @@ class Context:
     name_counts: dict[str, int]
     var_depth: dict[str, int]
     mutable_vars: set[str]
-    facts: list[dict[Any, Any]]
+    facts: list[dict[FactKey, Any]]
     assumptions: dict[str, None]
     ignored: dict[str, None]
     untranslated: dict[str, None]
@@ -127,7 +158,7 @@ class Context:
         self.used_names.add(name)
         return name
 
-    def declare(self, hint: str, frame: Optional[list[Node]] = None, mutable: bool = False,
+    def declare(self, hint: str, frame: list[Node] | None = None, mutable: bool = False,
                 init: str = "0") -> str:
         """A Go variable declared at the top of a frame (the template or a range body)."""
         name = self.fresh(hint)
@@ -169,7 +200,7 @@ class Context:
     def volatile_expr(self, e: str) -> bool:
         return any(v in self.mutable_vars for v in re.findall(r"\$[A-Za-z_][A-Za-z0-9_]*", e))
 
-    def copy_if_volatile(self, e: str, hint: str, into: Optional[list[Node]] = None) -> str:
+    def copy_if_volatile(self, e: str, hint: str, into: list[Node] | None = None) -> str:
         """``e``, or a fresh Go variable set to it now (in ``into``, else the output) when it reads
         variables that change later: Jinja binds values, Go expressions read variables."""
         if not self.volatile_expr(e):
@@ -178,44 +209,45 @@ class Context:
         (self.out if into is None else into).append(Set(var, e))
         return var
 
-    def fact(self, expr: str) -> Optional[Any]:
+    def fact(self, expr: FactKey) -> Any | None:
         for f in reversed(self.facts):
             if expr in f:
                 return f[expr]
         return None
 
     @contextmanager
-    def assuming(self, facts: dict[str, Any]) -> Iterator[None]:
+    def assuming(self, facts: dict[FactKey, Any]) -> Iterator[None]:
         self.facts.append(facts)
         try:
             yield
         finally:
             self.facts.pop()
 
-    def branch_facts(self, cond: DBool, truth: bool) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+    def branch_facts(self, cond: DBool, truth: bool) -> dict[FactKey, Any]:
+        out: dict[FactKey, Any] = {}
         if cond.volatile:
             return out
-        out[("bool", cond.expr)] = truth  # type: ignore[index]
+        out[("bool", cond.expr)] = truth
         for kind, expr, value in (cond.when_true if truth else cond.when_false):
             if kind == "bool":
-                out[("bool", expr)] = value  # type: ignore[index]
+                out[("bool", expr)] = value
             elif kind == "eq":
-                out[("str", expr)] = value  # type: ignore[index]
+                out[("str", expr)] = value
             elif kind == "ne":
                 key = ("ne", expr)
-                prev = set(self.fact(key) or ())  # type: ignore[arg-type]
-                out[key] = prev | {value}  # type: ignore[index]
+                prev = set(self.fact(key) or ())
+                out[key] = prev | {value}
         return out
 
-    def dbool(self, expr: str, canon: bool = True, when_true: tuple = (), when_false: tuple = ()) -> V:
-        known = self.fact(("bool", expr))  # type: ignore[arg-type]
+    def dbool(self, expr: str, canon: bool = True, when_true: tuple[Any, ...] = (),
+              when_false: tuple[Any, ...] = ()) -> V:
+        known = self.fact(("bool", expr))
         if known is not None:
             return Static(bool(known))
         return DBool(expr, canon, when_true, when_false, self.volatile_expr(expr))
 
-    def atom(self, expr: str, cut: Optional[str] = None) -> V:
-        known = self.fact(("str", expr))  # type: ignore[arg-type]
+    def atom(self, expr: str, cut: str | None = None) -> V:
+        known = self.fact(("str", expr))
         if known is not None and cut is None:
             return Static(known)
         return DStr((Atom(expr, cut=cut, volatile=self.volatile_expr(expr)),))
@@ -232,7 +264,7 @@ class Context:
         chosen = Choice(((THINK, Static(True)), (None, Static(False))))
         return Choice(((THINK_SET, chosen), (None, self.undefined(name))))
 
-    def go_value(self, v: V) -> Optional[str]:
+    def go_value(self, v: V) -> str | None:
         """A Go expression with this value (``None`` when there is none)."""
         if isinstance(v, Static):
             x = v.value
@@ -285,7 +317,7 @@ class Context:
         if isinstance(v, Static):
             try:
                 return Static(bool(v.value))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # the template's own error, raised where the template raises it
                 raise StaticRaise(str(exc)) from exc
         if isinstance(v, DBool):
             return v
@@ -330,14 +362,14 @@ class Context:
             return Static(False)  # only reached where the Jinja raises: outside the contract
         raise Unsupported(f"truth of {type(v).__name__}")
 
-    def options(self, v: Choice) -> list[tuple[Optional[str], V]]:
+    def options(self, v: Choice) -> list[tuple[str | None, V]]:
         """The options of a choice that can still hold, given what the current branch knows."""
-        live: list[tuple[Optional[str], V]] = []
+        live: list[tuple[str | None, V]] = []
         for cond, x in v.options:
             if cond is None:
                 live.append((None, x))
                 break
-            known = self.fact(("bool", cond))  # type: ignore[arg-type]
+            known = self.fact(("bool", cond))
             if known is True:
                 live.append((None, x))
                 break
@@ -348,7 +380,7 @@ class Context:
 
     def dist(self, v: Choice, fn: Callable[[V], V], as_bool: bool = False) -> V:
         """Apply an operation to each option of a choice (knowing, in each, which option holds)."""
-        out: list[tuple[Optional[str], V]] = []
+        out: list[tuple[str | None, V]] = []
         earlier: dict[Any, Any] = {}
         for cond, x in self.options(v):
             facts = dict(earlier)
@@ -365,7 +397,7 @@ class Context:
         return self.choice_bool(out) if as_bool else self.make_choice(out)
 
     def binary(self, a: V, b: V, const: Callable[[Any, Any], Any], again: Callable[[V, V], V],
-               as_bool: bool = False) -> Optional[V]:
+               as_bool: bool = False) -> V | None:
         """What every binary operation does first, or None when the operands need the operation itself.
 
         A poisoned operand is refused and a raising one makes the result raise; two constants are
@@ -383,7 +415,7 @@ class Context:
             return self.dist(b, lambda x: again(a, x), as_bool=as_bool)
         return None
 
-    def choice_bool(self, options: list[tuple[Optional[str], V]]) -> V:
+    def choice_bool(self, options: list[tuple[str | None, V]]) -> V:
         """A boolean that is ``options[k]`` for the first condition that holds."""
         acc: V = Static(False)
         for cond, x in reversed(options):
@@ -414,7 +446,8 @@ class Context:
                 return self.dbool(f"or (not {gx.arg(c)}) {gx.arg(x.expr)}", canon=False, when_false=ct + x.when_false)
             return self.dbool(f"and {gx.arg(c)} {gx.arg(x.expr)}", canon=False, when_true=ct + x.when_true)
         assert isinstance(y, DBool)
-        return self.dbool(f"or (and {gx.arg(c)} {gx.arg(x.expr)}) (and (not {gx.arg(c)}) {gx.arg(y.expr)})", canon=False)
+        return self.dbool(f"or (and {gx.arg(c)} {gx.arg(x.expr)}) (and (not {gx.arg(c)}) {gx.arg(y.expr)})",
+                          canon=False)
 
     def canon(self, v: V) -> str:
         if isinstance(v, DBool):
@@ -459,7 +492,7 @@ class Context:
             ta = self.truth(a)
             if isinstance(ta, Static):
                 return a if ta.value else b
-            return self.make_choice([(ta.expr, a), (None, b)])  # type: ignore[union-attr]
+            return self.make_choice([(ta.expr, a), (None, b)])
         ta = self.truth(a)
         if isinstance(ta, Static):
             return a if ta.value else b_thunk()
@@ -475,8 +508,8 @@ class Context:
                               when_false=ta.when_false + tb.when_false)
         return self.make_choice([(ta.expr, a), (None, b)])
 
-    def make_choice(self, options: list[tuple[Optional[str], V]]) -> V:
-        flat: list[tuple[Optional[str], V]] = []
+    def make_choice(self, options: list[tuple[str | None, V]]) -> V:
+        flat: list[tuple[str | None, V]] = []
         for c, v in options:
             flat.append((c, v))
             if c is None:
@@ -514,7 +547,7 @@ class Context:
 
     def choice_nodes(self, v: Choice) -> list[Node]:
         """Go nodes that write whichever option of the choice holds."""
-        branches: list[tuple[Optional[str], list[Node]]] = []
+        branches: list[tuple[str | None, list[Node]]] = []
         for cond, x in self.options(v):
             with self.capture() as body:
                 self.write(x)
@@ -575,7 +608,8 @@ class Context:
                 out.pop(0)
                 continue
             if isinstance(p, Atom):
-                new = dataclasses.replace(p, left=p.left + (chars,)) if left else dataclasses.replace(p, right=p.right + (chars,))
+                new = (dataclasses.replace(p, left=p.left + (chars,)) if left
+                       else dataclasses.replace(p, right=p.right + (chars,)))
                 out[0] = new
                 nxt = out[1] if len(out) > 1 else None
                 if nxt is None:
@@ -595,8 +629,8 @@ class Context:
             return self.dbool(f"eq (len (slice {gx.arg(lst.expr)} {gx.arg(i)})) 1")
         return Static(False)
 
-    def flatten(self, v: Choice) -> list[tuple[Optional[str], V]]:
-        out: list[tuple[Optional[str], V]] = []
+    def flatten(self, v: Choice) -> list[tuple[str | None, V]]:
+        out: list[tuple[str | None, V]] = []
         for cond, x in self.options(v):
             if isinstance(x, Choice):
                 for sub, y in self.flatten(x):
@@ -614,12 +648,12 @@ class Context:
         """A choice between values Go can hold, as one Go variable set by an ``if`` chain."""
         options = self.flatten(v)
         kinds = {value_kind(x) for _, x in options}
-        exprs = [self.go_value(x) for _, x in options]
-        if len(kinds) != 1 or None in exprs or kinds == {"other"}:
+        exprs = [e for e in (self.go_value(x) for _, x in options) if e is not None]
+        if len(kinds) != 1 or len(exprs) != len(options) or kinds == {"other"}:
             raise Unsupported(f"a runtime choice between values of different kinds ({hint})")
         kind = kinds.pop()
         var = self.declare(hint)
-        self.emit(*if_chain((cond, [Set(var, e)]) for (cond, _), e in zip(options, exprs)))  # type: ignore[arg-type]
+        self.emit(*if_chain((cond, [Set(var, e)]) for (cond, _), e in zip(options, exprs)))
         if kind == "list":
             lbs = {x.lastbase for _, x in options if isinstance(x, DList)}
             return DList(var, suffix=all(x.suffix for _, x in options if isinstance(x, DList)),
@@ -642,7 +676,7 @@ class Context:
                                    else Static(False))))
         inc = Set(var, str(gx.add(var, 1)))
         body: list[Node] = [inc] if isinstance(t, Static) and t.value else [] if isinstance(t, Static) else \
-            [If(t.expr, [inc])]  # type: ignore[union-attr]
+            [If(t.expr, [inc])]
         self.emit(Set(var, "0"), Range(i, elem, f.base.expr, body))
         return DInt(var)
 
@@ -660,7 +694,7 @@ class Context:
         if not last:
             take.append(Break())
         body: list[Node] = take if isinstance(t, Static) and t.value else [] if isinstance(t, Static) else \
-            [If(t.expr, take)]  # type: ignore[union-attr]
+            [If(t.expr, take)]
         self.emit(Set(found, "false"), Range(i, elem, f.base.expr, body))
         msg = DMsg(var, last=DBool(is_last))
         return Choice(((found, msg), (None, self.undefined("message"))))
@@ -676,7 +710,7 @@ class Context:
     def assign(self, target: jn.Node, value: V, scope: Scope) -> None:
         raise NotImplementedError
 
-    def check_storable(self, v: V, frame_depth: Optional[int] = None) -> None:
+    def check_storable(self, v: V, frame_depth: int | None = None) -> None:
         raise NotImplementedError
 
     def ns_info(self, ns: Namespace) -> NSInfo:

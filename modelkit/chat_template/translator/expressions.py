@@ -10,16 +10,46 @@ expressions — ``message.role`` is ``$m.Role``, ``messages[-1]`` is
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import jinja2.nodes as jn
 
 from . import goexpr as gx
 from .context import ADD_GEN_VAR, IGNORED_MESSAGE_KEYS, MESSAGE_FIELDS, MESSAGES, THINK_SWITCHES, Context, Scope
 from .goast import go_string
-from .values import (Atom, Builtin, Char, Choice, DBool, DFiltered, DInt, DList, DLoop, DMsg, DStr, Folded, NSRef,
-                     Parity, Piece, Poison, Raising, Rec, Static, StaticLoop, StaticRaise, Tup, Unsupported, V,
-                     as_value, check_operands, compute_static, dint, is_stringy, make_str)
+from .values import (
+    Atom,
+    Builtin,
+    Char,
+    Choice,
+    DBool,
+    DFiltered,
+    DInt,
+    DList,
+    DLoop,
+    DMsg,
+    DStr,
+    Folded,
+    NSRef,
+    Parity,
+    Piece,
+    Poison,
+    Raising,
+    Rec,
+    Static,
+    StaticLoop,
+    StaticRaise,
+    Tup,
+    Unsupported,
+    V,
+    as_value,
+    check_operands,
+    compute_static,
+    dint,
+    is_stringy,
+    make_str,
+)
 
 
 class Expressions(Context):
@@ -32,7 +62,8 @@ class Expressions(Context):
         if method is None:
             return Poison(f"the {type(node).__name__} expression")
         try:
-            return method(node, scope)
+            value: V = method(node, scope)
+            return value
         except Unsupported as exc:
             return Poison(str(exc))
 
@@ -70,13 +101,13 @@ class Expressions(Context):
     def ev_List(self, node: jn.List, scope: Scope) -> V:
         items = [self.ev(x, scope) for x in node.items]
         if all(isinstance(i, Static) for i in items):
-            return Static([i.value for i in items])  # type: ignore[union-attr]
+            return Static([i.value for i in items])
         return Tup(tuple(items))
 
     def ev_Tuple(self, node: jn.Tuple, scope: Scope) -> V:
         items = [self.ev(x, scope) for x in node.items]
         if all(isinstance(i, Static) for i in items):
-            return Static(tuple(i.value for i in items))  # type: ignore[union-attr]
+            return Static(tuple(i.value for i in items))
         return Tup(tuple(items))
 
     def ev_Dict(self, node: jn.Dict, scope: Scope) -> V:
@@ -120,7 +151,7 @@ class Expressions(Context):
 
     def ev_Compare(self, node: jn.Compare, scope: Scope) -> V:
         left = self.ev(node.expr, scope)
-        result: Optional[V] = None
+        result: V | None = None
         for op in node.ops:
             right = self.ev(op.expr, scope)
             r = self.compare(op.op, left, right)
@@ -166,7 +197,7 @@ class Expressions(Context):
     def ev_Test(self, node: jn.Test, scope: Scope) -> V:
         value = self.ev(node.node, scope)
         args = [self.ev(a, scope) for a in node.args]
-        kwargs = {k.key: self.ev(k.value, scope) for k in node.kwargs}
+        kwargs = {str(k.key): self.ev(k.value, scope) for k in node.kwargs}
         return self.test(node.name, value, args, kwargs)
 
     def ev_Call(self, node: jn.Call, scope: Scope) -> V:
@@ -221,7 +252,7 @@ class Expressions(Context):
             self.ignore(IGNORED_MESSAGE_KEYS[key])
         return self.undefined(key)
 
-    def cut_cond(self, msg: DMsg) -> Optional[str]:
+    def cut_cond(self, msg: DMsg) -> str | None:
         last = msg.last
         if isinstance(last, Poison):
             role = self.eq(self.atom(msg.field_expr("Role")), Static("assistant"))
@@ -324,10 +355,10 @@ class Expressions(Context):
 
     def getslice(self, obj: V, parts: list[V]) -> V:
         if all(isinstance(p, Static) for p in parts) and isinstance(obj, Static):
-            start, stop, step = (p.value for p in parts)  # type: ignore[union-attr]
+            start, stop, step = (p.value for p in parts)
             return compute_static(lambda: obj.value[start:stop:step])
         if isinstance(obj, Tup) and all(isinstance(p, Static) for p in parts):
-            start, stop, step = (p.value for p in parts)  # type: ignore[union-attr]
+            start, stop, step = (p.value for p in parts)
             return Tup(obj.items[start:stop:step])
         if isinstance(obj, Choice):
             return self.dist(obj, lambda x: self.getslice(x, parts))
@@ -339,12 +370,13 @@ class Expressions(Context):
             if not (isinstance(step, Static) and step.value in (None, 1, -1)):
                 raise Unsupported("slicing messages with a step")
             if step.value == -1:
-                if isinstance(start, Static) and start.value is None and isinstance(stop, Static) and stop.value is None:
+                if isinstance(start, Static) and start.value is None \
+                        and isinstance(stop, Static) and stop.value is None:
                     return dataclasses.replace(obj, reverse=True)
                 raise Unsupported("slicing messages backwards between bounds")
             L = gx.arg(obj.expr)
 
-            def bound(v: V) -> Optional[str]:
+            def bound(v: V) -> str | None:
                 if isinstance(v, Static) and v.value is None:
                     return None
                 if isinstance(v, Static) and isinstance(v.value, int) and not isinstance(v.value, bool):
@@ -357,11 +389,12 @@ class Expressions(Context):
             if lo is None and hi is None:
                 return obj
             expr = f"slice {L} {gx.arg(lo or '0')}" + (f" {gx.arg(hi)}" if hi is not None else "")
-            lastbase: Optional[tuple[str, str]] = None
+            lastbase: tuple[str, str] | None = None
             if obj.suffix or obj.lastbase:
                 base, off = obj.lastbase or (obj.expr, "0")
                 lastbase = (base, str(gx.add(gx.int_or(off), gx.int_or(lo or "0"))))
-            return DList(expr, suffix=obj.suffix and hi is None, lastbase=lastbase if hi is not None or obj.lastbase else None)
+            return DList(expr, suffix=obj.suffix and hi is None,
+                         lastbase=lastbase if hi is not None or obj.lastbase else None)
         if isinstance(obj, DStr):
             raise Unsupported("slicing a runtime string (Go counts bytes, Python characters)")
         if isinstance(obj, Poison):
@@ -377,14 +410,14 @@ class Expressions(Context):
                 raise StaticRaise("can only concatenate str (not a number) to str")
             return self.concat(a, b)
         if op == "+" and isinstance(a, (Tup, Static)) and isinstance(b, (Tup, Static)):
-            ai = a.items if isinstance(a, Tup) else tuple(Static(x) for x in compute_static(lambda: list(a.value)).value)  # type: ignore[union-attr]
-            bi = b.items if isinstance(b, Tup) else tuple(Static(x) for x in compute_static(lambda: list(b.value)).value)  # type: ignore[union-attr]
+            ai = a.items if isinstance(a, Tup) else _static_items(a)
+            bi = b.items if isinstance(b, Tup) else _static_items(b)
             return Tup(tuple(ai) + tuple(bi))
         if op in ("+", "-") and isinstance(a, DInt) and a.sym and isinstance(b, Static) and isinstance(b.value, int) \
                 and not isinstance(b.value, bool):
             kind, lst, k0 = a.sym
             k = k0 + (b.value if op == "+" else -b.value)
-            base = f"len {gx.arg(lst)}" if kind == "len" else a.sym_base  # type: ignore[attr-defined]
+            base = f"len {gx.arg(lst)}" if kind == "len" else a.sym_base
             expr = str(gx.add(base, k)) if k >= 0 else str(gx.sub(base, -k))
             return dint(expr, (kind, lst, k), base)
         ia, ib = self.int_of(a), self.int_of(b)
@@ -443,7 +476,7 @@ class Expressions(Context):
                 return self.not_(self.truth(a))
             x = self.str_expr(a)
             if len(a.pieces) == 1 and isinstance(a.pieces[0], Atom):
-                known_not = self.fact(("ne", x)) or set()  # type: ignore[arg-type]
+                known_not = self.fact(("ne", x)) or set()
                 if b.value in known_not:
                     return Static(False)
             return self.dbool(f"eq {gx.arg(x)} {go_string(b.value)}",
@@ -591,3 +624,8 @@ _ARITH: dict[str, Callable[[Any, Any], Any]] = {
 
 _ORDER: dict[str, Callable[[Any, Any], Any]] = {
     "lt": lambda x, y: x < y, "lteq": lambda x, y: x <= y, "gt": lambda x, y: x > y, "gteq": lambda x, y: x >= y}
+
+
+def _static_items(value: Static) -> tuple[Static, ...]:
+    """The items of a known sequence, each known (a list or tuple concatenated in the template)."""
+    return tuple(Static(x) for x in compute_static(lambda: list(value.value)).value)

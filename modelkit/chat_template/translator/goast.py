@@ -14,8 +14,8 @@ template therefore renders exactly the text the tree says, and stays readable in
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Optional, Union
 
 from modelkit.ollama.strconv import go_quote
 
@@ -49,8 +49,8 @@ class If:
     """``{{ if cond }}…{{ else }}…{{ end }}``."""
 
     cond: str
-    then: list["Node"]
-    orelse: list["Node"] = field(default_factory=list)
+    then: list[Node]
+    orelse: list[Node] = field(default_factory=list)
 
 
 @dataclass
@@ -60,8 +60,8 @@ class Range:
     index: str
     elem: str
     expr: str
-    body: list["Node"]
-    orelse: list["Node"] = field(default_factory=list)
+    body: list[Node]
+    orelse: list[Node] = field(default_factory=list)
 
 
 @dataclass
@@ -105,7 +105,7 @@ class CutPoint:
     cond: str
 
 
-Node = Union[Text, Out, Set, If, Range, Break, Continue, Call, Raise, CutPoint]
+Node = Text | Out | Set | If | Range | Break | Continue | Call | Raise | CutPoint
 
 RAISE_PREFIX = "raise: "
 
@@ -121,7 +121,7 @@ def go_string(s: str) -> str:
     return go_quote(s)
 
 
-def if_chain(branches: Iterable[tuple[Optional[str], list[Node]]]) -> list[Node]:
+def if_chain(branches: Iterable[tuple[str | None, list[Node]]]) -> list[Node]:
     """``if c1``…``else if c2``…``else``… from (condition, body) pairs; a None condition is the
     final ``else`` (what follows it is left out)."""
     result: list[Node] = []
@@ -231,9 +231,7 @@ _VAR_RE = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*")
 def expr_vars(node: Node) -> list[str]:
     """The Go variables a node's own expressions read (not those of the nodes inside it)."""
     exprs: list[str] = []
-    if isinstance(node, (Out,)):
-        exprs.append(node.expr)
-    elif isinstance(node, Set):
+    if isinstance(node, (Out, Set)):
         exprs.append(node.expr)
     elif isinstance(node, If):
         exprs.append(node.cond)
@@ -254,7 +252,7 @@ def drop_dead_sets(nodes: list[Node]) -> list[Node]:
             used.update(expr_vars(node))
         removed = False
 
-        def prune(lst: list[Node]) -> list[Node]:
+        def prune(lst: list[Node], used: set[str] = used) -> list[Node]:
             nonlocal removed
             res: list[Node] = []
             for n in lst:

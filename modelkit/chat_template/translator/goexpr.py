@@ -219,7 +219,7 @@ def strftime_pieces(fmt: str) -> list[str | tuple[str, str] | Node]:
             lo, hi = ("8", "10") if directive in ("-d", "e") else ("5", "7")
             tail = f"slice {TODAY_VAR} {int(lo) + 1} {hi}"
             first = f"slice {TODAY_VAR} {lo} {int(lo) + 1}"
-            pad = [Text(" ")] if directive == "e" else []
+            pad: list[Node] = [Text(" ")] if directive == "e" else []
             out.append(If(f'eq ({first}) "0"', pad + [Out(tail)], [Out(two)]))
         else:
             raise Unsupported(f"strftime_now directive %{directive} (only the date is available in Ollama)")

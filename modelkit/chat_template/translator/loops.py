@@ -13,15 +13,35 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, Optional
+from typing import Any
 
 import jinja2.nodes as jn
 
 from . import goexpr as gx
 from .context import Context, LoopCtx, Scope
 from .goast import Break, Continue, If, Node, Raise, Range, Set
-from .values import (Atom, Choice, DBool, DFiltered, DInt, DList, DLoop, DMsg, DRange, DStr, Namespace, Poison,
-                     Raising, Static, StaticLoop, StaticRaise, Tup, Unsupported, V, value_kind)
+from .values import (
+    Atom,
+    Choice,
+    DBool,
+    DFiltered,
+    DInt,
+    DList,
+    DLoop,
+    DMsg,
+    DRange,
+    DStr,
+    Namespace,
+    Poison,
+    Raising,
+    Static,
+    StaticLoop,
+    StaticRaise,
+    Tup,
+    Unsupported,
+    V,
+    value_kind,
+)
 
 
 class StaticBreak(Exception):
@@ -35,7 +55,7 @@ class StaticContinue(Exception):
 class Restart(Exception):
     """Translate a loop again: a namespace attribute it sets needs (more) room in Go variables."""
 
-    def __init__(self, depth: int, key: Optional[tuple[int, str]] = None) -> None:
+    def __init__(self, depth: int, key: tuple[int, str] | None = None) -> None:
         super().__init__(depth, key)
         self.depth = depth
         self.key = key
@@ -54,7 +74,7 @@ class Storage:
         self.depth = depth
         self.frame = frame
         self.cases: list[tuple[V, list[str]]] = []
-        self.tag: Optional[str] = None
+        self.tag: str | None = None
 
     def _shape(self, v: V) -> tuple[Any, list[str]]:
         """The value with its Go expressions taken out, and those expressions.
@@ -80,7 +100,7 @@ class Storage:
     def store(self, v: V) -> list[Node]:
         self.tr.check_storable(v, next((k + 1 for k, f in enumerate(self.tr.frames) if f is self.frame), 0))
         shape, exprs = self._shape(v)
-        for k, (s, holes) in enumerate(self.cases):
+        for k, (s, _) in enumerate(self.cases):  # noqa: B007 - k is the case found, read after the loop
             if s == shape:
                 break
         else:
@@ -97,14 +117,12 @@ class Storage:
         return nodes
 
     def load(self) -> V:
-        options: list[tuple[Optional[str], V]] = []
+        options: list[tuple[str | None, V]] = []
         for k, (shape, holes) in enumerate(self.cases):
             if isinstance(shape, tuple):
                 _, kind, byte_len, suffix = shape
                 h = holes[0]
-                value = {"str": lambda: DStr((Atom(h),)), "bool": lambda: DBool(h), "int": lambda: DInt(h, byte_len),
-                         "list": lambda: DList(h, suffix),
-                         "msg": lambda: DMsg(h, last=Poison("the last-message test of a message kept in a variable"))}[kind]()
+                value = _held(kind, h, byte_len, suffix)
             else:
                 value = shape.map_exprs(lambda e, holes=holes: _fill(e, holes))
             options.append((f"eq {self.tag} {k}" if self.tag and k < len(self.cases) - 1 else None, value))
@@ -203,7 +221,7 @@ class Loops(Context):
             self.loops.pop()
         return True
 
-    def dynamic_loop(self, node: jn.For, lst: "DList | DRange | DFiltered", scope: Scope) -> bool:
+    def dynamic_loop(self, node: jn.For, lst: DList | DRange | DFiltered, scope: Scope) -> bool:
         depth = self.dyn_depth + 1
         frame = self.frames[-1]
         for _ in range(50):
@@ -241,7 +259,7 @@ class Loops(Context):
             if storage.depth == depth:
                 self._namespace(key[0]).attrs[key[1]] = storage.load()
 
-    def _range(self, node: jn.For, source: "DList | DRange | DFiltered", scope: Scope,
+    def _range(self, node: jn.For, source: DList | DRange | DFiltered, scope: Scope,
                depth: int) -> tuple[Range, bool]:
         filtered = isinstance(source, DFiltered)
         if (node.test is not None or filtered) and _uses_loop(node.body):
@@ -279,7 +297,7 @@ class Loops(Context):
         rng = Range(index, range_elem, lst.expr, body_frame + body, orelse)
         return rng, True
 
-    def _element(self, source: "DList | DRange | DFiltered", lst: DList, index: str, hint: str) -> tuple[V, str]:
+    def _element(self, source: DList | DRange | DFiltered, lst: DList, index: str, hint: str) -> tuple[V, str]:
         """The loop variable's value for item ``index``, and the Go range's element variable ("" for none)."""
         L = gx.arg(lst.expr)
         if isinstance(source, DRange):
@@ -293,7 +311,7 @@ class Loops(Context):
             return DMsg(elem_var, last=self.elem_last(lst, pos)), ""
         return DMsg(elem_var, last=self.elem_last(lst, index)), elem_var
 
-    def _range_body(self, node: jn.For, source: "DList | DRange | DFiltered", element: V, inner: Scope) -> None:
+    def _range_body(self, node: jn.For, source: DList | DRange | DFiltered, element: V, inner: Scope) -> None:
         """The loop body, after ``continue`` for the items a filter or the loop's ``if`` leaves out."""
         tests: list[V] = []
         if isinstance(source, DFiltered):
@@ -322,3 +340,16 @@ def _uses_loop(body: list[jn.Node]) -> bool:
             if name.name == "loop":
                 return True
     return False
+
+
+def _held(kind: str, hole: str, byte_len: Any, suffix: Any) -> V:
+    """The value a loop kept in variable ``hole``, of the ``kind`` its shape says."""
+    if kind == "str":
+        return DStr((Atom(hole),))
+    if kind == "bool":
+        return DBool(hole)
+    if kind == "int":
+        return DInt(hole, byte_len)
+    if kind == "list":
+        return DList(hole, suffix)
+    return DMsg(hole, last=Poison("the last-message test of a message kept in a variable"))

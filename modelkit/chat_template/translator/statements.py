@@ -8,7 +8,8 @@ reads Go variables that may change later (a loop's) is copied into a fresh varia
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import jinja2
 import jinja2.nodes as jn
@@ -18,19 +19,33 @@ from ..reference import GENERATION_METHOD, make_environment
 from . import goexpr as gx
 from .branches import Branches
 from .calls import Calls
-from .context import ADD_GEN_VAR, LoopCtx, NSInfo, Scope
+from .context import ADD_GEN_VAR, FactKey, LoopCtx, NSInfo, Scope
 from .expressions import Expressions
 from .goast import CUT_VAR, Call, CutPoint, Node, Out, Raise, Text, expr_vars, walk
 from .loops import Loops, Restart, Storage
-from .values import (Atom, Choice, DStr, Frag, MacroV, Namespace, NSRef, Piece, Static, StaticRaise, Tup,
-                     Unsupported, V, make_str)
+from .values import (
+    Atom,
+    Choice,
+    DStr,
+    Frag,
+    MacroV,
+    Namespace,
+    NSRef,
+    Piece,
+    Static,
+    StaticRaise,
+    Tup,
+    Unsupported,
+    V,
+    make_str,
+)
 
 
 class Translator(Branches, Loops, Expressions, Calls):
     """One translation: walks the Jinja statements and builds the Go tree (see the module docstring)."""
 
-    def __init__(self, source: str, bos_token: Optional[str], eos_token: Optional[str],
-                 extra: Optional[dict[str, Any]] = None, follow_think: bool = True) -> None:
+    def __init__(self, source: str, bos_token: str | None, eos_token: str | None,
+                 extra: dict[str, Any] | None = None, follow_think: bool = True) -> None:
         self.env: ImmutableSandboxedEnvironment = make_environment()
         try:
             self.ast = self.env.parse(source)
@@ -55,7 +70,7 @@ class Translator(Branches, Loops, Expressions, Calls):
         self.name_counts: dict[str, int] = {}
         self.var_depth: dict[str, int] = {}
         self.mutable_vars: set[str] = set()
-        self.facts: list[dict[str, Any]] = [{}]
+        self.facts: list[dict[FactKey, Any]] = [{}]
         self.assumptions: dict[str, None] = {}
         self.ignored: dict[str, None] = {}
         self.untranslated: dict[str, None] = {}
@@ -101,7 +116,8 @@ class Translator(Branches, Loops, Expressions, Calls):
             return True
         if isinstance(node, jn.CallBlock):
             call = node.call
-            if isinstance(call, jn.Call) and isinstance(call.node, jn.ExtensionAttribute) and call.node.name == GENERATION_METHOD:
+            if isinstance(call, jn.Call) and isinstance(call.node, jn.ExtensionAttribute) \
+                    and call.node.name == GENERATION_METHOD:
                 return self.stmts(node.body, scope)
             raise Unsupported("{% call %} blocks")
         if isinstance(node, (jn.Break, jn.Continue)):
@@ -195,7 +211,7 @@ class Translator(Branches, Loops, Expressions, Calls):
         self.check_storable(value)
         return value.map_exprs(lambda e: self.copy_if_volatile(e, hint))
 
-    def check_storable(self, v: V, frame_depth: Optional[int] = None) -> None:
+    def check_storable(self, v: V, frame_depth: int | None = None) -> None:
         """Refuse to keep generated text for later when it reads Go variables that may be out of
         scope or changed by then (a loop's variables)."""
         limit = len(self.frames) if frame_depth is None else frame_depth

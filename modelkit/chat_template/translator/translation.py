@@ -9,13 +9,28 @@ reads dropped, then the tree printed with the helper templates it calls.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
-from ..gotemplate import identifiers, parse as parse_go
+from ..gotemplate import identifiers
+from ..gotemplate import parse as parse_go
 from . import goexpr as gx
 from .context import ADD_GEN_VAR, MESSAGES, Scope
-from .goast import (CUT_VAR, Call, CutPoint, If, Node, Out, Range, Set, Text, drop_dead_sets, last_cuts_only,
-                    place_cuts, print_template, strip_leading, walk)
+from .goast import (
+    CUT_VAR,
+    Call,
+    CutPoint,
+    If,
+    Node,
+    Out,
+    Range,
+    Set,
+    Text,
+    drop_dead_sets,
+    last_cuts_only,
+    place_cuts,
+    print_template,
+    strip_leading,
+    walk,
+)
 from .loops import Restart, StaticBreak, StaticContinue
 from .statements import Translator
 from .values import Unsupported
@@ -38,15 +53,15 @@ class Translation:
     think_switches: tuple[str, ...] = ()
 
 
-def translate(source: str, bos_token: Optional[str] = None, eos_token: Optional[str] = None,
+def translate(source: str, bos_token: str | None = None, eos_token: str | None = None,
               add_bos_token: bool = False, follow_think: bool = True) -> Translation:
     """Translate a Jinja chat template into Ollama's Go template language.
 
     ``add_bos_token``: the tokenizer adds BOS itself (llama.cpp does it for such models), so a
     BOS the template writes first is left out. ``follow_think``: a thinking switch the template
-    reads follows Ollama's think (``.IsThinkSet``, ``.Think``); False leaves it undefined. Raises :class:`~.values.Unsupported` when the
-    template uses something that cannot be expressed; a template that always raises gives a
-    Go template that raises too.
+    reads follows Ollama's think (``.IsThinkSet``, ``.Think``); False leaves it undefined. Raises
+    :class:`~.values.Unsupported` when the template uses something that cannot be expressed; a
+    template that always raises gives a Go template that raises too.
     """
     tr = Translator(source, bos_token, eos_token, follow_think=follow_think)
     nodes = place_cuts(last_cuts_only(_run(tr))[0])

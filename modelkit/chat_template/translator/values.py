@@ -17,8 +17,9 @@ computed as a value) or :class:`Frag` (Go nodes that write text).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Union
+from typing import Any
 
 import jinja2
 
@@ -42,7 +43,7 @@ class V:
         """Every Go expression this value reads (for scoping and volatility checks)."""
         return []
 
-    def map_exprs(self, fn: Callable[[str], str]) -> "V":
+    def map_exprs(self, fn: Callable[[str], str]) -> V:
         """This value with each Go expression replaced by ``fn(expr)``."""
         return self
 
@@ -73,7 +74,7 @@ def _is_undefined(v: Any) -> bool:
 
 
 #: None in a strip charset tuple means Python's default: all Unicode whitespace.
-Charset = Optional[str]
+Charset = str | None
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class Atom:
     expr: str
     left: tuple[Charset, ...] = ()
     right: tuple[Charset, ...] = ()
-    cut: Optional[str] = None
+    cut: str | None = None
     volatile: bool = False
 
     @property
@@ -102,7 +103,7 @@ class Frag:
     nodes: tuple[Node, ...]
 
 
-Piece = Union[str, Atom, Frag]
+Piece = str | Atom | Frag
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ class DStr(V):
     pieces: tuple[Piece, ...]
 
     @property
-    def volatile(self) -> bool:  # type: ignore[override]
+    def volatile(self) -> bool:  # type: ignore[override]  # a field on leaf values, derived from the parts here
         return any(isinstance(p, Atom) and p.volatile for p in self.pieces)
 
     def exprs(self) -> list[str]:
@@ -140,8 +141,9 @@ def make_str(pieces: list[Piece] | tuple[Piece, ...]) -> V:
                 merged[-1] = merged[-1] + p
                 continue
         merged.append(p)
-    if all(isinstance(p, str) for p in merged):
-        return Static("".join(merged))  # type: ignore[arg-type]
+    texts = [p for p in merged if isinstance(p, str)]
+    if len(texts) == len(merged):
+        return Static("".join(texts))
     return DStr(tuple(merged))
 
 
@@ -176,7 +178,7 @@ class DInt(V):
     volatile: bool = False
     #: ``("len", list_expr, k)``: the value is ``len(list) + k``; ``("idx", list_expr, k)``: it is
     #: ``k`` plus the index of a loop over that list. Lets ``range()`` over them become a Go range.
-    sym: Optional[tuple[str, str, int]] = None
+    sym: tuple[str, str, int] | None = None
     #: The length of a stripped string: only its emptiness is known (``len(x.strip()) > 0``).
     emptiness_only: bool = False
 
@@ -218,7 +220,7 @@ class DList(V):
     volatile: bool = False
     #: For a slice ``base[offset:...]`` of a list that ends the conversation: whether item ``i``
     #: is the last message is ``i + offset == len(base) - 1``.
-    lastbase: Optional[tuple[str, str]] = None
+    lastbase: tuple[str, str] | None = None
 
     def exprs(self) -> list[str]:
         return [self.expr] + ([self.lastbase[0], self.lastbase[1]] if self.lastbase else [])
@@ -258,10 +260,10 @@ class Choice(V):
     (``None``: otherwise). The result of joining an ``if`` whose branches set a variable
     differently, or of ``a if c else b``."""
 
-    options: tuple[tuple[Optional[str], V], ...]
+    options: tuple[tuple[str | None, V], ...]
 
     @property
-    def volatile(self) -> bool:  # type: ignore[override]
+    def volatile(self) -> bool:  # type: ignore[override]  # a field on leaf values, derived from the parts here
         return any(v.volatile for _, v in self.options)
 
     def exprs(self) -> list[str]:
@@ -295,7 +297,7 @@ class Rec(V):
 
     items: tuple[tuple[Any, V], ...]
 
-    def get(self, key: Any) -> Optional[V]:
+    def get(self, key: Any) -> V | None:
         for k, v in self.items:
             if k == key:
                 return v
@@ -432,7 +434,7 @@ def dint(expr: str, sym: tuple[str, str, int], base: str) -> DInt:
     return d
 
 
-def first_raising(*values: V) -> Optional[Raising]:
+def first_raising(*values: V) -> Raising | None:
     """An operand whose computation raises in the Jinja: the result raises too."""
     return next((v for v in values if isinstance(v, Raising)), None)
 
@@ -444,7 +446,7 @@ def no_poison(*values: V) -> None:
             raise Unsupported(v.reason)
 
 
-def check_operands(*values: V) -> Optional[Raising]:
+def check_operands(*values: V) -> Raising | None:
     """What every operation checks first: no poisoned operand (refused), and the one that raises, if any."""
     no_poison(*values)
     return first_raising(*values)
