@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["engine", "templates", "engines", "watch", "merge", "quality", "remote", "build"]
+BENCHES = ["noop", "engine", "templates", "engines", "watch", "merge", "quality", "remote", "build"]
 
 
 def main(argv: list[str]) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from modelkit.core.action import StepContext
 from modelkit.core.resources import Demand
 from modelkit.core.units import human_size
-from modelkit.errors import StepError
+from modelkit.errors import StepError, UserError
 from modelkit.steps.base import Step, llama_demand, offload
 from modelkit.steps.imatrix import too_short
 
@@ -30,6 +31,7 @@ MEAN_KLD = re.compile(r"Mean\s+KLD:\s*(-?[\d.]+)")
 SAME_TOP = re.compile(r"Same top p:\s*([\d.]+)")
 PASS = re.compile(r"^\[(\d+)\]")
 ATTEMPTS = 3  # llama.cpp's asynchronous log can lose its last lines when the process exits
+LOGITS_HEADER = 12  # "_logits_" and the context size, all llama-perplexity writes before tokenizing
 
 
 @dataclass(kw_only=True, eq=False)
@@ -60,11 +62,23 @@ class Logits(Step, kind="kl-base", tool="quantize", reproducible=False):
     def demand(self) -> Demand:
         return llama_demand(gpu=True)
 
+    def _holds_no_tokens(self, logits: Path) -> UserError | None:
+        """The text's error when llama-perplexity wrote only the logits file's header: it stops
+        there when the text tokenizes to fewer than two contexts. Its log, which says so, is
+        often lost (llama.cpp's asynchronous logger is not flushed at exit), the file never."""
+        if not logits.is_file() or logits.stat().st_size > LOGITS_HEADER:
+            return None
+        need = 2 * self.context
+        return UserError(f"evaluate.text: {self.text} tokenizes to fewer than {need} tokens with this model, and "
+                         f"llama.cpp needs at least {need} (two contexts of {self.context}); give more text")
+
     def run(self, ctx: StepContext) -> None:
         tc = ctx.toolchain
+        logits = ctx.tmp(self.out)
         lines = run_perplexity(ctx, self, [tc.perplexity, "-m", self.model, "-f", self.text, "--kl-divergence-base",
-                                            ctx.tmp(self.out), *_sizes(self.context, ctx.threads), *offload(tc)],
-                               FINAL_PPL, self.text)
+                                            logits, *_sizes(self.context, ctx.threads), *offload(tc)],
+                               FINAL_PPL, lambda output: too_short(output, "evaluate.text", self.text)
+                               or self._holds_no_tokens(logits))
         ppl = _number(FINAL_PPL, lines, "the perplexity")
         ctx.tmp(self.summary).write_text(json.dumps({"ppl": ppl, "context": self.context, "backend": tc.backend},
                                                     indent=2, sort_keys=True) + "\n")
@@ -112,10 +126,10 @@ class Evaluate(Step, kind="evaluate", tool="quantize", reproducible=False):
 
 
 def run_perplexity(ctx: StepContext, step: Step, cmd: list[Any], last: re.Pattern[str],
-                   text: Path | None = None) -> list[str]:
+                   user_error: Callable[[list[str]], UserError | None] | None = None) -> list[str]:
     """Run llama-perplexity until its output holds ``last`` (its final result); return the lines.
-    It exits with 0 even when ``text`` is too short, so that is recognised in its output and
-    reported as the user's error it is."""
+    It exits with 0 even when its text is too short, so ``user_error`` recognises that after each
+    run, and it is reported as the user's error it is."""
     lines: list[str] = []
 
     def on_line(line: str) -> None:
@@ -126,8 +140,7 @@ def run_perplexity(ctx: StepContext, step: Step, cmd: list[Any], last: re.Patter
     for _ in range(ATTEMPTS):
         lines.clear()
         step.run_tool(ctx, cmd, on_line=on_line)
-        problem = too_short(lines, "evaluate.text", text) if text is not None else None
-        if problem is not None:
+        if user_error is not None and (problem := user_error(lines)) is not None:
             raise problem
         if any(last.search(line) for line in reversed(lines)):
             return lines
