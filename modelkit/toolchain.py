@@ -17,13 +17,14 @@ with a GPU builds the same bytes and the lock file agrees.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,8 @@ class Toolchain:
     backend: str
     origin: str  # "managed", "spec" or "MODELKIT_LLAMA_CPP"
     python: str = sys.executable
+    scripts_digest: str | None = None
+    """The convert scripts' digest, recorded when a managed toolchain (which never changes) is built."""
 
     @property
     def convert_hf(self) -> Path:
@@ -101,7 +104,7 @@ class Toolchain:
     def fingerprint(self, component: str) -> dict[str, Any]:
         """What determines the bytes ``component`` ("convert" or "quantize") produces."""
         if component == "convert":
-            return {"llama.cpp": self.version, "scripts": _scripts_digest(self.source),
+            return {"llama.cpp": self.version, "scripts": self.scripts_digest or _scripts_digest(self.source),
                     "python": {p: _version(p) for p in CONVERT_PACKAGES}}
         if component == "quantize":
             return {"llama.cpp": self.version}
@@ -177,12 +180,26 @@ def _load_managed(home: Path) -> Toolchain | None:
     try:
         data = json.loads(manifest.read_text())
         toolchain = Toolchain(Path(data["source"]), Path(data["bin_dir"]), data["version"],
-                              data["backend"], "managed")
+                              data["backend"], "managed", scripts_digest=data.get("scripts_digest"))
     except (ValueError, KeyError):
         return None
     if not all((toolchain.bin_dir / b).is_file() for b in BINARIES):
         return None
+    if toolchain.scripts_digest is None:  # built by an older modelkit: record it now, once
+        data["scripts_digest"] = _scripts_digest(toolchain.source)
+        _write_manifest(manifest, data)
+        toolchain = replace(toolchain, scripts_digest=data["scripts_digest"])
     return toolchain
+
+
+def _write_manifest(path: Path, data: dict[str, Any]) -> None:
+    """Replace ``path`` whole (readers never see half a file); a read-only cache keeps its old one."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
 
 
 def describe_toolchain(toolchain: Toolchain) -> dict[str, Any]:
@@ -228,12 +245,12 @@ def install(backend: str | None = None, progress: Progress | None = None, force:
         bin_dir.mkdir(exist_ok=True)
         for name in BINARIES:
             shutil.copy2(build / "bin" / name, bin_dir / name)
-        toolchain = Toolchain(source, bin_dir, f"llama-cpp-python {LLAMA_CPP_PYTHON_VERSION}", backend, "managed")
+        toolchain = Toolchain(source, bin_dir, f"llama-cpp-python {LLAMA_CPP_PYTHON_VERSION}", backend, "managed",
+                              scripts_digest=_scripts_digest(source))
         manifest = {"source": str(source), "bin_dir": str(bin_dir), "version": toolchain.version,
-                    "backend": backend, "sdist_sha256": SDIST_SHA256, "cmake_flags": flags}
-        tmp = home / "toolchain.json.tmp"
-        tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-        os.replace(tmp, home / "toolchain.json")
+                    "backend": backend, "sdist_sha256": SDIST_SHA256, "cmake_flags": flags,
+                    "scripts_digest": toolchain.scripts_digest}
+        _write_manifest(home / "toolchain.json", manifest)
         return toolchain
 
 
@@ -349,11 +366,16 @@ def _gpu_visible() -> bool:
     return out.returncode == 0 and "GPU" in out.stdout
 
 
+@functools.cache
 def _version(package: str) -> str | None:
+    """An installed package's version, from its metadata's header (importlib's own ``version``
+    parses the whole file as e-mail: milliseconds per package on every plan)."""
     try:
-        return metadata.version(package)
+        text = metadata.distribution(package).read_text("METADATA") or ""
     except metadata.PackageNotFoundError:
         return None
+    found = re.search(r"^Version:\s*(\S+)", text, re.MULTILINE)
+    return found.group(1) if found else metadata.version(package)
 
 
 _SCRIPT_DIGESTS: dict[Path, str] = {}

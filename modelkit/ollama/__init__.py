@@ -7,7 +7,8 @@ Modules, one concept each:
 * :mod:`.strconv` — the pieces of Go's ``strconv`` Ollama's formats depend on (quoting, IsPrint);
 * :mod:`.modelfile` — Modelfiles rendered so that Ollama's parser reads back exactly the spec;
 * :mod:`.content` — what one model is made of, checked as Ollama will read it;
-* :mod:`.client` — the official client, where the server is, and whether it answers;
+* :mod:`.client` — the official client, set up the same way everywhere;
+* :mod:`.reachability` — where the server is, and whether it answers (without the client when nothing listens);
 * :mod:`.register` — registration through the HTTP API (blobs by digest, then create);
 * :mod:`.cli` — registration through ``ollama create -f``;
 * :mod:`.freshness` — whether Ollama holds a model with the expected content;
@@ -24,10 +25,7 @@ from modelkit.core.lazy import lazy_exports
 
 if TYPE_CHECKING:  # the names served on first use (core/lazy.py reads them here), as editors see them
     from modelkit.ollama.cli import register_with_cli as register_with_cli
-    from modelkit.ollama.client import DEFAULT_SERVER as DEFAULT_SERVER
-    from modelkit.ollama.client import Reachability as Reachability
     from modelkit.ollama.client import server_version as server_version
-    from modelkit.ollama.client import shown_host as shown_host
     from modelkit.ollama.content import ModelContent as ModelContent
     from modelkit.ollama.engine import predict_engine as predict_engine
     from modelkit.ollama.freshness import RegistrationStatus as RegistrationStatus
@@ -38,6 +36,9 @@ if TYPE_CHECKING:  # the names served on first use (core/lazy.py reads them here
     from modelkit.ollama.names import check_model_name as check_model_name
     from modelkit.ollama.names import parse_model_name as parse_model_name
     from modelkit.ollama.params import check_parameters as check_parameters
+    from modelkit.ollama.reachability import DEFAULT_SERVER as DEFAULT_SERVER
+    from modelkit.ollama.reachability import Reachability as Reachability
+    from modelkit.ollama.reachability import shown_host as shown_host
     from modelkit.ollama.register import RegistrationResult as RegistrationResult
     from modelkit.ollama.register import RetryPolicy as RetryPolicy
     from modelkit.ollama.register import register as register

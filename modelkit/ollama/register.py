@@ -37,7 +37,7 @@ import ollama
 from modelkit.core.hashing import sha256_file
 from modelkit.core.process import Progress, ignore_progress
 from modelkit.errors import ModelkitError, OllamaRefused, OllamaUnavailable, StepError, UserError
-from modelkit.ollama.client import describe, make_client, ping, raw_request, shown_host
+from modelkit.ollama.client import describe, make_client, ping, raw_request
 from modelkit.ollama.content import (
     ModelContent,
     checked_messages,
@@ -47,6 +47,7 @@ from modelkit.ollama.content import (
     known_digests,
 )
 from modelkit.ollama.freshness import ServerCopy, held_copy
+from modelkit.ollama.reachability import shown_host
 
 _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _CHUNK = 1 << 20

@@ -386,7 +386,7 @@ class _Rules:
     def _reachability(self) -> Any:
         """One record of which Ollama servers answer, shared by the build's registrations."""
         if self._servers is None:
-            from modelkit.ollama.client import Reachability
+            from modelkit.ollama.reachability import Reachability
 
             self._servers = Reachability()
         return self._servers

@@ -46,7 +46,7 @@ class Register(Step, kind="ollama-register", cacheable=False):
     servers: Reachability
 
     def params(self) -> dict[str, Any]:
-        from modelkit.ollama.client import shown_host
+        from modelkit.ollama.reachability import shown_host
 
         return {"model": self.ref, "method": self.method, "host": shown_host(self.host)}
 
@@ -66,8 +66,8 @@ class Register(Step, kind="ollama-register", cacheable=False):
         return self._unavailable(problem) if problem else None
 
     def external_staleness(self, digest: Callable[[Path], str]) -> str | None:
-        from modelkit.ollama.client import shown_host
         from modelkit.ollama.freshness import registration_status
+        from modelkit.ollama.reachability import shown_host
 
         if self.servers.known_problem(self.host):
             return f"Ollama not reachable at {shown_host(self.host)}"
@@ -97,8 +97,8 @@ class Register(Step, kind="ollama-register", cacheable=False):
     def _register(self, ctx: StepContext, before: Receipt) -> dict[str, Any]:
         """Register, then record what the server holds: the receipt."""
         from modelkit.ollama.cli import register_with_cli
-        from modelkit.ollama.client import shown_host
         from modelkit.ollama.freshness import held_copy, unexpected
+        from modelkit.ollama.reachability import shown_host
         from modelkit.ollama.register import register
 
         content, digests = self.content(), self._digests(ctx.digest)
@@ -121,7 +121,7 @@ class Register(Step, kind="ollama-register", cacheable=False):
 
     def _say(self, ctx: StepContext, differences: list[str], native: bool) -> None:
         """The server's own choices go to the log; one of them, its template, matters to the user."""
-        from modelkit.ollama.client import shown_host
+        from modelkit.ollama.reachability import shown_host
 
         with open(ctx.log_path, "a", encoding="utf-8") as log:
             log.writelines(f"Ollama: {d}\n" for d in differences)
@@ -130,7 +130,7 @@ class Register(Step, kind="ollama-register", cacheable=False):
                      "not the Modelfile's TEMPLATE (its native chat mode)")
 
     def _unavailable(self, detail: str) -> OllamaUnavailable:
-        from modelkit.ollama.client import shown_host
+        from modelkit.ollama.reachability import shown_host
 
         return OllamaUnavailable(shown_host(self.host), detail, self.ref, self.modelfile.out)
 

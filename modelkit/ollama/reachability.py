@@ -1,0 +1,81 @@
+"""Which Ollama servers answer, remembered for one build, and asked without the HTTP client when nothing listens.
+
+One refused connection is enough to know that the other variants cannot be registered either,
+without waiting on each. A plain socket finds a server that is not there (the common case for
+``modelkit plan`` and builds on a machine without Ollama) in microseconds; the official client,
+whose import alone costs a no-op build more than half its time, is loaded only to talk to one.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlsplit
+
+from modelkit.errors import OllamaUnavailable
+
+DEFAULT_SERVER = "http://127.0.0.1:11434"
+"""Where Ollama listens when neither the spec nor ``OLLAMA_HOST`` says otherwise."""
+OLLAMA_PORT = 11434
+SCHEME_PORTS = {"http": 80, "https": 443}
+
+
+def shown_host(host: str | None) -> str:
+    """Where Ollama is, for messages: the given host, else ``OLLAMA_HOST``, else the default."""
+    return host or os.environ.get("OLLAMA_HOST") or DEFAULT_SERVER
+
+
+def endpoint(host: str | None) -> tuple[str, int]:
+    """The address the official client connects to for ``host`` (``OLLAMA_HOST`` when None), in
+    every form Ollama accepts: ``name``, ``name:port``, ``:port``, ``scheme://name[:port][/path]``,
+    bracketed IPv6; a port left out is 11434, or the scheme's when a scheme is given."""
+    text = host if host is not None else os.environ.get("OLLAMA_HOST", "")
+    scheme, separator, rest = text.partition("://")
+    port = SCHEME_PORTS.get(scheme, OLLAMA_PORT) if separator else OLLAMA_PORT
+    split = urlsplit(f"{scheme}://{rest}" if separator else f"http://{text}")
+    return split.hostname or "127.0.0.1", split.port or port
+
+
+def refuses_connections(host: str | None) -> bool:
+    """Whether nothing listens where ``host`` points (any other failure, such as a name that does
+    not resolve, is left to the client, which says what it was)."""
+    try:
+        with socket.create_connection(endpoint(host), timeout=5.0):
+            return False
+    except ConnectionRefusedError:
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+class Reachability:
+    """Which Ollama servers answered during one build (a new build asks again)."""
+
+    def __init__(self) -> None:
+        self._unreachable: dict[str, str] = {}
+        self._reachable: set[str] = set()
+
+    def problem(self, host: str | None) -> str | None:
+        """Why ``host`` cannot be reached (asking it once), or None when it answers."""
+        shown = shown_host(host)
+        if shown not in self._unreachable and shown not in self._reachable:
+            if refuses_connections(host):
+                self._unreachable[shown] = "connection refused"
+                return self._unreachable[shown]
+            from modelkit.ollama.client import server_version
+
+            try:
+                server_version(host=host, timeout=5.0)
+                self._reachable.add(shown)
+            except OllamaUnavailable as e:
+                self._unreachable[shown] = e.detail
+        return self._unreachable.get(shown)
+
+    def known_problem(self, host: str | None) -> str | None:
+        """Why ``host`` was found unreachable earlier in this build, without asking again."""
+        return self._unreachable.get(shown_host(host))
+
+    def lost(self, error: OllamaUnavailable) -> None:
+        """Remember that a server stopped answering in the middle of the build."""
+        self._unreachable[error.host] = error.detail
+        self._reachable.discard(error.host)
