@@ -8,8 +8,11 @@ a user runs it (a fresh interpreter each time, start-up and imports included) ag
 2. a project made here whose base and adapter each carry a real-size tokenizer (150,016 tokens
    in ``tokenizer.json`` and ``tokenizer.model``, as Llama 3 or Qwen ship them), built once.
 
-Goals: the example's no-op ≤ 0.25 s, and the big vocabulary's within 1.2 × the example's (a
-no-op reads no file contents: facts read from big inputs are kept per input digest).
+Each no-op is measured twice: **planned** (the no-op stamp removed before each run, as after any
+change: the spec loaded, the graph planned, every target found fresh) and **stamped** (answered
+from the stamp the last no-op left, see ``modelkit/core/stamp.py``: only stats). Goals: the
+example's no-op ≤ 0.25 s, and the big vocabulary's within 1.2 × the example's (a no-op reads no
+file contents: facts read from big inputs are kept per input digest).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,11 +32,12 @@ BIG_VOCABULARY = 150_016
 REPEATS = 9
 
 
-def median_seconds(cmd: list[str], repeats: int = REPEATS) -> float:
-    """The median wall time of ``cmd``, run ``repeats`` times after one warm-up run."""
+def median_seconds(cmd: list[str], repeats: int = REPEATS, before: Callable[[], None] = lambda: None) -> float:
+    """The median wall time of ``cmd``, run ``repeats`` times after one warm-up run, each after ``before()``."""
     subprocess.run(cmd, capture_output=True, check=True)
     times = []
     for _ in range(repeats):
+        before()
         start = time.perf_counter()
         subprocess.run(cmd, capture_output=True, check=True)
         times.append(time.perf_counter() - start)
@@ -104,27 +109,38 @@ def make_big_vocabulary_project(root: Path) -> Path:
     return spec
 
 
+def no_op(spec: Path) -> tuple[float, float]:
+    """(planned, stamped) median seconds of ``modelkit build --no-ollama`` on the built ``spec``."""
+    cmd = modelkit("build", str(spec), "--no-ollama")
+    stamp = spec.parent / ".modelkit" / "noop.json"
+    planned = median_seconds(cmd, before=lambda: stamp.unlink(missing_ok=True))
+    return planned, median_seconds(cmd)
+
+
 def main() -> None:
     if not (EXAMPLE.parent / "build").is_dir():
         print("the example is not built: run `make example` first")
         return
+    compiled = (ROOT / "modelkit" / "__pycache__").is_dir()
+    bytecode = "" if compiled else " (modelkit's bytecode is not compiled: run make setup)"
     bare = median_seconds([sys.executable, "-c", "pass"])
-    example = median_seconds(modelkit("build", str(EXAMPLE), "--no-ollama"))
+    planned, stamped = no_op(EXAMPLE)
     plan = median_seconds(modelkit("plan", str(EXAMPLE)))
-    print(f"bare interpreter (`python -c pass`, median of {REPEATS}): {bare * 1000:.0f} ms")
-    print(f"no-op `modelkit build --no-ollama`, the example: {example * 1000:.0f} ms "
-          f"({example / bare:.1f} x bare; goal <= 250 ms)")
+    print(f"bare interpreter (`python -c pass`, median of {REPEATS}): {bare * 1000:.0f} ms{bytecode}")
+    print(f"no-op `modelkit build --no-ollama`, the example: {stamped * 1000:.0f} ms from its stamp "
+          f"({stamped / bare:.1f} x bare; goal <= 250 ms), {planned * 1000:.0f} ms planned ({planned / bare:.1f} x)")
     print(f"`modelkit plan`, the example: {plan * 1000:.0f} ms ({plan / bare:.1f} x bare)")
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         spec = make_big_vocabulary_project(Path(tmp))
         subprocess.run(modelkit("build", str(spec), "--no-ollama"), capture_output=True, check=True)
         made = time.perf_counter() - start
-        big = median_seconds(modelkit("build", str(spec), "--no-ollama"))
+        big_planned, big_stamped = no_op(spec)
         size = sum(f.stat().st_size for f in Path(tmp).glob("*/tokenizer.json"))
     print(f"no-op, base and adapter with {BIG_VOCABULARY:,}-token tokenizers ({size / 1e6:.0f} MB of tokenizer.json; "
-          f"made and built once in {made:.0f} s): {big * 1000:.0f} ms -> {big / example:.2f} x the example's "
-          "(goal <= 1.2)")
+          f"made and built once in {made:.0f} s): {big_stamped * 1000:.0f} ms from its stamp -> "
+          f"{big_stamped / stamped:.2f} x the example's, {big_planned * 1000:.0f} ms planned -> "
+          f"{big_planned / planned:.2f} x (goal <= 1.2)")
 
 
 if __name__ == "__main__":

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from modelkit.core.stamp import read_stamp, recording_reads, write_stamp
 from modelkit.errors import UserError
+
+NOOP_STAMP = "noop.json"
+"""In the state folder: what the last build that had nothing to do read and printed."""
+STAMP_ENVIRONMENT = ("MODELKIT_", "OLLAMA_", "HF_", "HUGGINGFACE_", "CUDA_", "NVIDIA_", "LLAMA_", "PYDANTIC_")
+STAMP_VARIABLES = ("PATH", "PYTHONPATH", "HOME", "TERM", "NO_COLOR", "FORCE_COLOR", "COLUMNS")
 
 
 def add_commands(sub: Any, epilog: str) -> None:
@@ -101,16 +109,33 @@ def _split(args: argparse.Namespace) -> tuple[Path | None, list[str]]:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from modelkit.cli.reporter import ConsoleReporter, UploadBar, console, markup, print_build_summary
+    started = time.monotonic()
+    spec, targets = _split(args)
+    key = _noop_key(args, targets)
+    if key is not None and (answered := _answer_from_stamp(args, spec, key, started)) is not None:
+        return answered
+    with recording_reads() as reads:
+        return _build(args, spec, targets, key, reads, started)
+
+
+def _build(args: argparse.Namespace, spec: Path | None, targets: list[str], key: dict[str, Any] | None,
+           reads: set[str], started: float) -> int:
+    from modelkit.cli.console import console, markup
+    from modelkit.cli.reporter import ConsoleReporter, UploadBar, print_build_summary
     from modelkit.cli.tools import install_with_progress
     from modelkit.project import Project
 
-    spec, targets = _split(args)
     project = Project.open(spec, update_sources=args.update, register=args.register)
-    project.notify = _say
+    notes: list[str] = []
+
+    def note(line: str) -> None:
+        notes.append(line)
+        _say(line)
+
+    project.notify = note
     if project.state.notice:
+        notes.append(project.state.notice)
         console.print(markup("[yellow]note:[/] {}", project.state.notice))
-    started = time.monotonic()
     if project.needs_toolchain(targets or None) and project.find_toolchain() is None:
         console.print(markup("[bold]llama.cpp toolchain not installed: building it once (a few minutes)[/]"))
         install_with_progress(None)
@@ -123,20 +148,81 @@ def cmd_build(args: argparse.Namespace) -> int:
     finally:
         uploading.close()
     _say_transfers(project)
-    return print_build_summary(project, targets, result, time.monotonic() - started)
+    if key is None or notes or not _nothing_happened(project, targets, result):
+        return print_build_summary(project, targets, result, time.monotonic() - started)
+    with console.capture() as captured:
+        code = print_build_summary(project, targets, result, time.monotonic() - started)
+    summary = captured.get()
+    console.file.write(summary)
+    # inputs and outputs are only stat'ed by a no-op (their digests come from the stat cache)
+    touched = {str(p) for t in project.graph.closure(targets or None)
+               for p in (*t.action.inputs().values(), *t.action.outputs())}
+    write_stamp(project.loaded.state_dir / NOOP_STAMP, key | {"spec": str(project.loaded.path)}, reads | touched,
+                {"fresh": result.fresh, "summary": summary.partition("\n")[2]}, skip=[project.loaded.state_dir],
+                same_file=[project.state.path])
+    return code
+
+
+def _noop_key(args: argparse.Namespace, targets: list[str]) -> dict[str, Any] | None:
+    """What decides what a build does and prints besides files (see :mod:`modelkit.core.stamp`),
+    or None for a build that must plan (``--force``, ``--update``)."""
+    if args.force or args.update:
+        return None
+    from modelkit.cli.console import console
+
+    env = {k: v for k, v in os.environ.items() if k.startswith(STAMP_ENVIRONMENT) or k in STAMP_VARIABLES}
+    return {"command": "build", "targets": targets, "register": args.register, "locked": args.locked,
+            "push": not args.no_push, "cwd": os.getcwd(), "python": sys.executable, "env": dict(sorted(env.items())),
+            "console": [console.is_terminal, console.width, console.color_system]}
+
+
+def _nothing_happened(project: Any, targets: list[str], result: Any) -> bool:
+    """Whether the build found everything up to date and asked nothing outside the project's
+    files (an Ollama server, a remote cache), so that the next one may be answered by its stamp."""
+    remote = project.__dict__.get("remote")
+    return (result.ok and not (result.ran or result.deferred or result.unneeded or result.skipped)
+            and not project.report_note and not (remote and (remote.restored or remote.missed or remote.bytes_up))
+            and not any(t.action.outside for t in project.graph.closure(targets or None)))
+
+
+def _answer_from_stamp(args: argparse.Namespace, spec_arg: Path | None, key: dict[str, Any],
+                       started: float) -> int | None:
+    """Print what the last build printed and return 0 when its stamp still holds; else None."""
+    from modelkit.core.locks import FileLock
+    from modelkit.spec.location import find_spec, state_dir
+
+    try:
+        spec = find_spec(spec_arg)
+        folder = state_dir(spec)
+        if not (folder / NOOP_STAMP).is_file():
+            return None
+        with FileLock(folder / "build.lock", wait=False):  # a build under way may be changing files
+            stamp = read_stamp(folder / NOOP_STAMP, key | {"spec": str(spec)})
+    except UserError:
+        return None
+    if stamp is None:
+        return None
+    from modelkit.cli.console import console, fresh_line, up_to_date_line
+
+    if args.verbose:
+        for name in stamp.lines["fresh"]:
+            console.print(fresh_line(name))
+    console.print(up_to_date_line(len(stamp.lines["fresh"]), time.monotonic() - started))
+    console.file.write(stamp.lines["summary"])
+    return 0
 
 
 def _say(line: str) -> None:
     from rich.text import Text
 
-    from modelkit.cli.reporter import console
+    from modelkit.cli.console import console
 
     console.print(Text.assemble(("note: ", "yellow"), line))
 
 
 def _say_transfers(project: Any) -> None:
     """One line of what went over the wire, if anything did."""
-    from modelkit.cli.reporter import console
+    from modelkit.cli.console import console
     from modelkit.core.units import human_size
 
     remote = project.__dict__.get("remote")
@@ -147,7 +233,8 @@ def _say_transfers(project: Any) -> None:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from modelkit.cli.reporter import console, shown_path
+    from modelkit.cli.console import console
+    from modelkit.cli.reporter import shown_path
     from modelkit.watch import Watcher
 
     if args.quiet < 0:
@@ -180,7 +267,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    from modelkit.cli.reporter import stdout
+    from modelkit.cli.console import stdout
     from modelkit.core.units import human_size
     from modelkit.project import Project
 

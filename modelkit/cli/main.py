@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         print_error(e)
         return e.exit_code
     except KeyboardInterrupt:
-        from modelkit.cli.reporter import console, markup
+        from modelkit.cli.console import console, markup
 
         console.print(markup("[yellow]interrupted[/]: finished artifacts are kept; "
                              "the step in progress left nothing behind"))

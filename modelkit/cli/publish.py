@@ -41,7 +41,7 @@ def add_commands(sub: Any) -> None:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from modelkit.cli.reporter import console, markup
+    from modelkit.cli.console import console, markup
     from modelkit.project import Project
     from modelkit.publish import plan_publish, publish
 
@@ -66,7 +66,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def _print_dry_run(plan: Any) -> int:
-    from modelkit.cli.reporter import markup, stdout
+    from modelkit.cli.console import markup, stdout
     from modelkit.core.units import human_size
     from modelkit.publish import describe
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.text import Text
 
+from modelkit.cli.console import console, fresh_line, markup, stdout, up_to_date_line
 from modelkit.core.engine import BuildResult
 from modelkit.core.graph import Target
 from modelkit.core.process import Progress as ProgressFn
@@ -30,25 +30,6 @@ if TYPE_CHECKING:
     from rich.table import Table
 
     from modelkit.project import Project
-
-def _console(stderr: bool) -> Console:
-    """A console that reads no markup in what it prints (see :func:`markup`); in a pipe or a log,
-    tables are not folded at 80 columns."""
-    made = Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False)
-    return made if made.is_terminal else Console(stderr=stderr, highlight=False, soft_wrap=True, markup=False,
-                                                 width=200)
-
-
-console = _console(stderr=True)
-stdout = _console(stderr=False)
-
-
-def markup(template: str, *values: object) -> Text:
-    """A line from literal rich markup whose ``{}`` holes show ``values`` exactly as written. The
-    consoles read no markup in text, so a message naming ``[evaluate] text`` or a path with
-    brackets comes out as it is; styles come only from literals passed through here."""
-    return Text.from_markup(template.format(*(escape(str(v)) for v in values)))
-
 
 class ConsoleReporter:
     """The engine's :class:`~modelkit.core.engine.Reporter` for a terminal (plain lines elsewhere).
@@ -87,7 +68,7 @@ class ConsoleReporter:
 
     def fresh(self, target: Target) -> None:
         if self.verbose:
-            self._print(markup("[dim]  ok  {} (up to date)[/]", target.name))
+            self._print(fresh_line(target.name))
 
     def start(self, target: Target, reason: str) -> None:
         with self._lock:
@@ -203,8 +184,7 @@ def print_build_summary(project: Project, targets: list[str], result: BuildResul
         console.print(markup("  [dim]not downloaded (everything that reads them was fresh or restored): {}[/]",
                              ", ".join(result.unneeded)))
     if not result.ran:
-        console.print(markup("[green]everything is up to date[/] ({} targets, {}s)", len(result.fresh),
-                             f"{elapsed:.2f}"))
+        console.print(up_to_date_line(len(result.fresh), elapsed))
     else:
         same = f", {len(result.unchanged)} produced identical bytes" if result.unchanged else ""
         console.print(markup("[green]built {} targets[/] in {}s ({} were up to date{})", len(result.ran),

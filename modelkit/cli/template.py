@@ -36,8 +36,8 @@ def _show(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from modelkit.chat_template import read_template
-    from modelkit.cli.reporter import markup
-    from modelkit.cli.reporter import stdout as out
+    from modelkit.cli.console import markup
+    from modelkit.cli.console import stdout as out
 
     src = read_template(args.source)
     out.print(markup("[bold]chat template[/bold] from {}", src.origin))
@@ -55,8 +55,8 @@ def _show(args: argparse.Namespace) -> int:
 
 def _show_native(gguf: Path) -> None:
     """What llama.cpp's engine renders from ``gguf``'s Jinja, against apply_chat_template."""
-    from modelkit.cli.reporter import markup
-    from modelkit.cli.reporter import stdout as out
+    from modelkit.cli.console import markup
+    from modelkit.cli.console import stdout as out
     from modelkit.steps.native import native_result
     from modelkit.toolchain import find_toolchain
 
@@ -76,8 +76,8 @@ def _show_native(gguf: Path) -> None:
 
 def _translate(args: argparse.Namespace) -> int:
     from modelkit.chat_template import choose_template, inherit_template
-    from modelkit.cli.reporter import console as err
-    from modelkit.cli.reporter import markup
+    from modelkit.cli.console import console as err
+    from modelkit.cli.console import markup
 
     src = choose_template([args.source], [t for t in (args.source, args.tokens) if t is not None][::-1])
     result = inherit_template(src)  # raises TemplateError (with the diff) when not proven

@@ -80,7 +80,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def install_with_progress(backend: str | None, force: bool = False) -> Any:
     """Build the managed toolchain with a progress bar; return it."""
-    from modelkit.cli.reporter import console, markup, transient_progress
+    from modelkit.cli.console import console, markup
+    from modelkit.cli.reporter import transient_progress
     from modelkit.toolchain import install
 
     with transient_progress("installing llama.cpp") as report:
@@ -96,7 +97,8 @@ def cmd_toolchain_install(args: argparse.Namespace) -> int:
 
 
 def cmd_toolchain_show(args: argparse.Namespace) -> int:
-    from modelkit.cli.reporter import json_dump, markup, stdout
+    from modelkit.cli.console import markup, stdout
+    from modelkit.cli.reporter import json_dump
     from modelkit.toolchain import describe_toolchain, detect_backend, find_toolchain, managed_dir
 
     configured, where = None, "spec"

@@ -44,10 +44,16 @@ class Action(ABC):
     registration's receipt says what a server held then; restoring it would claim what the
     server may no longer hold, and another machine has another server)."""
 
+    outside: ClassVar[bool] = False
+    """Whether its freshness depends on something outside the project's files (see
+    :meth:`external_staleness`): a build that has one must ask, never answer from a stamp."""
+
     def __init_subclass__(cls, kind: str | None = None, tool: str | None = None, atomic: bool | None = None,
-                          reproducible: bool | None = None, cacheable: bool | None = None, **kwargs: Any) -> None:
+                          reproducible: bool | None = None, cacheable: bool | None = None,
+                          outside: bool | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        given = {"kind": kind, "tool": tool, "atomic": atomic, "reproducible": reproducible, "cacheable": cacheable}
+        given = {"kind": kind, "tool": tool, "atomic": atomic, "reproducible": reproducible, "cacheable": cacheable,
+                 "outside": outside}
         for name, value in given.items():
             if value is not None:
                 setattr(cls, name, value)

@@ -20,6 +20,7 @@ from modelkit.errors import SpecError, UserError
 from modelkit.formats.checkpoints import is_complete, is_pattern, newest_complete
 from modelkit.formats.gguf import is_gguf
 from modelkit.ollama import params as ollama_params
+from modelkit.spec.location import find_spec, state_dir
 from modelkit.spec.model import ItemError, Spec, closest
 from modelkit.spec.toml_lines import line_of, value_lines
 
@@ -59,7 +60,7 @@ class LoadedSpec:
 
     @property
     def state_dir(self) -> Path:
-        return self.root / ".modelkit"
+        return state_dir(self.path)
 
     def where(self, *loc: str | int) -> str:
         """``file:line: field`` for error messages about a field of this spec."""
@@ -82,16 +83,6 @@ def _field_name(loc: tuple[str | int, ...]) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"
-
-
-def find_spec(path: Path | None) -> Path:
-    """The spec file a command means: a file, a folder holding model.toml, or ./model.toml."""
-    path = path or Path("model.toml")
-    if path.is_dir():
-        path = path / "model.toml"
-    if not path.is_file():
-        raise UserError(f"{path}: no such spec file (write a model.toml, or pass its path)")
-    return path.resolve()
 
 
 def load_spec(path: Path | None = None, check_files: bool = True) -> LoadedSpec:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(kw_only=True, eq=False)
-class Register(Step, kind="ollama-register", cacheable=False):
+class Register(Step, kind="ollama-register", cacheable=False, outside=True):
     """``out`` is the receipt, under ``.modelkit/`` (what this machine's server accepted, and when:
     never restored, never in the lock); ``servers`` is
     shared by the build's registrations, so a server that did not answer once is not waited on
