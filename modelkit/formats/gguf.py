@@ -246,26 +246,48 @@ def read_metadata(path: Path) -> dict[str, Any]:
     return read_header(path).metadata
 
 
-def parameter_count(path: Path) -> int:
-    """How many weights the GGUF's tensors hold, from the tensor descriptors after the metadata
-    (each: name, dimension count, dimensions, type, offset); the tensor data is not read. With the
-    file's size this gives the bits per weight a quantization really spends."""
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor's descriptor: its name, how many weights it holds, its ggml type (an int, as
+    gguf's ``GGMLQuantizationType``)."""
+
+    name: str
+    weights: int
+    ggml_type: int
+
+
+def tensor_infos(path: Path) -> list[TensorInfo]:
+    """The tensor descriptors after the metadata (each: name, dimension count, dimensions, type,
+    offset); the tensor data is not read."""
     header = read_header(path, index_strings=())
+    infos = []
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
         try:
-            at, total = header.kv_end, 0
+            at = header.kv_end
             for _ in range(header.tensor_count):
                 (n,) = _U64.unpack_from(mm, at)
+                name = bytes(mm[at + 8:at + 8 + n]).decode("utf-8", errors="replace")
                 at += 8 + n
                 (dims,) = _U32.unpack_from(mm, at)
                 count = 1
                 for k in range(dims):
                     count *= _U64.unpack_from(mm, at + 4 + 8 * k)[0]
-                total += count
+                (ggml_type,) = _U32.unpack_from(mm, at + 4 + 8 * dims)
+                infos.append(TensorInfo(name, count, ggml_type))
                 at += 4 + 8 * dims + 4 + 8  # dimensions, type, offset
         except struct.error as exc:
             raise GGUFHeaderError(f"{path}: truncated GGUF tensor descriptors ({exc})") from exc
-    return total
+    return infos
+
+
+def parameter_count(path: Path) -> int:
+    """How many weights the GGUF's tensors hold; with the file's size this gives the bits per
+    weight a quantization really spends."""
+    return sum(t.weights for t in tensor_infos(path))
+
+
+def tensor_names(path: Path) -> list[str]:
+    return [t.name for t in tensor_infos(path)]
 
 
 def gguf_facts(path: Path) -> dict[str, Any]:

@@ -72,6 +72,28 @@ CONVERT_OUTTYPES: dict[str, str | None] = {
 }
 
 
+# The ggml types one tensor can be given (``--tensor-type NAME=TYPE``, ``--output-tensor-type``,
+# ``--token-embedding-type``): types of a tensor, not of a file (Q4_K, not Q4_K_M). llama-quantize
+# reads them case-blind; a test holds this list against gguf's GGMLQuantizationType. The values
+# are the ggml types' bits per weight, which order them.
+TENSOR_TYPES: dict[str, float] = {
+    "IQ1_S": 1.5625, "IQ1_M": 1.75, "TQ1_0": 1.6875, "TQ2_0": 2.0625, "IQ2_XXS": 2.0625, "IQ2_XS": 2.3125,
+    "IQ2_S": 2.5625, "Q2_K": 2.625, "IQ3_XXS": 3.0625, "IQ3_S": 3.4375, "Q3_K": 3.4375, "IQ4_XS": 4.25,
+    "IQ4_NL": 4.5, "Q4_0": 4.5, "Q4_K": 4.5, "Q4_1": 5.0, "Q5_0": 5.5, "Q5_K": 5.5, "Q5_1": 6.0, "Q6_K": 6.5625,
+    "Q8_0": 8.5, "BF16": 16.0, "F16": 16.0, "F32": 32.0,
+}
+TENSOR_TYPES_NEEDING_IMATRIX = ("IQ1_S", "IQ1_M", "IQ2_XXS", "IQ2_XS", "IQ2_S")
+"""llama-quantize refuses these for a tensor without an importance matrix."""
+
+
+def tensor_type(name: str) -> str:
+    """The canonical spelling of a tensor's ggml type (``q6_k`` -> ``Q6_K``); KeyError if unknown."""
+    upper = name.upper()
+    if upper not in TENSOR_TYPES:
+        raise KeyError(name)
+    return upper
+
+
 def canonical(name: str) -> str:
     """The canonical spelling of a quantization type (``q4_k`` -> ``Q4_K_M``); KeyError if unknown."""
     q = QUANT_TYPES[name.upper()]

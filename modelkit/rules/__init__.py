@@ -47,6 +47,7 @@ from modelkit.rules.names import SOURCE_BASE, SOURCE_BASE_TOKENIZER, Names
 from modelkit.rules.quality import Measured, add_imatrix, add_quality
 from modelkit.rules.templates import ModelTemplate, add_templates
 from modelkit.spec import Adapter, LoadedSpec
+from modelkit.spec.model import Recipe
 from modelkit.steps.convert import Convert
 from modelkit.steps.convert_lora import ConvertLora
 from modelkit.steps.fetch import Fetch
@@ -54,7 +55,7 @@ from modelkit.steps.merge import MergeLora
 from modelkit.steps.merge_peft import MergePeft
 from modelkit.steps.modelfile import RenderModelfile
 from modelkit.steps.native import ProveNative
-from modelkit.steps.quantize import Quantize
+from modelkit.steps.quantize import Quantize, TensorRecipe
 from modelkit.steps.register import Register
 
 
@@ -121,7 +122,7 @@ def build_graph(loaded: LoadedSpec, locked_sources: Mapping[str, Mapping[str, An
         rules.adapter(given, resolved)
     for adapter, model in rules.models():
         full = rules.full_precision(adapter, base)
-        quants: list[str | None] = list(loaded.spec.quantize.types) or [None]
+        quants: list[str | None] = list(loaded.spec.quantize.variant_names) or [None]
         made = [rules.variant(model, adapter, full, quant) for quant in quants]
         rules.native(model, adapter, made[0].variant)
         verdicts = add_quality(rules.add, rules.names, loaded, full.stem, full.path, full.target, made)
@@ -264,14 +265,25 @@ class _Rules:
         if made.target not in self.graph:
             requantize = self.spec.base.gguf is not None and full.stem == "base"
             carried = self._carried_by_base() if full.target is None else None  # the user's GGUF, quantized
+            recipe = self.spec.quantize.recipe(quant)
             imatrix = (add_imatrix(self.add, self.names, self.loaded, full.stem, full.path, full.target)
-                       if QUANT_TYPES[quant].uses_imatrix else None)
-            self.add(made.target, Quantize(src=full.path, qtype=quant, out=made.path, requantize=requantize,
-                                           src_file=None if full.target else full.path, label=full.stem,
-                                           chat_template=carried.path if carried else None, imatrix=imatrix),
+                       if _uses_imatrix(quant, recipe, self.spec.quantize.imatrix is not None) else None)
+            self.add(made.target, Quantize(src=full.path, qtype=recipe.type if recipe else quant, out=made.path,
+                                           requantize=requantize, src_file=None if full.target else full.path,
+                                           label=full.stem, chat_template=carried.path if carried else None,
+                                           imatrix=imatrix, recipe=self._recipe(quant)),
                      (full.target, carried.target if carried else None,
                       self.names.imatrix(full.stem).target if imatrix else None), long=True)
         return made.target, made.path, quant
+
+    def _recipe(self, name: str) -> TensorRecipe | None:
+        """The recipe named ``name`` as the quantize step takes it, with where it is in the spec."""
+        index, recipe = next(((i, r) for i, r in enumerate(self.spec.quantize.recipes) if r.name == name), (0, None))
+        if recipe is None:
+            return None
+        return TensorRecipe(name=recipe.name, tensors=dict(recipe.tensors), output=recipe.output,
+                            embeddings=recipe.embeddings,
+                            where=self.loaded.where("quantize", "recipes", index, "tensors"))
 
     def native(self, model: str, adapter: str | None, variant: Variant) -> None:
         """``native:<model>``: its first variant's GGUF rendered by llama.cpp's own engine (Ollama's
@@ -289,7 +301,8 @@ class _Rules:
         ollama, variant = self.spec.ollama, measured.variant
         adapter_files, deps = self._registration_deps[variant.ref]
         refs = [variant.ref]
-        latest = ollama.latest if ollama.latest is not None else (self.spec.quantize.types or [variant.quant])[0]
+        built = self.spec.quantize.variant_names or [variant.quant]
+        latest = ollama.latest if ollama.latest is not None else built[0]
         if latest and _canonical_or_same(latest) == variant.quant:
             refs.append(f"{variant.model}:latest")
         for ref in refs:
@@ -390,6 +403,15 @@ class _Rules:
 
             self._servers = Reachability()
         return self._servers
+
+
+def _uses_imatrix(quant: str, recipe: Recipe | None, have_one: bool) -> bool:
+    """Whether the quantization reads the importance matrix: a recipe does when any of its types
+    would (and there is one: without, a recipe only uses types that do not need it)."""
+    if recipe is None:
+        return QUANT_TYPES[quant].uses_imatrix
+    return have_one and (QUANT_TYPES[recipe.type].uses_imatrix
+                         or any(t not in ("Q8_0", "F16", "BF16", "F32") for t in recipe.tensor_types()))
 
 
 def _canonical_or_same(name: str) -> str:

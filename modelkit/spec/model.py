@@ -19,7 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from modelkit.core.remote_cache import url_problem
 from modelkit.core.units import parse_size
 from modelkit.formats.checkpoints import is_pattern
-from modelkit.formats.quant_types import QUANT_TYPES, canonical
+from modelkit.formats.quant_types import (
+    QUANT_TYPES,
+    TENSOR_TYPES,
+    TENSOR_TYPES_NEEDING_IMATRIX,
+    canonical,
+    tensor_type,
+)
 from modelkit.ollama import names as ollama_names
 from modelkit.ollama import params as ollama_params
 
@@ -99,6 +105,74 @@ class Adapter(_Strict):
         return self
 
 
+class Recipe(_Strict):
+    """A quantization of its own: a file type for most tensors, other types for the tensors named
+    (llama-quantize's ``--tensor-type``, ``--output-tensor-type``, ``--token-embedding-type``)."""
+
+    name: str = Field(description="The variant's name: its GGUF (<stem>.<name>.gguf), its Ollama tag ({quant} "
+                                  "is the name, lower-cased) and its row in the report, e.g. 'Q4_K_M-hi'.")
+    type: str = Field(description="The llama.cpp quantization type every other tensor gets, e.g. 'Q4_K_M'.")
+    tensors: dict[str, str] = Field(
+        default_factory=dict,
+        description="Tensor-name pattern = tensor type, e.g. { attn_v = 'Q6_K', ffn_down = 'Q5_K' }. A pattern is "
+                    "searched for in each tensor's GGUF name (blk.3.attn_v.weight), as llama-quantize does (a "
+                    "regular expression, lower-cased); a type is a ggml tensor type (Q4_K, Q6_K, Q8_0, F16…).")
+    output: str | None = Field(None, description="The tensor type of output.weight, e.g. 'Q8_0'.")
+    embeddings: str | None = Field(None, description="The tensor type of token_embd.weight, e.g. 'Q8_0'.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", value):
+            raise ValueError(f"'{value}' cannot name a variant: use letters, digits, '_', '.' and '-' (it becomes a "
+                             "file name and an Ollama tag)")
+        if value.upper() in QUANT_TYPES:
+            raise ValueError(f"'{value}' is a llama.cpp type; a recipe needs a name of its own, e.g. '{value}-hi'")
+        return value
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, value: str) -> str:
+        try:
+            return canonical(value)
+        except KeyError:
+            hint = closest(value.upper(), list(QUANT_TYPES), _POPULAR_QUANTS)
+            raise ValueError(f"'{value}' is not a llama.cpp quantization type"
+                             + (f" (did you mean '{hint}'?)" if hint else "")) from None
+
+    @field_validator("tensors")
+    @classmethod
+    def _tensors(cls, values: dict[str, str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for pattern, value in values.items():
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ItemError(pattern, f"'{pattern}' is not a regular expression ({e})") from None
+            out[pattern.lower()] = _tensor_type(value, pattern)
+        return out
+
+    @field_validator("output", "embeddings")
+    @classmethod
+    def _one_tensor(cls, value: str | None) -> str | None:
+        return None if value is None else _tensor_type(value, None)
+
+    def tensor_types(self) -> list[str]:
+        """Every tensor type the recipe asks for, its file type's aside."""
+        return [*self.tensors.values(), *(t for t in (self.output, self.embeddings) if t)]
+
+
+def _tensor_type(value: str, key: str | None) -> str:
+    try:
+        return tensor_type(value)
+    except KeyError:
+        hint = closest(value.upper(), list(TENSOR_TYPES), ("Q4_K", "Q5_K", "Q6_K", "Q8_0", "F16"))
+        hint = hint or (value.upper().rsplit("_", 1)[0] if value.upper().rsplit("_", 1)[0] in TENSOR_TYPES else None)
+        message = (f"'{value}' is not a tensor type (a tensor's ggml type, such as Q4_K, Q6_K, Q8_0 or F16; Q4_K_M "
+                   "is a file's)" + (f"; did you mean '{hint}'?" if hint else ""))
+        raise (ItemError(key, message) if key is not None else ValueError(message)) from None
+
+
 class Quantize(_Strict):
     """Which quantized GGUFs to make (llama.cpp's llama-quantize)."""
 
@@ -110,6 +184,18 @@ class Quantize(_Strict):
         None, description="A calibration text (your own training or chat data is the best): llama-imatrix computes "
                           "an importance matrix from it for each full-precision model, and every quantization of "
                           "that model uses it. It unlocks the IQ types and Q2_K.")
+    recipes: list[Recipe] = Field(
+        default_factory=list,
+        description="Variants with per-tensor types, each its own GGUF, Ollama tag and report row, built beside "
+                    "quantize.types.")
+
+    @property
+    def variant_names(self) -> list[str]:
+        """Every variant to build: the types, then the recipes' names."""
+        return [*self.types, *(r.name for r in self.recipes)]
+
+    def recipe(self, name: str) -> Recipe | None:
+        return next((r for r in self.recipes if r.name == name), None)
 
     @field_validator("types")
     @classmethod
@@ -135,6 +221,21 @@ class Quantize(_Strict):
                     raise ItemError(i, f"'{name}' needs an importance matrix: set quantize.imatrix to a calibration "
                                        "text (your own training or chat data is best), or use a K-quant such as "
                                        "'Q4_K_M' or 'Q3_K_M'", parent="types")
+            for i, recipe in enumerate(self.recipes):
+                wanting = [t for t in recipe.tensor_types() if t in TENSOR_TYPES_NEEDING_IMATRIX]
+                if QUANT_TYPES[recipe.type].wants_imatrix or wanting:
+                    raise ItemError(i, f"'{(wanting or [recipe.type])[0]}' needs an importance matrix: set "
+                                       "quantize.imatrix to a calibration text", parent="recipes")
+        return self
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Quantize:
+        seen: set[str] = set()
+        for i, recipe in enumerate(self.recipes):
+            if recipe.name.lower() in seen:
+                raise ItemError(i, f"'{recipe.name}' names two recipes (tags are lower-case)", field="name",
+                                parent="recipes")
+            seen.add(recipe.name.lower())
         return self
 
 
@@ -388,7 +489,7 @@ class Spec(_Strict):
     @model_validator(mode="after")
     def _tags(self) -> Spec:
         tag = self.ollama.tag
-        if len(self.quantize.types) > 1 and "{quant}" not in tag:
+        if len(self.quantize.variant_names) > 1 and "{quant}" not in tag:
             raise ItemError("tag", f"'{tag}' would give every quantization the same tag: add {{quant}}",
                              parent="ollama")
         if "{step}" in tag and not any(a.path is not None and is_pattern(a.path) for a in self.adapters):
@@ -404,9 +505,10 @@ class Spec(_Strict):
                 name = canonical(latest)
             except KeyError:
                 name = latest
-            if name not in self.quantize.types:
-                raise ItemError("latest", f"'{latest}' is not one of quantize.types ({', '.join(self.quantize.types)})",
-                                 parent="ollama")
+            if name not in self.quantize.variant_names:
+                built = ", ".join(self.quantize.variant_names)
+                raise ItemError("latest", f"'{latest}' is not one of quantize.types or recipes ({built})",
+                                parent="ollama")
         return self
 
     @model_validator(mode="after")
@@ -427,8 +529,8 @@ class Spec(_Strict):
                     quant = canonical(name)
                 except KeyError:
                     quant = name
-                if quant not in self.quantize.types:
-                    built = ", ".join(self.quantize.types) or "none: quantize.types is empty"
+                if quant not in self.quantize.variant_names:
+                    built = ", ".join(self.quantize.variant_names) or "none: quantize.types is empty"
                     raise ItemError(j, f"'{name}' is not built (quantize.types: {built})",
                                     parent=("evaluate", "prompts", i, "variants"))
         return self

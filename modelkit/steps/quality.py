@@ -22,7 +22,6 @@ from modelkit.core.action import StepContext
 from modelkit.core.resources import Demand
 from modelkit.core.units import human_size
 from modelkit.errors import StepError
-from modelkit.formats.quant_types import QUANT_TYPES
 from modelkit.steps.base import Step, offload
 from modelkit.steps.modelfile import RenderModelfile
 
@@ -92,8 +91,8 @@ class JudgeVariant(Step, kind="judge", tool="quantize", reproducible=False):
         if mine["kld_mean"] <= self.max_kld:
             return []
         others = [json.loads(p.read_text()) for p in self.ladder or [] if p.is_file()]
-        bigger = sorted((n for n in others if _bits(n["quant"]) > _bits(mine["quant"])),
-                        key=lambda n: _bits(n["quant"]))
+        bigger = sorted((n for n in others if n["bits_per_weight"] > mine["bits_per_weight"]),
+                        key=lambda n: n["bits_per_weight"])
         passing = next((n for n in bigger if n["kld_mean"] <= self.max_kld), None)
         hint = (f"; {passing['quant']} passes (mean KLD {passing['kld_mean']:.4f}, {human_size(passing['bytes'])})"
                 if passing else "; no larger type built here passes: try a larger one, or an importance matrix")
@@ -133,8 +132,3 @@ def _missed(ref: str, answer: dict[str, Any]) -> str:
         f"to match {answer['expect_regex']!r}"
     prompt = answer["prompt"].replace("\n", "\\n")
     return f"{ref}: expected the answer {wanted}, got {answer['answer']!r} (prompt: {prompt!r})"
-
-
-def _bits(quant: str) -> float:
-    q = QUANT_TYPES.get(quant)
-    return q.rough_bits if q is not None else 16.0

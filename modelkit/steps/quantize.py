@@ -2,17 +2,58 @@
 
 from __future__ import annotations
 
+import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from modelkit.core.action import StepContext
 from modelkit.core.resources import Demand
+from modelkit.errors import UserError
 from modelkit.steps.base import GGUFStep, Recorded, llama_demand
 
 # llama-quantize prints "[  12/ 291]  blk.0.attn_q.weight ..." per tensor.
 TENSOR_COUNTER = re.compile(r"^\[\s*(\d+)/\s*(\d+)\]")
+
+
+@dataclass(frozen=True, kw_only=True)
+class TensorRecipe:
+    """Per-tensor types on top of the file type (a spec's ``[[quantize.recipes]]``): ``tensors``
+    maps a pattern searched for in tensor names to a ggml type; ``where`` is the spec's
+    ``file:line: field`` for messages (not part of the key)."""
+
+    name: str
+    tensors: dict[str, str]
+    output: str | None = None
+    embeddings: str | None = None
+    where: str = field(default="", compare=False)
+
+    def params(self) -> dict[str, Any]:
+        return {"tensors": self.tensors, "output": self.output, "embeddings": self.embeddings}
+
+    def flags(self) -> list[str]:
+        """llama-quantize's options for the recipe, in a fixed order."""
+        flags = [arg for pattern, qtype in self.tensors.items() for arg in ("--tensor-type", f"{pattern}={qtype}")]
+        if self.output:
+            flags += ["--output-tensor-type", self.output]
+        if self.embeddings:
+            flags += ["--token-embedding-type", self.embeddings]
+        return flags
+
+    def check_patterns(self, gguf: Path) -> None:
+        """Every pattern matches a tensor of ``gguf`` (llama-quantize silently ignores one that
+        does not: the recipe would quietly be the plain type); else the user's error, naming
+        the tensor names closest to the pattern."""
+        from modelkit.formats.gguf import tensor_names
+
+        names = tensor_names(gguf)
+        for pattern in self.tensors:
+            if not any(re.search(pattern, name) for name in names):
+                kinds = sorted({re.sub(r"^blk\.\d+\.|\.weight$|\.bias$", "", n) for n in names})
+                near = difflib.get_close_matches(pattern, kinds, n=3, cutoff=0.4) or kinds[:6]
+                raise UserError(f"{self.where or self.name}: '{pattern}' matches no tensor of {gguf.name} "
+                                f"(closest: {', '.join(near)})")
 
 
 @dataclass(kw_only=True, eq=False)
@@ -27,16 +68,21 @@ class Quantize(GGUFStep, kind="quantize", tool="quantize"):
     label: str = "base"
     imatrix: Recorded | None = None
     """The importance matrix of ``src`` (another target's output), which the quantizer then uses."""
+    recipe: TensorRecipe | None = None
+    """Types for some tensors other than ``qtype``'s."""
 
     def params(self) -> dict[str, Any]:
         with_imatrix = {"imatrix": self.imatrix.name} if self.imatrix is not None else {}
-        return {"type": self.qtype, "allow_requantize": self.requantize, **with_imatrix}
+        with_recipe = {"recipe": self.recipe.params()} if self.recipe is not None else {}
+        return {"type": self.qtype, "allow_requantize": self.requantize, **with_imatrix, **with_recipe}
 
     def inputs(self) -> dict[str, Path]:
         return {"base.gguf": self.src_file} if self.src_file else {}
 
     def describe(self) -> str:
-        return f"quantize {self.label} to {self.qtype}" + (" with its importance matrix" if self.imatrix else "")
+        what = f"{self.recipe.name} ({self.qtype} and {len(self.recipe.flags()) // 2} overrides)" if self.recipe \
+            else self.qtype
+        return f"quantize {self.label} to {what}" + (" with its importance matrix" if self.imatrix else "")
 
     def demand(self) -> Demand:
         return llama_demand()
@@ -46,6 +92,9 @@ class Quantize(GGUFStep, kind="quantize", tool="quantize"):
         flags = ["--allow-requantize"] if self.requantize else []
         if self.imatrix is not None:
             flags += ["--imatrix", self.imatrix.name]
+        if self.recipe is not None:
+            self.recipe.check_patterns(self.src)
+            flags += self.recipe.flags()
         made = self.made_path(ctx)
         self.run_tool(ctx, [tc.quantize, *flags, self.src, made, self.qtype, str(ctx.threads)],
                       progress_re=TENSOR_COUNTER,
