@@ -7,6 +7,10 @@
    and without one (the same llama-quantize and llama-perplexity commands, minus ``--imatrix``,
    against the same logits): lower is better.
 
+3. The quantization search (``[quantize] target``) for the Q4_K_M's own mean KLD: its cost
+   (candidates, seconds, as a ratio to one variant's evaluation) and whether its choice is smaller
+   than the smallest standard type that meets the same target.
+
 The tiny model is random apart from its LoRA, so its absolute numbers say little about a real
 model; the ratios and the direction of the difference are what the bench is for. Numbers are
 printed, nothing is asserted.
@@ -108,12 +112,32 @@ def main() -> None:
             print(f"  {what}: {seconds:.2f} s on {size:.3f} MB = {seconds / size:.1f} s/MB "
                   f"= {seconds / size / quantize:.0f} x the quantization step per MB of text")
         report = {row["quant"]: row for row in Project.open(root / "model.toml").quality_report()["variants"]}
+        search(root, report["Q4_K_M"]["kld_mean"], timings.seconds["eval:base+support.Q4_K_M"])
         print("  mean KL divergence vs full precision, with / without the importance matrix:")
         for quant in TYPES[1:]:
             plain = kld_without_imatrix(root, quant)
             with_matrix = report[quant]["kld_mean"]
             print(f"    {quant:7} {with_matrix:.5f} / {plain:.5f}  (without / with = {plain / with_matrix:.2f}; "
                   "above 1: the matrix helps)")
+
+
+def search(root: Path, max_kld: float, evaluation: float) -> None:
+    """Search for the smallest quantization with ``max_kld``; say what it cost and what it found."""
+    spec = root / "model.toml"
+    spec.write_text(spec.read_text().replace("[evaluate]", f"target = {{ max_kld = {max_kld:.6f} }}\n[evaluate]"))
+    started = time.perf_counter()
+    result = Project.open(spec).build(["search:base+support"], reporter=QuietReporter())
+    assert result.ok, result.failed
+    elapsed = time.perf_counter() - started
+    found = json.loads((root / "build" / "eval" / "base+support.search.json").read_text())
+    chosen, candidates = found["chosen"], found["candidates"]
+    standard = min((c for c in candidates if "+" not in c["name"] and c["kld_mean"] <= max_kld),
+                   key=lambda c: c["bytes"], default=None)
+    print(f"  search for max_kld = {max_kld:.6f} (Q4_K_M's): {len(candidates)} candidates in {elapsed:.1f} s "
+          f"= {elapsed / evaluation:.1f} x one variant's evaluation ({evaluation:.2f} s)")
+    print(f"    chose {chosen['name']}: {chosen['bytes']:,} bytes, mean KLD {chosen['kld_mean']:.5f}"
+          + (f"; the smallest standard type meeting it, {standard['name']}: {standard['bytes']:,} bytes "
+             f"({chosen['bytes'] / standard['bytes']:.3f} x)" if standard else "; no standard type measured meets it"))
 
 
 if __name__ == "__main__":

@@ -187,7 +187,7 @@ class Project:
         """The quality ladder (see :mod:`modelkit.report`) from what the evaluation targets wrote."""
         from modelkit.report import assemble
 
-        report = assemble(self.variants, self.spec.evaluate.max_kld)
+        report = assemble(self.variants, self.spec.evaluate.max_kld, self.layout.searches)
         for row, variant in zip(report["variants"], self.variants):
             choice = self.renderer(variant)
             row["renderer"] = choice.selected if choice else None

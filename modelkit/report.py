@@ -19,10 +19,11 @@ VARIANT_FIELDS = ("ref", "quant", "bytes", "bits_per_weight", "ppl", "kld_mean",
                   "prompts_passed", "prompts_total")
 
 
-def assemble(variants: list[Any], max_kld: float | None = None) -> dict[str, Any]:
+def assemble(variants: list[Any], max_kld: float | None = None,
+             searches: dict[str, Path] | None = None) -> dict[str, Any]:
     """The report of the project's variants (:class:`modelkit.rules.Variant`), from whatever
     their evaluation and judging targets have written so far (missing numbers are None), with
-    the spec's ``max_kld`` gate when it has one."""
+    the spec's ``max_kld`` gate when it has one, and each quantization search's candidates."""
     references: dict[str, dict[str, Any]] = {}
     rows = []
     for v in variants:
@@ -41,7 +42,25 @@ def assemble(variants: list[Any], max_kld: float | None = None) -> dict[str, Any
         report["max_kld"] = max_kld
     if len(references) > 1:
         report["references"] = references
+    found = {stem: search_summary(data) for stem, path in (searches or {}).items() if (data := _read(path))}
+    if found:
+        report["search"] = found
     return report
+
+
+def search_summary(search: dict[str, Any]) -> dict[str, Any]:
+    """A search as the report shows it: every candidate's size and quality, those on the Pareto
+    front (no other candidate both smaller and closer to full precision), and the choice."""
+    rows = sorted(({k: c[k] for k in ("name", "bytes", "kld_mean", "top1_agreement")} for c in search["candidates"]),
+                  key=lambda c: (c["bytes"], c["kld_mean"]))
+    front, best = [], float("inf")
+    for row in rows:
+        if row["kld_mean"] < best:
+            front.append(row["name"])
+            best = row["kld_mean"]
+    chosen = search.get("chosen") or {}
+    return {"target": search["target"], "candidates": rows, "pareto": front, "chosen": chosen.get("name"),
+            "measured_now": search.get("measured_now"), "seconds": search.get("seconds")}
 
 
 def write(report: dict[str, Any], json_path: Path, png_path: Path) -> str | None:
@@ -71,6 +90,8 @@ def _draw(report: dict[str, Any], path: Path) -> None:
         ax.scatter([x], [y], color="tab:red" if gate is not None and row["kld_mean"] > gate else "tab:blue", zorder=3)
         ax.annotate(f"{row['quant']}  {row['bits_per_weight']:.2f} bpw", (x, y), textcoords="offset points",
                     xytext=(6, 4), fontsize=8)
+    for search in (report.get("search") or {}).values():
+        _draw_search(ax, search)
     reference = report.get("reference") or {}
     if reference.get("bytes"):
         ax.axvline(reference["bytes"] / 1e6, color="tab:gray", linestyle="--", linewidth=1)
@@ -90,6 +111,21 @@ def _draw(report: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, format="png", metadata={"Software": None})
     plt.close(fig)
+
+
+def _draw_search(ax: Any, search: dict[str, Any]) -> None:
+    """A search's candidates as small grey points, its Pareto front as a line, the choice as a star."""
+    rows = {r["name"]: r for r in search["candidates"]}
+    ax.scatter([r["bytes"] / 1e6 for r in rows.values()], [max(r["kld_mean"], 1e-6) for r in rows.values()],
+               s=12, color="tab:gray", alpha=0.6, zorder=2, label="search candidates")
+    front = [rows[n] for n in search["pareto"]]
+    ax.plot([r["bytes"] / 1e6 for r in front], [max(r["kld_mean"], 1e-6) for r in front], color="tab:gray",
+            linewidth=1, zorder=2, label="Pareto front")
+    if search["chosen"] in rows:
+        chosen = rows[search["chosen"]]
+        ax.scatter([chosen["bytes"] / 1e6], [max(chosen["kld_mean"], 1e-6)], marker="*", s=160, color="tab:green",
+                   zorder=4, label=f"chosen: {chosen['name']}")
+    ax.legend(fontsize=7, loc="upper right")
 
 
 def _read(path: Path | None) -> dict[str, Any]:

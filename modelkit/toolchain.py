@@ -40,6 +40,15 @@ SDIST_NAME = f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}.tar.gz"
 SDIST_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
 BINARIES = ("llama-quantize", "llama-export-lora", "llama-completion", "llama-imatrix", "llama-perplexity",
             "llama-gguf-split", "llama-server")
+LOG_FLUSH = ("common/log.cpp", "        log = new common_log;\n",
+             "        log = new common_log;\n"
+             "        std::atexit([] { log->pause(); });  // modelkit: print what is queued before exiting\n")
+"""llama.cpp's logger prints from a thread it never joins (llama.cpp issue 22142): a tool's last
+lines, such as llama-perplexity's results, are lost at exit in most runs on a busy machine. The
+patch flushes it at exit; it changes what the tools print, never what they write."""
+PATCHES = (LOG_FLUSH,)
+PATCH_LEVEL = "log-flush-1"
+"""Recorded in the manifest: a managed toolchain built without the patches is built again."""
 CONVERT_PACKAGES = ("torch", "transformers", "numpy", "safetensors", "sentencepiece")
 CMAKE_FLAGS = (
     "-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF", "-DGGML_NATIVE=OFF", "-DBUILD_SHARED_LIBS=OFF",
@@ -183,7 +192,7 @@ def _load_managed(home: Path) -> Toolchain | None:
                               data["backend"], "managed", scripts_digest=data.get("scripts_digest"))
     except (ValueError, KeyError):
         return None
-    if not all((toolchain.bin_dir / b).is_file() for b in BINARIES):
+    if not all((toolchain.bin_dir / b).is_file() for b in BINARIES) or data.get("patches") != PATCH_LEVEL:
         return None
     if toolchain.scripts_digest is None:  # built by an older modelkit: record it now, once
         data["scripts_digest"] = _scripts_digest(toolchain.source)
@@ -231,6 +240,7 @@ def install(backend: str | None = None, progress: Progress | None = None, force:
         log.write_text("")
         sdist = _fetch_sdist(report)
         source = _unpack(sdist, home, report)
+        _patch(source)
         build = home / "build"
         flags = list(CMAKE_FLAGS)
         if backend == "cuda":
@@ -249,7 +259,7 @@ def install(backend: str | None = None, progress: Progress | None = None, force:
                               scripts_digest=_scripts_digest(source))
         manifest = {"source": str(source), "bin_dir": str(bin_dir), "version": toolchain.version,
                     "backend": backend, "sdist_sha256": SDIST_SHA256, "cmake_flags": flags,
-                    "scripts_digest": toolchain.scripts_digest}
+                    "scripts_digest": toolchain.scripts_digest, "patches": PATCH_LEVEL}
         _write_manifest(home / "toolchain.json", manifest)
         return toolchain
 
@@ -311,6 +321,18 @@ def _verify(path: Path) -> None:
     digest = sha256_file(path).removeprefix("sha256:")
     if digest != SDIST_SHA256:
         raise UserError(f"{path}: sha256 {digest} is not the pinned {SDIST_SHA256}")
+
+
+def _patch(source: Path) -> None:
+    """Apply :data:`PATCHES` to the unpacked sources (once: a patched file is left as it is)."""
+    for name, old, new in PATCHES:
+        path = source / name
+        text = path.read_text(encoding="utf-8")
+        if new in text:
+            continue
+        if text.count(old) != 1:
+            raise UserError(f"{path}: modelkit's patch no longer applies to this llama.cpp; report it to modelkit")
+        path.write_text(text.replace(old, new), encoding="utf-8")
 
 
 def _unpack(sdist: Path, home: Path, report: Progress) -> Path:

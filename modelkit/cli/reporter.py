@@ -265,6 +265,13 @@ def print_report(report: dict[str, Any], out: Console | None = None) -> None:
     for model, ref in references.items():
         out.print(f"{model}: full precision {ref.get('quant') or ''} PPL {_num(ref.get('ppl'), 3)}, "
                   f"{human_size(ref['bytes']) if ref.get('bytes') else '-'} (backend: {ref.get('backend') or '-'})")
+    for stem, search in (report.get("search") or {}).items():
+        chosen = next((c for c in search["candidates"] if c["name"] == search["chosen"]), None)
+        choice = (f"chose {chosen['name']} ({human_size(chosen['bytes'])}, mean KLD {chosen['kld_mean']:.4f})"
+                  if chosen else "nothing met the target")
+        out.print(f"search {stem}: {len(search['candidates'])} candidates for "
+                  f"{', '.join(f'{k} {v}' for k, v in sorted(search['target'].items()))}, {len(search['pareto'])} on "
+                  f"the Pareto front; {choice}; {search['measured_now']} measured in {search['seconds']} s")
     if not any(row["kld_mean"] is not None for row in report["variants"]):
         out.print("nothing evaluated yet: set [evaluate] text in the spec and run `modelkit build`")
 

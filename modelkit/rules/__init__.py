@@ -43,11 +43,11 @@ from modelkit.core.graph import Graph, Target
 from modelkit.errors import UserError
 from modelkit.formats.quant_types import CONVERT_OUTTYPES, QUANT_TYPES, canonical
 from modelkit.rules.inputs import AdapterInput, Inputs, resolve_inputs
-from modelkit.rules.names import SOURCE_BASE, SOURCE_BASE_TOKENIZER, Names
-from modelkit.rules.quality import Measured, add_imatrix, add_quality
+from modelkit.rules.names import SOURCE_BASE, SOURCE_BASE_TOKENIZER, Artifact, Names
+from modelkit.rules.quality import Measured, add_imatrix, add_quality, add_search
 from modelkit.rules.templates import ModelTemplate, add_templates
 from modelkit.spec import Adapter, LoadedSpec
-from modelkit.spec.model import Recipe
+from modelkit.spec.model import SEARCHED, Recipe
 from modelkit.steps.convert import Convert
 from modelkit.steps.convert_lora import ConvertLora
 from modelkit.steps.fetch import Fetch
@@ -95,6 +95,8 @@ class Layout:
     graph: Graph
     variants: list[Variant]
     sources: dict[str, hub.RepoSource]
+    searches: dict[str, Path] = field(default_factory=dict)
+    """Each full-precision model's quantization search result (when the spec sets a target), by its stem."""
 
 
 @dataclass(frozen=True)
@@ -122,13 +124,15 @@ def build_graph(loaded: LoadedSpec, locked_sources: Mapping[str, Mapping[str, An
         rules.adapter(given, resolved)
     for adapter, model in rules.models():
         full = rules.full_precision(adapter, base)
+        rules.searches[full.stem] = add_search(rules.add, rules.names, loaded, full.stem, full.path, full.target)
         quants: list[str | None] = list(loaded.spec.quantize.variant_names) or [None]
         made = [rules.variant(model, adapter, full, quant) for quant in quants]
         rules.native(model, adapter, made[0].variant)
         verdicts = add_quality(rules.add, rules.names, loaded, full.stem, full.path, full.target, made)
         for measured in made:
             rules.registrations(measured, verdicts.get(measured.variant.ref))
-    return Layout(rules.graph, rules.variants, rules.inputs.sources)
+    return Layout(rules.graph, rules.variants, rules.inputs.sources,
+                  {stem: made.path for stem, made in rules.searches.items() if made})
 
 
 class _Rules:
@@ -143,6 +147,7 @@ class _Rules:
         self.chat_templates: dict[str | None, ModelTemplate] = {}
         self._registration_deps: dict[str, tuple[list[Path], list[str]]] = {}
         self._servers: Any = None
+        self.searches: dict[str, Artifact | None] = {}
 
     def add(self, name: str, action: Action, deps: tuple[str | None, ...] | list[str | None] = (), *,
             long: bool = False, once: bool = False, after: tuple[str, ...] = ()) -> Action:
@@ -265,15 +270,19 @@ class _Rules:
         if made.target not in self.graph:
             requantize = self.spec.base.gguf is not None and full.stem == "base"
             carried = self._carried_by_base() if full.target is None else None  # the user's GGUF, quantized
-            recipe = self.spec.quantize.recipe(quant)
+            recipe, searched = self.spec.quantize.recipe(quant), self.searches.get(full.stem)
+            if quant != SEARCHED:
+                searched = None
             imatrix = (add_imatrix(self.add, self.names, self.loaded, full.stem, full.path, full.target)
-                       if _uses_imatrix(quant, recipe, self.spec.quantize.imatrix is not None) else None)
+                       if searched or _uses_imatrix(quant, recipe, self.spec.quantize.imatrix is not None) else None)
             self.add(made.target, Quantize(src=full.path, qtype=recipe.type if recipe else quant, out=made.path,
                                            requantize=requantize, src_file=None if full.target else full.path,
                                            label=full.stem, chat_template=carried.path if carried else None,
-                                           imatrix=imatrix, recipe=self._recipe(quant)),
+                                           imatrix=imatrix, recipe=self._recipe(quant),
+                                           recipe_file=searched.path if searched else None),
                      (full.target, carried.target if carried else None,
-                      self.names.imatrix(full.stem).target if imatrix else None), long=True)
+                      self.names.imatrix(full.stem).target if imatrix else None,
+                      searched.target if searched else None), long=True)
         return made.target, made.path, quant
 
     def _recipe(self, name: str) -> TensorRecipe | None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REGISTRATION = "ollama:"
-MEASUREMENTS = ("logits:", "eval:", "check:")
+MEASUREMENTS = ("logits:", "eval:", "check:", "search:")
 """The prefixes of the targets that measure or judge a variant (their output makes the report)."""
 
 SOURCE_BASE = "source:base"
@@ -72,6 +72,10 @@ class Names:
         and its perplexity (a small JSON in ``build/eval/``)."""
         return (Artifact(f"logits:{stem}", self.state / "eval" / f"{stem}.logits"),
                 self.build / "eval" / f"{stem}.reference.json")
+
+    def search(self, stem: str) -> Artifact:
+        """The search for a full-precision model's smallest quantization meeting the target."""
+        return Artifact(f"search:{stem}", self.build / "eval" / f"{stem}.search.json")
 
     def evaluation(self, stem: str, quant: str) -> Artifact:
         """A quantization's numbers against its full-precision model."""

@@ -19,13 +19,14 @@ from typing import Any
 
 from modelkit.core.action import Action
 from modelkit.formats.quant_types import canonical
-from modelkit.rules.names import Names
+from modelkit.rules.names import Artifact, Names
 from modelkit.spec import LoadedSpec
 from modelkit.steps.base import Recorded, recorded
 from modelkit.steps.evaluate import Evaluate, Logits
 from modelkit.steps.imatrix import Imatrix
 from modelkit.steps.modelfile import RenderModelfile
 from modelkit.steps.quality import JudgeVariant
+from modelkit.steps.search import SearchQuant
 
 
 @dataclass(frozen=True)
@@ -50,17 +51,42 @@ def add_imatrix(add: Callable[..., Action], names: Names, loaded: LoadedSpec, st
     return recorded(made.path, root)
 
 
+def add_logits(add: Callable[..., Action], names: Names, loaded: LoadedSpec, stem: str, full: Path,
+               full_target: str | None) -> tuple[Artifact, Path]:
+    """The full-precision model's logits on the evaluation text (added once), and its perplexity's file."""
+    spec = loaded.spec.evaluate
+    assert spec.text is not None
+    logits, reference = names.logits(stem)
+    add(logits.target, Logits(model=full, text=loaded.resolve(spec.text), summary=reference, label=stem,
+                              context=spec.context, out=logits.path, model_file=None if full_target else full),
+        (full_target,), long=True, once=True)
+    return logits, reference
+
+
+def add_search(add: Callable[..., Action], names: Names, loaded: LoadedSpec, stem: str, full: Path,
+               full_target: str | None) -> Artifact | None:
+    """``search:<stem>``, the smallest quantization meeting ``[quantize] target``, if the spec sets one."""
+    quantize = loaded.spec.quantize
+    if quantize.target is None:
+        return None
+    logits, _ = add_logits(add, names, loaded, stem, full, full_target)
+    imatrix = add_imatrix(add, names, loaded, stem, full, full_target)
+    made = names.search(stem)
+    add(made.target, SearchQuant(src=full, logits=logits.path, imatrix=imatrix, context=loaded.spec.evaluate.context,
+                                 target=quantize.target.bounds(), budget=quantize.search_budget, label=stem,
+                                 where=loaded.where("quantize", "target"), memo=names.state / "search",
+                                 out=made.path),
+        (full_target, logits.target, names.imatrix(stem).target if imatrix else None), long=True, once=True)
+    return made
+
+
 def add_quality(add: Callable[..., Action], names: Names, loaded: LoadedSpec, stem: str, full: Path,
                 full_target: str | None, made: list[Measured]) -> dict[str, str]:
     """The evaluation and verdict targets of one model's variants; variant ref -> its verdict target."""
     spec = loaded.spec.evaluate
     evaluations: dict[str, str] = {}
     if spec.text is not None:
-        logits, reference = names.logits(stem)
-        text = loaded.resolve(spec.text)
-        add(logits.target, Logits(model=full, text=text, summary=reference, label=stem, context=spec.context,
-                                  out=logits.path, model_file=None if full_target else full),
-            (full_target,), long=True, once=True)
+        logits, reference = add_logits(add, names, loaded, stem, full, full_target)
         for m in made:
             m.variant.full, m.variant.reference = full, reference
             if m.variant.gguf == full:

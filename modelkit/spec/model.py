@@ -105,6 +105,10 @@ class Adapter(_Strict):
         return self
 
 
+SEARCHED = "auto"
+"""The name of the variant a quantization search chooses."""
+
+
 class Recipe(_Strict):
     """A quantization of its own: a file type for most tensors, other types for the tensors named
     (llama-quantize's ``--tensor-type``, ``--output-tensor-type``, ``--token-embedding-type``)."""
@@ -128,17 +132,14 @@ class Recipe(_Strict):
                              "file name and an Ollama tag)")
         if value.upper() in QUANT_TYPES:
             raise ValueError(f"'{value}' is a llama.cpp type; a recipe needs a name of its own, e.g. '{value}-hi'")
+        if value.lower() == SEARCHED:
+            raise ValueError(f"'{value}' names the variant quantize.target searches for; choose another name")
         return value
 
     @field_validator("type")
     @classmethod
     def _type(cls, value: str) -> str:
-        try:
-            return canonical(value)
-        except KeyError:
-            hint = closest(value.upper(), list(QUANT_TYPES), _POPULAR_QUANTS)
-            raise ValueError(f"'{value}' is not a llama.cpp quantization type"
-                             + (f" (did you mean '{hint}'?)" if hint else "")) from None
+        return _file_type(value)
 
     @field_validator("tensors")
     @classmethod
@@ -162,6 +163,16 @@ class Recipe(_Strict):
         return [*self.tensors.values(), *(t for t in (self.output, self.embeddings) if t)]
 
 
+def _file_type(value: str) -> str:
+    """The canonical name of a llama.cpp quantization type; ValueError with the closest name."""
+    try:
+        return canonical(value)
+    except KeyError:
+        hint = closest(value.upper(), list(QUANT_TYPES), _POPULAR_QUANTS)
+        raise ValueError(f"'{value}' is not a llama.cpp quantization type"
+                         + (f" (did you mean '{hint}'?)" if hint else "")) from None
+
+
 def _tensor_type(value: str, key: str | None) -> str:
     try:
         return tensor_type(value)
@@ -171,6 +182,29 @@ def _tensor_type(value: str, key: str | None) -> str:
         message = (f"'{value}' is not a tensor type (a tensor's ggml type, such as Q4_K, Q6_K, Q8_0 or F16; Q4_K_M "
                    "is a file's)" + (f"; did you mean '{hint}'?" if hint else ""))
         raise (ItemError(key, message) if key is not None else ValueError(message)) from None
+
+
+class SearchTarget(_Strict):
+    """What the smallest quantization must reach: at least one quality bound, perhaps a size bound."""
+
+    max_kld: float | None = Field(None, gt=0, description="Mean KL divergence from full precision at most this.")
+    min_top1: float | None = Field(None, gt=0, le=1, description="Top-token agreement with full precision at "
+                                                                   "least this (0-1).")
+    max_size: int | None = Field(None, gt=0, description="The GGUF's size at most this (bytes, or '900 MB').")
+
+    @field_validator("max_size", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> Any:
+        return parse_size(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _some_quality(self) -> SearchTarget:
+        if self.max_kld is None and self.min_top1 is None:
+            raise ValueError("a target needs max_kld or min_top1 (a size bound alone is met by the smallest type)")
+        return self
+
+    def bounds(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
 
 
 class Quantize(_Strict):
@@ -189,10 +223,16 @@ class Quantize(_Strict):
         description="Variants with per-tensor types, each its own GGUF, Ollama tag and report row, built beside "
                     "quantize.types.")
 
+    target: SearchTarget | None = Field(
+        None, description="Search for the smallest quantization meeting this, e.g. { max_kld = 0.002 }: candidates "
+                          "from the standard types up, then with tensor groups promoted, each measured against full "
+                          "precision (needs [evaluate] text); the choice is the variant named 'auto'.")
+    search_budget: int = Field(16, ge=1, le=200, description="The most candidates the search measures.")
+
     @property
     def variant_names(self) -> list[str]:
-        """Every variant to build: the types, then the recipes' names."""
-        return [*self.types, *(r.name for r in self.recipes)]
+        """Every variant to build: the types, the recipes' names, then the searched one ('auto')."""
+        return [*self.types, *(r.name for r in self.recipes), *([SEARCHED] if self.target else [])]
 
     def recipe(self, name: str) -> Recipe | None:
         return next((r for r in self.recipes if r.name == name), None)
@@ -203,11 +243,9 @@ class Quantize(_Strict):
         out: list[str] = []
         for i, value in enumerate(values):
             try:
-                name = canonical(value)
-            except KeyError:
-                hint = closest(value.upper(), list(QUANT_TYPES), _POPULAR_QUANTS)
-                did_you_mean = f" (did you mean '{hint}'?)" if hint else ""
-                raise ItemError(i, f"'{value}' is not a llama.cpp quantization type{did_you_mean}") from None
+                name = _file_type(value)
+            except ValueError as e:
+                raise ItemError(i, str(e)) from None
             if name in out:
                 raise ItemError(i, f"'{value}' is listed twice")
             out.append(name)
@@ -485,6 +523,20 @@ class Spec(_Strict):
         Adapter._name(value)
         ollama_names.check_model_name(value)
         return value
+
+    @model_validator(mode="after")
+    def _search(self) -> Spec:
+        target = self.quantize.target
+        if target is None:
+            return self
+        if self.evaluate.text is None:
+            raise ItemError("target", "a search measures candidates: set evaluate.text to held-out text",
+                            parent="quantize")
+        gate = self.evaluate.max_kld
+        if gate is not None and target.max_kld is not None and target.max_kld > gate:
+            raise ItemError("target", f"max_kld = {target.max_kld} is looser than evaluate.max_kld = {gate}: the "
+                                      "chosen variant could fail the gate; make them agree", parent="quantize")
+        return self
 
     @model_validator(mode="after")
     def _tags(self) -> Spec:

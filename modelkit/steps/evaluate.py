@@ -107,22 +107,27 @@ class Evaluate(Step, kind="evaluate", tool="quantize", reproducible=False):
         return llama_demand(gpu=True)
 
     def run(self, ctx: StepContext) -> None:
-        from modelkit.formats.gguf import parameter_count
-
-        tc = ctx.toolchain
-        lines = run_perplexity(ctx, self, [tc.perplexity, "-m", self.model, "--kl-divergence-base", self.logits,
-                                            "--kl-divergence", *_sizes(self.context, ctx.threads), *offload(tc)],
-                               SAME_TOP)
-        size = self.model.stat().st_size
-        numbers = {
-            "quant": self.quant, "bytes": size, "bits_per_weight": round(size * 8 / parameter_count(self.model), 3),
-            "ppl": _number(MEAN_PPL_Q, lines, "the perplexity"),
-            "ppl_base": _number(MEAN_PPL_BASE, lines, "the full-precision perplexity"),
-            "kld_mean": _number(MEAN_KLD, lines, "the mean KL divergence"),
-            "top1_agreement": _number(SAME_TOP, lines, "the top-token agreement") / 100,
-            "context": self.context, "backend": tc.backend,
-        }
+        numbers = {"quant": self.quant, **measure_kld(ctx, self, self.model, self.logits, self.context)}
         ctx.tmp(self.out).write_text(json.dumps(numbers, indent=2, sort_keys=True) + "\n")
+
+
+def measure_kld(ctx: StepContext, step: Step, model: Path, logits: Path, context: int) -> dict[str, Any]:
+    """``model``'s numbers against the full-precision ``logits``: size, bits per weight,
+    perplexities, mean KL divergence, top-token agreement."""
+    from modelkit.formats.gguf import parameter_count
+
+    tc = ctx.toolchain
+    lines = run_perplexity(ctx, step, [tc.perplexity, "-m", model, "--kl-divergence-base", logits,
+                                       "--kl-divergence", *_sizes(context, ctx.threads), *offload(tc)], SAME_TOP)
+    size = model.stat().st_size
+    return {
+        "bytes": size, "bits_per_weight": round(size * 8 / parameter_count(model), 3),
+        "ppl": _number(MEAN_PPL_Q, lines, "the perplexity"),
+        "ppl_base": _number(MEAN_PPL_BASE, lines, "the full-precision perplexity"),
+        "kld_mean": _number(MEAN_KLD, lines, "the mean KL divergence"),
+        "top1_agreement": _number(SAME_TOP, lines, "the top-token agreement") / 100,
+        "context": context, "backend": tc.backend,
+    }
 
 
 def run_perplexity(ctx: StepContext, step: Step, cmd: list[Any], last: re.Pattern[str],

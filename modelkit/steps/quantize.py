@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,18 +71,22 @@ class Quantize(GGUFStep, kind="quantize", tool="quantize"):
     """The importance matrix of ``src`` (another target's output), which the quantizer then uses."""
     recipe: TensorRecipe | None = None
     """Types for some tensors other than ``qtype``'s."""
+    recipe_file: Path | None = None
+    """A search's result (another target's output, see :mod:`.search`): its chosen recipe, read
+    when the step runs, replaces ``qtype`` and ``recipe``."""
 
     def params(self) -> dict[str, Any]:
         with_imatrix = {"imatrix": self.imatrix.name} if self.imatrix is not None else {}
         with_recipe = {"recipe": self.recipe.params()} if self.recipe is not None else {}
-        return {"type": self.qtype, "allow_requantize": self.requantize, **with_imatrix, **with_recipe}
+        searched = {"recipe_file": self.recipe_file.name} if self.recipe_file is not None else {}
+        return {"type": self.qtype, "allow_requantize": self.requantize, **with_imatrix, **with_recipe, **searched}
 
     def inputs(self) -> dict[str, Path]:
         return {"base.gguf": self.src_file} if self.src_file else {}
 
     def describe(self) -> str:
         what = f"{self.recipe.name} ({self.qtype} and {len(self.recipe.flags()) // 2} overrides)" if self.recipe \
-            else self.qtype
+            else "the search's choice" if self.recipe_file else self.qtype
         return f"quantize {self.label} to {what}" + (" with its importance matrix" if self.imatrix else "")
 
     def demand(self) -> Demand:
@@ -92,11 +97,19 @@ class Quantize(GGUFStep, kind="quantize", tool="quantize"):
         flags = ["--allow-requantize"] if self.requantize else []
         if self.imatrix is not None:
             flags += ["--imatrix", self.imatrix.name]
-        if self.recipe is not None:
-            self.recipe.check_patterns(self.src)
-            flags += self.recipe.flags()
+        qtype, recipe = self._searched() if self.recipe_file is not None else (self.qtype, self.recipe)
+        if recipe is not None:
+            recipe.check_patterns(self.src)
+            flags += recipe.flags()
         made = self.made_path(ctx)
-        self.run_tool(ctx, [tc.quantize, *flags, self.src, made, self.qtype, str(ctx.threads)],
+        self.run_tool(ctx, [tc.quantize, *flags, self.src, made, qtype, str(ctx.threads)],
                       progress_re=TENSOR_COUNTER,
                       cwd=self.imatrix.folder if self.imatrix else None)
         self.carry_chat_template(ctx, made)
+
+    def _searched(self) -> tuple[str, TensorRecipe]:
+        assert self.recipe_file is not None
+        chosen = json.loads(self.recipe_file.read_text())["chosen"]
+        recipe = chosen["recipe"]
+        return recipe["type"], TensorRecipe(name=chosen["name"], tensors=recipe["tensors"], output=recipe["output"],
+                                            embeddings=recipe["embeddings"], where=str(self.recipe_file))
