@@ -189,12 +189,19 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 @pytest.fixture(scope="session")
 def built_example(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The whole tiny example built once per session (not registered): copy it with
-    :func:`copy_built`, never build in it."""
-    project = copy_example(tiny_model, tmp_path_factory.mktemp("built-example"))
+    """The whole tiny example built once per session from nothing (not registered): copy it with
+    :func:`copy_built`, never build in it; :func:`build_log` is what its build said."""
+    folder = tmp_path_factory.mktemp("built-example")
+    project = copy_example(tiny_model, folder / "example")
     proc = modelkit("build", "--no-ollama", cwd=project)
     assert proc.returncode == 0, proc.stderr
+    (folder / "build.log").write_text(proc.stderr)  # beside the project, so copies do not carry it
     return project
+
+
+def build_log(built: Path) -> str:
+    """What the build of :func:`built_example` said on stderr (its steps, the ladder)."""
+    return (built.parent / "build.log").read_text()
 
 
 def copy_built(built: Path, project: Path) -> Path:

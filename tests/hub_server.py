@@ -97,6 +97,9 @@ class FakeHub:
         self.failing: int | None = None
         """Answer every request with this status and nothing else, as a Hub that is down (5xx) or
         limiting a client (429, with ``Retry-After`` as the Hub sends it) does."""
+        self.retry_after: str | None = None
+        """Sent as ``Retry-After`` with a failing 5xx too (a 429 always says "1"): "0" lets a test
+        see huggingface_hub's retries end in a second each, instead of its 1+2+4+8+8 s backoff."""
         self.failing_under = "/"
         """Only requests for paths under this one fail (``/org/x/resolve/``: downloads, not the API)."""
         self.silent = False
@@ -159,6 +162,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         if status == 429:
             self.send_header("Retry-After", "1")
+        elif self.state.retry_after is not None:
+            self.send_header("Retry-After", self.state.retry_after)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

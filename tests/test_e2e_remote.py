@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, copy_example, load_module, without_quality
+from conftest import ROOT, copy_example, load_module, modelkit, without_quality
 from s3_server import client_env, make_bucket, moto_server
 
 from modelkit import Project
@@ -66,6 +66,7 @@ def no_toolchain(*args: Any, **kwargs: Any) -> None:
     raise AssertionError("a step asked for llama.cpp: it ran instead of being restored")
 
 
+@pytest.mark.from_scratch("the first machine must build every step to upload it")
 def test_the_second_machine_builds_the_example_from_the_first_ones_uploads(
         toolchain: Any, tiny_model: Path, tmp_path: Path, remote: str) -> None:
     first = machine(tiny_model, tmp_path / "gpu-box")
@@ -77,8 +78,7 @@ def test_the_second_machine_builds_the_example_from_the_first_ones_uploads(
 
     second = machine(tiny_model, tmp_path / "laptop")
     shutil.copy(first / "modelkit.lock", second / "modelkit.lock")  # checked in with the spec
-    plan = subprocess.run([sys.executable, "-m", "modelkit", "plan", "--json"], cwd=second, capture_output=True,
-                          text=True, timeout=300, env=os.environ.copy())
+    plan = modelkit("plan", "--json", cwd=second)  # the remote and its credentials from the environment
     assert plan.returncode == 0, plan.stderr
     assert plan.stdout.count("restore from remote") == 9  # template, 2 conversions, merge, 2 quants, 2 Modelfiles, native
 
@@ -108,6 +108,7 @@ register = "off"
 """
 
 
+@pytest.mark.from_scratch("the first machine must download and build to upload")
 def test_a_machine_restoring_everything_downloads_no_hub_weights(toolchain: Any, tiny_model: Path,
                                                                  tmp_path: Path) -> None:
     """The keys of the steps that read a Hub base come from the lock's digests, so the download

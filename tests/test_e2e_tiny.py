@@ -13,7 +13,7 @@ from pathlib import Path
 
 import gguf
 import pytest
-from conftest import ROOT, copy_example, load_module, modelkit
+from conftest import ROOT, copy_built, copy_example, load_module, modelkit
 
 from modelkit.formats.quant_types import QUANT_TYPES
 
@@ -57,9 +57,10 @@ def ollama(toolchain) -> Iterator:
 
 
 @pytest.fixture(scope="module")
-def built(toolchain, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory, ollama) -> Path:
-    """The example built once, by the CLI, as a user would, registering with the stand-in Ollama."""
-    project = copy_example(tiny_model, tmp_path_factory.mktemp("built"))
+def built(toolchain, built_example: Path, tmp_path_factory: pytest.TempPathFactory, ollama) -> Path:
+    """The example built by the CLI, as a user would, registering with the stand-in Ollama: a copy
+    of the session's build of it (the same spec and inputs), whose build then only registers."""
+    project = copy_built(built_example, tmp_path_factory.mktemp("built") / "example")
     proc = modelkit("build", cwd=project, ollama_host=ollama.host)
     assert proc.returncode == 0, proc.stderr
     return project
@@ -89,6 +90,7 @@ def artifacts(project: Path) -> dict[str, bytes]:
     return {p.relative_to(project).as_posix(): p.read_bytes() for p in files if p.is_file()}
 
 
+@pytest.mark.from_scratch("reproducibility: every step run again elsewhere must make the same bytes")
 def test_the_example_is_the_same_bytes_in_another_folder_on_one_core_one_step_at_a_time(
         built: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     """The same spec and inputs built from nothing elsewhere (another depth and name, -j 1, one core,
@@ -111,6 +113,7 @@ def test_the_example_is_the_same_bytes_in_another_folder_on_one_core_one_step_at
         assert found == [], f"{name} holds {found}"
 
 
+@pytest.mark.from_scratch("--locked in a fresh checkout with nothing cached must refuse before any step")
 def test_a_lock_pinning_the_matrix_from_a_gpu_is_restored_or_refused_never_recomputed(
         built: Path, tmp_path: Path) -> None:
     """The importance matrix runs on the GPU where there is one, and a GPU's bytes are not a CPU's:
@@ -236,6 +239,7 @@ def test_adapter_for_another_base_is_refused_before_converting(tiny_project: Pat
     assert not (tiny_project / "build" / "adapter.support.gguf").exists()
 
 
+@pytest.mark.from_scratch("a llama.cpp step must really run to fail mid-step")
 def test_llama_cpp_failing_mid_step_is_reported_and_keeps_earlier_artifacts(tiny_project: Path) -> None:
     assert modelkit("build", "gguf:base.f16", cwd=tiny_project).returncode == 0
     good = (tiny_project / "build" / "base.f16.gguf").read_bytes()

@@ -57,6 +57,7 @@ def test_the_adapters_own_template_wins_and_every_shipped_gguf_carries_it(tiny_p
     assert render_chat(CHATML, CHAT, RenderContext(bos_token="<s>", eos_token="</s>")).startswith("<|im_start|>system")
 
 
+@pytest.mark.from_scratch("what must not start (conversions) is only seen in a build from nothing")
 def test_a_template_that_cannot_be_proven_stops_the_build_before_any_conversion(tiny_project: Path, toolchain) -> None:
     (tiny_project / "lora" / "chat_template.jinja").write_text("{{ raise_exception('tool calls only') }}")
     proc = modelkit("build", "--no-ollama", "-k", cwd=tiny_project)

@@ -142,6 +142,7 @@ def test_fetch_downloads_from_the_hub_pins_the_commit_and_then_works_offline(tmp
 
 @pytest.mark.toolchain
 @pytest.mark.slow
+@pytest.mark.from_scratch("a teammate with nothing cached rebuilds --locked to the same bytes")
 def test_a_build_from_the_hub_is_locked_and_rebuilds_offline_to_the_same_bytes(tmp_path: Path, fake_hub,
                                                                                  tiny_model: Path) -> None:
     import json
@@ -191,6 +192,7 @@ def failing_endpoint(fake_hub, where: object, under: str = "/") -> str:
     """The stand-in Hub made to fail as ``where`` says (under ``under``), or an address that fails so."""
     fake_hub.failing, fake_hub.failing_under = (where, under) if isinstance(where, int) else (None, "/")
     fake_hub.silent = where == "silent"
+    fake_hub.retry_after = "0"  # huggingface_hub retries a 5xx after 1 s each, not its 23 s of backoff
     if where == "closed port":
         return "http://127.0.0.1:9"
     return "http://no-such-host.invalid" if where == "no such host" else fake_hub.url

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, load_module
+from conftest import ROOT, load_module, modelkit
 
 from modelkit.errors import UserError
 from modelkit.formats.peft import BaseFiles, merge_route, read_vocabulary, safetensors_shapes, sentencepiece_pieces
@@ -191,8 +191,7 @@ path = "./lora"
 
 def plan(project: Path, base: str = 'path = "./base"', ollama: str = "") -> subprocess.CompletedProcess[str]:
     (project / "model.toml").write_text(SPEC.format(base=base, ollama=ollama))
-    return subprocess.run([sys.executable, "-m", "modelkit", "plan", "--json"], cwd=project, capture_output=True,
-                          text=True, timeout=120)
+    return modelkit("plan", "--json", cwd=project)
 
 
 def test_a_pytorch_adapter_is_merged_from_the_hf_weights(tmp_path: Path) -> None:
@@ -380,8 +379,7 @@ def merged(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     adapters = "".join(f'[[adapters]]\nname = "{n}"\npath = "./{n}"\n\n' for n in CASES)
     (project / "model.toml").write_text('name = "tiny"\n[base]\npath = "./base"\n[quantize]\ntypes = []\n'
                                         f'[ollama]\nregister = "off"\n\n{adapters}')
-    proc = subprocess.run([sys.executable, "-m", "modelkit", "build"], cwd=project, capture_output=True, text=True,
-                          timeout=900, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    proc = modelkit("build", cwd=project, env={"HF_HUB_OFFLINE": "1"})
     assert proc.returncode == 0, proc.stderr
     yield project
 
@@ -395,8 +393,7 @@ def test_each_case_takes_its_route(merged: Path) -> None:
     assert {name: graph[f"gguf:base+{name}.f16"].action.kind for name in CASES} == \
         {name: kind for name, (_, kind) in CASES.items()}
     assert not list(merged.joinpath("build").glob("*.modelkit-tmp-*"))  # the merged folders are gone
-    again = subprocess.run([sys.executable, "-m", "modelkit", "build"], cwd=merged, capture_output=True, text=True,
-                           timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    again = modelkit("build", cwd=merged, env={"HF_HUB_OFFLINE": "1"})
     assert again.returncode == 0 and "everything is up to date" in again.stderr, again.stderr
 
 

@@ -10,13 +10,12 @@ exact numbers.
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
 import gguf
 import pytest
-from conftest import ROOT, copy_example, load_module, modelkit
+from conftest import ROOT, build_log, copy_built, load_module, modelkit
 
 pytestmark = [pytest.mark.toolchain, pytest.mark.slow]
 sys.path.insert(0, str(ROOT / "tests" / "ollama"))
@@ -26,20 +25,17 @@ VARIANTS = ("Q4_K_M", "Q8_0", "IQ4_XS")
 
 
 @pytest.fixture(scope="module")
-def measured(toolchain, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The whole example built once by the CLI, without Ollama; its stderr kept in build.log."""
-    project = copy_example(tiny_model, tmp_path_factory.mktemp("measured"))
-    proc = modelkit("build", "--no-ollama", cwd=project)
-    assert proc.returncode == 0, proc.stderr
-    (project / "build.log").write_text(proc.stderr)
+def measured(toolchain, built_example: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole example built by the CLI without Ollama (a copy of the session's build of it, the
+    same spec and inputs, so it is not built twice); its build's stderr kept in build.log."""
+    project = copy_built(built_example, tmp_path_factory.mktemp("measured") / "example")
+    (project / "build.log").write_text(build_log(built_example))
     return project
 
 
 def copy_of(project: Path, tmp_path: Path) -> Path:
     """A copy of a built project, state and artifacts included, to edit without disturbing others."""
-    copy = tmp_path / "copy"
-    shutil.copytree(project, copy, symlinks=True)
-    return copy
+    return copy_built(project, tmp_path / "copy")
 
 
 def report(project: Path) -> dict:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import modelkit
 from fake_actions import FileAction
 from s3_server import client_env, make_bucket, moto_server, server_with_users
 
@@ -287,12 +288,8 @@ def ready_project(folder: Path) -> Path:
 
 
 def cli(*args: str, cwd: Path, remote: str) -> Any:
-    import subprocess
-    import sys
-
-    env = {**os.environ, ENV: remote}
-    return subprocess.run([sys.executable, "-m", "modelkit", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120, env=env)
+    """The CLI (conftest's :func:`modelkit`) with ``remote`` as ``$MODELKIT_REMOTE_CACHE``."""
+    return modelkit(*args, cwd=cwd, env={ENV: remote})
 
 
 def test_the_commands_restore_say_so_and_push_unless_told_not_to(tmp_path: Path) -> None:

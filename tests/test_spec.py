@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import modelkit
 
 from modelkit.errors import UserError
 from modelkit.spec import SpecError, load_spec, schema_text
@@ -185,7 +186,7 @@ def test_schema_validates_the_examples() -> None:
 
 def test_cli_reports_spec_errors_without_traceback(tmp_path: Path) -> None:
     write(tmp_path, 'name = "bot"\n[base]\npath = "./nowhere"\n')
-    proc = subprocess.run([sys.executable, "-m", "modelkit", "plan"], cwd=tmp_path, capture_output=True, text=True)
+    proc = modelkit("plan", cwd=tmp_path)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error: model.toml:3: base.path:")
@@ -258,7 +259,6 @@ def test_build_jobs_is_read_and_defaults_to_the_machine(tmp_path: Path, hf_folde
 
 
 def test_build_minus_j_must_be_positive(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "modelkit", "build", "-j", "0", str(tmp_path)],
-                          capture_output=True, text=True)
+    done = modelkit("build", "-j", "0", str(tmp_path), cwd=tmp_path)
     assert done.returncode == 2 and "-j/--jobs: '0' is not a positive whole number" in done.stderr
     assert "Traceback" not in done.stderr

@@ -8,14 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from bench.templates import FOLLOWS_THINK, KEY_FAMILIES, NO_PLAIN_CHAT, PROVEN, format_report, survey
+import bench.templates
+from bench.templates import FOLLOWS_THINK, KEY_FAMILIES, NO_PLAIN_CHAT, PROVEN, TemplateResult, format_report, survey
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
 
+@pytest.fixture(scope="module")
+def surveyed(llama_cpp_templates: Path) -> list[TemplateResult]:
+    """The survey of llama.cpp's templates, made once for the tests that read it (about 11 s)."""
+    return survey(llama_cpp_templates)
+
+
 @pytest.mark.slow
-def test_llama_cpp_templates(llama_cpp_templates: Path) -> None:
-    results = survey(llama_cpp_templates)
+def test_llama_cpp_templates(surveyed: list[TemplateResult]) -> None:
+    results = surveyed
     plain = [r for r in results if r.status != NO_PLAIN_CHAT]
     proven = [r for r in plain if r.status == PROVEN]
     assert len(results) >= 70 and len(plain) >= 66
@@ -33,13 +40,18 @@ def test_llama_cpp_templates(llama_cpp_templates: Path) -> None:
 
 
 @pytest.mark.slow
-def test_bench_script_prints_the_table(llama_cpp_templates: Path) -> None:
-    proc = subprocess.run([sys.executable, str(REPO / "bench" / "templates.py"), str(llama_cpp_templates)],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    assert "proven equivalent:" in proc.stdout
-    assert "| Llama 3.x |" in proc.stdout and "| meta-llama-Llama-3.1-8B-Instruct | proven |" in proc.stdout
-    assert "Thinking switch:" in proc.stdout and "| Qwen-Qwen3-0.6B | proven | follows think" in proc.stdout
+def test_bench_script_prints_the_table(llama_cpp_templates: Path, surveyed: list[TemplateResult],
+                                       monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The script's main() on the folder, its survey answered by the one already made (the script
+    run as a program is test_bench_script_needs_a_folder's)."""
+    asked: list[Path] = []
+    monkeypatch.setattr(bench.templates, "survey", lambda folder: asked.append(folder) or surveyed)
+    assert bench.templates.main([str(REPO / "bench" / "templates.py"), str(llama_cpp_templates)]) == 0
+    assert asked == [llama_cpp_templates]
+    out = capsys.readouterr().out
+    assert "proven equivalent:" in out
+    assert "| Llama 3.x |" in out and "| meta-llama-Llama-3.1-8B-Instruct | proven |" in out
+    assert "Thinking switch:" in out and "| Qwen-Qwen3-0.6B | proven | follows think" in out
 
 
 def test_bench_script_needs_a_folder(tmp_path: Path) -> None:

@@ -40,12 +40,23 @@ def test_a_closed_port_is_known_without_loading_the_client() -> None:
     assert out[:2] == ["connection", "refused"] and out[-1] == "False"
 
 
+def hang_up_on_everyone(server: socket.socket) -> None:
+    """Accept each connection (the socket probe's, then the client's) and close it at once, until
+    the server is shut down: the client is answered by a hang-up, not left to its timeout."""
+    while True:
+        try:
+            server.accept()[0].close()
+        except OSError:  # the test shut the server down
+            return
+
+
 def test_a_server_that_listens_but_is_not_ollama_is_asked_through_the_client() -> None:
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
-        hang_up = threading.Thread(target=lambda: server.accept()[0].close(), daemon=True)
+        hang_up = threading.Thread(target=hang_up_on_everyone, args=(server,), daemon=True)
         hang_up.start()
         problem = Reachability().problem(f"127.0.0.1:{server.getsockname()[1]}")
+        server.shutdown(socket.SHUT_RDWR)  # wakes the accept() the thread waits in
         hang_up.join(timeout=10)
     assert problem is not None and problem != "connection refused"
