@@ -9,7 +9,9 @@
 
 3. The quantization search (``[quantize] target``) for the Q4_K_M's own mean KLD: its cost
    (candidates, seconds, as a ratio to one variant's evaluation) and whether its choice is smaller
-   than the smallest standard type that meets the same target.
+   than the smallest standard type that meets the same target — on the tiny example, and on the
+   ~115M-parameter random Llama of ``bench/build.py`` (with the first 8 kB of the texts, so that a
+   CPU affords it).
 
 The tiny model is random apart from its LoRA, so its absolute numbers say little about a real
 model; the ratios and the direction of the difference are what the bench is for. Numbers are
@@ -21,11 +23,13 @@ from __future__ import annotations
 import json
 import os
 import runpy
+import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+from bench.build import make_models
 from modelkit.core.engine import QuietReporter
 from modelkit.core.graph import Target
 from modelkit.project import Project
@@ -93,32 +97,49 @@ def main() -> None:
         print("needs the llama.cpp toolchain: modelkit toolchain install")
         return
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
+        root = Path(tmp) / "tiny"
         runpy.run_path(str(ROOT / "examples" / "tiny" / "make_tiny.py"))["main"]([str(root)])
-        (root / "model.toml").write_text(SPEC)
-        timings = Timings()
-        started = time.perf_counter()
-        result = Project.open(root / "model.toml").build(reporter=timings)
-        assert result.ok, result.failed
-        print(f"built the tiny example with {', '.join(TYPES)}, an importance matrix and an evaluation "
-              f"in {time.perf_counter() - started:.1f} s ({threads()} threads)")
-        quantize = timings.seconds["gguf:base+support.Q4_K_M"]
-        calibration, evaluation = ((root / name).stat().st_size / MB for name in ("calibration.txt", "eval.txt"))
-        print(f"  quantize to Q4_K_M (the baseline): {quantize:.2f} s")
-        for what, target, size in (("importance matrix", "imatrix:base+support", calibration),
-                                   ("full-precision logits", "logits:base+support", evaluation),
-                                   ("one variant's evaluation", "eval:base+support.Q4_K_M", evaluation)):
-            seconds = timings.seconds[target]
-            print(f"  {what}: {seconds:.2f} s on {size:.3f} MB = {seconds / size:.1f} s/MB "
-                  f"= {seconds / size / quantize:.0f} x the quantization step per MB of text")
-        report = {row["quant"]: row for row in Project.open(root / "model.toml").quality_report()["variants"]}
-        search(root, report["Q4_K_M"]["kld_mean"], timings.seconds["eval:base+support.Q4_K_M"])
-        print("  mean KL divergence vs full precision, with / without the importance matrix:")
-        for quant in TYPES[1:]:
-            plain = kld_without_imatrix(root, quant)
-            with_matrix = report[quant]["kld_mean"]
-            print(f"    {quant:7} {with_matrix:.5f} / {plain:.5f}  (without / with = {plain / with_matrix:.2f}; "
-                  "above 1: the matrix helps)")
+        costs(root)
+        larger = Path(tmp) / "larger"
+        _, models, params = make_models(Path(tmp) / "models")
+        for folder in ("base", "lora"):
+            shutil.copytree(models / folder, larger / folder)
+        for text in ("calibration.txt", "eval.txt"):
+            (larger / text).write_text((root / text).read_text()[:8000])
+        (larger / "model.toml").write_text(SPEC.replace('"IQ3_M", "IQ4_XS"', '"Q8_0"'))
+        print(f"the larger model ({params / 1e6:.0f}M parameters, random weights):")
+        build = Timings()
+        assert Project.open(larger / "model.toml").build(reporter=build).ok
+        report = {row["quant"]: row for row in Project.open(larger / "model.toml").quality_report()["variants"]}
+        search(larger, report["Q4_K_M"]["kld_mean"], build.seconds["eval:base+support.Q4_K_M"])
+
+
+def costs(root: Path) -> None:
+    """What the importance matrix, the logits and an evaluation cost, and what the matrix buys."""
+    (root / "model.toml").write_text(SPEC)
+    timings = Timings()
+    started = time.perf_counter()
+    result = Project.open(root / "model.toml").build(reporter=timings)
+    assert result.ok, result.failed
+    print(f"built the tiny example with {', '.join(TYPES)}, an importance matrix and an evaluation "
+          f"in {time.perf_counter() - started:.1f} s ({threads()} threads)")
+    quantize = timings.seconds["gguf:base+support.Q4_K_M"]
+    calibration, evaluation = ((root / name).stat().st_size / MB for name in ("calibration.txt", "eval.txt"))
+    print(f"  quantize to Q4_K_M (the baseline): {quantize:.2f} s")
+    for what, target, size in (("importance matrix", "imatrix:base+support", calibration),
+                               ("full-precision logits", "logits:base+support", evaluation),
+                               ("one variant's evaluation", "eval:base+support.Q4_K_M", evaluation)):
+        seconds = timings.seconds[target]
+        print(f"  {what}: {seconds:.2f} s on {size:.3f} MB = {seconds / size:.1f} s/MB "
+              f"= {seconds / size / quantize:.0f} x the quantization step per MB of text")
+    report = {row["quant"]: row for row in Project.open(root / "model.toml").quality_report()["variants"]}
+    print("  mean KL divergence vs full precision, with / without the importance matrix:")
+    for quant in TYPES[1:]:
+        plain = kld_without_imatrix(root, quant)
+        with_matrix = report[quant]["kld_mean"]
+        print(f"    {quant:7} {with_matrix:.5f} / {plain:.5f}  (without / with = {plain / with_matrix:.2f}; "
+              "above 1: the matrix helps)")
+    search(root, report["Q4_K_M"]["kld_mean"], timings.seconds["eval:base+support.Q4_K_M"])
 
 
 def search(root: Path, max_kld: float, evaluation: float) -> None:
