@@ -60,7 +60,8 @@ def search_summary(search: dict[str, Any]) -> dict[str, Any]:
             best = row["kld_mean"]
     chosen = search.get("chosen") or {}
     return {"target": search["target"], "candidates": rows, "pareto": front, "chosen": chosen.get("name"),
-            "measured_now": search.get("measured_now"), "seconds": search.get("seconds")}
+            "screened": len(search.get("screened") or []), "measured_now": search.get("measured_now"),
+            "seconds": search.get("seconds")}
 
 
 def write(report: dict[str, Any], json_path: Path, png_path: Path) -> str | None:

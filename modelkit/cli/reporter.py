@@ -270,8 +270,10 @@ def print_report(report: dict[str, Any], out: Console | None = None) -> None:
         choice = (f"chose {chosen['name']} ({human_size(chosen['bytes'])}, mean KLD {chosen['kld_mean']:.4f})"
                   if chosen else "nothing met the target")
         out.print(f"search {stem}: {len(search['candidates'])} candidates for "
-                  f"{', '.join(f'{k} {v}' for k, v in sorted(search['target'].items()))}, {len(search['pareto'])} on "
-                  f"the Pareto front; {choice}; {search['measured_now']} measured in {search['seconds']} s")
+                  f"{', '.join(f'{k} {v}' for k, v in sorted(search['target'].items()))} (and "
+                  f"{search.get('screened', 0)} screened on a quarter of the text), {len(search['pareto'])} on "
+                  f"the Pareto front; {choice}; {search['measured_now']} quantized and measured now in "
+                  f"{search['seconds']} s")
     if not any(row["kld_mean"] is not None for row in report["variants"]):
         out.print("nothing evaluated yet: set [evaluate] text in the spec and run `modelkit build`")
 

@@ -72,7 +72,9 @@ def add_search(add: Callable[..., Action], names: Names, loaded: LoadedSpec, ste
     logits, _ = add_logits(add, names, loaded, stem, full, full_target)
     imatrix = add_imatrix(add, names, loaded, stem, full, full_target)
     made = names.search(stem)
-    add(made.target, SearchQuant(src=full, logits=logits.path, imatrix=imatrix, context=loaded.spec.evaluate.context,
+    assert loaded.spec.evaluate.text is not None
+    add(made.target, SearchQuant(src=full, logits=logits.path, text=loaded.resolve(loaded.spec.evaluate.text),
+                                 imatrix=imatrix, context=loaded.spec.evaluate.context,
                                  target=quantize.target.bounds(), budget=quantize.search_budget, label=stem,
                                  where=loaded.where("quantize", "target"), memo=names.state / "search",
                                  out=made.path),

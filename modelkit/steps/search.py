@@ -11,11 +11,15 @@ the full-precision logits (mean KL divergence, top-token agreement, size):
    KL divergence saved per byte, until the target is met (below the ladder's answer, since it
    starts a rung lower) or the budget is spent.
 
-It stops at the budget (candidates measured), said before it starts. Each candidate's numbers are
-kept in ``.modelkit/search/`` by what decides them (the model's, the logits' and the importance
-matrix's digests, the recipe, the toolchain), so searching again after a change of target, or
-of budget, measures nothing it has measured before. The result (every candidate, the choice) is
-a small JSON that the chosen variant's quantize step reads, and ``modelkit report`` shows.
+The groups raised alone are only **screened**: measured on a quarter of the evaluation text
+(against the full-precision model's logits on that quarter, computed once), which ranks them at a
+quarter of the cost and counts nothing against the budget; every candidate that can be chosen is
+measured on the whole text. It stops at the budget (whole-text measurements), said before it
+starts. Each candidate's numbers are kept in ``.modelkit/search/`` by what decides them (the
+model's, the logits' and the importance matrix's digests, the recipe, the toolchain), so searching
+again after a change of target, or of budget, measures nothing it has measured before. The
+result (every candidate, the choice) is a small JSON that the chosen variant's quantize step
+reads, and ``modelkit report`` shows.
 """
 
 from __future__ import annotations
@@ -33,12 +37,14 @@ from modelkit.core.resources import Demand
 from modelkit.core.units import human_size
 from modelkit.errors import UserError
 from modelkit.formats.quant_types import TENSOR_TYPES
-from modelkit.steps.base import Recorded, Step, llama_demand
-from modelkit.steps.evaluate import measure_kld
+from modelkit.steps.base import Recorded, Step, llama_demand, offload
+from modelkit.steps.evaluate import FINAL_PPL, LOGITS_HEADER, measure_kld, run_perplexity
 
 LADDER = ("Q2_K", "Q3_K_S", "Q3_K_M", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K", "Q8_0")
 GROUPS = ("attn_v", "ffn_down", "output", "token_embd", "attn_output", "attn_k", "attn_q", "ffn_up", "ffn_gate")
 """Tensor groups promoted in this order when two help equally: the ones quantization hurts most first."""
+SCREEN_SHARE = 0.25
+"""The share of the evaluation text that screens a candidate."""
 RAISED = {"Q2_K": "Q4_K", "Q3_K_S": "Q5_K", "Q3_K_M": "Q5_K", "Q4_K_S": "Q6_K", "Q4_K_M": "Q6_K",
           "Q5_K_S": "Q6_K", "Q5_K_M": "Q8_0", "Q6_K": "Q8_0"}
 """The tensor type a promoted group gets, by the file type of the rest."""
@@ -83,6 +89,8 @@ class SearchQuant(Step, kind="quant-search", tool="quantize", reproducible=False
 
     src: Path
     logits: Path
+    text: Path
+    """The evaluation text ``logits`` were computed on (a quarter of it screens candidates)."""
     imatrix: Recorded | None
     context: int
     target: dict[str, Any]
@@ -95,7 +103,7 @@ class SearchQuant(Step, kind="quant-search", tool="quantize", reproducible=False
     def params(self) -> dict[str, Any]:
         with_imatrix = {"imatrix": self.imatrix.name} if self.imatrix else {}
         return {"target": self.target, "budget": self.budget, "context": self.context, "ladder": list(LADDER),
-                "groups": list(GROUPS), **with_imatrix}
+                "groups": list(GROUPS), "screen": SCREEN_SHARE, **with_imatrix}
 
     def describe(self) -> str:
         bounds = ", ".join(f"{k} {v}" for k, v in sorted(self.target.items()))
@@ -108,7 +116,8 @@ class SearchQuant(Step, kind="quant-search", tool="quantize", reproducible=False
         search = _Search(self, ctx)
         chosen = search.run()
         result = {"target": self.target, "budget": self.budget, "candidates": search.measured,
-                  "chosen": chosen, "measured_now": search.fresh, "seconds": round(search.seconds, 1)}
+                  "screened": search.screened, "chosen": chosen, "measured_now": search.fresh,
+                  "seconds": round(search.seconds, 1)}
         ctx.tmp(self.out).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
         if chosen is None:
             best = min(search.measured, key=lambda c: c["kld_mean"])
@@ -118,7 +127,8 @@ class SearchQuant(Step, kind="quant-search", tool="quantize", reproducible=False
                             "loosen the target or raise quantize.search_budget")
         ctx.note(f"{self.label}: {chosen['name']} ({human_size(chosen['bytes'])}, mean KLD {chosen['kld_mean']:.6f}) "
                  f"is the smallest of {len(search.measured)} candidates meeting {_bounds(self.target)}; "
-                 f"{search.fresh} measured now in {search.seconds:.0f} s")
+                 f"{len(search.screened)} screened on a quarter of the text; {search.fresh} measured now in "
+                 f"{search.seconds:.0f} s")
 
 
 def _bounds(target: dict[str, Any]) -> str:
@@ -135,7 +145,9 @@ class _Search:
         names = tensor_names(step.src)
         self.groups = [g for g in GROUPS if any(n.startswith(f"{g}.") or f".{g}." in n for n in names)]
         self.measured: list[dict[str, Any]] = []
+        self.screened: list[dict[str, Any]] = []
         self.fresh, self.seconds = 0, 0.0
+        self._short_logits: Path | None = None
         self.identity = hashlib.sha256(json.dumps([
             sha256_file(step.src), sha256_file(step.logits), sha256_file(step.imatrix.path) if step.imatrix else None,
             ctx.toolchain.version, step.context]).encode()).hexdigest()
@@ -164,15 +176,14 @@ class _Search:
             return
         raised = RAISED.get(start.type, "Q8_0")
         buys = []
+        screened_base = self._screen(start)
         for group in self.groups:
-            if not self._room():
-                break
             if min(TENSOR_TYPES.get(t, 0.0) for t in base["group_types"].get(group, ["F32"])) >= TENSOR_TYPES[raised]:
                 continue  # the file type already gives this group that many bits
-            alone = self._measure(Candidate(start.type, ((group, raised),)))
-            saved = base["kld_mean"] - alone["kld_mean"]
+            alone = self._screen(Candidate(start.type, ((group, raised),)))
+            saved = screened_base["kld_mean"] - alone["kld_mean"]
             if saved > 0:
-                buys.append((saved / max(1, alone["bytes"] - base["bytes"]), group))
+                buys.append((saved / max(1, alone["bytes"] - screened_base["bytes"]), group))
         together: tuple[tuple[str, str], ...] = ()
         for _, group in sorted(buys, key=lambda b: (-b[0], GROUPS.index(b[1]))):
             together = (*together, (group, raised))
@@ -192,21 +203,55 @@ class _Search:
         return min(good, key=lambda c: (c["bytes"], c["name"])) if good else None
 
     def _measure(self, candidate: Candidate) -> dict[str, Any]:
+        """``candidate``'s numbers on the whole text (one of the budget)."""
         known = next((c for c in self.measured if c["name"] == candidate.name()), None)
         if known is not None:
             return known
-        memo = self.step.memo / f"{hashlib.sha256((self.identity + candidate.name()).encode()).hexdigest()}.json"
-        try:
-            numbers = json.loads(memo.read_text())
-        except (OSError, ValueError):
-            numbers = self._quantize_and_measure(candidate)
-            memo.parent.mkdir(parents=True, exist_ok=True)
-            memo.write_text(json.dumps(numbers, sort_keys=True))
-        numbers = {**numbers, "name": candidate.name(), "recipe": candidate.as_recipe()}
+        numbers = {**self._numbers(candidate, "whole", self.step.logits), "name": candidate.name(),
+                   "recipe": candidate.as_recipe()}
         self.measured.append(numbers)
         self.ctx.progress(len(self.measured) / self.step.budget,
                           f"candidate {len(self.measured)} of at most {self.step.budget}: {candidate.name()}")
         return numbers
+
+    def _screen(self, candidate: Candidate) -> dict[str, Any]:
+        """``candidate``'s numbers on a share of the text: to rank, never to choose."""
+        known = next((c for c in self.screened if c["name"] == candidate.name()), None)
+        if known is not None:
+            return known
+        numbers = {**self._numbers(candidate, "screen", self._screening_logits()), "name": candidate.name()}
+        self.screened.append(numbers)
+        self.ctx.progress(None, f"screened {candidate.name()} on a quarter of the text")
+        return numbers
+
+    def _numbers(self, candidate: Candidate, kind: str, logits: Path) -> dict[str, Any]:
+        """Recalled from the memo, else quantized and measured against ``logits``."""
+        name = hashlib.sha256(f"{self.identity}{kind}{candidate.name()}".encode()).hexdigest()
+        memo = self.step.memo / f"{name}.json"
+        try:
+            return dict(json.loads(memo.read_text()))
+        except (OSError, ValueError):
+            numbers = self._quantize_and_measure(candidate, logits)
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            memo.write_text(json.dumps(numbers, sort_keys=True))
+            return numbers
+
+    def _screening_logits(self) -> Path:
+        """The full-precision logits on the text's first quarter (made once per run; the whole
+        text's when a quarter is too short to measure)."""
+        if self._short_logits is None:
+            step, tc = self.step, self.ctx.toolchain
+            text = step.text.read_bytes()
+            short = self.ctx.tmp(step.out).with_suffix(".screen.txt")
+            short.write_bytes(text[:max(int(len(text) * SCREEN_SHARE), 1)])
+            logits = short.with_suffix(".logits")
+            lines = run_perplexity(self.ctx, step, [tc.perplexity, "-m", step.src, "-f", short,
+                                                    "--kl-divergence-base", logits, "-c", str(step.context),
+                                                    "-b", str(step.context), "-t", str(self.ctx.threads),
+                                                    *offload(tc)], FINAL_PPL)
+            measured = any(FINAL_PPL.search(line) for line in lines) and logits.stat().st_size > LOGITS_HEADER
+            self._short_logits = logits if measured else step.logits
+        return self._short_logits
 
     def _group_types(self, gguf: Path) -> dict[str, list[str]]:
         """The ggml types each tensor group has in ``gguf`` (the file type varies some by layer)."""
@@ -221,7 +266,7 @@ class _Search:
                     found.setdefault(group, set()).add(GGMLQuantizationType(info.ggml_type).name)
         return {group: sorted(types) for group, types in found.items()}
 
-    def _quantize_and_measure(self, candidate: Candidate) -> dict[str, Any]:
+    def _quantize_and_measure(self, candidate: Candidate, logits: Path) -> dict[str, Any]:
         started = time.monotonic()
         step, tc = self.step, self.ctx.toolchain
         made = self.ctx.tmp(step.out).with_suffix(".candidate.gguf")
@@ -229,7 +274,7 @@ class _Search:
         try:
             step.run_tool(self.ctx, [tc.quantize, *flags, *candidate.flags(), step.src, made, candidate.type,
                                      str(self.ctx.threads)], cwd=step.imatrix.folder if step.imatrix else None)
-            numbers = {**measure_kld(self.ctx, step, made, step.logits, step.context),
+            numbers = {**measure_kld(self.ctx, step, made, logits, step.context),
                        "group_types": self._group_types(made)}
         finally:
             made.unlink(missing_ok=True)
