@@ -227,7 +227,8 @@ class Project:
                 # (outputs outside the project, as a download's in the Hugging Face cache, are
                 # where this machine keeps them: the lock names them under ``sources``)
                 platform = {"platform": record.record["platform"]} if "platform" in record.record else {}
-                artifacts[target.name] = {"key": record.key, "outputs": record.outputs, **platform}
+                artifacts[target.name] = {"key": record.key, "outputs": record.outputs, **platform,
+                                          **target.action.lock_entry()}
         return make_lock(sources, toolchain, artifacts, generator=f"modelkit {__version__}")
 
     def _check_locked(self, sections: tuple[str, ...], only: list[str] | None = None) -> None:

@@ -76,7 +76,8 @@ def test_a_second_build_searches_nothing_and_a_new_budget_measures_nothing_new(s
     proc = modelkit("build", "--no-ollama", cwd=project)
     assert proc.returncode == 0 and "search the smallest" not in proc.stderr, proc.stderr
     lock = json.loads((project / "modelkit.lock").read_text())
-    assert "search:base+support" in lock["artifacts"]
+    assert lock["artifacts"]["search:base+support"]["chosen"] == {k: result(project)["chosen"][k]
+                                                                  for k in ("name", "recipe")}
     spec = project / "model.toml"
     spec.write_text(spec.read_text().replace("search_budget = 6", "search_budget = 7"))
     proc = modelkit("build", "--no-ollama", cwd=project)

@@ -97,6 +97,11 @@ class Action(ABC):
         target that reads it cannot be restored: a laptop restoring everything downloads nothing."""
         return None
 
+    def lock_entry(self) -> dict[str, Any]:
+        """What the lock file says of this target's outputs besides their key and digests, for a
+        person reading it (a search's choice); read from the outputs, so it changes with them."""
+        return {}
+
     def external_staleness(self, digest: Callable[[Path], str]) -> str | None:
         """A reason the outputs are out of date outside modelkit's view (e.g. Ollama lost the
         model), or None. Only asked when everything modelkit can see is fresh. ``digest`` gives

@@ -9,7 +9,7 @@ its diffs are small and readable:
   digests (a branch that moves on the Hub does not move a locked build; ``modelkit build --update``
   re-resolves);
 - ``toolchain``: the fingerprint of each toolchain component the build used;
-- ``artifacts``: each target's action key and output digests.
+- ``artifacts``: each target's action key and output digests (and what a person reads there: a search's choice).
 """
 
 from __future__ import annotations

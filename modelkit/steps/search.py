@@ -112,6 +112,14 @@ class SearchQuant(Step, kind="quant-search", tool="quantize", reproducible=False
     def demand(self) -> Demand:
         return llama_demand(gpu=True)
 
+    def lock_entry(self) -> dict[str, Any]:
+        """The choice, readable in the lock beside the digest that pins it."""
+        try:
+            chosen = json.loads(self.out.read_text())["chosen"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return {}
+        return {"chosen": {"name": chosen["name"], "recipe": chosen["recipe"]}} if chosen else {}
+
     def run(self, ctx: StepContext) -> None:
         search = _Search(self, ctx)
         chosen = search.run()
