@@ -87,13 +87,26 @@ def test_a_second_build_searches_nothing_and_a_new_budget_measures_nothing_new(s
 
 def test_the_search_is_deterministic(built_example: Path, searched: Path, tmp_path: Path) -> None:
     project = searching(built_example, tmp_path / "elsewhere")
-    shutil.rmtree(project / ".modelkit" / "search", ignore_errors=True)
+    shutil.rmtree(project / ".modelkit" / "memo", ignore_errors=True)
     proc = modelkit("build", "--no-ollama", "search:base+support", cwd=project)
     assert proc.returncode == 0, proc.stderr
     found = result(project)
     assert found["measured_now"] == len(found["candidates"]) + len(found["screened"])  # nothing recalled
     assert [c["name"] for c in found["candidates"]] == [c["name"] for c in result(searched)["candidates"]]
     assert found["chosen"]["name"] == result(searched)["chosen"]["name"]
+
+
+def test_a_teammate_sharing_the_remote_cache_measures_nothing_again(built_example: Path, tmp_path: Path) -> None:
+    (tmp_path / "remote").mkdir()
+    shared = {"MODELKIT_REMOTE_CACHE": (tmp_path / "remote").as_uri()}
+    first = searching(built_example, tmp_path / "first")
+    proc = modelkit("build", "--no-ollama", "search:base+support", cwd=first, env=shared)
+    assert proc.returncode == 0, proc.stderr
+    second = searching(built_example, tmp_path / "second", TARGET.replace("budget = 6", "budget = 7"))
+    proc = modelkit("build", "--no-ollama", "search:base+support", cwd=second, env=shared)
+    assert proc.returncode == 0, proc.stderr
+    assert len(result(second)["candidates"]) >= len(result(first)["candidates"])
+    assert result(second)["measured_now"] <= 1, "the first machine's candidates were measured again"
 
 
 def test_a_target_no_candidate_meets_is_one_line_with_the_best_reached(built_example: Path, tmp_path: Path) -> None:

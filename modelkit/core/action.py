@@ -124,6 +124,11 @@ class StepContext:
     """A file's digest through the stat cache (free for modelkit's own outputs)."""
     threads: int = 1
     """The cores the engine granted the step (see :meth:`Action.demand`): its tool's thread count."""
+    memo: Callable[[str], bytes | None] = field(default=lambda name: None)
+    """A small record the step kept under ``name`` (on this machine, or through the remote cache
+    on another), or None: for work inside one step worth keeping apart from its outputs."""
+    keep: Callable[[str, bytes], None] = field(default=lambda name, data: None)
+    """Keep a small record under ``name``, a digest of everything that decides it."""
 
     def tmp(self, output: Path) -> Path:
         """The temporary name to write ``output`` to; the engine renames it into place."""

@@ -270,13 +270,37 @@ class Engine:
                 self.cache.store(key, {out: (tmp[out], restored[tmp[out]]) for out in tmp})
         return restored
 
+    def _memo(self, name: str) -> bytes | None:
+        """A step's small record: kept here (``.modelkit/memo/``), else by the remote cache."""
+        local = self.state.directory / "memo" / name
+        try:
+            return local.read_bytes()
+        except OSError:
+            pass
+        data = self.remote.recall(name) if self.remote is not None else None
+        if data is not None:
+            self._keep_here(local, data)
+        return data
+
+    def _keep(self, name: str, data: bytes) -> None:
+        self._keep_here(self.state.directory / "memo" / name, data)
+        if self.remote is not None:
+            self.remote.remember(name, data)
+
+    @staticmethod
+    def _keep_here(path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+
     def _execute(self, target: Target, key: str, tmp: dict[Path, Path], log: Path, threads: int) -> dict[Path, str]:
         """Run the action into its temporary names; digest the outputs and keep them in the cache."""
         action = target.action
         ctx = StepContext(name=target.name, log_path=log, toolchain_factory=self.toolchain,
                           progress=lambda fraction, text: self.reporter.progress(target, fraction, text),
                           note=lambda text: self.reporter.note(target, text), tmp_paths=tmp, digest=self.hasher.digest,
-                          threads=threads)
+                          threads=threads, memo=self._memo, keep=self._keep)
         action.run(ctx)
         missing = [p for p in tmp.values() if not p.is_file()]
         if missing:

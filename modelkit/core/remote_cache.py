@@ -234,6 +234,33 @@ class RemoteCache:
             return "does not have the digest its manifest names"
         return None
 
+    # -- small records -----------------------------------------------------------------------
+
+    def recall(self, name: str) -> bytes | None:
+        """A small record a step kept under ``name`` (``memo/<name>``), or None (also when the
+        remote cannot be used: a record is worth its bytes, never a failed build)."""
+        try:
+            fs, _ = self._connect()
+            data: bytes = fs.cat_file(self._path("memo", name))
+            return data
+        except Unusable:
+            return None
+        except Exception:  # noqa: BLE001 - a missing or unreadable record is only a miss
+            return None
+
+    def remember(self, name: str, data: bytes) -> None:
+        """Keep a small record for other machines, unless this build does not push."""
+        if not self.pushing or self._broken:
+            return
+        try:
+            fs, _ = self._connect()
+            fs.makedirs(self._path("memo"), exist_ok=True)
+            fs.pipe_file(self._path("memo", name), data)
+        except Unusable:
+            return
+        except Exception as e:  # noqa: BLE001 - transport errors come from the backend's own stack
+            self._say(f"remote cache {self.url}: keeping a record failed ({_describe(e)})")
+
     # -- uploading ---------------------------------------------------------------------------
 
     def push(self, key: str, files: dict[Path, tuple[Path, str]], background: bool = True) -> None:

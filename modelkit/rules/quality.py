@@ -76,8 +76,7 @@ def add_search(add: Callable[..., Action], names: Names, loaded: LoadedSpec, ste
     add(made.target, SearchQuant(src=full, logits=logits.path, text=loaded.resolve(loaded.spec.evaluate.text),
                                  imatrix=imatrix, context=loaded.spec.evaluate.context,
                                  target=quantize.target.bounds(), budget=quantize.search_budget, label=stem,
-                                 where=loaded.where("quantize", "target"), memo=names.state / "search",
-                                 out=made.path),
+                                 where=loaded.where("quantize", "target"), out=made.path),
         (full_target, logits.target, names.imatrix(stem).target if imatrix else None), long=True, once=True)
     return made
 

@@ -15,9 +15,10 @@ The groups raised alone are only **screened**: measured on a quarter of the eval
 (against the full-precision model's logits on that quarter, computed once), which ranks them at a
 quarter of the cost and counts nothing against the budget; every candidate that can be chosen is
 measured on the whole text. It stops at the budget (whole-text measurements), said before it
-starts. Each candidate's numbers are kept in ``.modelkit/search/`` by what decides them (the
-model's, the logits' and the importance matrix's digests, the recipe, the toolchain), so searching
-again after a change of target, or of budget, measures nothing it has measured before. The
+starts. Each candidate's numbers are kept (``.modelkit/memo/``, and the remote cache when there is
+one) by what decides them (the model's, the logits' and the importance matrix's digests, the
+recipe, the toolchain), so searching again after a change of target or budget, here or on a
+teammate's machine, measures nothing that was measured before. The
 result (every candidate, the choice) is a small JSON that the chosen variant's quantize step
 reads, and ``modelkit report`` shows.
 """
@@ -27,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +98,6 @@ class SearchQuant(Step, kind="quant-search", tool="quantize", reproducible=False
     budget: int
     label: str
     where: str = ""
-    memo: Path = field(default=Path(".modelkit/search"))
-    """Where candidates' numbers are kept by what decides them (not part of the key)."""
 
     def params(self) -> dict[str, Any]:
         with_imatrix = {"imatrix": self.imatrix.name} if self.imatrix else {}
@@ -233,16 +232,18 @@ class _Search:
         return numbers
 
     def _numbers(self, candidate: Candidate, kind: str, logits: Path) -> dict[str, Any]:
-        """Recalled from the memo, else quantized and measured against ``logits``."""
-        name = hashlib.sha256(f"{self.identity}{kind}{candidate.name()}".encode()).hexdigest()
-        memo = self.step.memo / f"{name}.json"
+        """Recalled (here, or from another machine through the remote cache), else quantized and
+        measured against ``logits``, and kept."""
+        name = "search-" + hashlib.sha256(f"{self.identity}{kind}{candidate.name()}".encode()).hexdigest()
         try:
-            return dict(json.loads(memo.read_text()))
-        except (OSError, ValueError):
-            numbers = self._quantize_and_measure(candidate, logits)
-            memo.parent.mkdir(parents=True, exist_ok=True)
-            memo.write_text(json.dumps(numbers, sort_keys=True))
-            return numbers
+            kept = self.ctx.memo(name)
+            if kept is not None:
+                return dict(json.loads(kept))
+        except ValueError:
+            pass
+        numbers = self._quantize_and_measure(candidate, logits)
+        self.ctx.keep(name, json.dumps(numbers, sort_keys=True).encode())
+        return numbers
 
     def _screening_logits(self) -> Path:
         """The full-precision logits on the text's first quarter (made once per run; the whole
