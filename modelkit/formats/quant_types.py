@@ -28,13 +28,16 @@ class QuantType:
     def uses_imatrix(self) -> bool:
         """Whether llama-quantize reads an importance matrix for this type: Q8_0 and the float types
         ignore it, so their GGUFs need not wait for (or be rebuilt after) the calibration."""
-        return (self.alias_of or self.name) not in ("Q8_0", "F16", "BF16", "F32")
+        return (self.alias_of or self.name) not in IGNORE_IMATRIX
 
     @property
     def rough_bits(self) -> float:
         """Rough bits per weight, for ordering a ladder of types (not a measurement)."""
         return NOMINAL_BPW.get(self.alias_of or self.name, 16.0)
 
+
+IGNORE_IMATRIX = ("Q8_0", "F16", "BF16", "F32")
+"""The types (of a file or of a tensor) llama-quantize makes without reading an importance matrix."""
 
 _TABLE = [
     QuantType("Q1_0", 40), QuantType("Q2_0", 41),

@@ -41,7 +41,7 @@ from modelkit.core.action import Action
 from modelkit.core.facts import Facts
 from modelkit.core.graph import Graph, Target
 from modelkit.errors import UserError
-from modelkit.formats.quant_types import CONVERT_OUTTYPES, QUANT_TYPES, canonical
+from modelkit.formats.quant_types import CONVERT_OUTTYPES, IGNORE_IMATRIX, QUANT_TYPES, canonical
 from modelkit.rules.inputs import AdapterInput, Inputs, resolve_inputs
 from modelkit.rules.names import SOURCE_BASE, SOURCE_BASE_TOKENIZER, Artifact, Names
 from modelkit.rules.quality import Measured, add_imatrix, add_quality, add_search
@@ -420,7 +420,7 @@ def _uses_imatrix(quant: str, recipe: Recipe | None, have_one: bool) -> bool:
     if recipe is None:
         return QUANT_TYPES[quant].uses_imatrix
     return have_one and (QUANT_TYPES[recipe.type].uses_imatrix
-                         or any(t not in ("Q8_0", "F16", "BF16", "F32") for t in recipe.tensor_types()))
+                         or any(t not in IGNORE_IMATRIX for t in recipe.tensor_types()))
 
 
 def _canonical_or_same(name: str) -> str:

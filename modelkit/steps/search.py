@@ -33,13 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from modelkit.core.action import StepContext
-from modelkit.core.hashing import sha256_file
 from modelkit.core.resources import Demand
 from modelkit.core.units import human_size
 from modelkit.errors import UserError
 from modelkit.formats.quant_types import TENSOR_TYPES
 from modelkit.steps.base import Recorded, Step, llama_demand, offload
 from modelkit.steps.evaluate import FINAL_PPL, LOGITS_HEADER, measure_kld, run_perplexity
+from modelkit.steps.quantize import TensorRecipe
 
 LADDER = ("Q2_K", "Q3_K_S", "Q3_K_M", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K", "Q8_0")
 GROUPS = ("attn_v", "ffn_down", "output", "token_embd", "attn_output", "attn_k", "attn_q", "ffn_up", "ffn_gate")
@@ -49,6 +49,8 @@ SCREEN_SHARE = 0.25
 RAISED = {"Q2_K": "Q4_K", "Q3_K_S": "Q5_K", "Q3_K_M": "Q5_K", "Q4_K_S": "Q6_K", "Q4_K_M": "Q6_K",
           "Q5_K_S": "Q6_K", "Q5_K_M": "Q8_0", "Q6_K": "Q8_0"}
 """The tensor type a promoted group gets, by the file type of the rest."""
+SINGLE_TENSORS = ("output", "token_embd")
+"""Groups of one tensor, which llama-quantize types with options of their own."""
 
 
 @dataclass(frozen=True)
@@ -62,18 +64,14 @@ class Candidate:
     def name(self) -> str:
         return self.type + "".join(f"+{group}={qtype}" for group, qtype in self.tensors)
 
-    def flags(self) -> list[str]:
-        flags = []
-        for group, qtype in self.tensors:
-            option = {"output": "--output-tensor-type", "token_embd": "--token-embedding-type"}.get(group)
-            flags += [option, qtype] if option else ["--tensor-type", f"{group}={qtype}"]
-        return flags
+    def recipe(self) -> TensorRecipe:
+        """The candidate as the quantize step takes a recipe (which knows llama-quantize's options)."""
+        named = dict(self.tensors)
+        return TensorRecipe(name=self.name(), tensors={g: t for g, t in self.tensors if g not in SINGLE_TENSORS},
+                            output=named.get("output"), embeddings=named.get("token_embd"))
 
     def as_recipe(self) -> dict[str, Any]:
-        tensors = {g: t for g, t in self.tensors if g not in ("output", "token_embd")}
-        named = dict(self.tensors)
-        return {"type": self.type, "tensors": tensors, "output": named.get("output"),
-                "embeddings": named.get("token_embd")}
+        return {"type": self.type, **self.recipe().params()}
 
 
 def meets(numbers: dict[str, Any], target: dict[str, Any]) -> bool:
@@ -156,7 +154,7 @@ class _Search:
         self.fresh, self.seconds = 0, 0.0
         self._short_logits: Path | None = None
         self.identity = hashlib.sha256(json.dumps([
-            sha256_file(step.src), sha256_file(step.logits), sha256_file(step.imatrix.path) if step.imatrix else None,
+            ctx.digest(step.src), ctx.digest(step.logits), ctx.digest(step.imatrix.path) if step.imatrix else None,
             ctx.toolchain.version, step.context]).encode()).hexdigest()
 
     def run(self) -> dict[str, Any] | None:
@@ -281,7 +279,7 @@ class _Search:
         made = self.ctx.tmp(step.out).with_suffix(".candidate.gguf")
         flags = ["--imatrix", step.imatrix.name] if step.imatrix else []
         try:
-            step.run_tool(self.ctx, [tc.quantize, *flags, *candidate.flags(), step.src, made, candidate.type,
+            step.run_tool(self.ctx, [tc.quantize, *flags, *candidate.recipe().flags(), step.src, made, candidate.type,
                                      str(self.ctx.threads)], cwd=step.imatrix.folder if step.imatrix else None)
             numbers = {**measure_kld(self.ctx, step, made, logits, step.context),
                        "group_types": self._group_types(made)}
