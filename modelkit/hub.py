@@ -35,10 +35,11 @@ MODEL_FILES = (
     "chat_template.json", "preprocessor_config.json", "README.md",
 )
 MODEL_FILES_NO_SAFETENSORS = ("pytorch_model*.bin", "pytorch_model.bin.index.json")
-# Besides its weights, an adapter repo may hold the tokenizer and chat template it was trained with.
+# Besides its weights, an adapter repo may hold the tokenizer and chat template it was trained with,
+# and its model card, whose metadata (base model, tags) convert_lora_to_gguf.py writes into the GGUF.
 TOKENIZER_FILES = ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                    "added_tokens.json", "chat_template.jinja", "chat_template.json")
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", *TOKENIZER_FILES)
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "README.md", *TOKENIZER_FILES)
 ADAPTER_FILES_NO_SAFETENSORS = ("adapter_model.bin",)
 
 

@@ -259,7 +259,7 @@ class _Rules:
                           full=full.path, full_quant=full.quant)
         self.variants.append(variant)
         self._registration_deps[variant.ref] = (adapter_files, [d for d in deps if d])
-        return Measured(variant, modelfile)
+        return Measured(variant, modelfile, chat.target if chat else None)
 
     def quantized(self, full: FullPrecision, quant: str | None) -> tuple[str | None, Path, str]:
         """(target, file, type) of ``full`` quantized to ``quant``; ``full`` itself when it already

@@ -35,6 +35,8 @@ class Measured:
 
     variant: Any  # modelkit.rules.Variant
     modelfile: RenderModelfile
+    template_target: str | None = None
+    """The target whose output the Modelfile's TEMPLATE is read from, if any."""
 
 
 def add_imatrix(add: Callable[..., Action], names: Names, loaded: LoadedSpec, stem: str, model: Path,
@@ -111,8 +113,8 @@ def _verdict(add: Callable[..., Action], names: Names, loaded: LoadedSpec, m: Me
     made_verdict = names.verdict(variant.model, variant.tag)
     ladder = [o.variant.evaluation for o in made if o.variant.evaluation is not None] if gated else None
     adapter = names.adapter(variant.adapter) if variant.adapter and m.modelfile.adapters else None  # an ADAPTER line
-    deps = [variant.gguf_target, variant.modelfile_target, *(evaluations.values() if gated else ()),
-            adapter.target if adapter else None]
+    deps = [variant.gguf_target, variant.modelfile_target, m.template_target,
+            *(evaluations.values() if gated else ()), adapter.target if adapter else None]
     add(made_verdict.target, JudgeVariant(ref=variant.ref, gguf=variant.gguf, modelfile=m.modelfile, checks=checks,
                                           adapters=[adapter.path] if adapter else [],
                                           max_kld=spec.max_kld if gated else None,

@@ -47,6 +47,10 @@ class JudgeVariant(Step, kind="judge", tool="quantize", reproducible=False):
     def params(self) -> dict[str, Any]:
         return {"checks": self.checks, "max_kld": self.max_kld}
 
+    def inputs(self) -> dict[str, Path]:
+        """The TEMPLATE's own file, if the spec names one (the prompts are rendered through it)."""
+        return self.modelfile.inputs()
+
     def describe(self) -> str:
         count = f" ({len(self.checks)} prompt{'s' * (len(self.checks) != 1)})" if self.checks else ""
         return f"check {self.ref}{count}"
