@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelkit import __version__, hub
 from modelkit.core.engine import BuildResult, Engine, Pin, Reporter, Status
+from modelkit.core.executor import Executor
 from modelkit.core.facts import Facts
 from modelkit.core.graph import Graph
 from modelkit.core.hashing import Hasher
@@ -34,7 +35,7 @@ from modelkit.rules.names import MEASUREMENTS, Names
 from modelkit.spec import LoadedSpec, load_spec
 from modelkit.steps.modelfile import RenderModelfile
 from modelkit.steps.template import read_inherited
-from modelkit.toolchain import Toolchain, detect_backend, find_toolchain, require_toolchain
+from modelkit.toolchain import ProjectTools, Toolchain
 
 if TYPE_CHECKING:
     from modelkit.ollama.engine import Choice
@@ -52,7 +53,6 @@ class Project:
         self.root = loaded.root
         self.lock_path = loaded.root / LOCK_NAME
         self.update_sources = update_sources
-        self._toolchain: Toolchain | None = None
         self.report_note: str | None = None  # why the last build drew no report picture
         self.notify: Callable[[str], None] = logging.getLogger("modelkit").warning
         """Where warnings that do not stop a build go (the CLI prints them; a library user gets logging)."""
@@ -86,26 +86,18 @@ class Project:
 
     # -- toolchain ------------------------------------------------------------------------------
 
-    def _configured_toolchain(self) -> Path | None:
+    @cached_property
+    def tools(self) -> ProjectTools:
+        """The toolchain as the spec configures it (``[toolchain] llama_cpp``, else the managed one)."""
         configured = self.spec.toolchain.llama_cpp
-        return self.loaded.resolve(configured) if configured else None
+        return ProjectTools(self.loaded.resolve(configured) if configured else None,
+                            self.loaded.where("toolchain", "llama_cpp"))
 
     def find_toolchain(self) -> Toolchain | None:
-        if self._toolchain is None:
-            self._toolchain = find_toolchain(self._configured_toolchain(), self.loaded.where("toolchain", "llama_cpp"))
-        return self._toolchain
+        return self.tools.find()
 
     def require_toolchain(self, progress: Progress | None = None) -> Toolchain:
-        if self._toolchain is None:
-            self._toolchain = require_toolchain(self._configured_toolchain(),
-                                                self.loaded.where("toolchain", "llama_cpp"), progress)
-        return self._toolchain
-
-    def _fingerprint(self, component: str) -> dict[str, Any]:
-        toolchain = self.find_toolchain()
-        if toolchain is None:
-            return {"llama.cpp": "not installed"}
-        return toolchain.fingerprint(component)
+        return self.tools.toolchain(progress)
 
     def needs_toolchain(self, names: Iterable[str] | None = None) -> bool:
         return any(t.action.tool for t in self.graph.closure(names))
@@ -120,21 +112,36 @@ class Project:
             return None
         return RemoteCache(url, notify=lambda line: self.notify(line))
 
-    def engine(self, reporter: Reporter | None = None, locked: bool = False) -> Engine:
+    def executor(self, name: str | None = None) -> Executor | None:
+        """Where steps run: ``name`` ("local", "ray", "ray://host:port"), else ``[build] executor``;
+        None for this machine. A cluster hands files over through the remote cache, so it needs
+        one that this build may upload to."""
+        where = f"--executor {name}" if name else self.loaded.where("build", "executor")
+        name = name or self.spec.build.executor
+        if name == "local":
+            return None
+        if self.remote is None:
+            raise UserError(f"{where}: the ray executor hands files between machines "
+                            "through the remote cache, and none is set: set [cache] remote or $MODELKIT_REMOTE_CACHE "
+                            "(s3://bucket/prefix, or a file:// folder every node mounts)")
+        if not self.remote.pushing:
+            raise UserError("--no-push: the ray executor's workers hand their outputs back through the remote cache; "
+                            "build without --no-push")
+        from modelkit.core.ray_executor import RayExecutor, address
+
+        return RayExecutor(address(name), self.remote, self.tools)
+
+    def engine(self, reporter: Reporter | None = None, locked: bool = False,
+               executor: Executor | None = None) -> Engine:
         """The engine for this project; ``locked``: never compute here what the lock pins from
-        another platform (see :class:`Engine`)."""
+        another platform (see :class:`Engine`); ``executor``: where steps run (default: here)."""
         artifacts = (self.lock or {}).get("artifacts", {})
         pinned = {name: Pin(entry["platform"], str(entry.get("key"))) for name, entry in artifacts.items()
                   if isinstance(entry, dict) and isinstance(entry.get("platform"), str)}
-        return Engine(self.graph, self.root, self.state, fingerprint=self._fingerprint,
+        return Engine(self.graph, self.root, self.state, fingerprint=self.tools.fingerprint,
                       toolchain=self.require_toolchain, reporter=reporter, free_digest=hub.blob_digest,
-                      remote=self.remote, platform=self._platform, pinned=pinned, locked=locked)
-
-    def _platform(self) -> str:
-        """What decides the bytes of the steps that run on the GPU where there is one: the
-        toolchain's backend ("cpu" or "cuda")."""
-        toolchain = self.find_toolchain()
-        return toolchain.backend if toolchain is not None else detect_backend()
+                      remote=self.remote, platform=self.tools.platform, pinned=pinned, locked=locked,
+                      executor=executor)
 
     def plan(self, names: Iterable[str] | None = None, force: Iterable[str] = ()) -> list[Status]:
         return self.engine().plan(names, self._resolve(force))
@@ -143,14 +150,15 @@ class Project:
               reporter: Reporter | None = None, wait: bool = True,
               on_wait: Callable[[str], None] | None = None, keep_going: bool = False,
               locked: bool = False, push: bool = True, uploading: Progress | None = None,
-              jobs: int | None = None) -> BuildResult:
+              jobs: int | None = None, executor: str | None = None) -> BuildResult:
         """Build under the project's lock (one builder at a time), then update ``modelkit.lock``.
 
         ``locked``: fail, naming the difference, instead of changing the lock file (for CI).
         The lock file is written only after a successful build of every target. ``push``: upload
         what was built to the remote cache, if there is one; the build returns once the uploads
         (which run in the background of the build) are done, ``uploading`` shows their progress.
-        ``jobs``: steps at once (default: ``[build] jobs``, else the engine's default).
+        ``jobs``: steps at once (default: ``[build] jobs``, else the engine's default);
+        ``executor``: where steps run (see :meth:`executor`).
         """
         names = list(names) if names is not None else None
         with FileLock(self.build_lock_path, wait=wait, on_wait=on_wait):
@@ -158,8 +166,13 @@ class Project:
                 self._check_locked(("sources", "toolchain"))
             if self.remote is not None:
                 self.remote.pushing = push
-            result = self.engine(reporter, locked).build(names, self._resolve(force), keep_going=keep_going,
-                                                 jobs=jobs or self.spec.build.jobs)
+            runner = self.executor(executor)
+            try:
+                result = self.engine(reporter, locked, runner).build(names, self._resolve(force), keep_going=keep_going,
+                                                             jobs=jobs or self.spec.build.jobs)
+            finally:
+                if runner is not None:
+                    runner.close()
             if self.remote is not None:
                 self.remote.finish(uploading)
             if self._evaluated(result):
@@ -217,7 +230,7 @@ class Project:
             sources[name] = {"repo": source.repo, "revision": source.revision, "commit": source.commit,
                              "files": files}
         components = sorted({t.action.tool for t in self.graph if t.action.tool})
-        toolchain = {c: self._fingerprint(c) for c in components}
+        toolchain = {c: self.tools.fingerprint(c) for c in components}
         artifacts = {}
         for target in self.graph:
             if target.name in self.layout.sources or not target.action.cacheable:

@@ -169,6 +169,53 @@ def require_toolchain(configured: Path | None = None, configured_where: str = "s
     return toolchain or install(progress=progress)
 
 
+class ProjectTools:
+    """The toolchain a project's steps use, as the machine running them finds it: this one, or a
+    cluster's worker (it is picklable, without what it found, and installs the managed toolchain
+    there on first use)."""
+
+    def __init__(self, configured: Path | None = None, configured_where: str = "spec") -> None:
+        self.configured, self.configured_where = configured, configured_where
+        self._found: Toolchain | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"configured": self.configured, "configured_where": self.configured_where, "_found": None}
+
+    def find(self) -> Toolchain | None:
+        """The toolchain, or None when the managed one is not installed yet."""
+        if self._found is None:
+            self._found = find_toolchain(self.configured, self.configured_where)
+        return self._found
+
+    def toolchain(self, progress: Progress | None = None) -> Toolchain:
+        """The toolchain, installing the managed one first if needed."""
+        if self._found is None:
+            self._found = require_toolchain(self.configured, self.configured_where, progress)
+        return self._found
+
+    def fingerprint(self, component: str) -> dict[str, Any]:
+        """What of the toolchain decides ``component``'s bytes (part of every key that uses it)."""
+        toolchain = self.find()
+        return toolchain.fingerprint(component) if toolchain is not None else {"llama.cpp": "not installed"}
+
+    def platform(self) -> str:
+        """What decides the bytes of the steps that run on the GPU where there is one: the
+        toolchain's backend ("cpu" or "cuda")."""
+        toolchain = self.find()
+        return toolchain.backend if toolchain is not None else detect_backend()
+
+    def gpu(self) -> bool:
+        """Whether the steps that can offload to a GPU do (a CUDA toolchain)."""
+        return self.platform() == "cuda"
+
+    @staticmethod
+    def version() -> str:
+        """The modelkit that runs the steps, on the machine that asks."""
+        from modelkit import __version__
+
+        return __version__
+
+
 def _checkout(root: Path, where: str) -> Toolchain:
     """A user's own llama.cpp checkout, built with CMake into ``build/``."""
     root = root.resolve()

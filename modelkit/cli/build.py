@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -32,6 +33,10 @@ def add_commands(sub: Any, epilog: str) -> None:
                         "core, at least two); a step still waits until the cores, memory and GPU it needs are "
                         "free, so llama.cpp's binaries share the cores and two big conversions never share too "
                         "little memory; -j 1 builds one step at a time, in order")
+    p.add_argument("--executor", type=_executor, metavar="WHERE",
+                   help="where steps run: local (default: [build] executor in the spec), ray (the Ray cluster at "
+                        "$RAY_ADDRESS, else the one started on this machine) or ray://HOST:PORT (Ray Client); "
+                        "on a cluster, steps exchange files through the remote cache ([cache] remote)")
     p.add_argument("-k", "--keep-going", action="store_true", help="build what does not depend on a failed step")
     p.add_argument("-v", "--verbose", action="store_true", help="also list targets that were up to date")
     p.add_argument("--locked", action="store_true",
@@ -86,6 +91,14 @@ def _register_options(p: argparse.ArgumentParser, no_ollama: str) -> None:
     p.add_argument("--register", choices=["api", "cli", "off"],
                    help="how to register with Ollama (overrides [ollama] register): its HTTP API, `ollama create -f`, "
                         "or not at all")
+
+
+def _executor(text: str) -> str:
+    """``--executor``'s value: local, ray or ray://HOST:PORT."""
+    if text in ("local", "ray") or re.fullmatch(r"ray://[^/\s:]+:\d+", text):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r}: use local, ray or ray://HOST:PORT (Ray Client's port, 10001 by "
+                                     "default)")
 
 
 def _positive(text: str) -> int:
@@ -144,7 +157,7 @@ def _build(args: argparse.Namespace, spec: Path | None, targets: list[str], key:
         result = project.build(targets or None, force=args.force, reporter=ConsoleReporter(verbose=args.verbose),
                                wait=not args.no_wait, on_wait=lambda m: console.print(markup("[yellow]{}[/]", m)),
                                keep_going=args.keep_going, locked=args.locked, push=not args.no_push,
-                               uploading=uploading, jobs=args.jobs)
+                               uploading=uploading, jobs=args.jobs, executor=args.executor)
     finally:
         uploading.close()
     _say_transfers(project)

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from modelkit.core.action import StepContext
 from modelkit.core.artifact_cache import ArtifactCache
+from modelkit.core.executor import Executor, Job, LocalExecutor
 from modelkit.core.graph import Graph, Target
 from modelkit.core.hashing import FreeDigest, Hasher
 from modelkit.core.records import MISSING, changes, record_key, short, short_digest
@@ -79,7 +80,8 @@ class Engine:
                  logs: Path | None = None, cache: bool = True, free_digest: FreeDigest | None = None,
                  remote: RemoteCache | None = None, jobs: int | None = None,
                  machine: Machine | None = None, platform: Callable[[], str] | None = None,
-                 pinned: Mapping[str, Pin] | None = None, locked: bool = False) -> None:
+                 pinned: Mapping[str, Pin] | None = None, locked: bool = False,
+                 executor: Executor | None = None) -> None:
         """``free_digest``: digests known without reading files (see :class:`Hasher`); ``remote``:
         a shared cache asked after the local one, and given what this machine built; ``jobs``:
         steps at once (default: :func:`default_jobs`); ``machine``: what they share (default: this one).
@@ -89,7 +91,8 @@ class Engine:
         lock's bytes came from and their key: when that is another platform, the target is
         restored from a cache under that platform's key if one holds it, else computed here; with
         ``locked``, never computed here (a :class:`UserError` says so, at the plan when the
-        lock's key is nowhere)."""
+        lock's key is nowhere). ``executor``: where steps run (default: here, see
+        :mod:`modelkit.core.executor`); steps it does not take run here."""
         self.graph = graph
         self.root = root
         self.state = state
@@ -105,6 +108,8 @@ class Engine:
         self.platform = platform or (lambda: "any")
         self.pinned = dict(pinned or {})
         self.locked = locked
+        self.local = LocalExecutor()
+        self.executor = executor or self.local
 
     # -- planning ------------------------------------------------------------------------------
 
@@ -204,7 +209,7 @@ class Engine:
                 if not target.action.reproducible:
                     self._platform_for(target, {})
         self._clean_temporaries(targets)
-        machine = self.machine or Machine.this()
+        machine = self.machine or self.executor.machine()
         build = Build(self, targets, BuildResult(), force=set(force), keep_going=keep_going,
                       jobs=jobs or self.jobs or default_jobs(machine), machine=machine)
         return build.run()
@@ -227,7 +232,7 @@ class Engine:
                 out.parent.mkdir(parents=True, exist_ok=True)
             digests = self._restore(target, key, tmp, status.reason)
             if digests is None:
-                digests = self._execute(target, key, tmp, log, grant.threads if grant else 1)
+                digests = self._execute(target, key, record, tmp, log, grant.threads if grant else 1, cancelled)
             if cancelled is not None and cancelled.is_set():
                 raise StepError(f"{action.describe()}: interrupted", log)
             final = self._put_in_place(action.atomic, key, tmp, digests)
@@ -294,24 +299,36 @@ class Engine:
         tmp.write_bytes(data)
         os.replace(tmp, path)
 
-    def _execute(self, target: Target, key: str, tmp: dict[Path, Path], log: Path, threads: int) -> dict[Path, str]:
-        """Run the action into its temporary names; digest the outputs and keep them in the cache."""
+    def _execute(self, target: Target, key: str, record: dict[str, Any], tmp: dict[Path, Path], log: Path,
+                 threads: int, cancelled: threading.Event | None) -> dict[Path, str]:
+        """Run the action (where the executor says) into its temporary names; digest the outputs
+        and keep them in the cache, and in the remote unless the executor left them there."""
         action = target.action
         ctx = StepContext(name=target.name, log_path=log, toolchain_factory=self.toolchain,
                           progress=lambda fraction, text: self.reporter.progress(target, fraction, text),
                           note=lambda text: self.reporter.note(target, text), tmp_paths=tmp, digest=self.hasher.digest,
                           threads=threads, memo=self._memo, keep=self._keep)
-        action.run(ctx)
-        missing = [p for p in tmp.values() if not p.is_file()]
-        if missing:
-            raise StepError(f"{action.describe()}: finished without writing {missing[0].name}", log)
-        digests = self.hasher.digests(tmp.values(), trusted=True)
+        executor = self.executor if self.executor.takes(action) else self.local
+        job = Job(target, key, record, tmp, self._reads(target) if executor is not self.local else {}, ctx, cancelled)
+        digests = executor.run(job, lambda paths: self.hasher.digests(paths, trusted=True))
         if self.cache and action.atomic and action.cacheable:
             stored = self.cache.store(key, {out: (tmp[out], digests[tmp[out]]) for out in tmp})
-            if self.remote is not None:  # uploaded from the cache entry: it keeps its name while tmp is renamed
+            if self.remote is not None and not executor.shares_outputs:
+                # uploaded from the cache entry: it keeps its name while tmp is renamed
                 held = self.cache.paths(key, list(tmp)) if stored else {out: tmp[out] for out in tmp}
                 self.remote.push(key, {out: (held[out], digests[tmp[out]]) for out in tmp}, background=stored)
         return digests
+
+    def _reads(self, target: Target) -> dict[Path, str]:
+        """Every file ``target`` reads, with its digest: its inputs and its dependencies' outputs
+        (what a step running on another machine must be given)."""
+        inputs = list(target.action.inputs().values())
+        reads = dict(self.hasher.digests(inputs))
+        for dep in target.deps:
+            rec = self.state.target(dep)
+            for rel, digest in (rec.outputs if rec else {}).items():
+                reads[self.root / rel] = digest
+        return reads
 
     def _put_in_place(self, atomic: bool, key: str, tmp: dict[Path, Path], digests: dict[Path, str]) -> dict[Path, str]:
         """Rename the outputs into place; return their final digests, recorded in the stat cache."""

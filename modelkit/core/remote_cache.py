@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from modelkit.core.units import human_size
-from modelkit.errors import RemoteCacheError
+from modelkit.errors import RemoteCacheError, Unreachable
 
 ENV = "MODELKIT_REMOTE_CACHE"
 MANIFEST_VERSION = 1
@@ -318,6 +318,35 @@ class RemoteCache:
             fs.put_file(str(path), tmp, callback=callback)
             fs.mv(tmp, blob)
         callback.finish(entry.size)
+
+    # -- blobs for steps run elsewhere (see modelkit.core.ray_executor) -------------------------
+
+    def offer(self, path: Path, digest: str) -> None:
+        """Make sure the remote holds ``path``'s bytes (``digest``) as a blob, uploading them
+        unless it does: a file another machine's step reads. :class:`Unreachable` when the remote
+        cannot take it (that step cannot run)."""
+        size = path.stat().st_size
+        with self._lock:
+            self._queued += size
+        try:
+            fs, _ = self._connect()
+            self._upload_blob(fs, Entry(path.name, digest, size), path)
+        except RemoteCacheError:
+            raise
+        except Exception as e:  # noqa: BLE001 - Unusable and every backend's transport errors
+            raise Unreachable(f"remote cache {self.url}: cannot upload {path.name} ({_describe(e)}); "
+                              "the step that reads it cannot run elsewhere") from None
+
+    def take(self, digest: str, size: int, dest: Path) -> None:
+        """Download the blob ``digest`` to ``dest``, checked; :class:`RemoteCacheError` when the
+        remote does not hold it whole (:class:`Unreachable`: another machine put it there)."""
+        try:
+            problem = self._download(Entry(dest.name, digest, size), dest, lambda n: None)
+        except Exception as e:  # noqa: BLE001 - Unusable, a missing blob, every backend's transport errors
+            problem = f"cannot be read ({_describe(e)})"
+        if problem:
+            dest.unlink(missing_ok=True)
+            raise Unreachable(f"remote cache {self.url}: the blob {_hex(digest)[:12]} ({dest.name}) {problem}")
 
     def _put_bytes(self, fs: Any, path: str, data: bytes) -> None:
         if self.scheme in ATOMIC_PUT:

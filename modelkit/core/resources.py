@@ -103,7 +103,7 @@ class Pool:
     def take(self, demand: Demand) -> Grant | None:
         """A grant for ``demand`` if it fits now (then held until :meth:`give`), else None."""
         m = self.machine
-        if (demand.gpu and self.gpus >= m.gpus) or (demand.alone is not None and demand.alone in self.alone):
+        if (demand.gpu and self.gpus >= max(1, m.gpus)) or (demand.alone is not None and demand.alone in self.alone):
             return None
         if demand.memory and self.memory and self.memory + demand.memory > m.memory:
             return None

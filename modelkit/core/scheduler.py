@@ -91,6 +91,7 @@ class Build:
                         self._start_runs(workers)
                     futures: set[Future[Any]] = set(self.checking) | set(self.running)
                     if not futures:
+                        assert self.stopping or not self.queued, f"never admitted: {self.queued[0][0].name}"
                         break
                     done, _ = wait(futures, return_when=FIRST_COMPLETED)
                     for future in sorted(done, key=self._position):

@@ -422,6 +422,12 @@ class BuildSettings(_Strict):
         None, gt=0, strict=True, description="How many steps may run at once (`modelkit build -j` overrides it); "
                                              "default: one per core, at least two. Each step still waits until "
                                              "the cores, memory and GPU it needs are free.")
+    executor: str = Field(
+        "local", pattern=r"^(local|ray|ray://[^/\s:]+:\d+)$",
+        description="Where steps run: `local` (this machine), or `ray` — the Ray cluster at $RAY_ADDRESS, else the "
+                    "one started on this machine — or `ray://HOST:PORT` (Ray Client). Steps then run as Ray tasks "
+                    "and exchange files through the remote cache ([cache] remote, required). "
+                    "`modelkit build --executor` overrides it.")
 
 
 class Toolchain(_Strict):
