@@ -54,6 +54,8 @@ class Project:
         self.lock_path = loaded.root / LOCK_NAME
         self.update_sources = update_sources
         self.report_note: str | None = None  # why the last build drew no report picture
+        self.ran_on: Executor | None = None
+        """Where the last build ran its steps, if not here (its summary says what that cost)."""
         self.notify: Callable[[str], None] = logging.getLogger("modelkit").warning
         """Where warnings that do not stop a build go (the CLI prints them; a library user gets logging)."""
 
@@ -166,7 +168,7 @@ class Project:
                 self._check_locked(("sources", "toolchain"))
             if self.remote is not None:
                 self.remote.pushing = push
-            runner = self.executor(executor)
+            runner = self.ran_on = self.executor(executor)
             try:
                 result = self.engine(reporter, locked, runner).build(names, self._resolve(force), keep_going=keep_going,
                                                              jobs=jobs or self.spec.build.jobs)

@@ -70,7 +70,8 @@ def ray_cluster(env: dict[str, str], workers: list[dict[str, object]] | None = N
             extra = [f"--{name}={value}" for name, value in options.items()]
             cluster.nodes.append(_start([f"--address={cluster.address}", "--node-ip-address=127.0.0.1", *extra],
                                         env, temp / "workers.log"))
-        _wait_for_nodes(cluster.address, len(cluster.nodes), env, time.monotonic() + 120)
+        for address in (cluster.address, cluster.client):  # Ray Client's server starts after the nodes
+            _wait_for_nodes(address, len(cluster.nodes), env, time.monotonic() + 120)
         yield cluster
     finally:
         for node in reversed(cluster.nodes):
@@ -78,7 +79,7 @@ def ray_cluster(env: dict[str, str], workers: list[dict[str, object]] | None = N
 
 
 def _stop(node: subprocess.Popen[bytes]) -> None:
-    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+    for sig, wait in ((signal.SIGINT, 20), (signal.SIGKILL, 10)):  # SIGINT: `ray start --block` stops its node
         try:
             os.killpg(node.pid, sig)
         except ProcessLookupError:

@@ -238,11 +238,14 @@ def _say_transfers(project: Any) -> None:
     from modelkit.cli.console import console
     from modelkit.core.units import human_size
 
-    remote = project.__dict__.get("remote")
+    remote, cluster = project.__dict__.get("remote"), project.ran_on
     if remote is not None and (remote.restored or remote.missed or remote.bytes_up):
         console.print(f"remote cache {remote.url}: {remote.restored} targets restored "
-                      f"({human_size(remote.bytes_down)}), {remote.missed} not there (built here), "
-                      f"uploaded {human_size(remote.bytes_up)}", style="dim")
+                      f"({human_size(remote.bytes_down)}), {remote.missed} not there "
+                      f"(built {'on the cluster' if cluster else 'here'}), uploaded {human_size(remote.bytes_up)}",
+                      style="dim")
+    if cluster is not None and cluster.summary():
+        console.print(cluster.summary(), style="dim")
 
 
 def cmd_watch(args: argparse.Namespace) -> int:

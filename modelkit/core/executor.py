@@ -73,6 +73,10 @@ class Executor(ABC):
         """Leave the outputs at ``job.tmp``'s names; return their digests (``digests`` hashes
         files here, through the stat cache)."""
 
+    def summary(self) -> str | None:
+        """One line of what running elsewhere cost, for the end of a build; None when nothing did."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - a hook: most executors hold nothing
         """Let go of what the executor holds (a cluster connection)."""
 

@@ -104,6 +104,19 @@ class RayExecutor(Executor):
     def takes(self, action: Action) -> bool:
         return action.atomic and action.cacheable
 
+    def summary(self) -> str | None:
+        """One line of what ran on the cluster: steps, nodes, and per step the seconds a worker
+        spent fetching and uploading (the cost of running elsewhere) and the bytes it moved."""
+        done = self.outcomes
+        if not done:
+            return None
+        def mean(what: str) -> float:
+            return sum(o.seconds.get(what, 0.0) for o in done) / len(done)
+        nodes = len({o.node for o in done})
+        return (f"ray cluster: {len(done)} steps on {nodes} node{'s' * (nodes != 1)}; per step {mean('fetch'):.2f} s "
+                f"fetching, {mean('run'):.2f} s running, {mean('upload'):.2f} s uploading; workers moved "
+                f"{human_size(sum(o.bytes_moved for o in done))}")
+
     def close(self) -> None:
         if self._ray is not None:
             self._ray.shutdown()
@@ -136,7 +149,7 @@ class RayExecutor(Executor):
             family, message = outcome.error
             error = {"user": UserError, "unreachable": Unreachable}.get(family)
             raise error(message) if error else StepError(message, job.context.log_path)
-        restored = self.remote.fetch(job.key, list(job.tmp), job.tmp, progress)
+        restored = self.remote.fetch(job.key, list(job.tmp), job.tmp, progress, counted=False)
         if restored is None:
             raise Unreachable(f"{action.describe()}: ran on {outcome.node}, but its outputs could not be restored "
                               f"from the remote cache {self.remote.url}")
@@ -151,7 +164,7 @@ class RayExecutor(Executor):
         gpus = 1 if demand.gpu and self.tools.gpu() else 0
         if not any(n.get("CPU", 0) >= cpus and n.get("GPU", 0) >= gpus and n.get("memory", 0) >= demand.memory
                    for n in nodes):
-            wants = ", ".join([f"{max(cpus, 1)} cores"] + (["a GPU"] if gpus else [])
+            wants = ", ".join([f"{max(cpus, 1)} core{'s' * (max(cpus, 1) != 1)}"] + (["a GPU"] if gpus else [])
                               + ([f"{human_size(demand.memory)} of memory"] if demand.memory else []))
             best = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("memory", 0)), default={})
             raise UserError(f"{job.target.name}: needs {wants}, and no node of the Ray cluster {self._shown()} has "

@@ -177,11 +177,13 @@ class RemoteCache:
         return entries
 
     def fetch(self, key: str, outputs: list[Path], tmp_names: dict[Path, Path],
-              progress: Progress) -> dict[Path, str] | None:
+              progress: Progress, counted: bool = True) -> dict[Path, str] | None:
         """Download the outputs of ``key`` to their temporary names; their digests, or None when
-        the remote has no complete, matching entry (nothing is left at the temporary names)."""
+        the remote has no complete, matching entry (nothing is left at the temporary names).
+        ``counted``: a restore the user sees as one (not outputs handed back by a cluster's worker)."""
         entries = self.lookup(key)
-        self.missed += 1  # until the last byte is checked
+        counted_as = 1 if counted else 0
+        self.missed += counted_as  # until the last byte is checked
         if entries is None:
             return None
         if sorted(e.name for e in entries) != sorted(out.name for out in outputs) or len(entries) != len(outputs):
@@ -203,8 +205,11 @@ class RemoteCache:
                 done += entry.size
                 restored[tmp_names[out]] = entry.digest
             else:
-                self.missed -= 1
-                self.restored += 1
+                self.missed -= counted_as
+                self.restored += counted_as
+                if not counted:
+                    with self._lock:
+                        self.bytes_down -= total
                 return restored
         except Exception as e:  # noqa: BLE001 - a transfer that fails half-way is a miss, said once
             self._say(f"remote cache {self.url}: restoring {_hex(key)[:12]} failed ({_describe(e)}): building locally")
