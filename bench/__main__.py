@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["noop", "engine", "templates", "engines", "watch", "merge", "quality", "remote", "build"]
+BENCHES = ["noop", "engine", "templates", "engines", "watch", "merge", "quality", "remote", "build", "cluster"]
 
 
 def main(argv: list[str]) -> int:

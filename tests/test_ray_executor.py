@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import copy_built, copy_example, modelkit, without_quality
+from checkpoints import make_checkpoints
+from conftest import copy_built, copy_example, modelkit
 from ray_cluster import Cluster, ray_cluster
 from s3_server import client_env, make_bucket, moto_server
 
@@ -97,28 +98,6 @@ def test_the_example_builds_on_the_cluster_as_it_does_here(cluster: Any, built_e
     assert len(nodes) == 2, nodes  # two steps at once (the conversions) ran on two nodes
     assert built.remote is not None and built.remote.restored == 0  # handed back once each, not counted twice
     assert built.ran_on is not None and (built.ran_on.summary() or "").startswith("ray cluster: 19 steps on 2 nodes")
-
-
-def make_checkpoints(tiny_model: Path, project: Path, count: int) -> None:
-    """``count`` checkpoints of the example's LoRA, as a training run leaves them (each one's
-    weights a step further: scaled), and a spec that ships each as Q4_K_M and Q8_0."""
-    from safetensors.numpy import load_file, save_file
-
-    copy_example(tiny_model, project)
-    weights = load_file(tiny_model / "lora" / "adapter_model.safetensors")
-    adapters = ""
-    for step in range(1, count + 1):
-        folder = project / f"checkpoint-{step * 100}"
-        folder.mkdir()
-        for name in ("adapter_config.json", "README.md"):
-            (folder / name).write_bytes((tiny_model / "lora" / name).read_bytes())
-        save_file({k: v * (step / count) for k, v in weights.items()}, folder / "adapter_model.safetensors")
-        adapters += f'[[adapters]]\nname = "step{step * 100}"\npath = "./checkpoint-{step * 100}"\n\n'
-    spec = without_quality((project / "model.toml").read_text())
-    head, _, rest = spec.partition("[[adapters]]")
-    rest = rest.partition("\n\n")[2]
-    spec = head + adapters + rest.replace('"Q4_K_M", "Q8_0"', '"Q4_K_M", "Q8_0"')
-    (project / "model.toml").write_text(spec)
 
 
 def test_a_sweep_of_four_checkpoints_builds_on_the_cluster_as_it_does_here(cluster: Any, tiny_model: Path,
