@@ -10,14 +10,17 @@ found by rendering a tiny conversation with the Jinja and reading what surrounds
 A template that renders tool calls ends a tool-call turn with markers of its own (``<|eom_id|>``,
 gpt-oss's ``<|call|>``, ``<|observation|>``), so a second conversation is rendered: a user, an
 assistant that calls one tool, the tool's result, a user. Its stops are the first marker after
-the call that is not part of the call, and the marker that opens the tool's result right after
-it. The rule that keeps them safe: Ollama cuts a stop string out of the output, and its tool
-parser needs the whole call, so **a stop is never a piece of the call's syntax** — nothing that
-occurs in the model's text from its turn's start to the end of the call (``<tool_call>``,
+the call that is not part of the call, and the marker right after that one, which opens the
+tool's result (``[TOOL_RESULTS]``, ``<|start_header_id|>``; ``<tool_response>`` only where it
+follows the end directly, as in GLM's, not inside a ``<|im_start|>user`` turn).
+
+The rule that keeps them safe: Ollama cuts a stop string out of the output, and its tool parser
+needs the whole call, so **a stop is never a piece of the call's syntax** — nothing that occurs
+in the model's text from its turn's start to the end of the call (``<tool_call>``,
 ``[TOOL_CALLS]``, Gemma's ``<|"|>``), and no marker closing what the call opened
 (``</tool_call>``, ``<｜tool▁calls▁end｜>``, ``<|END_ACTION|>``). The rule holds for every stop,
 also the plain-turn ones: one that occurs in a tool call is dropped, since with it the model
-could never call a tool.
+could never call a tool (GigaChat3 writes its call after the assistant's ``<|message_sep|>``).
 """
 
 from __future__ import annotations
