@@ -73,9 +73,13 @@ class Progress(QuietReporter):
 
     def __init__(self) -> None:
         self.lines: dict[str, list[str]] = {}
+        self.notes: list[tuple[str, str]] = []
 
     def progress(self, target: Target, fraction: float | None, text: str) -> None:
         self.lines.setdefault(target.name, []).append(text)
+
+    def note(self, target: Target, text: str) -> None:
+        self.notes.append((target.name, text))
 
 
 def test_the_example_builds_on_the_cluster_as_it_does_here(cluster: Any, built_example: Path, tiny_model: Path,
@@ -93,6 +97,8 @@ def test_the_example_builds_on_the_cluster_as_it_does_here(cluster: Any, built_e
     assert len(steps) == 19 and set(reporter.lines) == set(steps)
     for name, lines in reporter.lines.items():  # each running step's line names its node
         assert any(re.match(r"on [0-9.]+/[0-9a-f]{6}: ", line) for line in lines), (name, lines)
+    said = [text for name, text in reporter.notes if name == "logits:base+support"]  # a step's note comes back,
+    assert len(said) == 1 and f" in {project.resolve() / '.modelkit' / 'eval'}; " in said[0], reporter.notes  # as here
     logs = {p.stem: p.read_text() for p in (project / ".modelkit" / "logs").glob("*.log")}
     nodes = {line.split()[-1] for text in logs.values() for line in text.splitlines() if line.startswith("# ran on")}
     assert len(nodes) == 2, nodes  # two steps at once (the conversions) ran on two nodes

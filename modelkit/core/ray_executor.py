@@ -60,7 +60,8 @@ class RayExecutor(Executor):
         self._ray: Any = None
         self._task: Any = None
         self._events: Any = None
-        self._progress: dict[str, Callable[[float | None, str], None]] = {}
+        self._owned = False
+        self._jobs: dict[str, Job] = {}
         self._offered: set[str] = set()
         self._lock = threading.Lock()
         self.outcomes: list[Outcome] = []
@@ -77,11 +78,13 @@ class RayExecutor(Executor):
             import ray
         except ImportError:
             raise UserError("the ray executor needs Ray: pip install 'modelkit[ray]'") from None
-        try:
-            ray.init(address=self.where, logging_level=logging.ERROR, log_to_driver=False, namespace="modelkit")
-        except (ConnectionError, RuntimeError, ValueError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise Unreachable(f"Ray cluster {self._shown()} cannot be reached ({first}): {HINT}") from None
+        self._owned = not ray.is_initialized()  # a library user's own connection is kept, not shut down
+        if self._owned:
+            try:
+                ray.init(address=self.where, logging_level=logging.ERROR, log_to_driver=False, namespace="modelkit")
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                raise Unreachable(f"Ray cluster {self._shown()} cannot be reached ({first}): {HINT}") from None
         self._ray = ray
         self._task = ray.remote(_run_on_node)
         self._events = ray.remote(_EventSink).options(num_cpus=0).remote()
@@ -118,9 +121,9 @@ class RayExecutor(Executor):
                 f"{human_size(sum(o.bytes_moved for o in done))}")
 
     def close(self) -> None:
-        if self._ray is not None:
+        if self._ray is not None and self._owned:
             self._ray.shutdown()
-            self._ray = None
+        self._ray = None
 
     # -- one step --------------------------------------------------------------------------------
 
@@ -136,12 +139,12 @@ class RayExecutor(Executor):
                     threads=threads, tools=self.tools, tool=action.tool, fingerprint=record.get("tool"),
                     platform=record.get("platform"), version=self.tools.version(), events=self._events)
         with self._lock:
-            self._progress[job.target.name] = progress
+            self._jobs[job.target.name] = job
         try:
             outcome = self._wait(self._task.options(**options).remote(task), job)
         finally:
             with self._lock:
-                self._progress.pop(job.target.name, None)
+                self._jobs.pop(job.target.name, None)
         self.outcomes.append(outcome)
         with open(job.context.log_path, "a", encoding="utf-8") as log:
             log.write(f"# ran on {outcome.node}\n{outcome.log}")
@@ -218,9 +221,12 @@ class RayExecutor(Executor):
         if not self._lock.acquire(blocking=False):
             return
         try:
-            for name, fraction, text in self._ray.get(self._events.drain.remote()):
-                if name in self._progress:
-                    self._progress[name](fraction, text)
+            for name, note, fraction, text in self._ray.get(self._events.drain.remote()):
+                job = self._jobs.get(name)
+                if job is not None and note:
+                    job.context.note(text)
+                elif job is not None:
+                    job.context.progress(fraction, text)
         finally:
             self._lock.release()
 
@@ -252,11 +258,12 @@ class _EventSink:
     """A Ray actor the workers send progress lines to, and the driver takes them from."""
 
     def __init__(self) -> None:
-        self.items: list[tuple[str, float | None, str]] = []
+        self.items: list[tuple[str, bool, float | None, str]] = []
 
-    def put(self, name: str, fraction: float | None, text: str) -> None:
-        self.items.append((name, fraction, text))
+    def put(self, name: str, note: bool, fraction: float | None, text: str) -> None:
+        """A step's progress line, or (``note``) a line worth keeping on screen."""
+        self.items.append((name, note, fraction, text))
 
-    def drain(self) -> list[tuple[str, float | None, str]]:
+    def drain(self) -> list[tuple[str, bool, float | None, str]]:
         items, self.items = self.items, []
         return items

@@ -98,7 +98,7 @@ def run_task(task: Task, node: str) -> Outcome:
     root, log = scratch / "root", scratch / "step.log"
     log.write_text("")
     remote = RemoteCache(task.remote)
-    say = _Events(task, node)
+    say = _Events(task, node, root)
     seconds: dict[str, float] = {}
     try:
         with _timed(seconds, "fetch"):
@@ -119,17 +119,23 @@ def run_task(task: Task, node: str) -> Outcome:
 
 
 class _Events:
-    """Progress lines sent to the driver, at most a few a second, each saying the node."""
+    """Progress lines sent to the driver, at most a few a second, each saying the node; paths in
+    them as the driver knows them (without the scratch tree ``root``)."""
 
-    def __init__(self, task: Task, node: str) -> None:
-        self.task, self.node, self.last = task, node, 0.0
+    def __init__(self, task: Task, node: str, root: Path) -> None:
+        self.task, self.node, self.root, self.last = task, node, str(root), 0.0
 
     def __call__(self, fraction: float | None, text: str, *, always: bool = False) -> None:
         now = time.monotonic()
         if self.task.events is None or (not always and now - self.last < 1 / EVENTS_PER_SECOND):
             return
         self.last = now
-        self.task.events.put.remote(self.task.name, fraction, f"on {self.node}: {text}")
+        self.task.events.put.remote(self.task.name, False, fraction, f"on {self.node}: {text.replace(self.root, '')}")
+
+    def note(self, text: str) -> None:
+        """A line the user should keep (a step's warning), as the step said it."""
+        if self.task.events is not None:
+            self.task.events.put.remote(self.task.name, True, None, text.replace(self.root, ""))
 
 
 @contextmanager
@@ -179,7 +185,7 @@ def _run(task: Task, remote: RemoteCache, root: Path, log: Path, say: _Events) -
         path.parent.mkdir(parents=True, exist_ok=True)
     ctx = StepContext(name=task.name, log_path=log, progress=say,
                       toolchain_factory=lambda: task.tools.toolchain(say),
-                      note=lambda text: say(None, text, always=True), tmp_paths=tmp, digest=sha256_file,
+                      note=say.note, tmp_paths=tmp, digest=sha256_file,
                       threads=task.threads, memo=remote.recall, keep=remote.remember)
     say(None, "running", always=True)
     action.run(ctx)
