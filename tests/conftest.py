@@ -84,18 +84,30 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def cli_env(ollama_host: str | None = None, env: dict[str, str] | None = None,
+            without: tuple[str, ...] = ()) -> dict[str, str]:
+    """The environment of a CLI run: this one without the variables named by the prefixes in
+    ``without``, offline unless ``ollama_host`` names a (stand-in) server, then ``env``."""
+    base = {k: v for k, v in os.environ.items() if k != "OLLAMA_HOST" and not k.startswith(without)}
+    base["NO_PROXY"] = "127.0.0.1,localhost"
+    base["OLLAMA_HOST"] = ollama_host or "http://127.0.0.1:9"  # nothing listens there: offline
+    return base | (env or {})
+
+
 def modelkit(*args: str, cwd: Path, ollama_host: str | None = None, cores: int | None = None,
-             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the CLI as a user would, offline unless ``ollama_host`` names a (stand-in) server;
-    ``cores``: on that many of this machine's cores only (the tools then get that many threads);
-    ``env``: more environment variables."""
-    extra = env or {}
-    env = {k: v for k, v in os.environ.items() if k != "OLLAMA_HOST"} | extra
-    env["NO_PROXY"] = "127.0.0.1,localhost"
-    env["OLLAMA_HOST"] = ollama_host or "http://127.0.0.1:9"  # nothing listens there: offline
+             env: dict[str, str] | None = None, without: tuple[str, ...] = (),
+             timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a user would (see :func:`cli_env`); ``cores``: on that many of this
+    machine's cores only (the tools then get that many threads)."""
     pin = (lambda: os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:cores])) if cores else None
     return subprocess.run([sys.executable, "-m", "modelkit", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600, env=env, preexec_fn=pin)
+                          timeout=timeout, env=cli_env(ollama_host, env, without), preexec_fn=pin)
+
+
+def start_modelkit(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """The CLI started as :func:`modelkit` runs it, for a test that acts while it runs."""
+    return subprocess.Popen([sys.executable, "-m", "modelkit", *args], cwd=cwd, env=cli_env(None, env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def copy_example(tiny_model: Path, project: Path) -> Path:

@@ -144,5 +144,4 @@ def test_a_machine_restoring_everything_downloads_no_hub_weights(toolchain: Any,
 
 
 def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "modelkit", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return modelkit(*args, cwd=cwd, env=env, without=("HF_", "MODELKIT_REMOTE"), timeout=300)

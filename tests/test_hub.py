@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, load_module
+from conftest import ROOT, load_module, modelkit
 
 from modelkit import hub
 from modelkit.core.hashing import Hasher
@@ -95,13 +95,7 @@ hub_server = load_module(ROOT / "tests" / "hub_server.py")
 
 
 def run_modelkit(args: list[str], cwd: Path, env: dict[str, str]):
-    import os
-    import subprocess
-    import sys
-
-    full = {k: v for k, v in os.environ.items() if not k.startswith("HF_")} | env | {"NO_PROXY": "127.0.0.1"}
-    return subprocess.run([sys.executable, "-m", "modelkit", *args], cwd=cwd, env=full, capture_output=True,
-                          text=True, timeout=300)
+    return modelkit(*args, cwd=cwd, env=env, without=("HF_",), timeout=300)
 
 
 @pytest.fixture

@@ -252,10 +252,8 @@ def test_a_hub_adapter_is_judged_from_its_small_files_and_header(tmp_path: Path)
         fake.add("org/dora", {p.name: p.read_bytes() for p in adapter.iterdir()})
         (tmp_path / "model.toml").write_text(SPEC.format(base='path = "./base"', ollama="").replace(
             'path = "./lora"', 'repo = "org/dora"'))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
-        env |= {"HF_ENDPOINT": fake.url, "HF_HOME": str(tmp_path / "hf"), "NO_PROXY": "127.0.0.1"}
-        proc = subprocess.run([sys.executable, "-m", "modelkit", "plan", "--json"], cwd=tmp_path, env=env,
-                              capture_output=True, text=True, timeout=120)
+        proc = modelkit("plan", "--json", cwd=tmp_path, without=("HF_",), timeout=120,
+                        env={"HF_ENDPOINT": fake.url, "HF_HOME": str(tmp_path / "hf")})
         assert proc.returncode == 0, proc.stderr
         served = {path.rsplit("/", 1)[-1] for method, path in fake.requests if "/resolve/" in path}
     plan_ = {p["target"]: p for p in json.loads(proc.stdout)}

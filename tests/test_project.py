@@ -5,13 +5,14 @@ conversion in test_e2e_tiny.py.)"""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import READY_GGUF_SPEC, ROOT, load_module
+from conftest import READY_GGUF_SPEC, ROOT, load_module, modelkit
 
 from modelkit.errors import UserError
 from modelkit.project import Project
@@ -30,8 +31,7 @@ def project(tmp_path: Path) -> Path:
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "modelkit", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
+    return modelkit(*args, cwd=cwd, ollama_host=os.environ.get("OLLAMA_HOST"), timeout=120)
 
 
 def names(statuses: list) -> dict[str, str]:

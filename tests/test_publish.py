@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from conftest import READY_GGUF_SPEC, ROOT, load_module
+from conftest import modelkit as run_cli
 
 hub_server = load_module(ROOT / "tests" / "hub_server.py")
 sys.path.insert(0, str(ROOT / "tests" / "ollama"))
@@ -48,8 +49,7 @@ def env_for(hub: object, tmp_path: Path, token: str | None = TOKEN, **extra: str
 
 
 def modelkit(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "modelkit", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return run_cli(*args, cwd=cwd, env=env, without=("HF_", "OLLAMA_"), timeout=300)
 
 
 def ready_project(folder: Path, spec: str = SPEC) -> Path:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from checkpoints import make_checkpoints
-from conftest import copy_built, copy_example, modelkit
+from conftest import copy_built, copy_example, modelkit, start_modelkit
 from ray_cluster import Cluster, ray_cluster
 from s3_server import client_env, make_bucket, moto_server
 
@@ -142,10 +142,8 @@ def test_a_worker_killed_while_quantizing_is_retried_and_the_bytes_are_the_same(
     client = cluster[0].client
     killed = 0
     for _ in range(4):
-        build = subprocess.Popen([sys.executable, "-m", "modelkit", "build", "--no-ollama", "--executor", client,
-                                  "--force", "gguf:base+support.Q4_K_M", "gguf:base+support.Q4_K_M"],
-                                 cwd=project, env={**os.environ, **env, "OLLAMA_HOST": "http://127.0.0.1:9"},
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        build = start_modelkit("build", "--no-ollama", "--executor", client, "--force", "gguf:base+support.Q4_K_M",
+                               "gguf:base+support.Q4_K_M", cwd=project, env=env)
         while build.poll() is None and not killed:
             worker = worker_running(b"modelkit gguf:base+support.Q4_K_M")
             if worker is not None:
@@ -251,9 +249,7 @@ def cluster_processes(needle: bytes) -> list[int]:
 
 
 def test_ctrl_c_cancels_the_steps_running_on_the_cluster(cluster: Any, tiny_project: Path) -> None:
-    env = {**os.environ, **on_cluster(cluster), "OLLAMA_HOST": "http://127.0.0.1:9"}
-    build = subprocess.Popen([sys.executable, "-m", "modelkit", "build", "--no-ollama", "--executor", "ray"],
-                             cwd=tiny_project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    build = start_modelkit("build", "--no-ollama", "--executor", "ray", cwd=tiny_project, env=on_cluster(cluster))
     deadline = time.monotonic() + 120
     while not cluster_processes(b"convert_hf_to_gguf") and time.monotonic() < deadline:
         time.sleep(0.05)  # polling for the conversion to start on a node, not timing anything

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import READY_GGUF_SPEC, ROOT
+from conftest import READY_GGUF_SPEC, ROOT, modelkit
 
 from modelkit.errors import SpecError
 from modelkit.project import Project
@@ -56,8 +56,8 @@ def build(spec: Path) -> list[str]:
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "modelkit", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
+    """The CLI against the stand-in server this test put in $OLLAMA_HOST."""
+    return modelkit(*args, cwd=cwd, ollama_host=os.environ.get("OLLAMA_HOST"), timeout=120)
 
 
 def test_a_ready_gguf_is_shipped_as_is_and_registered(tmp_path: Path, ollama: FakeOllama) -> None:
