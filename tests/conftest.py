@@ -74,14 +74,42 @@ def llama_cpp_templates() -> Path:
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with ``base/`` (a 2-layer Llama) and ``lora/`` (a PEFT LoRA trained on it).
 
-    Made once per test session by the same script the example uses (about 20 s on 2 cores).
+    Made by the same script the example uses (about 25 s on 2 cores), once per machine: the
+    script is seeded, so it is kept in modelkit's cache by the digest of the script and the
+    versions of the libraries that decide its bytes, and later sessions copy it.
     """
     pytest.importorskip("torch")
     pytest.importorskip("peft")
-    make_tiny = load_module(ROOT / "examples" / "tiny" / "make_tiny.py")
+    script = ROOT / "examples" / "tiny" / "make_tiny.py"
     out = tmp_path_factory.mktemp("tiny")
-    make_tiny.main([str(out)])
+    kept = kept_test_data("tiny-model", script, ("torch", "transformers", "peft", "safetensors", "sentencepiece"))
+    if not kept.is_dir():
+        made = tmp_path_factory.mktemp("tiny-made")
+        load_module(script).main([str(made)])
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        partial = kept.with_name(f".{kept.name}.{os.getpid()}")
+        shutil.copytree(made, partial)
+        os.replace(partial, kept)  # whole or not at all, as another session may be reading
+    shutil.copytree(kept, out, dirs_exist_ok=True)
     return out
+
+
+def kept_test_data(name: str, script: Path, packages: tuple[str, ...]) -> Path:
+    """Where test data made by ``script`` is kept between sessions (``$MODELKIT_CACHE/test-data``),
+    named by what decides its bytes: the script and the versions of ``packages``."""
+    import hashlib
+    from importlib.metadata import PackageNotFoundError, version
+
+    from modelkit.toolchain import cache_root
+
+    def installed(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "-"
+
+    what = script.read_bytes() + repr([(p, installed(p)) for p in packages]).encode()
+    return cache_root() / "test-data" / f"{name}-{hashlib.sha256(what).hexdigest()[:16]}"
 
 
 def cli_env(ollama_host: str | None = None, env: dict[str, str] | None = None,

@@ -160,6 +160,7 @@ def write_lora(base: Path, out: Path, sp_model: bytes, rng: random.Random, steps
     config_path = out / "adapter_config.json"
     config = json.loads(config_path.read_text())
     config["base_model_name_or_path"] = "tiny-llama"
+    config["target_modules"] = sorted(config["target_modules"])  # PEFT keeps a set: its order follows str hashing
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     card = out / "README.md"  # PEFT names the base by the folder it was loaded from: a machine's path
     card.write_text(card.read_text().replace(str(base), "tiny-llama"))
