@@ -70,8 +70,8 @@ def ray_cluster(env: dict[str, str], workers: list[dict[str, object]] | None = N
             extra = [f"--{name}={value}" for name, value in options.items()]
             cluster.nodes.append(_start([f"--address={cluster.address}", "--node-ip-address=127.0.0.1", *extra],
                                         env, temp / "workers.log"))
-        for address in (cluster.address, cluster.client):  # Ray Client's server starts after the nodes
-            _wait_for_nodes(address, len(cluster.nodes), env, time.monotonic() + 120)
+        # through Ray Client, whose server starts after the head: then both ways in are ready
+        _wait_for_nodes(cluster.client, len(cluster.nodes), env, time.monotonic() + 120)
         yield cluster
     finally:
         for node in reversed(cluster.nodes):
