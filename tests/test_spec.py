@@ -258,6 +258,24 @@ def test_build_jobs_is_read_and_defaults_to_the_machine(tmp_path: Path, hf_folde
     assert spec.build.jobs == 3
 
 
+@pytest.mark.parametrize("value", ['"spark"', '"ray://head"', '"ray://:10001"', "1"])
+def test_build_executor_is_local_ray_or_a_ray_client_address(tmp_path: Path, hf_folder: Path, value: str) -> None:
+    lines = errors_of(write(tmp_path, f'name = "bot"\n[base]\npath = "./base"\n[build]\nexecutor = {value}\n'))
+    assert len(lines) == 1 and "model.toml:5: build.executor:" in lines[0], lines
+
+
+@pytest.mark.parametrize("value", ["local", "ray", "ray://head.example:10001"])
+def test_build_executor_is_read(tmp_path: Path, hf_folder: Path, value: str) -> None:
+    spec = load_spec(write(tmp_path, f'name = "bot"\n[base]\npath = "./base"\n[build]\nexecutor = "{value}"\n')).spec
+    assert spec.build.executor == value
+
+
+def test_build_executor_option_is_checked(tmp_path: Path) -> None:
+    done = modelkit("build", "--executor", "spark", str(tmp_path), cwd=tmp_path)
+    assert done.returncode == 2 and "--executor: invalid _executor value" not in done.stderr
+    assert "'spark': use local, ray or ray://HOST:PORT" in done.stderr, done.stderr
+
+
 def test_build_minus_j_must_be_positive(tmp_path: Path) -> None:
     done = modelkit("build", "-j", "0", str(tmp_path), cwd=tmp_path)
     assert done.returncode == 2 and "-j/--jobs: '0' is not a positive whole number" in done.stderr
