@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,6 +155,7 @@ def test_a_worker_killed_while_quantizing_is_retried_and_the_bytes_are_the_same(
         if killed:
             break
     assert killed, "no quantization was ever seen running"
+    assert not list(Path(tempfile.gettempdir()).glob(f"modelkit-step-{killed}-*"))  # its scratch, removed after it
     name = "base+support.Q4_K_M.gguf"
     assert (project / "build" / name).read_bytes() == (built_example / "build" / name).read_bytes()
     assert not [p for p in (project / "build").iterdir() if ".modelkit-tmp-" in p.name]
@@ -263,3 +265,14 @@ def test_ctrl_c_cancels_the_steps_running_on_the_cluster(cluster: Any, tiny_proj
     assert cluster_processes(b"convert_hf_to_gguf") == []
     assert State(tiny_project / ".modelkit").target("gguf:base.f16") is None
     assert not [p for p in (tiny_project / "build").iterdir() if p.suffix == ".gguf" or ".modelkit-tmp-" in p.name]
+
+
+def test_a_dead_worker_s_scratch_folder_is_removed_by_the_next_step(tmp_path: Path) -> None:
+    from modelkit.core.ray_worker import remove_orphans
+
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead, alive = tmp_path / f"modelkit-step-{finished.stdout.strip()}-x1", tmp_path / f"modelkit-step-{os.getpid()}-x2"
+    for folder in (dead, alive):
+        (folder / "root").mkdir(parents=True)
+    remove_orphans(tmp_path)
+    assert not dead.exists() and alive.is_dir()

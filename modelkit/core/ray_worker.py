@@ -12,6 +12,7 @@ restores any remote-cache hit. This module imports no Ray: the driver wraps :fun
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import shutil
 import tempfile
@@ -92,9 +93,13 @@ class Outcome:
     bytes_moved: int = 0
 
 
+SCRATCH = "modelkit-step-"
+
+
 def run_task(task: Task, node: str) -> Outcome:
     """Run ``task`` here, on the node named ``node``; never raises a :class:`ModelkitError`."""
-    scratch = Path(tempfile.mkdtemp(prefix="modelkit-step-"))
+    remove_orphans(Path(tempfile.gettempdir()))
+    scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH}{os.getpid()}-"))
     root, log = scratch / "root", scratch / "step.log"
     log.write_text("")
     remote = RemoteCache(task.remote)
@@ -116,6 +121,25 @@ def run_task(task: Task, node: str) -> Outcome:
         return Outcome(node, log=log.read_text(errors="replace"), error=(family, message), seconds=seconds)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def remove_orphans(folder: Path) -> None:
+    """Remove the scratch folders of workers that died mid-step (killed: no ``finally`` ran),
+    which name their process: a dead one's folder can only be garbage."""
+    for path in folder.glob(f"{SCRATCH}*-*"):
+        pid = path.name.removeprefix(SCRATCH).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 class _Events:
