@@ -101,8 +101,8 @@ def report(project: Project, local_s: float, local: StepTimes, cluster_s: float,
     print(f"bytes moved: the driver shared {uploaded / 1e6:.1f} MB of inputs, workers fetched and uploaded "
           f"{moved / 1e6:.1f} MB")
     path, depth = critical_path(project, local.seconds, 0.0)
+    chain, _ = critical_path(project, local.seconds, overhead)
     for nodes in NODES:
-        chain, _ = critical_path(project, local.seconds, overhead)
         projected = max(chain, (work + overhead * len(steps)) / nodes)
         print(f"projected on {nodes:2d} node{'s' if nodes > 1 else ' '}: {projected:5.1f} s "
               f"(critical path {path:.1f} s over {depth} steps; work {work:.1f} s)")

@@ -29,9 +29,6 @@ class Cluster:
     client: str
     nodes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def node_pids(self) -> list[int]:
-        return [p.pid for p in self.nodes]
-
 
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
@@ -47,7 +44,7 @@ def _wait_for_nodes(address: str, count: int, env: dict[str, str], deadline: flo
                               timeout=60)
         if done.returncode == 0 and int(done.stdout.strip().splitlines()[-1]) >= count:
             return
-        time.sleep(0.5)
+        time.sleep(0.5)  # polling for the nodes, bounded by the deadline
     raise RuntimeError(f"the Ray cluster at {address} did not get {count} nodes")
 
 

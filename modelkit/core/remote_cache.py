@@ -198,7 +198,7 @@ class RemoteCache:
                     progress((done + n) / total if total else None,
                              f"restoring from the remote cache {human_size(done + n)}/{human_size(total)}")
 
-                problem = self._download(entry, tmp_names[out], restoring)
+                problem = self._download(entry, tmp_names[out], restoring, counted)
                 if problem:
                     self._say(f"remote cache {self.url}: {entry.name} of {_hex(key)[:12]} {problem}: building locally")
                     break
@@ -207,9 +207,6 @@ class RemoteCache:
             else:
                 self.missed -= counted_as
                 self.restored += counted_as
-                if not counted:
-                    with self._lock:
-                        self.bytes_down -= total
                 return restored
         except Exception as e:  # noqa: BLE001 - a transfer that fails half-way is a miss, said once
             self._say(f"remote cache {self.url}: restoring {_hex(key)[:12]} failed ({_describe(e)}): building locally")
@@ -217,8 +214,9 @@ class RemoteCache:
             tmp_names[out].unlink(missing_ok=True)
         return None
 
-    def _download(self, entry: Entry, dest: Path, progress: Callable[[int], None]) -> str | None:
-        """Stream one blob to ``dest``, hashing as it is written; what disagrees, or None."""
+    def _download(self, entry: Entry, dest: Path, progress: Callable[[int], None], counted: bool = True) -> str | None:
+        """Stream one blob to ``dest``, hashing as it is written; what disagrees, or None.
+        ``counted``: in :attr:`bytes_down` (see :meth:`fetch`)."""
         fs, _ = self._connect()
         h = hashlib.sha256()
         size = 0
@@ -228,8 +226,9 @@ class RemoteCache:
                 h.update(chunk)
                 out.write(chunk)
                 size += len(chunk)
-                with self._lock:
-                    self.bytes_down += len(chunk)
+                if counted:
+                    with self._lock:
+                        self.bytes_down += len(chunk)
                 if size > entry.size:
                     return f"is larger than its manifest says ({entry.size} bytes)"
                 progress(size)
