@@ -63,6 +63,14 @@ def go_render(tmp_path_factory: pytest.TempPathFactory) -> GoRender:
     return render
 
 
+def go_conversations(conversations: Sequence[Any]) -> list[dict[str, Any]]:
+    """Battery conversations as gorender takes them: messages and tools as Ollama's API carries them."""
+    from modelkit.chat_template.proof.conversations import ollama_message
+
+    return [{"messages": [ollama_message(m) for m in c.messages], "tools": list(c.tools) or None}
+            for c in conversations]
+
+
 def write_hf_folder(folder: Path, template: Any, **config: Any) -> Path:
     """A Hugging Face folder with just a tokenizer_config.json (all the template reader needs)."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ from modelkit.chat_template.proof import (
     BATTERY,
     GO_ERROR,
     THINK_SETTINGS,
+    TOOL_BATTERY,
     cross_check,
     prove,
     think_switches_read,
@@ -30,6 +31,8 @@ from modelkit.chat_template.proof import (
 from modelkit.chat_template.reference import RenderContext, TemplateRaised, render_chat
 from modelkit.chat_template.source import ChatTemplateSource
 from modelkit.chat_template.translator import Unsupported, translate
+
+from .conftest import go_conversations
 
 TODAY = date(2025, 3, 4)
 CTX = RenderContext(bos_token="<s>", eos_token="</s>", now=lambda: datetime(2025, 3, 4, 12))
@@ -216,16 +219,16 @@ def test_llama_cpp_thinking_templates_through_real_go(go_render: Any, llama_cpp_
                 tr, proof = translate_and_prove(path.read_text(encoding="utf-8"), "<s>", "</s>", add_bos, TODAY)
             except Unsupported:
                 continue
+            battery = TOOL_BATTERY if proof.tools else BATTERY
             for think in proof.think:
-                cases.append({"template": tr.go_template, "conversations": [list(c.messages) for c in BATTERY],
-                              "think": think})
-                proofs.append((f"{path.stem} add_bos={add_bos}", proof, think))
+                cases.append({"template": tr.go_template, "conversations": go_conversations(battery), "think": think})
+                proofs.append((f"{path.stem} add_bos={add_bos}", proof, think, battery))
     assert len(cases) >= 3 * 2 * 23
     checked = 0
-    for (name, proof, think), go in zip(proofs, go_render(cases)):
+    for (name, proof, think, battery), go in zip(proofs, go_render(cases)):
         assert not go.get("error"), (name, go["error"])
         outcomes = [o for o in proof.outcomes if o.think == think]
-        assert [o.conversation for o in outcomes] == list(BATTERY)
+        assert [o.conversation for o in outcomes] == list(battery)
         for outcome, g in zip(outcomes, go["results"]):
             where = (name, outcome.label)
             if outcome.status == GO_ERROR:

@@ -18,17 +18,19 @@ values in Python), and :mod:`.ollama` (Ollama's load checks, functions and data)
 
 from .exec import execute
 from .nodes import GoTemplate
-from .ollama import THINK_LEVELS, Think, check_ollama_parse, identifiers, ollama_data, think_data
+from .ollama import THINK_LEVELS, NoGoJSON, Think, check_ollama_parse, go_tojson, identifiers, ollama_data, think_data
 from .parser import parse
 from .values import GoTemplateError
 
 __all__ = [
+    "NoGoJSON",
     "THINK_LEVELS",
     "GoTemplate",
     "GoTemplateError",
     "check_ollama_parse",
     "execute",
     "identifiers",
+    "go_tojson",
     "ollama_data",
     "parse",
     "Think",

@@ -227,7 +227,7 @@ def _range_items(value: Any) -> list[tuple[Any, Any]]:
 
 def _field(v: Any, name: str) -> Any:
     if isinstance(v, dict):
-        return v.get(name, NO_VALUE)
+        return v.get(name.encode(), v.get(name, NO_VALUE))
     if isinstance(v, GoStruct):
         if name not in v.fields:
             raise GoTemplateError(f"can't evaluate field {name} in type *{v.type_name}")

@@ -7,8 +7,9 @@ translator leans on ``printf`` padding for arithmetic, so widths and ``*`` must 
 
 from __future__ import annotations
 
-import json as _pyjson
+import math
 import re
+from decimal import Decimal
 from typing import Any
 
 from modelkit.ollama.strconv import go_quote
@@ -25,11 +26,13 @@ def fmt_v(v: Any) -> bytes:
     if isinstance(v, int):
         return str(v).encode()
     if isinstance(v, float):
-        return repr(v).encode()
+        return go_float(v, exponent_from=6, exponent_below=-4).encode()
     if v is None:
         return b"<nil>"
     if v is NO_VALUE:
         return b"<no value>"
+    if getattr(v, "json_string", False):
+        return json_marshal(v)
     if isinstance(v, list):
         return b"[" + b" ".join(fmt_v(x) for x in v) + b"]"
     if isinstance(v, GoStruct):
@@ -37,6 +40,26 @@ def fmt_v(v: Any) -> bytes:
     if isinstance(v, dict):
         return b"map[" + b" ".join(fmt_v(k) + b":" + fmt_v(x) for k, x in sorted(v.items())) + b"]"
     raise GoTemplateError(f"cannot print a {type(v).__name__}")
+
+
+def go_float(x: float, exponent_from: int, exponent_below: int, json: bool = False) -> str:
+    """A float64 as Go writes it: the shortest digits that read back, in plain notation for
+    exponents in ``[exponent_below, exponent_from)`` (``%v``: -4 and 6; ``json``: -6 and 21),
+    else as ``1.5e+21`` (``json`` writes ``1.5e-7`` where ``%v`` writes ``1.5e-07``)."""
+    if math.isnan(x) or math.isinf(x):
+        return "NaN" if math.isnan(x) else ("+Inf" if x > 0 else "-Inf")
+    if x == 0:
+        return "-0" if math.copysign(1, x) < 0 and not json else "0"
+    d = Decimal(repr(x))
+    exp = d.adjusted()
+    if exponent_below <= exp < exponent_from:
+        text = format(d, "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    sign, digits, _ = d.as_tuple()
+    mantissa = "".join(map(str, digits)).rstrip("0") or "0"
+    mantissa = mantissa[0] + ("." + mantissa[1:] if len(mantissa) > 1 else "")
+    width = 1 if json else 2
+    return f"{'-' if sign else ''}{mantissa}e{'+' if exp >= 0 else '-'}{abs(exp):0{width}d}"
 
 
 def sprint(args: list[Any]) -> bytes:
@@ -172,16 +195,26 @@ def _json(x: Any) -> str:
     if isinstance(x, int):
         return str(x)
     if isinstance(x, float):
-        return _pyjson.dumps(x)
+        return go_float(x, exponent_from=21, exponent_below=-6, json=True)
     if isinstance(x, bytes):
         return _json_string(x)
     if isinstance(x, list):
-        return "[" + ",".join(_json(e) for e in x) + "]"
+        return "null" if getattr(x, "nil", False) else "[" + ",".join(_json(e) for e in x) + "]"
     if isinstance(x, dict):
         return "{" + ",".join(_json_string(_json_key(k)) + ":" + _json(x[k]) for k in sorted(x, key=_json_key)) + "}"
     if isinstance(x, GoStruct):
-        return "{" + ",".join(_json_string(k.encode()) + ":" + _json(val) for k, val in x.fields.items()) + "}"
+        return "{" + ",".join(_json_string(name.encode()) + ":" + _json(val) for name, val in _json_fields(x)) + "}"
     raise GoTemplateError(f"json: unsupported value {x!r}")
+
+
+def _json_fields(x: GoStruct) -> list[tuple[str, Any]]:
+    """The fields ``json.Marshal`` writes, under their tag names, leaving out empty ``omitempty`` ones."""
+    out = []
+    for field, val in x.fields.items():
+        name, omitempty = x.json.get(field, (field, False))
+        if not (omitempty and (val is None or val in (b"", 0, False) or val == [] or val == {})):
+            out.append((name, val))
+    return out
 
 
 def json_marshal(v: Any) -> bytes:

@@ -26,14 +26,40 @@ NO_VALUE = NoValue()
 
 
 class GoStruct:
-    """A pointer to a Go struct: fields by name, compared by identity (as pointers are)."""
+    """A pointer to a Go struct: fields by name, compared by identity (as pointers are).
 
-    def __init__(self, type_name: str, fields: dict[str, Any]) -> None:
+    ``json``: each field's name and ``omitempty`` in ``json.Marshal`` (its struct tags; absent: the
+    field's own name, always written); ``json_string``: the type has a ``String()`` that returns
+    its JSON, so printing it writes that (Ollama's ``templateTool``).
+    """
+
+    def __init__(self, type_name: str, fields: dict[str, Any],
+                 json: dict[str, tuple[str, bool]] | None = None, json_string: bool = False) -> None:
         self.type_name = type_name
         self.fields = fields
+        self.json = json or {}
+        self.json_string = json_string
 
     def __repr__(self) -> str:
         return f"&{self.type_name}{self.fields!r}"
+
+
+class GoMap(dict[bytes, Any]):
+    """A Go map type whose ``String()`` returns its JSON (Ollama's ``templateArgs`` and
+    ``templateProperties``): printed as JSON, ranged over in key order, keys read as fields."""
+
+    json_string = True
+
+
+class GoSlice(list[Any]):
+    """A Go slice type whose ``String()`` returns its JSON (Ollama's ``templateTools``); ``nil``:
+    the nil slice of that type (false, empty, and written ``null``)."""
+
+    json_string = True
+
+    def __init__(self, items: Any = (), nil: bool = False) -> None:
+        super().__init__(items)
+        self.nil = nil
 
 
 #: Python types of Go's basic kinds, in the order they must be tested (a bool is an int).

@@ -3,11 +3,13 @@
 :mod:`.conversations` is the battery of test conversations; :mod:`.prove` renders each with
 the Jinja (:mod:`..reference`) and with the Go template (:mod:`..gotemplate`) and compares
 them byte for byte, with each setting of Ollama's ``think`` where the template reads a thinking
-switch (:func:`translate_and_prove` is the route the build takes); :mod:`.families` holds
-hand-written templates of well-known formats, a second, independent route proven the same way.
+switch (:func:`translate_and_prove` is the route the build takes), and on tools and reasoning
+for a TEMPLATE that renders them (:data:`TOOL_BATTERY`, :mod:`.declare` shows Ollama so);
+:mod:`.families` holds hand-written templates of well-known formats, a second, independent
+route proven the same way.
 """
 
-from .conversations import BATTERY, TOOL_RESULTS, Conversation
+from .conversations import BATTERY, THINKING, TOOL_RESULTS, TOOLS, Conversation, ollama_message
 from .families import FAMILIES, Family, FamilyCheck, cross_check, recognise
 from .prove import (
                     DIFFERS,
@@ -15,6 +17,7 @@ from .prove import (
                     OUTSIDE,
                     SAME,
                     THINK_SETTINGS,
+                    TOOL_BATTERY,
                     Outcome,
                     Proof,
                     expected_prompt,
@@ -31,7 +34,10 @@ __all__ = [
     "GO_ERROR",
     "OUTSIDE",
     "SAME",
+    "THINKING",
     "THINK_SETTINGS",
+    "TOOLS",
+    "TOOL_BATTERY",
     "TOOL_RESULTS",
     "Conversation",
     "Family",
@@ -40,6 +46,7 @@ __all__ = [
     "Proof",
     "cross_check",
     "expected_prompt",
+    "ollama_message",
     "prove",
     "recognise",
     "think_label",

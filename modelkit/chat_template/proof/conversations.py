@@ -109,7 +109,9 @@ TOOLS: tuple[Conversation, ...] = (
 )
 
 #: Conversations with earlier reasoning (``reasoning_content``; Ollama's ``thinking``), rendered
-#: with each setting of Ollama's think where the template reads a thinking switch.
+#: with each setting of Ollama's think where the template reads a thinking switch: past turns,
+#: and the reasoning that led to a tool call still being answered (which templates that drop
+#: past reasoning keep).
 THINKING: tuple[Conversation, ...] = (
     Conversation("reasoning+user", (
         _m("user", "What is 17 times 3?"),
@@ -121,4 +123,28 @@ THINKING: tuple[Conversation, ...] = (
         _m("user", "Is 9?"),
         {"role": "assistant", "content": "No.", "reasoning_content": "9 is 3 times 3."},
         _m("user", "Is 11?"))),
+    Conversation("reasoning+tool call+result", (
+        _m("user", "Should I take an umbrella in Paris?"),
+        {"role": "assistant", "content": "", "reasoning_content": "I need the weather in Paris first.",
+         "tool_calls": [_call("call00005", "get_weather", city="Paris")]},
+        {"role": "tool", "content": "Rain, 12°C", "tool_call_id": "call00005", "name": "get_weather"}),
+        (WEATHER,)),
 )
+
+
+def ollama_message(message: dict[str, Any]) -> dict[str, Any]:
+    """A battery message as a client sends it to Ollama's ``/api/chat`` (``api.Message``): earlier
+    reasoning as ``thinking``, a tool result's tool as ``tool_name``, each call's position as
+    ``function.index``; what Ollama has no field for (a call's ``type``) is left out."""
+    out = {"role": message["role"], "content": message.get("content") or ""}
+    if message.get("reasoning_content"):
+        out["thinking"] = message["reasoning_content"]
+    if message.get("name"):
+        out["tool_name"] = message["name"]
+    if message.get("tool_call_id"):
+        out["tool_call_id"] = message["tool_call_id"]
+    if message.get("tool_calls"):
+        out["tool_calls"] = [{"id": c.get("id", ""), "function": {
+            "index": i, "name": c["function"]["name"], "arguments": c["function"]["arguments"]}}
+            for i, c in enumerate(message["tool_calls"])]
+    return out

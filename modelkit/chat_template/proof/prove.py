@@ -32,18 +32,34 @@ from typing import Any
 import jinja2
 import jinja2.meta
 
-from ..gotemplate import GoTemplateError, Think, check_ollama_parse, execute, ollama_data
+from ..gotemplate import (
+    GoTemplateError,
+    NoGoJSON,
+    Think,
+    check_ollama_parse,
+    execute,
+    go_tojson,
+    identifiers,
+    ollama_data,
+)
 from ..reference import RenderContext, TemplateRaised, compile_template, make_environment, render_chat
 from ..translator import THINK_SWITCHES, Translation, Unsupported, translate
-from .conversations import BATTERY, Conversation
+from .conversations import BATTERY, THINKING, TOOLS, Conversation, ollama_message
 
 SAME, OUTSIDE, DIFFERS, GO_ERROR = "same", "outside", "differs", "go-error"
 
 #: The settings of Ollama's ``think`` a template with a thinking switch is proven with.
 THINK_SETTINGS: tuple[Think, ...] = (None, True, False)
 
-#: Renders a Go template for a conversation: (template text, messages, today, think) -> prompt.
-GoRenderer = Callable[[str, Sequence[dict[str, Any]], date, Think], str]
+#: Renders a Go template for a conversation: (template text, messages and tools as Ollama's API
+#: carries them, today, think) -> prompt.
+GoRenderer = Callable[[str, Sequence[dict[str, Any]], Sequence[dict[str, Any]], date, Think], str]
+
+#: What a TEMPLATE that renders tools is proven on: every kind of conversation.
+TOOL_BATTERY: tuple[Conversation, ...] = BATTERY + TOOLS + THINKING
+
+#: How the proof of such a TEMPLATE says what it accepts.
+GO_JSON_NOTE = "tojson as Ollama's json writes it: no space after , and :"
 
 
 @dataclass(frozen=True)
@@ -85,6 +101,9 @@ class Proof:
     error: str = ""
     think: tuple[Think, ...] = (None,)
     think_note: str = ""
+    #: The TEMPLATE renders tools and reasoning: proven on :data:`TOOL_BATTERY`, the Jinja's
+    #: ``tojson`` writing JSON as Go's does (:data:`GO_JSON_NOTE`).
+    tools: bool = False
 
     @property
     def follows_think(self) -> bool:
@@ -119,8 +138,9 @@ class Proof:
         if self.follows_think:
             settings = f" with think {', '.join(think_label(t, bare=True) for t in self.think)}"
         note = f"; with think unset only: {self.think_note}" if self.think_note else ""
+        tools = f" with tools and reasoning ({GO_JSON_NOTE})" if self.tools else ""
         if self.proven:
-            return f"proven on {same} conversations{settings}{extra}{note}"
+            return f"proven on {same} conversations{tools}{settings}{extra}{note}"
         if not same and not self.failures:
             return f"not proven: the template refuses every conversation{extra}"
         fail = self.failures[0]
@@ -149,9 +169,18 @@ def think_switches_read(jinja_source: str) -> tuple[str, ...]:
 _parsed = functools.lru_cache(maxsize=8)(check_ollama_parse)
 
 
-def python_renderer(template: str, messages: Sequence[dict[str, Any]], today: date, think: Think = None) -> str:
+def python_renderer(template: str, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]],
+                    today: date, think: Think = None) -> str:
     """The default Go renderer: modelkit's evaluator of Go templates, on Ollama's data."""
-    return execute(_parsed(template), ollama_data(messages, think=think), today)
+    return execute(_parsed(template), ollama_data(messages, think=think, tools=tools), today)
+
+
+def renders_tools(go_template: str) -> bool:
+    """Whether a TEMPLATE reads tools, tool calls or reasoning (then it is proven on them)."""
+    try:
+        return bool({"tools", "toolcalls", "thinking"} & identifiers(_parsed(go_template)))
+    except GoTemplateError:
+        return False
 
 
 def expected_prompt(rendered: str, bos_token: str | None, add_bos_token: bool) -> str:
@@ -162,11 +191,13 @@ def expected_prompt(rendered: str, bos_token: str | None, add_bos_token: bool) -
 
 
 def prove(go_template: str, jinja_source: str, bos_token: str | None, eos_token: str | None,
-          add_bos_token: bool, battery: Sequence[Conversation] = BATTERY,
+          add_bos_token: bool, battery: Sequence[Conversation] | None = None,
           renderer: GoRenderer = python_renderer, today: date | None = None,
           think: Sequence[Think] | None = None, think_note: str = "") -> Proof:
     """Render each conversation with the Jinja and with the Go template, and compare.
 
+    ``battery``: by default :data:`BATTERY`, or :data:`TOOL_BATTERY` for a TEMPLATE that renders
+    tools (:func:`renders_tools`), whose Jinja then writes ``tojson`` as Go does.
     ``think``: the settings of Ollama's think to render each conversation with; by default all of
     :data:`THINK_SETTINGS` when the Jinja reads a thinking switch, else think unset only.
     ``think_note`` is said in the summary (why the TEMPLATE does not follow think).
@@ -175,35 +206,40 @@ def prove(go_template: str, jinja_source: str, bos_token: str | None, eos_token:
     ctx = RenderContext(bos_token=bos_token, eos_token=eos_token, now=lambda: datetime.combine(day, time(12, 0)))
     switches = think_switches_read(jinja_source)
     settings = tuple(think) if think is not None else THINK_SETTINGS if switches else (None,)
+    tools = renders_tools(go_template)
+    battery = battery if battery is not None else TOOL_BATTERY if tools else BATTERY
     try:
-        compiled = compile_template(jinja_source, ctx.now)
+        compiled = compile_template(jinja_source, ctx.now, go_tojson if tools else None)
     except Exception as exc:  # noqa: BLE001 - any parse failure is the template's
-        return Proof((), f"the Jinja does not parse: {exc}", settings, think_note)
+        return Proof((), f"the Jinja does not parse: {exc}", settings, think_note, tools)
     try:
         check_ollama_parse(go_template)
     except GoTemplateError as exc:
-        return Proof((), f"the Go template is not valid for Ollama: {exc}", settings, think_note)
+        return Proof((), f"the Go template is not valid for Ollama: {exc}", settings, think_note, tools)
     outcomes: list[Outcome] = []
     for setting in settings:
         jinja_ctx = ctx if setting is None else dataclasses.replace(ctx, extra={s: bool(setting) for s in switches})
         label = think_label(setting) if len(settings) > 1 else ""
         for conv in battery:
             outcome = _render_both(go_template, compiled, conv, jinja_ctx, (bos_token, add_bos_token),
-                                   lambda m: renderer(go_template, m, day, setting))  # noqa: B023 - called at once
+                                   lambda c: renderer(go_template, [ollama_message(m) for m in c.messages],
+                                                      c.tools, day, setting))  # noqa: B023 - the same
             outcomes.append(dataclasses.replace(outcome, think=setting, setting=label))
-    return Proof(tuple(outcomes), "", settings, think_note)
+    return Proof(tuple(outcomes), "", settings, think_note, tools)
 
 
 def _render_both(go_template: str, compiled: jinja2.Template, conv: Conversation, ctx: RenderContext,
-                 bos: tuple[str | None, bool], go: Callable[[list[dict[str, Any]]], str]) -> Outcome:
+                 bos: tuple[str | None, bool], go: Callable[[Conversation], str]) -> Outcome:
     """One conversation rendered by the Jinja (in ``ctx``) and by the Go template (``go``), compared."""
     try:
-        reference = render_chat(compiled, conv.messages, ctx)
+        reference = render_chat(compiled, conv.messages, ctx, tools=conv.tools)
     except TemplateRaised as exc:
         return Outcome(conv, OUTSIDE, detail=shorten(str(exc)))
+    except NoGoJSON as exc:
+        return Outcome(conv, DIFFERS, detail=str(exc))
     expected = expected_prompt(reference, bos[0], bos[1])
     try:
-        actual = go(list(conv.messages))
+        actual = go(conv)
     except GoTemplateError as exc:
         return Outcome(conv, GO_ERROR, expected, None, f"the Go template fails: {exc}")
     if actual == expected:
@@ -213,16 +249,46 @@ def _render_both(go_template: str, compiled: jinja2.Template, conv: Conversation
 
 def translate_and_prove(source: str, bos_token: str | None, eos_token: str | None, add_bos_token: bool,
                         today: date | None = None) -> tuple[Translation, Proof]:
+    """Translate and prove: with tools and reasoning where that is proven, else without.
+
+    A template that reads tools, tool calls or earlier reasoning is first translated to render
+    them from Ollama's data (:mod:`..translator.tools`) and proven on :data:`TOOL_BATTERY`; the
+    rule (README, "Tools in the TEMPLATE"): that TEMPLATE is taken only where every conversation
+    renders as the Jinja's, up to :data:`GO_JSON_NOTE` — then Ollama, before and since native
+    chat mode, renders tools and thinking with it. Otherwise tools are left to the GGUF's Jinja
+    and the TEMPLATE renders plain chats (:func:`_translate_and_prove`).
+    Raises :class:`~..translator.Unsupported` when the template cannot be translated at all.
+    """
+    if reads_tool_data(source):
+        try:
+            tr, proof = _translate_and_prove(source, bos_token, eos_token, add_bos_token, today, tools=True)
+        except Unsupported:
+            pass
+        else:
+            if tr.tools and proof.proven:
+                from .declare import declared_for_ollama
+                tr = dataclasses.replace(tr, go_template=declared_for_ollama(tr.go_template, proof))
+                return tr, prove(tr.go_template, source, bos_token, eos_token, add_bos_token, today=today,
+                                 think=proof.think, think_note=proof.think_note)
+    return _translate_and_prove(source, bos_token, eos_token, add_bos_token, today, tools=False)
+
+
+def reads_tool_data(jinja_source: str) -> bool:
+    """Whether the Jinja mentions tools, tool calls or earlier reasoning at all."""
+    return any(word in jinja_source for word in ("tools", "tool_calls", "reasoning_content"))
+
+
+def _translate_and_prove(source: str, bos_token: str | None, eos_token: str | None, add_bos_token: bool,
+                         today: date | None, tools: bool) -> tuple[Translation, Proof]:
     """Translate, following Ollama's think where the template reads a thinking switch, and prove.
 
     Where the switch cannot be followed (the translation refuses it, or is not proven with think
     set), the translation that leaves it at the template's default is proven with think unset,
     and its proof says, in :attr:`Proof.think_note`, that the TEMPLATE does not follow think.
-    Raises :class:`~..translator.Unsupported` when the template cannot be translated at all.
     """
     first: tuple[Translation, Proof] | None = None
     try:
-        tr = translate(source, bos_token, eos_token, add_bos_token)
+        tr = translate(source, bos_token, eos_token, add_bos_token, tools=tools)
         proof = prove(tr.go_template, source, bos_token, eos_token, add_bos_token, today=today)
         if proof.proven or not proof.follows_think:
             return tr, proof
@@ -232,7 +298,7 @@ def translate_and_prove(source: str, bos_token: str | None, eos_token: str | Non
             raise
         why = str(exc)
     try:
-        plain = translate(source, bos_token, eos_token, add_bos_token, follow_think=False)
+        plain = translate(source, bos_token, eos_token, add_bos_token, follow_think=False, tools=tools)
     except Unsupported:
         if first is None or any(o.think is None for o in first[1].failures):
             raise  # not even think unset renders right: what cannot be translated is the answer

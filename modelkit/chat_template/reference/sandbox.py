@@ -83,11 +83,16 @@ def _tojson(value: Any, ensure_ascii: bool = False, indent: Any = None, separato
     return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
 
 
-def make_environment(now: Callable[[], datetime] = datetime.now) -> ImmutableSandboxedEnvironment:
-    """A fresh sandbox configured like ``transformers``; ``now`` is the clock ``strftime_now`` reads."""
+def make_environment(now: Callable[[], datetime] = datetime.now,
+                     tojson: Callable[..., str] | None = None) -> ImmutableSandboxedEnvironment:
+    """A fresh sandbox configured like ``transformers``; ``now`` is the clock ``strftime_now`` reads.
+
+    ``tojson`` replaces the filter (the proof of a TEMPLATE with tools renders the Jinja with one
+    that writes JSON as Ollama's ``json`` does).
+    """
     env = ImmutableSandboxedEnvironment(
         trim_blocks=True, lstrip_blocks=True, extensions=[GenerationBlock, jinja2.ext.loopcontrols])
-    env.filters["tojson"] = _tojson
+    env.filters["tojson"] = tojson or _tojson
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = lambda fmt: now().strftime(fmt)
     env.globals["dict"] = _Dict()
@@ -95,6 +100,7 @@ def make_environment(now: Callable[[], datetime] = datetime.now) -> ImmutableSan
     return env
 
 
-def compile_template(source: str, now: Callable[[], datetime] = datetime.now) -> jinja2.Template:
+def compile_template(source: str, now: Callable[[], datetime] = datetime.now,
+                     tojson: Callable[..., str] | None = None) -> jinja2.Template:
     """Parse ``source`` in the sandbox; raises :class:`jinja2.TemplateSyntaxError` when it does not parse."""
-    return make_environment(now).from_string(source)
+    return make_environment(now, tojson).from_string(source)

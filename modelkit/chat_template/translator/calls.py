@@ -18,8 +18,9 @@ import jinja2
 import jinja2.nodes as jn
 
 from . import goexpr as gx
-from .context import IGNORED_MESSAGE_KEYS, MESSAGE_FIELDS, Context, NSInfo, Scope
+from .context import MESSAGE_FIELDS, NSInfo, Scope
 from .goast import If, Raise, Range, go_string
+from .tools import ToolData
 from .values import (
     Atom,
     Builtin,
@@ -58,7 +59,7 @@ from .values import (
 _Handler = Callable[["Calls", str, V, list[V], dict[str, V]], V | None]
 
 
-class Calls(Context):
+class Calls(ToolData):
     """Calls, filters and tests (see the module docstring)."""
 
     def call(self, callee: V, args: list[V], kwargs: dict[str, V]) -> V:
@@ -219,14 +220,12 @@ class Calls(Context):
             if name == "get":
                 key = args[0] if args else kwargs.get("key", Static(None))
                 default = args[1] if len(args) > 1 else kwargs.get("default", Static(None))
-                if not isinstance(key, Static):
+                if not isinstance(key, Static) or not isinstance(key.value, str):
                     raise Unsupported("message.get with a runtime key")
-                if key.value in MESSAGE_FIELDS:
+                if obj.kind == "msg" and key.value in MESSAGE_FIELDS:
                     field: V = self.msg_field(obj, key.value)
                     return field
-                if key.value in IGNORED_MESSAGE_KEYS:
-                    self.ignore(IGNORED_MESSAGE_KEYS[key.value])
-                return default
+                return self.data_or(obj, key.value, default)
             raise Unsupported(f"message.{name}()")
         if isinstance(obj, NSRef):
             raise StaticRaise(f"namespace has no method {name}")
@@ -401,7 +400,12 @@ class Calls(Context):
         return None
 
     def _filter_tojson(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> V | None:
-        raise Unsupported("tojson of runtime values (Go's json differs from Python's)")
+        if args:
+            raise Unsupported("tojson with positional arguments")
+        json = self.to_json(value, kwargs)
+        if json is None:
+            raise Unsupported("tojson of runtime values (Go's json differs from Python's)")
+        return json
 
     def _filter_case(self, name: str, value: V, args: list[V], kwargs: dict[str, V]) -> V | None:
         return self.case_fold(value, name)

@@ -656,15 +656,21 @@ class Context:
         self.emit(*if_chain((cond, [Set(var, e)]) for (cond, _), e in zip(options, exprs)))
         if kind == "list":
             lbs = {x.lastbase for _, x in options if isinstance(x, DList)}
+            items = {x.item for _, x in options if isinstance(x, DList)}
+            if len(items) != 1:
+                raise Unsupported(f"a runtime choice between lists of different things ({hint})")
             return DList(var, suffix=all(x.suffix for _, x in options if isinstance(x, DList)),
-                         lastbase=lbs.pop() if len(lbs) == 1 else None)
+                         lastbase=lbs.pop() if len(lbs) == 1 else None, item=items.pop())
         if kind == "str":
             return DStr((Atom(var),))
         if kind == "bool":
             return DBool(var)
         if kind == "int":
             return DInt(var)
-        return DMsg(var, last=Poison("the last-message test of a message chosen at runtime"))
+        kinds_of = {x.kind for _, x in options if isinstance(x, DMsg)}
+        if len(kinds_of) != 1:
+            raise Unsupported(f"a runtime choice between messages and tool data ({hint})")
+        return DMsg(var, last=Poison("the last-message test of a message chosen at runtime"), kind=kinds_of.pop())
 
     def count(self, f: DFiltered) -> DInt:
         """Emit a loop counting the messages a filter keeps; the count as a value."""

@@ -16,8 +16,9 @@ from typing import Any
 import jinja2.nodes as jn
 
 from . import goexpr as gx
-from .context import ADD_GEN_VAR, IGNORED_MESSAGE_KEYS, MESSAGE_FIELDS, MESSAGES, THINK_SWITCHES, Context, Scope
+from .context import ADD_GEN_VAR, MESSAGE_FIELDS, MESSAGES, THINK_SWITCHES, Scope
 from .goast import go_string
+from .tools import ToolData
 from .values import (
     Atom,
     Builtin,
@@ -52,7 +53,7 @@ from .values import (
 )
 
 
-class Expressions(Context):
+class Expressions(ToolData):
     """Expressions of the template (see the module docstring)."""
 
     def ev(self, node: jn.Node, scope: Scope) -> V:
@@ -88,8 +89,10 @@ class Expressions(Context):
             return DList(MESSAGES, suffix=True)
         if name == "add_generation_prompt":
             return self.dbool(self.prelude(ADD_GEN_VAR))
-        if name in ("tools", "documents"):
-            self.ignore("tool definitions" if name == "tools" else "documents (RAG)")
+        if name == "tools":
+            return self.tools_value()
+        if name == "documents":
+            self.ignore("documents (RAG)")
         if name in self.statics:
             return Static(self.statics[name])
         if name in THINK_SWITCHES:
@@ -244,13 +247,11 @@ class Expressions(Context):
         raise Unsupported(f"attribute {attr!r} of a {type(obj).__name__}")
 
     def msg_field(self, msg: DMsg, key: str) -> V:
-        if key == "role":
+        if msg.kind == "msg" and key == "role":
             return self.atom(msg.field_expr("Role"))
-        if key == "content":
+        if msg.kind == "msg" and key == "content":
             return self.atom(msg.field_expr("Content"), cut=self.cut_cond(msg))
-        if key in IGNORED_MESSAGE_KEYS:
-            self.ignore(IGNORED_MESSAGE_KEYS[key])
-        return self.undefined(key)
+        return self.data_or(msg, key, self.undefined(key))
 
     def cut_cond(self, msg: DMsg) -> str | None:
         last = msg.last
@@ -286,10 +287,11 @@ class Expressions(Context):
             L = gx.arg(lst)
             if attr == "previtem":
                 item = DMsg(f"index {L} {gx.arg(gx.sub(i, 1))}",
-                            last=Static(False))
+                            last=Static(False), kind=loop.lst.item)
                 return self.make_choice([(f"eq {i} 0", self.undefined("previtem")), (None, item)])
             item = DMsg(f"index {L} {gx.arg(gx.add(i, 1))}",
-                        last=self.dbool(f"eq (len (slice {L} {i})) 2") if loop.lst.suffix else Static(False))
+                        last=self.dbool(f"eq (len (slice {L} {i})) 2") if loop.lst.suffix else Static(False),
+                        kind=loop.lst.item)
             return self.make_choice([(f"eq (len (slice {L} {i})) 1", self.undefined("nextitem")), (None, item)])
         if attr == "cycle":
             return Poison("loop.cycle over messages")
@@ -345,10 +347,10 @@ class Expressions(Context):
             else:
                 expr = f"index {L} ({gx.sub(f'len {L}', -k)})"
                 last = Static(False)
-            return DMsg(expr, last=last)
+            return DMsg(expr, last=last, kind=lst.item)
         if isinstance(key, DInt) and not lst.reverse and not key.byte_len:
             expr = f"index {L} {gx.arg(key.expr)}"
-            return DMsg(expr, last=self.elem_last(lst, key.expr))
+            return DMsg(expr, last=self.elem_last(lst, key.expr), kind=lst.item)
         if isinstance(key, Static) and isinstance(key.value, str):
             return self.undefined(key.value)
         raise Unsupported("indexing messages with a runtime value")
@@ -394,7 +396,7 @@ class Expressions(Context):
                 base, off = obj.lastbase or (obj.expr, "0")
                 lastbase = (base, str(gx.add(gx.int_or(off), gx.int_or(lo or "0"))))
             return DList(expr, suffix=obj.suffix and hi is None,
-                         lastbase=lastbase if hi is not None or obj.lastbase else None)
+                         lastbase=lastbase if hi is not None or obj.lastbase else None, item=obj.item)
         if isinstance(obj, DStr):
             raise Unsupported("slicing a runtime string (Go counts bytes, Python characters)")
         if isinstance(obj, Poison):
@@ -568,11 +570,9 @@ class Expressions(Context):
             return Static(container.get(item.value) is not None)
         if isinstance(container, DMsg):
             if isinstance(item, Static) and isinstance(item.value, str):
-                if item.value in MESSAGE_FIELDS:
+                if container.kind == "msg" and item.value in MESSAGE_FIELDS:
                     return Static(True)
-                if item.value in IGNORED_MESSAGE_KEYS:
-                    self.ignore(IGNORED_MESSAGE_KEYS[item.value])
-                return Static(False)
+                return self.has_data(container, item.value)
             raise Unsupported("testing a runtime key of a message")
         if isinstance(container, DStr) and isinstance(item, Static) and isinstance(item.value, str):
             return self.assume_absent(item.value)

@@ -178,7 +178,7 @@ class Loops(Context):
             self.emit(Raise(iterable.message))
             return False
         if isinstance(iterable, Choice):
-            iterable = self.materialize(iterable, "messages")
+            iterable = self.optional_list(iterable) or self.materialize(iterable, "messages")
         if isinstance(iterable, (DList, DRange, DFiltered)):
             return self.dynamic_loop(node, iterable, scope)
         if isinstance(iterable, DMsg):
@@ -308,8 +308,8 @@ class Loops(Context):
         if lst.reverse:
             pos = f"len (slice {L} {gx.arg(gx.add(index, 1))})"
             self.emit(Set(elem_var, f"index {L} ({pos})", declare=True))
-            return DMsg(elem_var, last=self.elem_last(lst, pos)), ""
-        return DMsg(elem_var, last=self.elem_last(lst, index)), elem_var
+            return DMsg(elem_var, last=self.elem_last(lst, pos), kind=lst.item), ""
+        return DMsg(elem_var, last=self.elem_last(lst, index), kind=lst.item), elem_var
 
     def _range_body(self, node: jn.For, source: DList | DRange | DFiltered, element: V, inner: Scope) -> None:
         """The loop body, after ``continue`` for the items a filter or the loop's ``if`` leaves out."""

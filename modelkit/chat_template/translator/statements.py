@@ -15,6 +15,7 @@ import jinja2
 import jinja2.nodes as jn
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from ..gotemplate import go_tojson
 from ..reference import GENERATION_METHOD, make_environment
 from . import goexpr as gx
 from .branches import Branches
@@ -45,8 +46,9 @@ class Translator(Branches, Loops, Expressions, Calls):
     """One translation: walks the Jinja statements and builds the Go tree (see the module docstring)."""
 
     def __init__(self, source: str, bos_token: str | None, eos_token: str | None,
-                 extra: dict[str, Any] | None = None, follow_think: bool = True) -> None:
-        self.env: ImmutableSandboxedEnvironment = make_environment()
+                 extra: dict[str, Any] | None = None, follow_think: bool = True, tools: bool = False) -> None:
+        self.with_tools = tools
+        self.env: ImmutableSandboxedEnvironment = make_environment(tojson=go_tojson if tools else None)
         try:
             self.ast = self.env.parse(source)
             self.env.from_string(source)  # compiling also catches unknown filters and tests

@@ -51,19 +51,24 @@ class Translation:
     #: The thinking switches the translation read (``enable_thinking``): with ``follow_think``,
     #: each is Ollama's think in the Go template; without, undefined as if never set.
     think_switches: tuple[str, ...] = ()
+    #: Whether the Go template renders tool definitions, tool calls or earlier reasoning from
+    #: Ollama's data (``translate(tools=True)`` on a template that reads them).
+    tools: bool = False
 
 
 def translate(source: str, bos_token: str | None = None, eos_token: str | None = None,
-              add_bos_token: bool = False, follow_think: bool = True) -> Translation:
+              add_bos_token: bool = False, follow_think: bool = True, tools: bool = False) -> Translation:
     """Translate a Jinja chat template into Ollama's Go template language.
 
     ``add_bos_token``: the tokenizer adds BOS itself (llama.cpp does it for such models), so a
     BOS the template writes first is left out. ``follow_think``: a thinking switch the template
-    reads follows Ollama's think (``.IsThinkSet``, ``.Think``); False leaves it undefined. Raises
+    reads follows Ollama's think (``.IsThinkSet``, ``.Think``); False leaves it undefined.
+    ``tools``: render tool definitions, tool calls and earlier reasoning from Ollama's data
+    (:mod:`.tools`; ``tojson`` of them becomes Go's ``json``). Raises
     :class:`~.values.Unsupported` when the template uses something that cannot be expressed; a
     template that always raises gives a Go template that raises too.
     """
-    tr = Translator(source, bos_token, eos_token, follow_think=follow_think)
+    tr = Translator(source, bos_token, eos_token, follow_think=follow_think, tools=tools)
     nodes = place_cuts(last_cuts_only(_run(tr))[0])
     bos_removed = False
     if add_bos_token and bos_token:
@@ -74,8 +79,9 @@ def translate(source: str, bos_token: str | None = None, eos_token: str | None =
     if "messages" not in identifiers(parse_go(text)):
         # Ollama renders in one pass over .Messages only when it can see them mentioned.
         text = print_template([If("false", [Out(MESSAGES)])] + nodes, defines)
+    renders_tools = tools and bool({"tools", "toolcalls", "thinking"} & identifiers(parse_go(text)))
     return Translation(text, tuple(tr.assumptions), tuple(tr.ignored), bos_removed, tuple(tr.untranslated),
-                       tuple(tr.reads_think))
+                       tuple(tr.reads_think), renders_tools)
 
 
 def _run(tr: Translator) -> list[Node]:

@@ -61,7 +61,7 @@ class Static(V):
         if type(a) is not type(b):
             return False
         try:
-            return bool(a == b) if not _is_undefined(a) else True
+            return bool(a == b) if not is_undefined(a) else True
         except Exception:  # noqa: BLE001 - exotic values: compare by identity
             return a is b
 
@@ -69,7 +69,7 @@ class Static(V):
         return hash(type(self.value).__name__)
 
 
-def _is_undefined(v: Any) -> bool:
+def is_undefined(v: Any) -> bool:
     return isinstance(v, jinja2.Undefined)
 
 
@@ -191,17 +191,23 @@ class DInt(V):
 
 @dataclass(frozen=True)
 class DMsg(V):
-    """One message (a Go ``*templateMessage``). ``last``: whether it is the conversation's last."""
+    """One message (a Go ``*templateMessage``). ``last``: whether it is the conversation's last.
+
+    ``kind``: which of Ollama's template structs it is, when not a message: ``tool``, ``function``,
+    ``parameters``, ``properties`` (a tool definition and its parts), ``call``, ``call_function``
+    and ``arguments`` (a tool call and its parts); see :mod:`.tools`.
+    """
 
     expr: str
     last: V = Static(False)
     volatile: bool = False
+    kind: str = "msg"
 
     def exprs(self) -> list[str]:
         return [self.expr, *self.last.exprs()]
 
     def map_exprs(self, fn: Callable[[str], str]) -> V:
-        return DMsg(fn(self.expr), self.last.map_exprs(fn), self.volatile)
+        return DMsg(fn(self.expr), self.last.map_exprs(fn), self.volatile, self.kind)
 
     def field_expr(self, name: str) -> str:
         if self.expr.startswith("$") and " " not in self.expr:
@@ -212,7 +218,8 @@ class DMsg(V):
 @dataclass(frozen=True)
 class DList(V):
     """A list of messages (a Go slice). ``suffix``: it ends with the conversation's last message;
-    ``reverse``: iterate it backwards (only iteration and indexing are possible then)."""
+    ``reverse``: iterate it backwards (only iteration and indexing are possible then); ``item``:
+    the :attr:`DMsg.kind` of its items (tools, tool calls)."""
 
     expr: str
     suffix: bool = True
@@ -221,13 +228,14 @@ class DList(V):
     #: For a slice ``base[offset:...]`` of a list that ends the conversation: whether item ``i``
     #: is the last message is ``i + offset == len(base) - 1``.
     lastbase: tuple[str, str] | None = None
+    item: str = "msg"
 
     def exprs(self) -> list[str]:
         return [self.expr] + ([self.lastbase[0], self.lastbase[1]] if self.lastbase else [])
 
     def map_exprs(self, fn: Callable[[str], str]) -> V:
         lb = (fn(self.lastbase[0]), fn(self.lastbase[1])) if self.lastbase else None
-        return DList(fn(self.expr), self.suffix, self.reverse, self.volatile, lb)
+        return DList(fn(self.expr), self.suffix, self.reverse, self.volatile, lb, self.item)
 
 
 @dataclass(frozen=True)

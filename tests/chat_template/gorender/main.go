@@ -3,9 +3,13 @@
 // Execute and collate). modelkit's tests compare its output with the Jinja reference and
 // with modelkit's Python evaluator.
 //
-// Input (stdin, JSON):  {"today": "2006-01-02", "cases": [{"template": "...", "system": "...",
-//                        "think": null | true | false | "high",
-//                        "conversations": [[{"role": "user", "content": "..."}]]}]}
+// Input (stdin, JSON): {"today": "2006-01-02", "cases": [case...]}, each case being
+// {"template": "...", "system": "...", "think": null | true | false | "high", "conversations": [c...]}
+// and each conversation c a list of messages, or {"messages": [...], "tools": [api.Tool...]}.
+//
+// Messages and tools are as Ollama's API carries them (api.Message: thinking, tool_calls with
+// arguments as an object, tool_name, tool_call_id; api.Tool), converted as template.go's
+// convertMessagesForTemplate and convertToolsForTemplate do: the types below mirror Ollama's.
 //
 // "think" is the request's think option (absent or null: not set), turned into the template's
 // .Think, .ThinkLevel and .IsThinkSet as server/prompt.go renderPrompt does with api.ThinkValue.
@@ -23,12 +27,133 @@ import (
 	"time"
 )
 
+type toolCall struct {
+	ID       string `json:"id"`
+	Function struct {
+		Index     int            `json:"index"`
+		Name      string         `json:"name"`
+		Arguments map[string]any `json:"arguments"`
+	} `json:"function"`
+}
+
 type message struct {
-	Role       string `json:"role"`
-	Content    string `json:"content"`
-	Thinking   string `json:"thinking"`
-	ToolName   string `json:"tool_name"`
-	ToolCallID string `json:"tool_call_id"`
+	Role       string     `json:"role"`
+	Content    string     `json:"content"`
+	Thinking   string     `json:"thinking"`
+	ToolCalls  []toolCall `json:"tool_calls"`
+	ToolName   string     `json:"tool_name"`
+	ToolCallID string     `json:"tool_call_id"`
+}
+
+// propertyType is api.PropertyType: one type is written as a string, several as a list.
+type propertyType []string
+
+func (pt *propertyType) UnmarshalJSON(data []byte) error {
+	var one string
+	if err := json.Unmarshal(data, &one); err == nil {
+		*pt = []string{one}
+		return nil
+	}
+	var many []string
+	if err := json.Unmarshal(data, &many); err != nil {
+		return err
+	}
+	*pt = many
+	return nil
+}
+
+func (pt propertyType) MarshalJSON() ([]byte, error) {
+	if len(pt) == 1 {
+		return json.Marshal(pt[0])
+	}
+	return json.Marshal([]string(pt))
+}
+
+// toolProperty is api.ToolProperty (nested properties left out: the tests use flat ones).
+type toolProperty struct {
+	AnyOf       []toolProperty `json:"anyOf,omitempty"`
+	Type        propertyType   `json:"type,omitempty"`
+	Items       any            `json:"items,omitempty"`
+	Description string         `json:"description,omitempty"`
+	Enum        []any          `json:"enum,omitempty"`
+	Required    []string       `json:"required,omitempty"`
+}
+
+type tool struct {
+	Type     string `json:"type"`
+	Function struct {
+		Name        string `json:"name"`
+		Description string `json:"description"`
+		Parameters  struct {
+			Type       string                  `json:"type"`
+			Required   []string                `json:"required"`
+			Properties map[string]toolProperty `json:"properties"`
+		} `json:"parameters"`
+	} `json:"function"`
+}
+
+// The types template.go hands the template.
+type templateTools []templateTool
+
+func (t templateTools) String() string {
+	bts, _ := json.Marshal(t)
+	return string(bts)
+}
+
+type templateArgs map[string]any
+
+func (t templateArgs) String() string {
+	if t == nil {
+		return "{}"
+	}
+	bts, _ := json.Marshal(t)
+	return string(bts)
+}
+
+type templateProperties map[string]toolProperty
+
+func (t templateProperties) String() string {
+	if t == nil {
+		return "{}"
+	}
+	bts, _ := json.Marshal(t)
+	return string(bts)
+}
+
+func (t templateTool) String() string {
+	bts, _ := json.Marshal(t)
+	return string(bts)
+}
+
+type templateTool struct {
+	Type     string               `json:"type"`
+	Items    any                  `json:"items,omitempty"`
+	Function templateToolFunction `json:"function"`
+}
+
+type templateToolFunction struct {
+	Name        string                         `json:"name"`
+	Description string                         `json:"description"`
+	Parameters  templateToolFunctionParameters `json:"parameters"`
+}
+
+type templateToolFunctionParameters struct {
+	Type       string             `json:"type"`
+	Defs       any                `json:"$defs,omitempty"`
+	Items      any                `json:"items,omitempty"`
+	Required   []string           `json:"required,omitempty"`
+	Properties templateProperties `json:"properties"`
+}
+
+type templateToolCall struct {
+	ID       string
+	Function templateToolCallFunction
+}
+
+type templateToolCallFunction struct {
+	Index     int
+	Name      string
+	Arguments templateArgs
 }
 
 // templateMessage has the fields Ollama's template sees for each message.
@@ -37,19 +162,56 @@ type templateMessage struct {
 	Content    string
 	Thinking   string
 	Images     []string
-	ToolCalls  []struct{}
+	ToolCalls  []templateToolCall
 	ToolName   string
 	ToolCallID string
+}
+
+func convertTools(tools []tool) templateTools {
+	if tools == nil {
+		return nil
+	}
+	result := make(templateTools, len(tools))
+	for i, t := range tools {
+		result[i] = templateTool{Type: t.Type, Function: templateToolFunction{
+			Name: t.Function.Name, Description: t.Function.Description,
+			Parameters: templateToolFunctionParameters{Type: t.Function.Parameters.Type,
+				Required: t.Function.Parameters.Required, Properties: templateProperties(t.Function.Parameters.Properties)}}}
+	}
+	return result
+}
+
+func convertCalls(calls []toolCall) []templateToolCall {
+	var out []templateToolCall
+	for _, c := range calls {
+		out = append(out, templateToolCall{ID: c.ID, Function: templateToolCallFunction{
+			Index: c.Function.Index, Name: c.Function.Name, Arguments: templateArgs(c.Function.Arguments)}})
+	}
+	return out
 }
 
 type input struct {
 	Today string `json:"today"`
 	Cases []struct {
-		Template      string      `json:"template"`
-		System        string      `json:"system"`
-		Think         any         `json:"think"`
-		Conversations [][]message `json:"conversations"`
+		Template      string         `json:"template"`
+		System        string         `json:"system"`
+		Think         any            `json:"think"`
+		Conversations []conversation `json:"conversations"`
 	} `json:"cases"`
+}
+
+// conversation is a list of messages, or an object with the messages and the request's tools.
+type conversation struct {
+	Messages []message `json:"messages"`
+	Tools    []tool    `json:"tools"`
+}
+
+func (c *conversation) UnmarshalJSON(data []byte) error {
+	if err := json.Unmarshal(data, &c.Messages); err == nil {
+		return nil
+	}
+	type plain conversation
+	return json.Unmarshal(data, (*plain)(c))
 }
 
 type result struct {
@@ -216,7 +378,7 @@ func collate(msgs []message) (string, []*message) {
 	return strings.Join(system, "\n\n"), collated
 }
 
-func render(t *template.Template, msgs []message, system string, think *thinkValue) (string, error) {
+func render(t *template.Template, msgs []message, system string, think *thinkValue, tools []tool) (string, error) {
 	if system != "" && (len(msgs) == 0 || msgs[0].Role != "system") {
 		msgs = append([]message{{Role: "system", Content: system}}, msgs...)
 	}
@@ -224,7 +386,7 @@ func render(t *template.Template, msgs []message, system string, think *thinkVal
 	converted := make([]*templateMessage, len(collated))
 	for i, m := range collated {
 		converted[i] = &templateMessage{Role: m.Role, Content: m.Content, Thinking: m.Thinking,
-			ToolName: m.ToolName, ToolCallID: m.ToolCallID}
+			ToolCalls: convertCalls(m.ToolCalls), ToolName: m.ToolName, ToolCallID: m.ToolCallID}
 	}
 	// server/prompt.go renderPrompt: Think, ThinkLevel and IsThinkSet from the request's think.
 	thinkVal, thinkLevel := false, ""
@@ -236,7 +398,7 @@ func render(t *template.Template, msgs []message, system string, think *thinkVal
 	err := t.Execute(&b, map[string]any{
 		"System":     joined,
 		"Messages":   converted,
-		"Tools":      nil,
+		"Tools":      convertTools(tools),
 		"Response":   "",
 		"Think":      thinkVal,
 		"ThinkLevel": thinkLevel,
@@ -281,7 +443,7 @@ func main() {
 			think = &thinkValue{Value: c.Think}
 		}
 		for _, conv := range c.Conversations {
-			s, err := render(t, conv, c.System, think)
+			s, err := render(t, conv.Messages, c.System, think, conv.Tools)
 			if err != nil {
 				cr.Results = append(cr.Results, result{Error: err.Error()})
 			} else {

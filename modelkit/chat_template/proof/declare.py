@@ -1,0 +1,65 @@
+"""What a TEMPLATE that renders tools and reasoning must show Ollama for Ollama to use it so.
+
+Ollama recognises those capabilities by the TEMPLATE's *text* (``server/images.go``
+``goTemplateCapabilities``, ``goTemplateHasToolRoundTrip``; ``thinking/template.go``
+``InferTags``): thinking needs ``.Thinking`` written inside a ``range`` over ``.Messages``
+between two texts, its tags — which Ollama also uses to split the model's output into thinking
+and answer — and a tool round trip needs ``eq .Role "tool"`` (or ``tool_response`` or
+``TOOL_RESULTS``) somewhere. A translated TEMPLATE reads messages through variables
+(``$message.Thinking``), which those checks do not see. So where the proof shows the TEMPLATE
+renders reasoning (or tool results), one block that never renders (``{{ if false }}``) states it in
+the form Ollama reads: the tags around the reasoning in the proven rendering, and the tool test.
+Without it, today's Ollama would leave the proven TEMPLATE for the GGUF's Jinja.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .conversations import THINKING, TOOLS
+from .prove import SAME, Proof
+
+_OPENER = re.compile(r"(<[^<>\s]{1,40}>)\s*$")
+_CLOSER = re.compile(r"^\s*(<[^<>\s]{1,40}>)")
+_ROUND_TRIP_MARKS = ('eq .Role "tool"', "tool_response", "TOOL_RESULTS")
+
+
+def thinking_tags(proof: Proof) -> tuple[str, str] | None:
+    """The tags around earlier reasoning in the proven renderings (``<think>``, ``</think>``), when
+    every rendering that shows it agrees on them; None where none shows it."""
+    found: set[tuple[str, str]] = set()
+    reasoning = {m["reasoning_content"] for c in THINKING for m in c.messages if "reasoning_content" in m}
+    for o in proof.outcomes:
+        if o.status != SAME or o.conversation not in THINKING or o.expected is None:
+            continue
+        for text in reasoning:
+            at = o.expected.find(text)
+            if at < 0:
+                continue
+            before, after = _OPENER.search(o.expected[:at]), _CLOSER.search(o.expected[at + len(text):])
+            if before is None or after is None:
+                return None
+            found.add((before.group(1), after.group(1)))
+    return found.pop() if len(found) == 1 else None
+
+
+def renders_tool_results(proof: Proof) -> bool:
+    """Whether every proven tool conversation with a result shows the result's text."""
+    results = [(o, m["content"]) for o in proof.outcomes if o.conversation in TOOLS
+               for m in o.conversation.messages if m["role"] == "tool"]
+    return bool(results) and all(o.status == SAME and o.expected is not None and text in o.expected
+                                 for o, text in results)
+
+
+def declared_for_ollama(go_template: str, proof: Proof) -> str:
+    """``go_template`` with the block that shows Ollama what the proof showed it renders."""
+    parts = []
+    tags = thinking_tags(proof)
+    if tags is not None and "{{" not in "".join(tags):
+        parts.append("{{ range .Messages }}" + tags[0] + "{{ .Thinking }}" + tags[1] + "{{ end }}")
+    if renders_tool_results(proof) and "toolcalls" in go_template.lower() \
+            and not any(m in go_template for m in _ROUND_TRIP_MARKS):
+        parts.append('{{ range .Messages }}{{ if eq .Role "tool" }}{{ end }}{{ end }}')
+    if not parts:
+        return go_template
+    return go_template + "{{ if false }}" + "".join(parts) + "{{ end }}"
