@@ -89,7 +89,10 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
         kept.parent.mkdir(parents=True, exist_ok=True)
         partial = kept.with_name(f".{kept.name}.{os.getpid()}")
         shutil.copytree(made, partial)
-        os.replace(partial, kept)  # whole or not at all, as another session may be reading
+        try:
+            os.replace(partial, kept)  # whole or not at all, as another session may be reading
+        except OSError:  # another session kept it first: the same bytes (the script is seeded)
+            shutil.rmtree(partial)
     shutil.copytree(kept, out, dirs_exist_ok=True)
     return out
 

@@ -45,7 +45,7 @@ def test_families_needed_first(llama_cpp_templates: Path, name: str, stops: tupl
     else:
         src = ChatTemplateSource(template, name, "<|begin_of_text|>", "<|eot_id|>", True, ("<|eom_id|>",))
     result = inherit_template(src)
-    proven = "proven on 17 conversations with tools and reasoning" if "Qwen" in name else "proven on 9 conversations"
+    proven = "proven on 18 conversations with tools and reasoning" if "Qwen" in name else "proven on 9 conversations"
     assert result.summary.startswith(proven), result.summary
     assert set(stops) <= set(result.stop)
 

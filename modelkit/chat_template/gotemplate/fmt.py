@@ -98,7 +98,7 @@ class _Args:
 
 
 def sprintf(fmt: bytes, args: list[Any]) -> bytes:
-    """``fmt.Sprintf`` for the verbs templates use: ``%s %d %v %b %q %x %%``, widths and ``*``."""
+    """``fmt.Sprintf`` for the verbs templates use: ``%s %d %v %b %q %x %T %%``, widths and ``*``."""
     out = bytearray()
     pos = 0
     operands = _Args(args)
@@ -161,6 +161,8 @@ def _format(verb: bytes, arg: Any, precision: int | None) -> bytes:
         return (b"-" if arg < 0 else b"") + format(abs(arg), "b").encode()
     if verb == b"x" and is_int:
         return format(arg, "x").encode()
+    if verb == b"T":
+        return type_name(arg).encode()
     if verb == b"q" and isinstance(arg, bytes):
         return go_quote(arg.decode("utf-8", errors="replace")).encode()
     raise GoTemplateError(f"printf verb %{verb.decode()} with {type_name(arg)} is not supported here")

@@ -70,19 +70,24 @@ TOOL_RESULTS: tuple[Conversation, ...] = (
 )
 
 
-def _tool(name: str, description: str, **properties: str) -> dict[str, Any]:
-    """A tool as Ollama carries it (``api.Tool``), in the order Go writes its fields."""
+def _tool(name: str, description: str, **properties: str | tuple[str, str]) -> dict[str, Any]:
+    """A tool as Ollama carries it (``api.Tool``), in the order Go writes its fields and with its
+    properties in sorted order (Go's map order); a property is a description (a string) or a
+    (type, description) pair."""
+    typed = {p: d if isinstance(d, tuple) else ("string", d) for p, d in sorted(properties.items())}
     return {"type": "function", "function": {"name": name, "description": description, "parameters": {
-        "type": "object", "required": list(properties),
-        "properties": {p: {"type": "string", "description": d} for p, d in properties.items()}}}}
+        "type": "object", "required": list(typed),
+        "properties": {p: {"type": t, "description": d} for p, (t, d) in typed.items()}}}}
 
 
-def _call(ident: str, name: str, **arguments: str) -> dict[str, Any]:
-    return {"id": ident, "type": "function", "function": {"name": name, "arguments": arguments}}
+def _call(ident: str, name: str, **arguments: Any) -> dict[str, Any]:
+    """A tool call, its arguments in sorted order (Go's map order)."""
+    return {"id": ident, "type": "function", "function": {"name": name, "arguments": dict(sorted(arguments.items()))}}
 
 
 WEATHER = _tool("get_weather", "Get the current weather in a city", city="The city, e.g. Paris")
 TIME = _tool("get_time", "Get the local time in a city", city="The city")
+FORECAST = _tool("get_forecast", "Get the forecast for a city", city="The city", days=("integer", "How many days"))
 
 #: Conversations with tools, as clients send them for tool calling: tool definitions, an assistant
 #: turn that calls tools, their results (one, and two in a row), and the turn after.
@@ -106,6 +111,11 @@ TOOLS: tuple[Conversation, ...] = (
         {"role": "assistant", "content": "", "tool_calls": [_call("call00004", "get_weather", city="Paris")]},
         {"role": "tool", "content": "18°C", "tool_call_id": "call00004", "name": "get_weather"},
         _m("assistant", "It is 18°C in Paris."), _m("user", "Thanks! And tomorrow?")), (WEATHER,)),
+    Conversation("call with a number+result", (
+        _m("user", "Forecast for Oslo, 3 days?"),
+        {"role": "assistant", "content": "", "tool_calls": [_call("call00006", "get_forecast", city="Oslo", days=3)]},
+        {"role": "tool", "content": "Snow, then sun.", "tool_call_id": "call00006", "name": "get_forecast"}),
+        (FORECAST,)),
 )
 
 #: Conversations with earlier reasoning (``reasoning_content``; Ollama's ``thinking``), rendered

@@ -254,9 +254,10 @@ def translate_and_prove(source: str, bos_token: str | None, eos_token: str | Non
     A template that reads tools, tool calls or earlier reasoning is first translated to render
     them from Ollama's data (:mod:`..translator.tools`) and proven on :data:`TOOL_BATTERY`; the
     rule (README, "Tools in the TEMPLATE"): that TEMPLATE is taken only where every conversation
-    renders as the Jinja's, up to :data:`GO_JSON_NOTE` — then Ollama, before and since native
-    chat mode, renders tools and thinking with it. Otherwise tools are left to the GGUF's Jinja
-    and the TEMPLATE renders plain chats (:func:`_translate_and_prove`).
+    renders as the Jinja's, up to :data:`GO_JSON_NOTE`, and no branch of the Jinja was left
+    untranslated (a tool request must never reach a Go error) — then Ollama, before and since
+    native chat mode, renders tools and thinking with it. Otherwise tools are left to the GGUF's
+    Jinja and the TEMPLATE renders plain chats (:func:`_translate_and_prove`).
     Raises :class:`~..translator.Unsupported` when the template cannot be translated at all.
     """
     if reads_tool_data(source):
@@ -265,7 +266,7 @@ def translate_and_prove(source: str, bos_token: str | None, eos_token: str | Non
         except Unsupported:
             pass
         else:
-            if tr.tools and proof.proven:
+            if tr.tools and proof.proven and not tr.untranslated:
                 from .declare import declared_for_ollama
                 tr = dataclasses.replace(tr, go_template=declared_for_ollama(tr.go_template, proof))
                 return tr, prove(tr.go_template, source, bos_token, eos_token, add_bos_token, today=today,

@@ -226,6 +226,8 @@ class Calls(ToolData):
                     field: V = self.msg_field(obj, key.value)
                     return field
                 return self.data_or(obj, key.value, default)
+            if name == "items" and not args and not kwargs:
+                return self.arguments_items(obj)
             raise Unsupported(f"message.{name}()")
         if isinstance(obj, NSRef):
             raise StaticRaise(f"namespace has no method {name}")
@@ -445,6 +447,10 @@ class Calls(ToolData):
                                                              context=self.jctx, eval_ctx=self.eval_ctx))
         if isinstance(value, Choice):
             return self.dist(value, lambda x: self.test(name, x, args, kwargs), as_bool=True)
+        if isinstance(value, DMsg) and value.kind in VALUE_TESTS["defined"]:
+            if name not in VALUE_TESTS:
+                raise Unsupported(f"the test 'is {name}' on a tool-call argument")
+            return Static(value.kind in VALUE_TESTS[name])
         if name in _TYPE_TESTS:
             return Static(_TYPE_TESTS[name](value_kind(value), value))
         return self._on_runtime(_RUNTIME_TESTS, name, value, args, kwargs, f"the test 'is {name}' on runtime values")
@@ -513,6 +519,14 @@ _TYPE_TESTS: dict[str, Callable[[str, V], bool]] = {
     "float": lambda kind, v: False,
     "boolean": lambda kind, v: kind == "bool",
     "callable": lambda kind, v: isinstance(v, (MacroV, Builtin)),
+}
+
+#: Type tests on a tool-call argument's value that is not a string, by its kind (:mod:`.tools`).
+VALUE_TESTS: dict[str, frozenset[str]] = {
+    "defined": frozenset({"number", "bool", "object", "array"}), "undefined": frozenset(), "none": frozenset(),
+    "string": frozenset(), "mapping": frozenset({"object"}), "iterable": frozenset({"object", "array"}),
+    "sequence": frozenset({"object", "array"}), "number": frozenset({"number", "bool"}),
+    "boolean": frozenset({"bool"}),
 }
 
 _ORDER_TESTS = {"lt": "lt", "<": "lt", "le": "lteq", "<=": "lteq", "gt": "gt", ">": "gt", "ge": "gteq", ">=": "gteq"}

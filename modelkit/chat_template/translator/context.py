@@ -51,6 +51,7 @@ from .values import (
     Tup,
     Unsupported,
     V,
+    argument_pieces,
     check_operands,
     compute_static,
     is_boolish,
@@ -541,6 +542,8 @@ class Context:
             return [Frag((Raise(v.message),))]
         if isinstance(v, Tup):
             raise Unsupported("writing a list")
+        if isinstance(v, DMsg) and v.kind in ("number", "bool", "object", "array"):
+            return argument_pieces(v)
         if isinstance(v, DMsg):
             raise Unsupported("writing a whole message")
         raise Unsupported(f"writing a {type(v).__name__}")

@@ -20,6 +20,7 @@ import jinja2.nodes as jn
 from . import goexpr as gx
 from .context import Context, LoopCtx, Scope
 from .goast import Break, Continue, If, Node, Raise, Range, Set
+from .tools import ToolData
 from .values import (
     Atom,
     Choice,
@@ -146,7 +147,7 @@ def _fill(e: str, holes: list[str]) -> str:
     return re.sub("\x00(\\d+)\x00", lambda m: holes[int(m.group(1))], e)
 
 
-class Loops(Context):
+class Loops(ToolData):
     """``for`` statements and loop control (see the module docstring)."""
 
     storages: dict[tuple[int, str], Storage]
@@ -264,6 +265,8 @@ class Loops(Context):
         filtered = isinstance(source, DFiltered)
         if (node.test is not None or filtered) and _uses_loop(node.body):
             raise Unsupported("the loop variable in a loop over filtered messages")
+        if isinstance(source, DList) and source.item == "argument" and (_uses_loop(node.body) or source.reverse):
+            raise Unsupported("the loop variable in a loop over tool-call arguments (a Go map)")
         if isinstance(source, DFiltered):
             lst = source.base
         elif isinstance(source, DRange):
@@ -305,6 +308,8 @@ class Loops(Context):
                 return DInt(f"len (slice {L} {gx.arg(gx.add(index, 1))})"), ""
             return DInt(str(gx.add(gx.int_or(source.offset), index))), ""
         elem_var = self.fresh(hint)
+        if lst.item == "argument":  # a Go map: the range's index is the key
+            return Tup((self.atom(index), self.argument_value(elem_var))), elem_var
         if lst.reverse:
             pos = f"len (slice {L} {gx.arg(gx.add(index, 1))})"
             self.emit(Set(elem_var, f"index {L} ({pos})", declare=True))

@@ -34,8 +34,13 @@ PARTS: dict[str, dict[str, tuple[str, str]]] = {
     "call_function": {"name": ("Name", "str"), "arguments": ("Arguments", "arguments")},
 }
 
-#: What ``tojson`` may write with Go's ``json``: whole definitions, parameters and arguments.
-JSON_KINDS = ("tool", "function", "parameters", "properties", "arguments")
+#: What ``tojson`` may write with Go's ``json``: whole definitions, parameters and arguments, and
+#: one argument's value (a number, a boolean, an object or a list).
+JSON_KINDS = ("tool", "function", "parameters", "properties", "arguments", "number", "bool", "object", "array")
+
+#: The Go type (``printf "%T"``) of an argument's value after ``json.Unmarshal``, by kind.
+VALUE_TYPES = {"str": "string", "number": "float64", "bool": "bool", "object": "map[string]interface {}",
+               "array": "[]interface {}"}
 
 
 class ToolData(Context):
@@ -100,6 +105,21 @@ class ToolData(Context):
             return lists.pop()
         return None
 
+    def arguments_items(self, obj: DMsg) -> DList:
+        """``arguments.items()``: a Go ``range $key, $value`` over the map, in sorted key order
+        (Jinja goes in the client's order: the proof's arguments are listed sorted)."""
+        if obj.kind != "arguments":
+            raise Unsupported(f"the items of the tool {obj.kind.replace('_', ' ')}")
+        return DList(obj.expr, suffix=False, item="argument")
+
+    def argument_value(self, var: str) -> V:
+        """One argument's value, by its Go type: a string, a number, a boolean, an object or a list."""
+        def is_type(kind: str) -> str:
+            return f'eq (printf "%T" {var}) "{VALUE_TYPES[kind]}"'
+        return Choice(((is_type("str"), self.atom(var)), (is_type("number"), DMsg(var, kind="number")),
+                       (is_type("bool"), DMsg(var, kind="bool")), (is_type("object"), DMsg(var, kind="object")),
+                       (None, DMsg(var, kind="array"))))
+
     def to_json(self, value: V, kwargs: dict[str, V]) -> V | None:
         """``tojson`` of tool data: Ollama's ``json`` (None where it does not apply)."""
         if not self.with_tools:
@@ -110,6 +130,9 @@ class ToolData(Context):
             return DStr((Atom(f"json {value.expr}"),))
         if isinstance(value, DList) and value.item == "tool":
             return DStr((Atom(f"json {value.expr}"),))
+        if isinstance(value, DStr) and len(value.pieces) == 1 and isinstance(value.pieces[0], Atom) \
+                and value.pieces[0].plain:
+            return DStr((Atom(f"json {value.pieces[0].expr}"),))
         if isinstance(value, Choice):
             return self.dist(value, lambda x: self._json_or_raise(x, kwargs))
         return None

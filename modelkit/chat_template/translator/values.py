@@ -23,7 +23,7 @@ from typing import Any
 
 import jinja2
 
-from .goast import Node
+from .goast import If, Node, Raise, Text
 
 
 class Unsupported(Exception):
@@ -213,6 +213,18 @@ class DMsg(V):
         if self.expr.startswith("$") and " " not in self.expr:
             return f"{self.expr}.{name}"
         return f"({self.expr}).{name}"
+
+
+def argument_pieces(value: DMsg) -> list[Piece]:
+    """What Jinja's ``{{ value }}`` writes for a tool-call argument that is not a string, in Go:
+    a number as JSON writes it (``3``, ``2.5``: Python's ``str`` of the decoded number), a boolean
+    as Python's ``True``/``False``; an object or a list, which Python writes as its ``repr``, is a
+    Go error (no template the proof accepts writes one so)."""
+    if value.kind == "number":
+        return [Atom(f"json {value.expr}")]
+    if value.kind == "bool":
+        return [Frag((If(value.expr, [Text("True")], [Text("False")]),))]
+    return [Frag((Raise("writing a tool-call argument that is an object or a list (Python writes its repr)"),))]
 
 
 @dataclass(frozen=True)
