@@ -48,6 +48,14 @@ SNIPPETS = {
         "{%- for m in messages %}{{ m.role }}: "
         "{%- if m.reasoning_content is string and m.reasoning_content %}<think>{{ m.reasoning_content }}</think>"
         "{%- endif %}{{ m.content }}\n{% endfor %}"),
+    "arguments by key, GLM style": (
+        "{%- for m in messages %}{{ m.role }}:{{ m.content }}{% for c in m.tool_calls or [] %}<call>{{ c.function.name }}"
+        "{%- for k, v in c.function.arguments.items() %}<k>{{ k }}</k><v>{{ v | tojson if v is not string else v }}"
+        "</v>{% endfor %}</call>{% endfor %}\n{% endfor %}"),
+    "a number argument written as text": (
+        "{%- for m in messages %}{{ m.role }}:{{ m.content }}{% for c in m.tool_calls or [] %}"
+        "{%- for k, v in c.function.arguments.items() %} {{ k }}={{ v }}{% if v is number %}#{% endif %}"
+        "{%- if v is mapping %}!{% endif %}{% endfor %}{% endfor %}\n{% endfor %}"),
     "a tool-call count": "{%- for m in messages %}{{ m.role }}{% if m.tool_calls %}({{ m.tool_calls | length }})"
                          "{% endif %}:{{ m.content }}\n{% endfor %}",
 }
