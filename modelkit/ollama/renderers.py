@@ -97,9 +97,18 @@ def verdict(proof: Proof) -> tuple[bool, str]:
     return False, proof.summary()
 
 
-#: sha256 of a template's text (:func:`jinja_digest`) -> what renders it exactly. Established by
-#: ``python -m bench renderers`` against Ollama :data:`PROVEN_ON`, re-checked by the tests.
-PROVEN: dict[str, BuiltIn] = {}
+
+
+#: sha256 of a template's text (:func:`jinja_digest`) -> what renders it. Established by ``python -m
+#: bench renderers`` against Ollama :data:`PROVEN_ON` on llama.cpp's templates, re-checked by
+#: ``tests/test_real_renderers.py``. ``requires``: the first release whose renderer and parser source
+#: is the one proven (glimmer's renderer changed in 0.32.11, four releases after it appeared).
+PROVEN: dict[str, BuiltIn] = {
+    "6cd0e94d9b489fdb9a000743791f20e7e52b62c1e5cbb66fcc91c6716595223a": BuiltIn(
+        "glimmer", "glimmer", "0.32.11", "muse-glimmer", 14, "<|begin_of_text|>", CONTINUATIONS),
+    "444819b8ad4612870827ac05b9147fe9e3344d3850cae8c2790898fc514099ff": BuiltIn(
+        "poolside-v1", "poolside-v1", "0.32.3", "poolside-Laguna-S-2.1", 42, "〈|EOS|〉", CONTINUATIONS),
+}
 
 
 def proven_digest() -> str:
