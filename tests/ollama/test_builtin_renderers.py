@@ -5,6 +5,8 @@ Modelfile, the engine prediction and the freshness record carry them. The real O
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +25,7 @@ from modelkit.ollama.renderers import (
     ollama_chat_body,
     verdict,
 )
+from modelkit.steps.modelfile import RenderModelfile
 
 GLIMMER = next(k for k, v in PROVEN.items() if v.renderer == "glimmer")
 
@@ -102,3 +105,22 @@ def test_freshness_records_the_renderer_and_reads_receipts_written_before_it() -
     for key in ("renderer", "parser", "requires"):
         del old[key]
     assert ServerCopy.from_json(old).renderer == ""
+
+
+def test_the_build_writes_the_lines_only_for_an_inherited_template_in_the_table(monkeypatch: pytest.MonkeyPatch,
+                                                                               tmp_path: Path) -> None:
+    """The Modelfile step reads the template step's output (the Jinja and its BOS); a TEMPLATE the
+    spec gives is what the user chose to render, so it gets no renderer."""
+    jinja = "{{ bos_token }}{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}"
+    entry = PROVEN[GLIMMER]
+    monkeypatch.setitem(PROVEN, jinja_digest(jinja), entry)
+    inherited = tmp_path / "template.json"
+    inherited.write_text(json.dumps({"origin": "base", "template": "{{ .Prompt }}", "stop": [], "proof": "proven",
+                                     "jinja": jinja, "bos_token": entry.bos_token, "eos_token": "</s>",
+                                     "eot_tokens": []}))
+    step = RenderModelfile(out=tmp_path / "m.Modelfile", from_="./m.gguf", adapters=[], system=None, parameters={},
+                           messages=[], license=None, inherited=inherited)
+    assert step.builtin() is entry
+    assert f"RENDERER glimmer\nPARSER glimmer\nREQUIRES {entry.requires}\n" in step.content()
+    given = dataclasses.replace(step, template="{{ .Prompt }}", inherited=None)
+    assert given.builtin() is None and "RENDERER" not in given.content()
