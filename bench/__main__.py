@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ["noop", "engine", "templates", "engines", "watch", "merge", "quality", "remote", "build", "cluster"]
+BENCHES = ["noop", "engine", "templates", "engines", "renderers", "watch", "merge", "quality", "remote", "build",
+           "cluster"]
 
 
 def main(argv: list[str]) -> int:

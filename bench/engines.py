@@ -12,7 +12,10 @@ the battery with that engine — the TEMPLATE through modelkit's Go evaluator (h
 ``text/template`` by the tests), the Jinja through the toolchain's llama-server (``/apply-template``,
 as Ollama's native chat mode asks it) — against the reference. Plain conversations for every
 template; the tool conversations for templates that handle tools, the thinking ones for
-templates that handle thinking (as Ollama reads the Jinja). Prints a Markdown table and the misses.
+templates that handle thinking (as Ollama reads the Jinja). A template modelkit gives a built-in
+RENDERER/PARSER (``modelkit.ollama.renderers.PROVEN``) is rendered by that renderer on the real
+Ollama instead (the whole battery; not measured where there is no real Ollama). Prints a Markdown
+table and the misses.
 """
 
 from __future__ import annotations
@@ -22,15 +25,18 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "ollama"))
 
+from bench.renderers import prove_with, real_server  # noqa: E402 - after the sys.path entry that finds it
 from modelkit.chat_template.proof import SAME, translate_and_prove  # noqa: E402 - after the sys.path entry that finds it
 from modelkit.chat_template.proof.native import LlamaServer, NativeError, prove_native  # noqa: E402 - after the sys.path entry that finds it
 from modelkit.chat_template.translator import Unsupported  # noqa: E402 - after the sys.path entry that finds it
 from modelkit.ollama.engine import predict_engine  # noqa: E402 - after the sys.path entry that finds it
+from modelkit.ollama.renderers import PROVEN, jinja_digest  # noqa: E402 - after the sys.path entry that finds it
 from modelkit.steps.native import native_battery  # noqa: E402 - after the sys.path entry that finds it
 from modelkit.toolchain import find_toolchain  # noqa: E402 - after the sys.path entry that finds it
 
@@ -54,8 +60,20 @@ def kind_of(outcome: object) -> str:
     return "thinking" if any("reasoning_content" in m for m in conv.messages) else "plain"
 
 
-def measure(name: str, jinja: str, server_bin: Path, gguf: Path, tallies: dict[str, Tally]) -> None:
-    """Prove ``jinja`` with the engine Ollama picks for it, and add the outcome to ``tallies``."""
+def measure(name: str, jinja: str, server_bin: Path, gguf: Path, tallies: dict[str, Tally],
+            ollama: Any = None) -> None:
+    """Prove ``jinja`` with the engine Ollama picks for it, and add the outcome to ``tallies``.
+    A template with a proven built-in renderer (which modelkit writes RENDERER/PARSER for) is
+    rendered by that renderer on the real Ollama (``ollama``: :class:`bench.renderers.Server`)."""
+    entry = PROVEN.get(jinja_digest(jinja))
+    if entry is not None:
+        engine = "renderer_parser"
+        if ollama is None:
+            tallies[engine].templates += 1
+            tallies[engine].misses.append(f"{name}: not measured (no real Ollama)")
+            return
+        add(tallies[engine], name, list(prove_with(ollama, entry.renderer, jinja).outcomes))
+        return
     try:
         translation, go_proof = translate_and_prove(jinja, "<s>", "</s>", True)
     except Unsupported:
@@ -72,7 +90,11 @@ def measure(name: str, jinja: str, server_bin: Path, gguf: Path, tallies: dict[s
             tallies[engine].templates += 1
             tallies[engine].misses.append(f"{name}: llama-server {e}")
             return
-    tally = tallies[engine]
+    add(tallies[engine], name, outcomes)
+
+
+def add(tally: Tally, name: str, outcomes: list[Any]) -> None:
+    """Count one template's outcomes (those it refuses are left out)."""
     tally.templates += 1
     for o in outcomes:
         if o.status == "outside":
@@ -120,11 +142,12 @@ def main(argv: list[str] | None = None) -> None:
         print("needs the toolchain with llama-server: modelkit toolchain install")
         return
     folder = Path(args[0]) if args else toolchain.templates
-    tallies = {e: Tally() for e in ("go_template", "gguf_chat_template", "no TEMPLATE (not translated)")}
-    with tempfile.TemporaryDirectory() as tmp:
+    tallies = {e: Tally() for e in ("go_template", "gguf_chat_template", "renderer_parser",
+                                    "no TEMPLATE (not translated)")}
+    with tempfile.TemporaryDirectory() as tmp, real_server(Path(tmp)) as ollama:
         gguf = tiny_gguf(Path(tmp))
         for path in sorted(folder.glob("*.jinja")):
-            measure(path.stem, path.read_text(encoding="utf-8"), toolchain.server, gguf, tallies)
+            measure(path.stem, path.read_text(encoding="utf-8"), toolchain.server, gguf, tallies, ollama)
     print(table(tallies))
     causes = Counter(cause(m) for t in tallies.values() for m in t.misses)
     print("\nmisses by cause:")

@@ -356,7 +356,10 @@ class Project:
             jinja = read_inherited(modelfile.inherited).get("jinja")
         else:
             return None
-        return predict_engine(jinja if isinstance(jinja, str) else None, template)
+        builtin = modelfile.builtin() if modelfile.inherited is not None and modelfile.inherited.is_file() else None
+        return predict_engine(jinja if isinstance(jinja, str) else None, template,
+                              renderer=builtin.renderer if builtin else None,
+                              parser=builtin.parser if builtin else None)
 
     def _resolve(self, names: Iterable[str]) -> list[str]:
         return [self.graph.resolve(n) for n in names]

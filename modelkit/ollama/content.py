@@ -36,6 +36,10 @@ class ModelContent:
     parameters: Mapping[str, object] = field(default_factory=dict)
     messages: tuple[tuple[str, str], ...] = ()
     license: tuple[str, ...] = ()
+    renderer: str | None = None
+    parser: str | None = None
+    requires: str | None = None
+    """Ollama's built-in renderer and parser, and the first Ollama that has them (:mod:`.renderers`)."""
 
 
 def checked_name(model: str) -> str:

@@ -33,6 +33,8 @@ class Choice:
     selected: str
     go_template: tuple[str, ...] | None
     chat_template: tuple[str, ...] | None
+    renderer: str | None = None
+    parser: str | None = None
 
     @property
     def native(self) -> bool:
@@ -41,6 +43,8 @@ class Choice:
 
     def short(self) -> str:
         """A few words for a summary line."""
+        if self.renderer:
+            return f"Ollama's built-in renderer {self.renderer}"
         return {"go_template": "its TEMPLATE", "gguf_chat_template": "the GGUF's Jinja (native chat mode)",
                 "none": "no template"}.get(self.selected, f"a built-in {self.selected}")
 
@@ -53,6 +57,10 @@ class Choice:
                     f"mode{why}); older Ollama, and OLLAMA_GO_TEMPLATE=1: the Modelfile's TEMPLATE")
         if self.selected == "go_template":
             return "the Modelfile's TEMPLATE (Go), in every Ollama"
+        if self.renderer or self.parser:
+            named = " and ".join(f"{kind} {name}" for kind, name in (("renderer", self.renderer),
+                                                                    ("parser", self.parser)) if name)
+            return f"Ollama's built-in {named} (its Go code for exactly this template; REQUIRES in the Modelfile)"
         return {"none": "no template: plain completion"}.get(self.selected, f"Ollama's built-in {self.selected}")
 
 
@@ -152,7 +160,7 @@ def predict_engine(jinja: str | None, go_template: str | None, *, renderer: str 
     chat_caps = jinja_capabilities(jinja) if jinja else None
     if renderer or parser:
         selected = "renderer_parser" if renderer and parser else ("renderer" if renderer else "parser")
-        return Choice(selected, go_caps, chat_caps)
+        return Choice(selected, go_caps, chat_caps, renderer, parser)
     if go_template is not None and _uses_go_template(jinja, go_template, tree, go_template_env, native_chat):
         return Choice("go_template", go_caps, chat_caps)
     return Choice("gguf_chat_template" if jinja else "none", go_caps, chat_caps)

@@ -20,6 +20,7 @@ as JSON through the client's own request method.
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -59,6 +60,9 @@ class ServerCopy:
     messages: tuple[tuple[str, str], ...] = ()
     license: str = ""
     parameters: dict[str, list[Any]] = field(default_factory=dict)
+    renderer: str = ""
+    parser: str = ""
+    requires: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,7 +73,9 @@ class ServerCopy:
         try:
             return cls(tuple(data["model_blobs"]), tuple(data["adapter_blobs"]), str(data["template"]),
                        str(data["system"]), tuple((str(r), str(c)) for r, c in data["messages"]), str(data["license"]),
-                       {str(k): list(v) for k, v in data["parameters"].items()})
+                       {str(k): list(v) for k, v in data["parameters"].items()},
+                       # receipts written before these fields were recorded: a model without them
+                       str(data.get("renderer", "")), str(data.get("parser", "")), str(data.get("requires", "")))
         except (KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"not a recorded server copy ({e})") from None
 
@@ -120,8 +126,17 @@ def server_copy(shown: Mapping[str, Any]) -> ServerCopy:
         parameters = parse_show_parameters(str(shown.get("parameters") or ""))
     except ValueError:
         parameters = {"(unreadable)": [str(shown.get("parameters"))]}
+    modelfile = str(shown.get("modelfile") or "")
     return ServerCopy(tuple(models), tuple(adapters), str(shown.get("template") or ""), str(shown.get("system") or ""),
-                      pairs, str(shown.get("license") or ""), parameters)
+                      pairs, str(shown.get("license") or ""), parameters, _command(modelfile, "RENDERER"),
+                      _command(modelfile, "PARSER"), str(shown.get("requires") or ""))
+
+
+def _command(modelfile: str, name: str) -> str:
+    """The value of a one-word command (``RENDERER``, ``PARSER``) in the Modelfile ``/api/show`` prints
+    (``/api/show`` has no field of its own for them)."""
+    found = re.search(rf"^{name} (\S+)$", modelfile, re.MULTILINE)
+    return found.group(1) if found else ""
 
 
 def unexpected(copy: ServerCopy, content: ModelContent, params: Mapping[str, object]) -> list[str]:
@@ -143,7 +158,8 @@ def unexpected(copy: ServerCopy, content: ModelContent, params: Mapping[str, obj
 
 def _changed_field(before: ServerCopy, after: ServerCopy) -> str | None:
     names = {"model_blobs": "model blob", "adapter_blobs": "adapter", "template": "template",
-             "system": "system prompt", "messages": "messages", "license": "license", "parameters": "parameters"}
+             "system": "system prompt", "messages": "messages", "license": "license", "parameters": "parameters",
+             "renderer": "renderer", "parser": "parser", "requires": "requires"}
     for attribute, label in names.items():
         if attribute == "parameters":
             changed = differing_parameters(before.parameters, after.parameters)

@@ -34,6 +34,7 @@ _SEMVER = re.compile(
     r"(?:-(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*)?"
     r"(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?)?)?\Z"
 )
+_BUILTIN_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
 _LINE_BREAKS = "\r\n"
 _TRIMMED = " \t\r\n"  # what Go's TrimSpace can meet in a value once unprintables are dropped
 # A quote, then only spaces or tabs, then a line break: there the parser would end the value.
@@ -58,6 +59,8 @@ class Modelfile:
     messages: tuple[tuple[str, str], ...] = ()
     license: tuple[str, ...] = ()
     requires: str | None = None
+    renderer: str | None = None
+    parser: str | None = None
     header: str = ""
 
 
@@ -89,6 +92,8 @@ def render_modelfile(m: Modelfile) -> str:
         ],
         "license": [quote_value(text, f"ollama.license[{i}]") for i, text in enumerate(m.license)],
         "requires": m.requires,
+        "renderer": None if m.renderer is None else _name(m.renderer, "RENDERER"),
+        "parser": None if m.parser is None else _name(m.parser, "PARSER"),
     }
     return _environment().get_template(TEMPLATE_NAME).render(context)
 
@@ -154,6 +159,13 @@ def _check_characters(value: str, field: str) -> None:
             f"character U+{ord(ch):04X} ({name}) at offset {i} would be silently dropped by Ollama's "
             "Modelfile parser; remove it, or register through the API, which keeps it",
         )
+
+
+def _name(value: str, field: str) -> str:
+    """A RENDERER or PARSER name: Ollama looks it up as written, so it is one bare word."""
+    if not _BUILTIN_NAME.match(value):
+        raise ModelfileError(field, f"{value!r} is not the name of an Ollama renderer or parser (e.g. qwen3-coder)")
+    return value
 
 
 def _parameter_lines(parameters: tuple[tuple[str, object], ...]) -> list[tuple[str, str]]:

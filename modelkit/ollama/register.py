@@ -30,9 +30,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import ollama
+from ollama._types import CreateRequest, ProgressResponse  # the official client's own request and reply models
 
 from modelkit.core.hashing import sha256_file
 from modelkit.core.process import Progress, ignore_progress
@@ -253,6 +255,16 @@ def _read_chunks(path: Path, on_progress: Callable[[int], None]) -> Iterator[byt
             on_progress(done)
 
 
+def _create_stream(client: ollama.Client, body: dict[str, Any], content: ModelContent) -> Iterator[ProgressResponse]:
+    """``client.create``'s request and stream, plus the fields the official client does not
+    take yet (``renderer``, ``parser``, ``requires``: Ollama's ``api.CreateRequest`` has them)."""
+    extra = {"renderer": content.renderer, "parser": content.parser, "requires": content.requires}
+    body.update({k: v for k, v in extra.items() if v is not None})
+    stream: Iterator[ProgressResponse] = client._request(
+        ProgressResponse, "POST", "/api/create", json=body, stream=True)
+    return stream
+
+
 def _create(
     client: ollama.Client,
     name: str,
@@ -267,7 +279,7 @@ def _create(
 ) -> list[str]:
     statuses: list[str] = []
     try:
-        stream = client.create(
+        stream = _create_stream(client, CreateRequest(
             model=name,
             files=files,
             adapters=adapters,
@@ -277,7 +289,7 @@ def _create(
             parameters=params or None,
             messages=messages or None,
             stream=True,
-        )
+        ).model_dump(exclude_none=True), content)
         for part in stream:
             status = part.status or ""
             statuses.append(status)

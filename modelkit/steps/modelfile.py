@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelkit.core.action import StepContext
 from modelkit.core.resources import Demand
 from modelkit.steps.base import LIGHT, Step
 from modelkit.steps.template import read_inherited
+
+if TYPE_CHECKING:
+    from modelkit.ollama.renderers import BuiltIn
 
 
 @dataclass(kw_only=True, eq=False)
@@ -31,9 +34,11 @@ class RenderModelfile(Step, kind="modelfile"):
     """Said when the Modelfile is written: why the GGUF may not carry its template (not part of the key)."""
 
     def params(self) -> dict[str, Any]:
+        from modelkit.ollama.renderers import proven_digest
+
         return {"from": self.from_, "adapters": self.adapters, "system": self.system,
                 "parameters": self.parameters, "messages": self.messages, "license": self.license,
-                "template": self.template, "header": self.header}
+                "template": self.template, "header": self.header, "builtins": proven_digest()}
 
     def inputs(self) -> dict[str, Path]:
         return {"template_file": self.template_file} if self.template_file else {}
@@ -45,11 +50,24 @@ class RenderModelfile(Step, kind="modelfile"):
         """The Modelfile text (also what registration through the API sends, field by field)."""
         from modelkit.ollama.modelfile import Modelfile, render_modelfile
 
+        builtin = self.builtin()
         return render_modelfile(Modelfile(
             from_=self.from_, adapters=tuple(self.adapters), template=self.resolved_template(),
             system=self.system, parameters=tuple(self.resolved_parameters().items()),
             messages=tuple(self.messages), license=(self.license,) if self.license else (),
-            requires=None, header=self.header))
+            requires=builtin.requires if builtin else None, renderer=builtin.renderer if builtin else None,
+            parser=builtin.parser if builtin else None, header=self.header))
+
+    def builtin(self) -> BuiltIn | None:
+        """Ollama's built-in renderer and parser, where a real Ollama proved they render exactly the
+        inherited template (:mod:`modelkit.ollama.renderers`); never for a TEMPLATE the spec gives,
+        which the user chose to be what renders."""
+        from modelkit.ollama.renderers import builtin_for
+
+        if self.inherited is None or self.template is not None or self.template_file is not None:
+            return None
+        inherited = read_inherited(self.inherited)
+        return builtin_for(inherited.get("jinja"), inherited.get("bos_token"))
 
     def resolved_template(self) -> str | None:
         """The TEMPLATE text, wherever the spec says it comes from."""

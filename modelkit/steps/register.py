@@ -57,9 +57,11 @@ class Register(Step, kind="ollama-register", cacheable=False, outside=True):
         from modelkit.ollama.content import ModelContent
 
         m = self.modelfile
+        builtin = m.builtin()
         return ModelContent(gguf=self.gguf, adapters=tuple(self.adapters), template=m.resolved_template(),
                             system=m.system, parameters=m.resolved_parameters(), messages=tuple(m.messages),
-                            license=(m.license,) if m.license else ())
+                            license=(m.license,) if m.license else (), renderer=builtin.renderer if builtin else None,
+                            parser=builtin.parser if builtin else None, requires=builtin.requires if builtin else None)
 
     def blocked(self) -> DeferredError | None:
         problem = self.servers.problem(self.host)

@@ -66,12 +66,13 @@ class InheritTemplate(Step, kind="inherit-template"):
         ctx.tmp(self.out).write_text(json.dumps({
             "origin": source.origin, "template": inherited.go_template,
             "stop": list(inherited.stop), "proof": inherited.summary,
-            "jinja": source.template, "eos_token": source.eos_token, "eot_tokens": list(source.eot_tokens),
+            "jinja": source.template, "bos_token": source.bos_token, "eos_token": source.eos_token,
+            "eot_tokens": list(source.eot_tokens),
         }, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def read_inherited(path: Path) -> dict[str, Any]:
     """The template step's output: ``origin``, ``template``, ``stop``, ``proof``, ``jinja``, and the
-    ``eos_token`` and ``eot_tokens`` that go with it."""
+    ``bos_token``, ``eos_token`` and ``eot_tokens`` that go with it."""
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     return data
