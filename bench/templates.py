@@ -28,7 +28,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from modelkit.chat_template.proof import SAME, TOOL_RESULTS, prove, think_switches_read, translate_and_prove
+from modelkit.chat_template.proof import (
+    GO_JSON_NOTE,
+    SAME,
+    TOOL_RESULTS,
+    prove,
+    think_switches_read,
+    translate_and_prove,
+)
 from modelkit.chat_template.translator import Unsupported
 
 PROVEN, NOT_PROVEN, UNTRANSLATABLE, NO_PLAIN_CHAT = "proven", "not proven", "cannot translate", "no plain chat"
@@ -63,6 +70,8 @@ class TemplateResult:
     tool_results: str = ""  # "same", "differs", "refused" (by the Jinja) or "" (not checked)
     think: str = ""  # FOLLOWS_THINK, THINK_UNSET_ONLY, or "" (no thinking switch, or not proven)
     switches: tuple[str, ...] = ()  # the thinking switches the Jinja reads
+    tools: bool = False  # the TEMPLATE renders tools and reasoning (proven on the tool battery)
+    reads: tuple[str, ...] = ()  # what of tools and reasoning the Jinja reads: "tools", "reasoning"
 
 
 def check_template(name: str, source: str, bos: str = "<s>", eos: str = "</s>") -> TemplateResult:
@@ -72,6 +81,7 @@ def check_template(name: str, source: str, bos: str = "<s>", eos: str = "</s>") 
     details: list[str] = []
     statuses: list[str] = []
     thinks: list[str] = []
+    with_tools: list[bool] = []
     for add_bos in (True, False):
         try:
             tr, proof = translate_and_prove(source, bos, eos, add_bos)
@@ -80,6 +90,7 @@ def check_template(name: str, source: str, bos: str = "<s>", eos: str = "</s>") 
         if proof.outcomes and not any(o.status == SAME for o in proof.outcomes) and not proof.failures:
             return TemplateResult(name, NO_PLAIN_CHAT, proof.outside[0].detail, seconds=time.perf_counter() - start)
         statuses.append(PROVEN if proof.proven else NOT_PROVEN)
+        with_tools.append(tr.tools)
         if not proof.proven:
             details.append(f"add_bos={add_bos}: {proof.summary()}")
         elif proof.outside:
@@ -95,13 +106,16 @@ def check_template(name: str, source: str, bos: str = "<s>", eos: str = "</s>") 
         for u in tr.untranslated:
             notes.append(f"errors on: {u}")
     status = PROVEN if all(s == PROVEN for s in statuses) else NOT_PROVEN
+    if status == PROVEN and all(with_tools):
+        notes.insert(0, f"renders tools and reasoning ({GO_JSON_NOTE})")
     tools = ""
-    if status == PROVEN:
+    if status == PROVEN and not any(with_tools):
         tool_proof = prove(tr.go_template, source, bos, eos, False, battery=TOOL_RESULTS, think=proof.think)
         tools = "same" if tool_proof.proven else "refused" if not tool_proof.failures else "differs"
     think = (FOLLOWS_THINK if all(t == FOLLOWS_THINK for t in thinks) else THINK_UNSET_ONLY) if thinks else ""
     return TemplateResult(name, status, "; ".join(dict.fromkeys(details)), list(dict.fromkeys(notes)),
-                          time.perf_counter() - start, tools, think if status == PROVEN else "")
+                          time.perf_counter() - start, tools, think if status == PROVEN else "",
+                          tools=status == PROVEN and all(with_tools))
 
 
 def survey(folder: Path) -> list[TemplateResult]:
@@ -110,7 +124,9 @@ def survey(folder: Path) -> list[TemplateResult]:
     out = []
     for p in sorted(folder.glob("*.jinja")):
         source = p.read_text(encoding="utf-8")
-        out.append(dataclasses.replace(check_template(p.stem, source), switches=think_switches_read(source)))
+        reads = tuple(what for what, word in (("tools", "tool"), ("reasoning", "reasoning_content")) if word in source)
+        out.append(dataclasses.replace(check_template(p.stem, source), switches=think_switches_read(source),
+                                       reads=reads))
     return out
 
 
@@ -145,8 +161,9 @@ def format_report(results: list[TemplateResult]) -> str:
         lines.append(f"| {family} | {shown} |")
     tool_same = sum(r.tool_results == "same" for r in proven)
     tool_refused = sum(r.tool_results == "refused" for r in proven)
-    tools = sum(any("tool" in n for n in r.notes) for r in plain)
-    reasoning = sum(any("reasoning" in n for n in r.notes) for r in plain)
+    tools = sum("tools" in r.reads for r in plain)
+    reasoning = sum("reasoning" in r.reads for r in plain)
+    rendering = [r for r in proven if r.tools]
     erroring = sum(any(n.startswith("errors on") for n in r.notes) for r in plain)
     switched = [r for r in plain if r.switches]
     following = [r for r in proven if r.think == FOLLOWS_THINK]
@@ -160,13 +177,14 @@ def format_report(results: list[TemplateResult]) -> str:
     ]
     lines += [
         "",
-        f"Tools and reasoning: {tools} of the {len(plain)} templates render tool definitions or tool calls "
-        f"and {reasoning} render the reasoning of past turns when given them; the translated TEMPLATE "
-        "renders neither (Go's json cannot reproduce Python's tojson, and Ollama passes reasoning apart). "
-        "Tool *results* (role tool) are rendered where the template needs only their role and text: "
-        f"on conversations with tool results (and no tool calls), {tool_same} of the {len(proven)} proven "
-        f"templates render exactly as their Jinja ({tool_refused} refuse such conversations); in {erroring} "
-        "templates some tool branch could not be expressed and stops with an error instead.",
+        f"Tools and reasoning: {tools} of the {len(plain)} templates read tools or tool calls and {reasoning} "
+        f"the reasoning of past turns. The TEMPLATE renders them too for {len(rendering)} "
+        f"({', '.join(r.name for r in rendering)}): proven on the conversations with tools, tool calls, results "
+        f"and reasoning, with {GO_JSON_NOTE}, and nothing left untranslated. For the others the TEMPLATE "
+        "renders plain chats and leaves tools to the GGUF's own Jinja; there, tool *results* (role tool) "
+        f"after a plain assistant turn render exactly in {tool_same} ({tool_refused} refuse such "
+        f"conversations), and in {erroring} templates some tool branch could not be expressed and stops with "
+        "an error instead.",
         "",
         "| Template | Result | Details |",
         "|---|---|---|",

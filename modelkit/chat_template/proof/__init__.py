@@ -14,6 +14,7 @@ from .families import FAMILIES, Family, FamilyCheck, cross_check, recognise
 from .prove import (
                     DIFFERS,
                     GO_ERROR,
+                    GO_JSON_NOTE,
                     OUTSIDE,
                     SAME,
                     THINK_SETTINGS,
@@ -32,6 +33,7 @@ __all__ = [
     "DIFFERS",
     "FAMILIES",
     "GO_ERROR",
+    "GO_JSON_NOTE",
     "OUTSIDE",
     "SAME",
     "THINKING",

@@ -21,12 +21,35 @@ from .prove import SAME, Proof
 
 _OPENER = re.compile(r"(<[^<>\s]{1,40}>)\s*$")
 _CLOSER = re.compile(r"^\s*(<[^<>\s]{1,40}>)")
+_EMPTY_THOUGHT = re.compile(r"(<[^<>\s/]{1,40}>)\s*(</[^<>\s]{1,40}>)\s*$")
 _ROUND_TRIP_MARKS = ('eq .Role "tool"', "tool_response", "TOOL_RESULTS")
 
 
-def thinking_tags(proof: Proof) -> tuple[str, str] | None:
-    """The tags around earlier reasoning in the proven renderings (``<think>``, ``</think>``), when
-    every rendering that shows it agrees on them; None where none shows it."""
+def thinking_tags(proof: Proof, jinja: str = "") -> tuple[str, str] | None:
+    """The tags around reasoning (``<think>``, ``</think>``): those around earlier reasoning in the
+    proven renderings, when all agree; else the ones a generation prompt opens thinking with
+    (``<think>``, closed in the Jinja by ``</think>``); None where no rendering shows either."""
+    return _tags_around_reasoning(proof) or _tags_opened_for_the_answer(proof, jinja)
+
+
+def _tags_opened_for_the_answer(proof: Proof, jinja: str) -> tuple[str, str] | None:
+    """A prompt for the answer that ends by opening thinking (``<think>\n``), or by an empty
+    thought (``<think>\n\n</think>\n\n``, think off): those tags, the same in every such prompt."""
+    found: set[tuple[str, str]] = set()
+    for o in proof.outcomes:
+        if o.status != SAME or o.expected is None or o.conversation.messages[-1]["role"] == "assistant":
+            continue
+        empty = _EMPTY_THOUGHT.search(o.expected)
+        opened = _OPENER.search(o.expected)
+        if empty is not None:
+            found.add((empty.group(1), empty.group(2)))
+        elif opened is not None and opened.group(1).startswith("<") and "</" + opened.group(1)[1:] in jinja \
+                and "think" in opened.group(1).lower():
+            found.add((opened.group(1), "</" + opened.group(1)[1:]))
+    return found.pop() if len(found) == 1 else None
+
+
+def _tags_around_reasoning(proof: Proof) -> tuple[str, str] | None:
     found: set[tuple[str, str]] = set()
     reasoning = {m["reasoning_content"] for c in THINKING for m in c.messages if "reasoning_content" in m}
     for o in proof.outcomes:
@@ -51,13 +74,18 @@ def renders_tool_results(proof: Proof) -> bool:
                                  for o, text in results)
 
 
-def declared_for_ollama(go_template: str, proof: Proof) -> str:
-    """``go_template`` with the block that shows Ollama what the proof showed it renders."""
+def declared_for_ollama(go_template: str, proof: Proof, jinja: str) -> str:
+    """``go_template`` with the block that shows Ollama what the proof showed it renders: thinking
+    tags, tool calls (``.Tools``, where the Jinja reads calls but no definitions, as Ollama sees
+    its GGUF's Jinja take tools then too) and the tool round trip."""
     parts = []
-    tags = thinking_tags(proof)
+    lowered = go_template.lower()
+    if "toolcalls" in lowered and ".tools" not in lowered and "tool_call" in jinja:
+        parts.append("{{ .Tools }}")
+    tags = thinking_tags(proof, jinja)
     if tags is not None and "{{" not in "".join(tags):
         parts.append("{{ range .Messages }}" + tags[0] + "{{ .Thinking }}" + tags[1] + "{{ end }}")
-    if renders_tool_results(proof) and "toolcalls" in go_template.lower() \
+    if renders_tool_results(proof) and "toolcalls" in lowered \
             and not any(m in go_template for m in _ROUND_TRIP_MARKS):
         parts.append('{{ range .Messages }}{{ if eq .Role "tool" }}{{ end }}{{ end }}')
     if not parts:

@@ -268,7 +268,7 @@ def translate_and_prove(source: str, bos_token: str | None, eos_token: str | Non
         else:
             if tr.tools and proof.proven and not tr.untranslated:
                 from .declare import declared_for_ollama
-                tr = dataclasses.replace(tr, go_template=declared_for_ollama(tr.go_template, proof))
+                tr = dataclasses.replace(tr, go_template=declared_for_ollama(tr.go_template, proof, source))
                 return tr, prove(tr.go_template, source, bos_token, eos_token, add_bos_token, today=today,
                                  think=proof.think, think_note=proof.think_note)
     return _translate_and_prove(source, bos_token, eos_token, add_bos_token, today, tools=False)
