@@ -230,57 +230,78 @@ def test_publish_pushes_to_a_registry_and_another_server_pulls_the_same_model(
     assert shown["system"] == "You are a support agent. Answer in one short sentence."
 
 
-@pytest.mark.parametrize("template", ["Qwen-Qwen2.5-7B-Instruct.jinja", "Qwen-Qwen3-0.6B.jinja"],
-                         ids=["tools", "thinking"])
-def test_a_tool_or_thinking_template_is_rendered_by_the_engine_modelkit_predicts(
-        built_example: Path, real_ollama: Any, toolchain: Any, tmp_path: Path, template: str) -> None:
-    """The tiny model shipping a tool-calling (Qwen2.5) or thinking (Qwen3) chat template, with the
-    Go TEMPLATE modelkit proved beside it: the server's choice is modelkit's prediction (the GGUF's
-    Jinja, natively), and the prompt it sends its runner is the template's reference rendering —
-    what modelkit proved its Go TEMPLATE renders."""
-    from modelkit.chat_template.reference import RenderContext, render_chat
-
-    name = "tools" if "2.5" in template else "thinks"
+def build_with_template(built: Path, tmp_path: Path, host: str, toolchain: Any, template: str, name: str
+                        ) -> tuple[dict[str, Any], str]:
+    """The tiny example's GGUF shipping one of llama.cpp's chat templates, built and registered:
+    what modelkit inherited (``build/template.json``), and what the build said."""
     project = tmp_path / "p"
     project.mkdir()
-    shutil.copy(built_example / "build" / "base+support.f16.gguf", project / "model.gguf")
+    shutil.copy(built / "build" / "base+support.f16.gguf", project / "model.gguf")
     shutil.copy(toolchain.templates / template, project / "chat.jinja")
     (project / "model.toml").write_text(f'name = "{name}"\n[base]\ngguf = "./model.gguf"\n[quantize]\n'
                                         'types = ["Q8_0"]\n[ollama]\nchat_template_file = "./chat.jinja"\n')
-    said = build(project, real_ollama.host).stderr
-    inherited = json.loads((project / "build" / "template.json").read_text())
+    said = build(project, host).stderr
+    return json.loads((project / "build" / "template.json").read_text()), said
+
+
+@pytest.mark.parametrize("template", ["Qwen-Qwen2.5-7B-Instruct.jinja", "Qwen-Qwen3-0.6B.jinja"],
+                         ids=["tools", "thinking"])
+def test_a_tool_or_thinking_template_renders_tools_and_thinking_through_the_proven_template(
+        built_example: Path, real_ollama: Any, toolchain: Any, tmp_path: Path, template: str) -> None:
+    """The tiny model shipping a tool-calling (Qwen2.5) or thinking (Qwen3) chat template: modelkit's
+    TEMPLATE renders tools and reasoning, shows Ollama so, and the server picks it, as predicted, over
+    the GGUF's Jinja; the prompt the server renders for every tool and thinking conversation (with
+    each think setting the template reads) is the Jinja's, JSON written as Go writes it."""
+    from modelkit.chat_template.gotemplate import go_tojson
+    from modelkit.chat_template.proof import GO_JSON_NOTE, THINKING, TOOLS, expected_prompt, think_switches_read
+    from modelkit.chat_template.reference import RenderContext, compile_template, render_chat
+    from modelkit.ollama.renderers import ollama_chat_body
+
+    name = "tools" if "2.5" in template else "thinks"
+    inherited, said = build_with_template(built_example, tmp_path, real_ollama.host, toolchain, template, name)
+    assert GO_JSON_NOTE in inherited["proof"], inherited["proof"]
+    real_ollama.api("/api/chat", {"model": f"{name}:q8_0", "messages": [{"role": "user", "content": PROMPT}],
+                                  "stream": False, "options": {"temperature": 0, "num_predict": 4}})
+    predicted = predict_engine(inherited["jinja"], inherited["template"])
+    assert real_ollama.selections()[f"{name}:q8_0"] == predicted.selected == "go_template"
+    assert f"registered as {name}:q8_0, {name}:latest" in said, said
+    shown = real_ollama.api("/api/show", {"model": f"{name}:q8_0"})
+    assert set(predicted.go_template or ()) <= set(shown["capabilities"]), shown["capabilities"]
+    jinja = compile_template(inherited["jinja"], tojson=go_tojson)
+    thinks = (None, True, False) if think_switches_read(inherited["jinja"]) else (None,)
+    for conv in (*TOOLS, *THINKING):
+        for think in thinks:
+            ctx = RenderContext(bos_token="<s>", eos_token="</s>",
+                                extra={} if think is None else {"enable_thinking": think})
+            reference = expected_prompt(render_chat(jinja, conv.messages, ctx, tools=conv.tools), "<s>", True)
+            reply = real_ollama.api("/api/chat", ollama_chat_body(f"{name}:q8_0", conv, think))
+            assert reply["_debug_info"]["rendered_template"] == reference, (conv.name, think)
+
+
+def test_a_template_go_cannot_write_tools_for_is_left_to_the_ggufs_jinja(
+        built_example: Path, real_ollama: Any, toolchain: Any, tmp_path: Path) -> None:
+    """Llama 3.1 writes tool definitions with ``tojson(indent=4)``, which Go's json cannot: its
+    TEMPLATE renders plain chats, and the server renders the GGUF's Jinja natively, as predicted,
+    sending its runner the Jinja's own prompt (up to the date: the runner's clock, not 26 Jul 2024)."""
+    from modelkit.chat_template.proof import expected_prompt
+    from modelkit.chat_template.reference import RenderContext, render_chat
+
+    inherited, said = build_with_template(built_example, tmp_path, real_ollama.host, toolchain,
+                                          "meta-llama-Llama-3.1-8B-Instruct.jinja", "native")
     before = len(real_ollama.runner_requests())
     messages = [{"role": "user", "content": PROMPT}]
-    real_ollama.api("/api/chat", {"model": f"{name}:q8_0", "messages": messages, "stream": False,
+    real_ollama.api("/api/chat", {"model": "native:q8_0", "messages": messages, "stream": False,
                                   "options": {"temperature": 0, "num_predict": 4}})
     predicted = predict_engine(inherited["jinja"], inherited["template"])
-    assert real_ollama.selections()[f"{name}:q8_0"] == predicted.selected == "gguf_chat_template"
-    assert f"registered as {name}:q8_0, {name}:latest" in said and "Ollama renders the GGUF's Jinja (native" in said
-    plan = json.loads(modelkit("plan", "--json", cwd=project, ollama_host=real_ollama.host).stdout)
+    assert real_ollama.selections()["native:q8_0"] == predicted.selected == "gguf_chat_template"
+    assert "registered as native:q8_0, native:latest" in said and "Ollama renders the GGUF's Jinja (native" in said
+    plan = json.loads(modelkit("plan", "--json", cwd=tmp_path / "p", ollama_host=real_ollama.host).stdout)
     assert {row["renderer"] for row in plan if row["target"].startswith("ollama:")} == {"gguf_chat_template"}
-    shown = json.loads(modelkit("inspect", f"{name}:q8_0", "--json", cwd=project).stdout)["ollama_renders"]
+    shown = json.loads(modelkit("inspect", "native:q8_0", "--json", cwd=tmp_path / "p").stdout)["ollama_renders"]
     assert shown.startswith("the GGUF's own Jinja, through llama.cpp (Ollama ≥ 0.30's native chat mode")
+    [prompt] = real_ollama.runner_prompts(since=before)
     reference = render_chat(inherited["jinja"], messages, RenderContext(bos_token="<s>", eos_token="</s>"))
-    assert real_ollama.runner_prompts(since=before) == [reference]
-
-
-def ollama_api_messages(conv: Any) -> list[dict[str, Any]]:
-    """A battery conversation as a client sends it to Ollama's /api/chat (``thinking``, ``tool_name``)."""
-    out = []
-    for m in conv.messages:
-        msg = {"role": m["role"], "content": m.get("content") or ""}
-        if m.get("reasoning_content"):
-            msg["thinking"] = m["reasoning_content"]
-        if m.get("tool_calls"):
-            msg["tool_calls"] = [{"id": c["id"], "function": {"name": c["function"]["name"],
-                                                              "arguments": c["function"]["arguments"]}}
-                                 for c in m["tool_calls"]]
-        if m.get("name"):
-            msg["tool_name"] = m["name"]
-        if m.get("tool_call_id"):
-            msg["tool_call_id"] = m["tool_call_id"]
-        out.append(msg)
-    return out
+    assert prompt.split("Today Date:")[0] == expected_prompt(reference, "<s>", True).split("Today Date:")[0]
 
 
 def test_the_native_proof_sends_what_ollama_sends(built_example: Path, real_ollama: Any, toolchain: Any,
@@ -290,12 +311,12 @@ def test_the_native_proof_sends_what_ollama_sends(built_example: Path, real_olla
     two bodies to the same prompt. (A model with a long context, so that Ollama truncates nothing.)"""
     from gguf_files import write_tiny_gguf
 
-    from modelkit.chat_template.proof.conversations import THINKING, TOOLS
+    from modelkit.chat_template.proof.conversations import THINKING, TOOLS, ollama_message
     from modelkit.chat_template.proof.native import LlamaServer, ollama_native_body
 
     project = tmp_path / "p"
     project.mkdir()
-    jinja = (toolchain.templates / "Qwen-Qwen3-0.6B.jinja").read_text()
+    jinja = (toolchain.templates / "openbmb-MiniCPM5-1B.jinja").read_text()  # tools and thinking, left native
     gguf = write_tiny_gguf(project / "model.gguf", chat_template=jinja, context=8192)
     (project / "model.toml").write_text('name = "sent"\n[base]\ngguf = "./model.gguf"\n[quantize]\ntypes = []\n')
     build(project, real_ollama.host)
@@ -303,7 +324,7 @@ def test_the_native_proof_sends_what_ollama_sends(built_example: Path, real_olla
         for conv in (*TOOLS, *THINKING):
             before = len(real_ollama.runner_requests())
             try:
-                real_ollama.api("/api/chat", {"model": "sent:f32", "messages": ollama_api_messages(conv),
+                real_ollama.api("/api/chat", {"model": "sent:f32", "messages": [ollama_message(m) for m in conv.messages],
                                               "stream": False, "tools": list(conv.tools) or None, "think": True,
                                               "options": {"num_predict": 1}})
             except urllib.error.HTTPError as e:  # a random model's token does not parse as a tool call:

@@ -22,7 +22,7 @@ from typing import Any
 
 from modelkit.chat_template.gotemplate import Think
 from modelkit.chat_template.proof import DIFFERS, OUTSIDE, SAME, THINK_SETTINGS, Outcome, Proof
-from modelkit.chat_template.proof.conversations import Conversation
+from modelkit.chat_template.proof.conversations import Conversation, ollama_message
 from modelkit.chat_template.proof.prove import (
     expected_prompt,
     first_difference,
@@ -135,28 +135,12 @@ def builtin_for(jinja: str | None, bos_token: str | None) -> BuiltIn | None:
 def ollama_chat_body(model: str, conv: Conversation, think: Think = None) -> dict[str, Any]:
     """The ``/api/chat`` request a client sends for ``conv``, asking only for the rendered prompt."""
     body: dict[str, Any] = {"model": model, "stream": False, "_debug_render_only": True, "truncate": False,
-                            "messages": [_api_message(m) for m in conv.messages]}
+                            "messages": [ollama_message(m) for m in conv.messages]}
     if conv.tools:
         body["tools"] = list(conv.tools)
     if think is not None:
         body["think"] = bool(think)
     return body
-
-
-def _api_message(message: dict[str, Any]) -> dict[str, Any]:
-    """A battery message as Ollama's ``api.Message``: reasoning as ``thinking``, the tool's name as ``tool_name``."""
-    out: dict[str, Any] = {"role": message["role"], "content": message.get("content") or ""}
-    if message.get("reasoning_content"):
-        out["thinking"] = message["reasoning_content"]
-    if message.get("tool_calls"):
-        out["tool_calls"] = [{"id": c.get("id", ""), "function": {"index": i, "name": c["function"]["name"],
-                                                                   "arguments": c["function"]["arguments"]}}
-                             for i, c in enumerate(message["tool_calls"])]
-    if message.get("name"):
-        out["tool_name"] = message["name"]
-    if message.get("tool_call_id"):
-        out["tool_call_id"] = message["tool_call_id"]
-    return out
 
 
 class RenderRefused(Exception):
