@@ -37,6 +37,12 @@ def test_llama_cpp_templates(surveyed: list[TemplateResult]) -> None:
             "openbmb-MiniCPM5-1B"} <= {r.name for r in thinking}
     assert len(thinking) >= 23 and all(r.think == FOLLOWS_THINK for r in thinking), \
         [(r.name, r.think, r.notes) for r in thinking if r.think != FOLLOWS_THINK]
+    # Tools and reasoning in the TEMPLATE (proven up to Go's JSON formatting) for the families
+    # people fine-tune most that Go can write them for; Llama 3.x's tojson(indent=4) cannot.
+    with_tools = {r.name for r in proven if r.tools}
+    assert len(with_tools) >= 24 and {"Qwen-Qwen2.5-7B-Instruct", "Qwen-Qwen3-0.6B", "Qwen-QwQ-32B", "GLM-4.6",
+                                      "ibm-granite-granite-4.0"} <= with_tools, sorted(with_tools)
+    assert not {r.name for r in proven if r.name.startswith("meta-llama-Llama-3.")} & with_tools
 
 
 @pytest.mark.slow
@@ -51,7 +57,9 @@ def test_bench_script_prints_the_table(llama_cpp_templates: Path, surveyed: list
     out = capsys.readouterr().out
     assert "proven equivalent:" in out
     assert "| Llama 3.x |" in out and "| meta-llama-Llama-3.1-8B-Instruct | proven |" in out
-    assert "Thinking switch:" in out and "| Qwen-Qwen3-0.6B | proven | follows think" in out
+    qwen3 = next(line for line in out.splitlines() if line.startswith("| Qwen-Qwen3-0.6B |"))
+    assert "Thinking switch:" in out and "Tools and reasoning:" in out
+    assert qwen3.startswith("| Qwen-Qwen3-0.6B | proven | renders tools and reasoning") and "follows think" in qwen3
 
 
 def test_bench_script_needs_a_folder(tmp_path: Path) -> None:

@@ -7,6 +7,8 @@ a template it accepts is one Ollama can load.
 
 from __future__ import annotations
 
+import functools
+
 from .lexer import Token, lex_action, split_template, strip_ws
 from .nodes import (
     ActionNode,
@@ -238,8 +240,10 @@ def _closing(toks: list[Token], i: int) -> int:
     return j
 
 
+@functools.lru_cache(maxsize=128)
 def parse(source: str) -> GoTemplate:
-    """Parse Go template text; raises :class:`GoTemplateError` on a syntax error."""
+    """Parse Go template text; raises :class:`GoTemplateError` on a syntax error. Kept for the
+    next call with the same text (a proof parses each TEMPLATE several times; trees are only read)."""
     p = _Parser(source)
     root = p.parse()
     return GoTemplate(source, root, p.defines)

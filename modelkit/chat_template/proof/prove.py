@@ -42,7 +42,8 @@ from ..gotemplate import (
     identifiers,
     ollama_data,
 )
-from ..reference import RenderContext, TemplateRaised, compile_template, make_environment, render_chat
+from ..reference import RenderContext, TemplateRaised, compile_template, render_chat
+from ..reference.sandbox import parsed
 from ..translator import THINK_SWITCHES, Translation, Unsupported, translate
 from .conversations import BATTERY, THINKING, TOOLS, Conversation, ollama_message
 
@@ -159,7 +160,7 @@ def think_label(think: Think, bare: bool = False) -> str:
 def think_switches_read(jinja_source: str) -> tuple[str, ...]:
     """The thinking switches the template reads without setting them first (() if it does not parse)."""
     try:
-        names = jinja2.meta.find_undeclared_variables(make_environment().parse(jinja_source))
+        names = jinja2.meta.find_undeclared_variables(parsed(jinja_source))
     except jinja2.TemplateError:  # it does not parse or compile: the proof says so elsewhere
         return ()
     return tuple(s for s in THINK_SWITCHES if s in names)

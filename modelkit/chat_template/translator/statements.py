@@ -17,6 +17,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ..gotemplate import go_tojson
 from ..reference import GENERATION_METHOD, make_environment
+from ..reference.sandbox import compiled_code, parsed
 from . import goexpr as gx
 from .branches import Branches
 from .calls import Calls
@@ -50,8 +51,8 @@ class Translator(Branches, Loops, Expressions, Calls):
         self.with_tools = tools
         self.env: ImmutableSandboxedEnvironment = make_environment(tojson=go_tojson if tools else None)
         try:
-            self.ast = self.env.parse(source)
-            self.env.from_string(source)  # compiling also catches unknown filters and tests
+            self.ast = parsed(source)
+            compiled_code(source)  # compiling also catches unknown filters and tests
         except jinja2.TemplateSyntaxError as exc:
             raise Unsupported(f"the template does not parse: {exc.message} (line {exc.lineno})") from exc
         except jinja2.TemplateError as exc:
