@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable
 from datetime import datetime
 from types import CodeType
-from typing import Any, cast
+from typing import Any
 
 import jinja2
 import jinja2.ext
@@ -113,7 +113,7 @@ def compile_template(source: str, now: Callable[[], datetime] = datetime.now,
 def compiled_code(source: str) -> CodeType:
     """``source`` compiled to Python once (Jinja's compile is most of a proof's time): the code
     reads the clock, filters and globals from the environment it later runs in."""
-    return cast(CodeType, make_environment().compile(source))
+    return make_environment().compile(source)
 
 
 @functools.lru_cache(maxsize=64)
