@@ -17,20 +17,13 @@ import dataclasses
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date
 from typing import Any
 
 from modelkit.chat_template.gotemplate import Think
-from modelkit.chat_template.proof import DIFFERS, OUTSIDE, SAME, THINK_SETTINGS, Outcome, Proof
+from modelkit.chat_template.proof import SAME, Proof
 from modelkit.chat_template.proof.conversations import Conversation, ollama_message
-from modelkit.chat_template.proof.prove import (
-    expected_prompt,
-    first_difference,
-    shorten,
-    think_label,
-    think_switches_read,
-)
-from modelkit.chat_template.reference import RenderContext, TemplateRaised, compile_template, render_chat
+from modelkit.chat_template.proof.prove import prove_renderer
 
 PROVEN_ON = "0.32.15"
 """The Ollama release whose renderers the table was proven against."""
@@ -105,9 +98,9 @@ def verdict(proof: Proof) -> tuple[bool, str]:
 #: is the one proven (glimmer's renderer changed in 0.32.11, four releases after it appeared).
 PROVEN: dict[str, BuiltIn] = {
     "6cd0e94d9b489fdb9a000743791f20e7e52b62c1e5cbb66fcc91c6716595223a": BuiltIn(
-        "glimmer", "glimmer", "0.32.11", "muse-glimmer", 14, "<|begin_of_text|>", CONTINUATIONS),
+        "glimmer", "glimmer", "0.32.11", "muse-glimmer", 16, "<|begin_of_text|>", CONTINUATIONS),
     "444819b8ad4612870827ac05b9147fe9e3344d3850cae8c2790898fc514099ff": BuiltIn(
-        "poolside-v1", "poolside-v1", "0.32.3", "poolside-Laguna-S-2.1", 42, "〈|EOS|〉", CONTINUATIONS),
+        "poolside-v1", "poolside-v1", "0.32.3", "poolside-Laguna-S-2.1", 48, "〈|EOS|〉", CONTINUATIONS),
 }
 
 
@@ -157,35 +150,5 @@ def prove_builtin(jinja: str, render: BuiltinRenderer, battery: Sequence[Convers
     """Each conversation of ``battery`` rendered by Ollama (``render``) and by ``apply_chat_template``,
     with each setting of think where the template reads a thinking switch (unset: Ollama decides,
     as a client that sends no ``think`` gets). Same verdicts as :func:`..chat_template.proof.prove`."""
-    day = today or date.today()
-    ctx = RenderContext(bos_token=bos_token, eos_token=eos_token, now=lambda: datetime.combine(day, time(12, 0)))
-    switches = think_switches_read(jinja)
-    settings = THINK_SETTINGS if switches else (None,)
-    try:
-        compiled = compile_template(jinja, ctx.now)
-    except Exception as exc:  # noqa: BLE001 - any parse failure is the template's
-        return Proof((), f"the Jinja does not parse: {exc}", settings)
-    outcomes = []
-    for setting in settings:
-        jinja_ctx = dataclasses.replace(ctx, extra={s: bool(setting) for s in switches} if setting is not None else {})
-        for conv in battery:
-            outcome = _compare(compiled, conv, jinja_ctx, (bos_token, add_bos_token),
-                               lambda: render(conv, setting))  # noqa: B023 - called at once
-            outcomes.append(dataclasses.replace(outcome, think=setting,
-                                                setting=think_label(setting) if len(settings) > 1 else ""))
-    return Proof(tuple(outcomes), "", settings)
-
-
-def _compare(compiled: Any, conv: Conversation, ctx: RenderContext, bos: tuple[str | None, bool],
-             ollama: Callable[[], str]) -> Outcome:
-    try:
-        expected = expected_prompt(render_chat(compiled, conv.messages, ctx, conv.tools), *bos)
-    except TemplateRaised as exc:
-        return Outcome(conv, OUTSIDE, detail=shorten(str(exc)))
-    try:
-        actual = ollama()
-    except RenderRefused as exc:
-        return Outcome(conv, DIFFERS, expected, None, f"Ollama refuses it: {shorten(str(exc))}")
-    if actual == expected:
-        return Outcome(conv, SAME, expected, actual)
-    return Outcome(conv, DIFFERS, expected, actual, first_difference(expected, actual))
+    return prove_renderer(jinja, render, RenderRefused, "Ollama", battery, bos_token, eos_token, add_bos_token,
+                          today)

@@ -14,7 +14,6 @@ runs the toolchain's binary on a GGUF (any that loads: the template comes from `
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import socket
 import subprocess
@@ -23,27 +22,13 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from datetime import date, datetime
-from datetime import time as clock
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from ..gotemplate import Think
-from ..reference import RenderContext, TemplateRaised, compile_template, render_chat
 from .conversations import Conversation
-from .prove import (
-    DIFFERS,
-    OUTSIDE,
-    SAME,
-    THINK_SETTINGS,
-    Outcome,
-    Proof,
-    expected_prompt,
-    first_difference,
-    shorten,
-    think_label,
-    think_switches_read,
-)
+from .prove import Proof, prove_renderer
 
 NativeRenderer = Callable[[dict[str, Any]], str]
 """Renders a request body as llama-server would (``/apply-template``); raises :class:`NativeError`."""
@@ -82,42 +67,10 @@ def _native_message(message: dict[str, Any]) -> dict[str, Any]:
 def prove_native(jinja_source: str, render: NativeRenderer, battery: Sequence[Conversation],
                  bos_token: str | None, eos_token: str | None, add_bos_token: bool,
                  today: date | None = None) -> Proof:
-    """Each conversation of ``battery`` rendered by llama.cpp (``render``) and by the reference;
-    with each setting of think where the template reads a thinking switch, as :func:`.prove.prove`.
-    As there, a leading BOS is not expected where the tokenizer adds it (``add_bos_token``):
-    llama.cpp leaves it to the tokenizer."""
-    day = today or date.today()
-    ctx = RenderContext(bos_token=bos_token, eos_token=eos_token, now=lambda: datetime.combine(day, clock(12, 0)))
-    switches = think_switches_read(jinja_source)
-    settings = THINK_SETTINGS if switches else (None,)
-    try:
-        compiled = compile_template(jinja_source, ctx.now)
-    except Exception as exc:  # noqa: BLE001 - any parse failure is the template's
-        return Proof((), f"the Jinja does not parse: {exc}", settings)
-    outcomes = []
-    for setting in settings:
-        jinja_ctx = dataclasses.replace(ctx, extra={s: bool(setting) for s in switches} if setting is not None else {})
-        for conv in battery:
-            outcome = _compare(compiled, conv, jinja_ctx, (bos_token, add_bos_token),
-                               lambda: render(ollama_native_body(conv, setting)))  # noqa: B023 - called at once
-            outcomes.append(dataclasses.replace(outcome, think=setting,
-                                                setting=think_label(setting) if len(settings) > 1 else ""))
-    return Proof(tuple(outcomes), "", settings)
-
-
-def _compare(compiled: Any, conv: Conversation, ctx: RenderContext, bos: tuple[str | None, bool],
-             native: Callable[[], str]) -> Outcome:
-    try:
-        expected = expected_prompt(render_chat(compiled, conv.messages, ctx, conv.tools), *bos)
-    except TemplateRaised as exc:
-        return Outcome(conv, OUTSIDE, detail=shorten(str(exc)))
-    try:
-        actual = native()
-    except NativeError as exc:
-        return Outcome(conv, DIFFERS, expected, None, f"llama.cpp refuses it: {shorten(str(exc))}")
-    if actual == expected:
-        return Outcome(conv, SAME, expected, actual)
-    return Outcome(conv, DIFFERS, expected, actual, first_difference(expected, actual))
+    """Each conversation of ``battery`` rendered by llama.cpp (``render``, sent as Ollama sends it)
+    and by the reference (:func:`.prove.prove_renderer`)."""
+    return prove_renderer(jinja_source, lambda conv, think: render(ollama_native_body(conv, think)), NativeError,
+                          "llama.cpp", battery, bos_token, eos_token, add_bos_token, today)
 
 
 class LlamaServer:

@@ -229,6 +229,51 @@ def prove(go_template: str, jinja_source: str, bos_token: str | None, eos_token:
     return Proof(tuple(outcomes), "", settings, think_note, tools)
 
 
+#: Another renderer of the Jinja (llama.cpp's, one of Ollama's built-ins): (conversation, think) -> prompt.
+JinjaRenderer = Callable[[Conversation, Think], str]
+
+
+def prove_renderer(jinja_source: str, render: JinjaRenderer, refused: type[Exception], who: str,
+                   battery: Sequence[Conversation], bos_token: str | None, eos_token: str | None,
+                   add_bos_token: bool, today: date | None = None) -> Proof:
+    """Each conversation of ``battery`` rendered by another engine (``render``; ``refused`` is what
+    it raises when it will not, ``who`` names it) and by the reference, with each setting of think
+    where the template reads a thinking switch, as :func:`prove` does; a leading BOS is not expected
+    where the tokenizer adds it (``add_bos_token``): such engines leave it to the tokenizer."""
+    day = today or date.today()
+    ctx = RenderContext(bos_token=bos_token, eos_token=eos_token, now=lambda: datetime.combine(day, time(12, 0)))
+    switches = think_switches_read(jinja_source)
+    settings = THINK_SETTINGS if switches else (None,)
+    try:
+        compiled = compile_template(jinja_source, ctx.now)
+    except Exception as exc:  # noqa: BLE001 - any parse failure is the template's
+        return Proof((), f"the Jinja does not parse: {exc}", settings)
+    outcomes = []
+    for setting in settings:
+        jinja_ctx = dataclasses.replace(ctx, extra={s: bool(setting) for s in switches} if setting is not None else {})
+        for conv in battery:
+            outcome = _compare(compiled, conv, jinja_ctx, (bos_token, add_bos_token),
+                               lambda c: render(c, setting), refused, who)  # noqa: B023 - called at once
+            outcomes.append(dataclasses.replace(outcome, think=setting,
+                                                setting=think_label(setting) if len(settings) > 1 else ""))
+    return Proof(tuple(outcomes), "", settings)
+
+
+def _compare(compiled: jinja2.Template, conv: Conversation, ctx: RenderContext, bos: tuple[str | None, bool],
+             render: Callable[[Conversation], str], refused: type[Exception], who: str) -> Outcome:
+    try:
+        expected = expected_prompt(render_chat(compiled, conv.messages, ctx, conv.tools), *bos)
+    except TemplateRaised as exc:
+        return Outcome(conv, OUTSIDE, detail=shorten(str(exc)))
+    try:
+        actual = render(conv)
+    except refused as exc:
+        return Outcome(conv, DIFFERS, expected, None, f"{who} refuses it: {shorten(str(exc))}")
+    if actual == expected:
+        return Outcome(conv, SAME, expected, actual)
+    return Outcome(conv, DIFFERS, expected, actual, first_difference(expected, actual))
+
+
 def _render_both(go_template: str, compiled: jinja2.Template, conv: Conversation, ctx: RenderContext,
                  bos: tuple[str | None, bool], go: Callable[[Conversation], str]) -> Outcome:
     """One conversation rendered by the Jinja (in ``ctx``) and by the Go template (``go``), compared."""
