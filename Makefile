@@ -9,9 +9,10 @@ example: setup
 	.venv/bin/python examples/tiny/make_tiny.py
 	.venv/bin/modelkit build examples/tiny/model.toml
 
-# The whole test suite, end-to-end tests included.
+# The whole test suite, end-to-end tests included, on two pytest-xdist workers: the tests wait on
+# subprocesses, servers and clusters much of the time (tests/conftest.py says what they share).
 test: setup
-	MODELKIT_REQUIRE_TOOLCHAIN=1 .venv/bin/pytest
+	MODELKIT_REQUIRE_TOOLCHAIN=1 .venv/bin/pytest -n 2 --dist loadgroup
 
 # Lint (ruff) and types (mypy), with the rules written down in pyproject.toml. CI runs it first.
 check: setup
