@@ -247,30 +247,12 @@ def real_ollama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield server
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests that use the real Ollama are marked ``real_ollama``, so the summary can count them;
-    each test gets its pytest-xdist group (see :func:`xdist_group`)."""
+    """Tests that use the real Ollama are marked ``real_ollama``, so the summary can count them."""
     for item in items:
         if "real_ollama" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.real_ollama)
-        group = xdist_group(item)
-        if group and not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(group))
     config.stash[_REAL_OLLAMA_TESTS] = sum(1 for item in items if item.get_closest_marker("real_ollama"))
-
-
-def xdist_group(item: pytest.Item) -> str | None:
-    """Which tests ``make test`` (``-n 2 --dist loadgroup``) keeps on one worker, so that what
-    they share is made once: those of the real Ollama (one server), and a module's tests that use
-    a fixture of that module's scope (a build, a cluster, a server). The rest go one by one."""
-    if "real_ollama" in getattr(item, "fixturenames", ()):
-        return "real_ollama"
-    info = getattr(item, "_fixtureinfo", None)  # pytest's resolved fixtures: the only place their scopes are
-    defs = info.name2fixturedefs.values() if info is not None else ()
-    if any(d.scope == "module" for chain in defs for d in chain):
-        return item.nodeid.split("::")[0]
-    return None
 
 
 _REAL_OLLAMA_TESTS = pytest.StashKey[int]()
