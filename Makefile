@@ -9,9 +9,11 @@ example: setup
 	.venv/bin/python examples/tiny/make_tiny.py
 	.venv/bin/modelkit build examples/tiny/model.toml
 
-# The whole test suite, end-to-end tests included.
+# The whole test suite, end-to-end tests included, on two pytest-xdist workers: the tests wait on
+# subprocesses, servers and clusters much of the time. A module's tests stay on one worker, so its
+# module-scoped fixtures (a build, a Ray cluster, a server) are made once.
 test: setup
-	MODELKIT_REQUIRE_TOOLCHAIN=1 .venv/bin/pytest
+	MODELKIT_REQUIRE_TOOLCHAIN=1 .venv/bin/pytest -n 2 --dist loadscope
 
 # Lint (ruff) and types (mypy), with the rules written down in pyproject.toml. CI runs it first.
 check: setup

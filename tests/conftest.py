@@ -7,12 +7,14 @@ CI must never go green by skipping the end-to-end tests.
 
 from __future__ import annotations
 
+import fcntl
 import importlib.util
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -82,24 +84,61 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("peft")
     script = ROOT / "examples" / "tiny" / "make_tiny.py"
     out = tmp_path_factory.mktemp("tiny")
-    kept = kept_test_data("tiny-model", script, ("torch", "transformers", "peft", "safetensors", "sentencepiece"))
-    if not kept.is_dir():
-        made = tmp_path_factory.mktemp("tiny-made")
-        load_module(script).main([str(made)])
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        partial = kept.with_name(f".{kept.name}.{os.getpid()}")
-        shutil.copytree(made, partial)
-        try:
-            os.replace(partial, kept)  # whole or not at all, as another session may be reading
-        except OSError:  # another session kept it first: the same bytes (the script is seeded)
-            shutil.rmtree(partial)
+    kept = kept_test_data("tiny-model", (script,), TINY_PACKAGES)
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    with locked(kept.with_name(f".{kept.name}.lock")):  # pytest-xdist's workers: one makes it, the other waits
+        if not kept.is_dir():
+            made = tmp_path_factory.mktemp("tiny-made")
+            load_module(script).main([str(made)])
+            partial = kept.with_name(f".{kept.name}.{os.getpid()}")
+            shutil.copytree(made, partial)
+            try:
+                os.replace(partial, kept)  # whole or not at all, as another session may be reading
+            except OSError:  # another session (without this lock) made it meanwhile: the same bytes
+                shutil.rmtree(partial)
+                if not kept.is_dir():
+                    raise
     shutil.copytree(kept, out, dirs_exist_ok=True)
     return out
 
 
-def kept_test_data(name: str, script: Path, packages: tuple[str, ...]) -> Path:
-    """Where test data made by ``script`` is kept between sessions (``$MODELKIT_CACHE/test-data``),
-    named by what decides its bytes: the script and the versions of ``packages``."""
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (made if missing), as between pytest-xdist's workers."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def once_per_run(tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], None]) -> Path:
+    """A folder that ``make`` fills once per test run. Under pytest-xdist (``make test`` runs two
+    workers) the workers share it, in the run's own temporary folder: the first to ask makes it,
+    the other waits for it, where each would otherwise spend the same minute building its own."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        folder = tmp_path_factory.mktemp(name)
+        make(folder)
+        return folder
+    root = tmp_path_factory.getbasetemp().parent  # the run's folder, above each worker's own
+    folder, done = root / name, root / f"{name}.done"
+    with locked(root / f"{name}.lock"):
+        if not done.is_file():
+            shutil.rmtree(folder, ignore_errors=True)  # what a worker that failed making it left
+            folder.mkdir()
+            make(folder)
+            done.touch()
+    return folder
+
+
+TINY_PACKAGES = ("torch", "transformers", "peft", "safetensors", "sentencepiece")
+"""The libraries whose versions decide the bytes of the tiny model (and of what tests make from it)."""
+
+
+def kept_test_data(name: str, scripts: tuple[Path, ...], packages: tuple[str, ...]) -> Path:
+    """Where test data made by ``scripts`` is kept between sessions (``$MODELKIT_CACHE/test-data``),
+    named by what decides its bytes: the scripts and the versions of ``packages``."""
     import hashlib
     from importlib.metadata import PackageNotFoundError, version
 
@@ -111,7 +150,7 @@ def kept_test_data(name: str, script: Path, packages: tuple[str, ...]) -> Path:
         except PackageNotFoundError:
             return "-"
 
-    what = script.read_bytes() + repr([(p, installed(p)) for p in packages]).encode()
+    what = b"".join(s.read_bytes() for s in scripts) + repr([(p, installed(p)) for p in packages]).encode()
     return cache_root() / "test-data" / f"{name}-{hashlib.sha256(what).hexdigest()[:16]}"
 
 
@@ -220,26 +259,30 @@ _REAL_OLLAMA_TESTS = pytest.StashKey[int]()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Say how many tests ran against the real Ollama (CI must not go green by skipping them)."""
-    if not terminalreporter.config.stash.get(_REAL_OLLAMA_TESTS, 0):
+    """Say how many tests ran against the real Ollama (CI must not go green by skipping them).
+    Counted from the reports, which pytest-xdist's workers send back with their markers."""
+    reports = [r for key in ("passed", "failed", "skipped") for r in terminalreporter.stats.get(key, [])
+               if getattr(r, "keywords", None) and "real_ollama" in r.keywords]
+    if not reports and not terminalreporter.config.stash.get(_REAL_OLLAMA_TESTS, 0):
         return
-    ran = [r for r in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", [])
-           if r.when == "call" and "real_ollama" in r.keywords]
-    skipped = [r for r in terminalreporter.stats.get("skipped", []) if "real_ollama" in r.keywords]
+    ran = [r for r in reports if r.when == "call" and not r.skipped]
+    skipped = [r for r in reports if r.skipped]
     terminalreporter.write_line(f"{len(ran)} tests ran against the real Ollama"
                                 + (f", {len(skipped)} skipped" if skipped else ""))
 
 
 @pytest.fixture(scope="session")
 def built_example(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The whole tiny example built once per session from nothing (not registered): copy it with
-    :func:`copy_built`, never build in it; :func:`build_log` is what its build said."""
-    folder = tmp_path_factory.mktemp("built-example")
-    project = copy_example(tiny_model, folder / "example")
-    proc = modelkit("build", "--no-ollama", cwd=project)
-    assert proc.returncode == 0, proc.stderr
-    (folder / "build.log").write_text(proc.stderr)  # beside the project, so copies do not carry it
-    return project
+    """The whole tiny example built once per test run from nothing (not registered; one build for
+    both of pytest-xdist's workers): copy it with :func:`copy_built`, never build in it;
+    :func:`build_log` is what its build said."""
+    def build(folder: Path) -> None:
+        project = copy_example(tiny_model, folder / "example")
+        proc = modelkit("build", "--no-ollama", cwd=project)
+        assert proc.returncode == 0, proc.stderr
+        (folder / "build.log").write_text(proc.stderr)  # beside the project, so copies do not carry it
+
+    return once_per_run(tmp_path_factory, "built-example", build) / "example"
 
 
 def build_log(built: Path) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, load_module, modelkit
+from conftest import ROOT, TINY_PACKAGES, kept_test_data, load_module, locked, modelkit
 
 from modelkit.errors import UserError
 from modelkit.formats.peft import BaseFiles, merge_route, read_vocabulary, safetensors_shapes, sentencepiece_pieces
@@ -364,16 +364,34 @@ def make_case(name: str, base: Path, tiny_lora: Path, out: Path) -> Path:
     return peft_adapter(base, out, seed=len(name), **how)
 
 
+def made_cases(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every case's adapter, made once per machine (about 15 s of PyTorch): seeded, so kept as the
+    tiny model is, by the digest of this file, the tiny model's script and the libraries' versions."""
+    kept = kept_test_data("peft-cases", (Path(__file__), ROOT / "examples" / "tiny" / "make_tiny.py"), TINY_PACKAGES)
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    with locked(kept.with_name(f".{kept.name}.lock")):
+        if not kept.is_dir():
+            made = tmp_path_factory.mktemp("peft-made")
+            shutil.copytree(tiny_model / "base", made / "base")
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv("HF_HUB_OFFLINE", "1")  # PEFT's save looks the base up on the Hub otherwise
+                for name in CASES:
+                    make_case(name, made / "base", tiny_model / "lora", made / "cases" / name)
+            partial = kept.with_name(f".{kept.name}.{os.getpid()}")
+            shutil.copytree(made / "cases", partial)
+            os.replace(partial, kept)  # whole or not at all
+    return kept
+
+
 @pytest.fixture(scope="module")
 def merged(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Every case's adapter in one project, built once by the CLI (no quantizations, no Ollama)."""
     pytest.importorskip("peft")
     project = tmp_path_factory.mktemp("peft")
     shutil.copytree(tiny_model / "base", project / "base")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("HF_HUB_OFFLINE", "1")  # PEFT's save looks the base up on the Hub otherwise
-        for name in CASES:
-            make_case(name, project / "base", tiny_model / "lora", project / name)
+    cases = made_cases(tiny_model, tmp_path_factory)
+    for name in CASES:
+        shutil.copytree(cases / name, project / name)
     adapters = "".join(f'[[adapters]]\nname = "{n}"\npath = "./{n}"\n\n' for n in CASES)
     (project / "model.toml").write_text('name = "tiny"\n[base]\npath = "./base"\n[quantize]\ntypes = []\n'
                                         f'[ollama]\nregister = "off"\n\n{adapters}')
