@@ -53,7 +53,7 @@ def test_the_build_proves_a_tool_template_through_llama_cpp(toolchain: Any, tmp_
     assert "llama.cpp (the engine of Ollama's native chat mode" not in proc.stderr
     result = json.loads((project / "build" / "bot.native.json").read_text())
     assert result["proven"] and result["first_difference"] is None
-    assert result["kinds"]["plain"]["same"] == 9 and result["kinds"]["tools"] == {"same": 5, "differs": 0,
+    assert result["kinds"]["plain"]["same"] == 9 and result["kinds"]["tools"] == {"same": 6, "differs": 0,
                                                                                  "outside": 0}
     assert modelkit("build", "--no-ollama", cwd=project).stderr.count("->") == 0  # fresh: not run again
 
