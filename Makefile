@@ -9,11 +9,10 @@ example: setup
 	.venv/bin/python examples/tiny/make_tiny.py
 	.venv/bin/modelkit build examples/tiny/model.toml
 
-# The whole test suite, end-to-end tests included, on two pytest-xdist workers: the tests wait on
-# subprocesses, servers and clusters much of the time. A module's tests stay on one worker, so its
-# module-scoped fixtures (a build, a Ray cluster, a server) are made once.
+# The whole test suite, end-to-end tests included, in one process (the suite also runs on two
+# pytest-xdist workers, `pytest -n 2 --dist loadscope`, not yet timed on a quiet machine).
 test: setup
-	MODELKIT_REQUIRE_TOOLCHAIN=1 .venv/bin/pytest -n 2 --dist loadscope
+	MODELKIT_REQUIRE_TOOLCHAIN=1 .venv/bin/pytest
 
 # Lint (ruff) and types (mypy), with the rules written down in pyproject.toml. CI runs it first.
 check: setup
