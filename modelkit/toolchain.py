@@ -17,7 +17,6 @@ with a GPU builds the same bytes and the lock file agrees.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
@@ -25,12 +24,13 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, replace
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from modelkit.core import process
+from modelkit.core.files import replace_whole
 from modelkit.core.hashing import sha256_file, tree_digest
+from modelkit.core.installed import installed_version
 from modelkit.core.locks import FileLock
 from modelkit.core.process import Progress, ignore_progress
 from modelkit.errors import UserError
@@ -114,14 +114,14 @@ class Toolchain:
         """What determines the bytes ``component`` ("convert" or "quantize") produces."""
         if component == "convert":
             return {"llama.cpp": self.version, "scripts": self.scripts_digest or _scripts_digest(self.source),
-                    "python": {p: _version(p) for p in CONVERT_PACKAGES}}
+                    "python": {p: installed_version(p) for p in CONVERT_PACKAGES}}
         if component == "quantize":
             return {"llama.cpp": self.version}
         raise ValueError(f"unknown toolchain component {component!r}")
 
     def check_convert_deps(self) -> None:
         """Fail early, and clearly, when the convert scripts' Python packages are missing."""
-        missing = [p for p in ("torch", "transformers", "numpy", "safetensors") if _version(p) is None]
+        missing = [p for p in ("torch", "transformers", "numpy", "safetensors") if installed_version(p) is None]
         if missing:
             raise UserError(f"converting to GGUF needs {', '.join(missing)} in this Python "
                             f"({self.python}): pip install 'modelkit[convert]'")
@@ -250,12 +250,7 @@ def _load_managed(home: Path) -> Toolchain | None:
 
 def _write_manifest(path: Path, data: dict[str, Any]) -> None:
     """Replace ``path`` whole (readers never see half a file); a read-only cache keeps its old one."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
+    replace_whole(path, json.dumps(data, indent=2) + "\n")
 
 
 def describe_toolchain(toolchain: Toolchain) -> dict[str, Any]:
@@ -433,18 +428,6 @@ def _gpu_visible() -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return out.returncode == 0 and "GPU" in out.stdout
-
-
-@functools.cache
-def _version(package: str) -> str | None:
-    """An installed package's version, from its metadata's header (importlib's own ``version``
-    parses the whole file as e-mail: milliseconds per package on every plan)."""
-    try:
-        text = metadata.distribution(package).read_text("METADATA") or ""
-    except metadata.PackageNotFoundError:
-        return None
-    found = re.search(r"^Version:\s*(\S+)", text, re.MULTILINE)
-    return found.group(1) if found else metadata.version(package)
 
 
 _SCRIPT_DIGESTS: dict[Path, str] = {}

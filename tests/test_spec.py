@@ -12,7 +12,7 @@ from conftest import modelkit
 
 from modelkit.errors import UserError
 from modelkit.spec import SpecError, load_spec, schema_text
-from modelkit.spec.load import tomllib
+from modelkit.spec.validate import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 

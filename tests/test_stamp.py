@@ -23,7 +23,7 @@ def build(project: Path, *args: str, env: dict[str, str] | None = None) -> subpr
 
 
 def planned(proc: subprocess.CompletedProcess[str]) -> bool:
-    return "pydantic" in proc.stderr
+    return re.search(r"\| +modelkit\.rules$", proc.stderr, re.MULTILINE) is not None
 
 
 def shown(proc: subprocess.CompletedProcess[str]) -> str:
@@ -49,6 +49,15 @@ def test_a_second_no_op_is_answered_from_the_stamp_and_says_the_same(stamped: Pa
         assert str(stamped / only_stated) in files
     (stamped / ".modelkit" / "noop.json").unlink()
     assert shown(build(stamped)) == shown(first)
+
+
+def test_a_planned_no_op_reads_the_kept_spec_and_imports_no_pydantic(stamped: Path) -> None:
+    (stamped / ".modelkit" / "noop.json").unlink()
+    proc = build(stamped)
+    assert planned(proc) and "pydantic" not in proc.stderr, "the spec was validated again"
+    spec = stamped / "model.toml"
+    spec.write_text(spec.read_text() + "\n# a comment\n")
+    assert "pydantic" in build(stamped).stderr, "a new text is validated"
 
 
 def test_verbose_lists_the_same_fresh_targets(stamped: Path) -> None:

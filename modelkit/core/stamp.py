@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from modelkit.core.files import replace_whole
+
 _READ_EVENTS = {"open", "os.listdir", "os.scandir"}
 _NOT_FILES = ("/proc/", "/sys/", "/dev/")  # what the kernel makes up on each read (memory, cores)
 _recording: list[set[str]] = []
@@ -92,12 +94,7 @@ def write_stamp(path: Path, key: dict[str, Any], reads: Iterable[str], lines: di
     files |= {folder for folder in (os.path.dirname(p) for p in files) if f"{folder}/" not in _NOT_FILES}
     stamp = {"key": key, "files": {p: signature(p) for p in sorted(files)}, "lines": lines,
              "same_file": {str(p): _inode(str(p)) for p in same_file}}
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(stamp, separators=(",", ":")))
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
+    replace_whole(path, json.dumps(stamp, separators=(",", ":")))
 
 
 def read_stamp(path: Path, key: dict[str, Any]) -> Stamp | None:

@@ -18,12 +18,12 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from modelkit.chat_template.gotemplate import Think
-from modelkit.chat_template.proof import SAME, Proof
-from modelkit.chat_template.proof.conversations import Conversation, ollama_message
-from modelkit.chat_template.proof.prove import prove_renderer
+if TYPE_CHECKING:  # the proving machinery (Jinja, the translator) only where a proof runs, never in a build's plan
+    from modelkit.chat_template.gotemplate import Think
+    from modelkit.chat_template.proof import Proof
+    from modelkit.chat_template.proof.conversations import Conversation
 
 PROVEN_ON = "0.32.15"
 """The Ollama release whose renderers the table was proven against."""
@@ -81,6 +81,8 @@ def battery() -> tuple[Conversation, ...]:
 
 def verdict(proof: Proof) -> tuple[bool, str]:
     """Whether a renderer's proof earns it a place in :data:`PROVEN`, and the difference accepted."""
+    from modelkit.chat_template.proof import SAME
+
     if proof.proven:
         return True, ""
     continued = [o for o in proof.failures if o.conversation.messages[-1]["role"] == "assistant"]
@@ -127,6 +129,8 @@ def builtin_for(jinja: str | None, bos_token: str | None) -> BuiltIn | None:
 
 def ollama_chat_body(model: str, conv: Conversation, think: Think = None) -> dict[str, Any]:
     """The ``/api/chat`` request a client sends for ``conv``, asking only for the rendered prompt."""
+    from modelkit.chat_template.proof.conversations import ollama_message
+
     body: dict[str, Any] = {"model": model, "stream": False, "_debug_render_only": True, "truncate": False,
                             "messages": [ollama_message(m) for m in conv.messages]}
     if conv.tools:
@@ -141,7 +145,7 @@ class RenderRefused(Exception):
 
 
 #: Renders a conversation as Ollama would: (conversation, think) -> the prompt; raises RenderRefused.
-BuiltinRenderer = Callable[[Conversation, Think], str]
+BuiltinRenderer = Callable[["Conversation", "Think"], str]
 
 
 def prove_builtin(jinja: str, render: BuiltinRenderer, battery: Sequence[Conversation],
@@ -150,5 +154,7 @@ def prove_builtin(jinja: str, render: BuiltinRenderer, battery: Sequence[Convers
     """Each conversation of ``battery`` rendered by Ollama (``render``) and by ``apply_chat_template``,
     with each setting of think where the template reads a thinking switch (unset: Ollama decides,
     as a client that sends no ``think`` gets). Same verdicts as :func:`..chat_template.proof.prove`."""
+    from modelkit.chat_template.proof.prove import prove_renderer
+
     return prove_renderer(jinja, render, RenderRefused, "Ollama", battery, bos_token, eos_token, add_bos_token,
                           today)

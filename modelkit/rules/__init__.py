@@ -34,7 +34,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelkit import hub
 from modelkit.core.action import Action
@@ -46,8 +46,8 @@ from modelkit.rules.inputs import AdapterInput, Inputs, resolve_inputs
 from modelkit.rules.names import SOURCE_BASE, SOURCE_BASE_TOKENIZER, Artifact, Names
 from modelkit.rules.quality import Measured, add_imatrix, add_quality, add_search
 from modelkit.rules.templates import ModelTemplate, add_templates
-from modelkit.spec import Adapter, LoadedSpec
-from modelkit.spec.model import SEARCHED, Recipe
+from modelkit.spec import LoadedSpec
+from modelkit.spec.tables import SEARCHED
 from modelkit.steps.convert import Convert
 from modelkit.steps.convert_lora import ConvertLora
 from modelkit.steps.fetch import Fetch
@@ -57,6 +57,9 @@ from modelkit.steps.modelfile import RenderModelfile
 from modelkit.steps.native import ProveNative
 from modelkit.steps.quantize import Quantize, TensorRecipe
 from modelkit.steps.register import Register
+
+if TYPE_CHECKING:
+    from modelkit.spec.model import Adapter, Recipe
 
 
 @dataclass

@@ -126,7 +126,7 @@ def _verdict(add: Callable[..., Action], names: Names, loaded: LoadedSpec, m: Me
 
 def _check_data(check: Any) -> dict[str, Any]:
     """A prompt check as the verdict step takes it (plain data: it is part of the step's key)."""
-    return {"messages": [{"role": m.role, "content": m.content} for m in check.conversation],
+    return {"messages": check.conversation,
             "expect": check.expect, "expect_regex": check.expect_regex, "max_tokens": check.max_tokens}
 
 

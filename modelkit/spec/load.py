@@ -8,26 +8,18 @@ quantization type (did you mean 'Q4_K_M'?)``). ``tomllib`` gives no positions, s
 
 from __future__ import annotations
 
-import json
-import re
-import sys
 from pathlib import Path
-from typing import Any
-
-from pydantic import BaseModel, ValidationError
+from typing import TYPE_CHECKING
 
 from modelkit.errors import SpecError, UserError
 from modelkit.formats.checkpoints import is_complete, is_pattern, newest_complete
 from modelkit.formats.gguf import is_gguf
-from modelkit.ollama import params as ollama_params
+from modelkit.spec.kept import keep, read_kept
 from modelkit.spec.location import find_spec, state_dir
-from modelkit.spec.model import ItemError, Spec, closest
-from modelkit.spec.toml_lines import line_of, value_lines
+from modelkit.spec.toml_lines import field_name, line_of, value_lines
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+if TYPE_CHECKING:
+    from modelkit.spec.model import Spec
 
 
 class LoadedSpec:
@@ -65,7 +57,7 @@ class LoadedSpec:
     def where(self, *loc: str | int) -> str:
         """``file:line: field`` for error messages about a field of this spec."""
         line = line_of(self._lines, loc)
-        return f"{_display(self.path)}:{line or 1}: {_field_name(loc)}"
+        return f"{_display(self.path)}:{line or 1}: {field_name(loc)}"
 
     def error(self, loc: tuple[str | int, ...], message: str) -> SpecError:
         return SpecError([f"{self.where(*loc)}: {message}"])
@@ -78,13 +70,6 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def _field_name(loc: tuple[str | int, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
 def load_spec(path: Path | None = None, check_files: bool = True) -> LoadedSpec:
     """Read, parse and validate a spec; raise :class:`SpecError` with one line per problem."""
     path = find_spec(path)
@@ -92,19 +77,12 @@ def load_spec(path: Path | None = None, check_files: bool = True) -> LoadedSpec:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"{_display(path)}: cannot read the spec: {e}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        m = re.search(r"\(at line (\d+), column \d+\)", str(e))
-        line = m.group(1) if m else "1"
-        message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(e))
-        raise SpecError([f"{_display(path)}:{line}: invalid TOML: {message}"]) from None
-    lines = value_lines(text)
-    try:
-        spec = Spec.model_validate(data)
-    except ValidationError as e:
-        errors = sorted((_format_error(path, lines, err) for err in e.errors()), key=_line_number)
-        raise SpecError(errors) from None
+    spec = read_kept(state_dir(path), text)
+    if spec is None:
+        from modelkit.spec.validate import validate
+
+        spec = validate(text, _display(path))
+        keep(state_dir(path), text, spec)
     loaded = LoadedSpec(spec, path, text)
     if check_files:
         check_local_files(loaded)
@@ -223,52 +201,3 @@ def _not_jinja(file: Path, where: str) -> str | None:
     if "{{" not in text and "{%" not in text:
         return f"{where}: {file} has no Jinja in it ({{{{ … }}}} or {{% … %}}); give a chat_template.jinja"
     return None
-
-
-def _format_error(path: Path, lines: dict[Any, int], err: Any) -> str:
-    loc = tuple(err["loc"])
-    kind = err["type"]
-    ctx_error = (err.get("ctx") or {}).get("error")
-    if isinstance(ctx_error, ItemError):
-        parent = ctx_error.parent if isinstance(ctx_error.parent, tuple) else \
-            ((ctx_error.parent,) if ctx_error.parent else ())
-        loc = loc + parent + (ctx_error.index,) + ((ctx_error.field,) if ctx_error.field else ())
-        message = str(ctx_error)
-    elif kind == "extra_forbidden":
-        key = str(loc[-1])
-        allowed = _fields_at(loc[:-1])
-        hint = closest(key, allowed)
-        if loc[:-1] == ("ollama",) and (key in ollama_params.OPTIONS or closest(key, list(ollama_params.OPTIONS))):
-            hint = f"parameters.{key if key in ollama_params.OPTIONS else closest(key, list(ollama_params.OPTIONS))}"
-        message = f"unknown key '{key}'" + (f" (did you mean '{hint}'?)" if hint else "")
-        if not hint and allowed:
-            message += f"; allowed here: {', '.join(allowed)}"
-    elif kind == "missing":
-        message = "required, but missing"
-    elif kind == "literal_error":
-        expected = err["ctx"]["expected"]
-        message = f"{json.dumps(err['input'], default=str)} is not one of {expected}"
-    else:
-        message = re.sub(r"^(Value error|Assertion failed), ", "", err["msg"])
-    line = line_of(lines, loc) or 1
-    return f"{_display(path)}:{line}: {_field_name(loc)}: {message}"
-
-
-def _line_number(message: str) -> int:
-    m = re.match(r"^[^:]*:(\d+):", message)
-    return int(m.group(1)) if m else 0
-
-
-def _fields_at(loc: tuple[str | int, ...]) -> list[str]:
-    """The keys allowed at ``loc`` in the spec, for "did you mean" hints."""
-    model: Any = Spec
-    for part in loc:
-        if isinstance(part, int) or model is None:
-            continue
-        field = next((f for n, f in model.model_fields.items() if (f.alias or n) == part), None)
-        if field is None:
-            return []
-        annotation = field.annotation
-        args = getattr(annotation, "__args__", ())
-        model = next((a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
-    return [f.alias or n for n, f in model.model_fields.items()] if model is not None else []

@@ -28,6 +28,15 @@ from modelkit.formats.quant_types import (
 )
 from modelkit.ollama import names as ollama_names
 from modelkit.ollama import params as ollama_params
+from modelkit.spec.tables import (
+    SEARCHED,
+    PromptCheckTable,
+    PublishTable,
+    QuantizeTable,
+    RecipeTable,
+    SearchTargetTable,
+    SpecTable,
+)
 
 SCHEMA_URL = "https://modelkit.dev/schemas/model.schema.json"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -35,7 +44,7 @@ _REPO = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Base(_Strict):
@@ -105,11 +114,7 @@ class Adapter(_Strict):
         return self
 
 
-SEARCHED = "auto"
-"""The name of the variant a quantization search chooses."""
-
-
-class Recipe(_Strict):
+class Recipe(RecipeTable, _Strict):
     """A quantization of its own: a file type for most tensors, other types for the tensors named
     (llama-quantize's ``--tensor-type``, ``--output-tensor-type``, ``--token-embedding-type``)."""
 
@@ -158,10 +163,6 @@ class Recipe(_Strict):
     def _one_tensor(cls, value: str | None) -> str | None:
         return None if value is None else _tensor_type(value, None)
 
-    def tensor_types(self) -> list[str]:
-        """Every tensor type the recipe asks for, its file type's aside."""
-        return [*self.tensors.values(), *(t for t in (self.output, self.embeddings) if t)]
-
 
 def _file_type(value: str) -> str:
     """The canonical name of a llama.cpp quantization type; ValueError with the closest name."""
@@ -184,7 +185,7 @@ def _tensor_type(value: str, key: str | None) -> str:
         raise (ItemError(key, message) if key is not None else ValueError(message)) from None
 
 
-class SearchTarget(_Strict):
+class SearchTarget(SearchTargetTable, _Strict):
     """What the smallest quantization must reach: at least one quality bound, perhaps a size bound."""
 
     max_kld: float | None = Field(None, gt=0, description="Mean KL divergence from full precision at most this.")
@@ -203,11 +204,8 @@ class SearchTarget(_Strict):
             raise ValueError("a target needs max_kld or min_top1 (a size bound alone is met by the smallest type)")
         return self
 
-    def bounds(self) -> dict[str, Any]:
-        return self.model_dump(exclude_none=True)
 
-
-class Quantize(_Strict):
+class Quantize(QuantizeTable, _Strict):
     """Which quantized GGUFs to make (llama.cpp's llama-quantize)."""
 
     types: list[str] = Field(
@@ -228,14 +226,6 @@ class Quantize(_Strict):
                           "from the standard types up, then with tensor groups promoted, each measured against full "
                           "precision (needs [evaluate] text); the choice is the variant named 'auto'.")
     search_budget: int = Field(16, ge=1, le=200, description="The most candidates the search measures.")
-
-    @property
-    def variant_names(self) -> list[str]:
-        """Every variant to build: the types, the recipes' names, then the searched one ('auto')."""
-        return [*self.types, *(r.name for r in self.recipes), *([SEARCHED] if self.target else [])]
-
-    def recipe(self, name: str) -> Recipe | None:
-        return next((r for r in self.recipes if r.name == name), None)
 
     @field_validator("types")
     @classmethod
@@ -367,7 +357,7 @@ class Ollama(_Strict):
         return self
 
 
-class PromptCheck(_Strict):
+class PromptCheck(PromptCheckTable, _Strict):
     """A question each variant must answer right: greedily, through the prompt its TEMPLATE renders."""
 
     messages: list[Message] = Field(default_factory=list, description="The conversation to answer (or `prompt`).")
@@ -389,10 +379,6 @@ class PromptCheck(_Strict):
             except re.error as e:
                 raise ValueError(f"expect_regex {self.expect_regex!r} is not a regular expression: {e}") from None
         return self
-
-    @property
-    def conversation(self) -> list[Message]:
-        return self.messages or [Message(role="user", content=self.prompt or "")]
 
 
 class Evaluate(_Strict):
@@ -457,7 +443,7 @@ class Cache(_Strict):
 HUB_MAX_FILE_SIZE = 50_000_000_000
 """The largest single file the Hugging Face Hub accepts (50 GB; it recommends staying under 20 GB)."""
 
-class Publish(_Strict):
+class Publish(PublishTable, _Strict):
     """Where `modelkit publish` uploads the built variants: a Hugging Face repo, and Ollama's registry."""
 
     repo: str | None = Field(None, description="Hugging Face model repository, 'owner/name' (or `--repo`).")
@@ -500,12 +486,8 @@ class Publish(_Strict):
                                  "(your ollama.com user name)")
         return value
 
-    @property
-    def max_bytes(self) -> int:
-        return parse_size(self.max_file_size)
 
-
-class Spec(_Strict):
+class Spec(SpecTable, _Strict):
     """A modelkit project: a base model, LoRA adapters, quantizations and the Ollama models to make."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="modelkit model.toml")
@@ -602,10 +584,6 @@ class Spec(_Strict):
                 raise ItemError(i, f"adapter name '{adapter.name}' is used twice", field="name")
             seen.add(adapter.name)
         return adapters
-
-    @property
-    def ollama_model(self) -> str:
-        return self.ollama.model or self.name
 
 
 class ItemError(ValueError):
