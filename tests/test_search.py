@@ -44,11 +44,19 @@ def result(project: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def searched(built_example: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example with a target, built once (the search ran); tests copy it."""
-    project = searching(built_example, tmp_path_factory.mktemp("searched") / "example")
-    proc = modelkit("build", "--no-ollama", cwd=project)
+    """The example with a target, built once (the search ran) with a remote cache beside it
+    (:func:`shared_by`), as a teammate's machine would; tests copy it."""
+    folder = tmp_path_factory.mktemp("searched")
+    (folder / "remote").mkdir()
+    project = searching(built_example, folder / "example")
+    proc = modelkit("build", "--no-ollama", cwd=project, env=shared_by(project))
     assert proc.returncode == 0, proc.stderr
     return project
+
+
+def shared_by(searched: Path) -> dict[str, str]:
+    """The environment naming the remote cache the build of :func:`searched` filled."""
+    return {"MODELKIT_REMOTE_CACHE": (searched.parent / "remote").as_uri()}
 
 
 def test_the_choice_is_the_smallest_candidate_meeting_the_target(searched: Path) -> None:
@@ -96,16 +104,12 @@ def test_the_search_is_deterministic(built_example: Path, searched: Path, tmp_pa
     assert found["chosen"]["name"] == result(searched)["chosen"]["name"]
 
 
-def test_a_teammate_sharing_the_remote_cache_measures_nothing_again(built_example: Path, tmp_path: Path) -> None:
-    (tmp_path / "remote").mkdir()
-    shared = {"MODELKIT_REMOTE_CACHE": (tmp_path / "remote").as_uri()}
-    first = searching(built_example, tmp_path / "first")
-    proc = modelkit("build", "--no-ollama", "search:base+support", cwd=first, env=shared)
-    assert proc.returncode == 0, proc.stderr
+def test_a_teammate_sharing_the_remote_cache_measures_nothing_again(built_example: Path, searched: Path,
+                                                                    tmp_path: Path) -> None:
     second = searching(built_example, tmp_path / "second", TARGET.replace("budget = 6", "budget = 7"))
-    proc = modelkit("build", "--no-ollama", "search:base+support", cwd=second, env=shared)
+    proc = modelkit("build", "--no-ollama", "search:base+support", cwd=second, env=shared_by(searched))
     assert proc.returncode == 0, proc.stderr
-    assert len(result(second)["candidates"]) >= len(result(first)["candidates"])
+    assert len(result(second)["candidates"]) >= len(result(searched)["candidates"])
     assert result(second)["measured_now"] <= 1, "the first machine's candidates were measured again"
 
 
