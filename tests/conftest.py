@@ -247,12 +247,36 @@ def real_ollama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield server
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, each worker, and all it starts (the CLI, llama.cpp, Ollama, Ray), runs on
+    a share of the cores (worker i on cores i, i + n, … of n workers; with more workers than cores,
+    round them): two workers' multi-threaded llama.cpp on the same cores spin in ggml's barriers
+    waiting for each other's threads, and every step then takes several times as long, where one
+    thread per worker on a core shares it evenly."""
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER"), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if worker and count > 1 and cores:
+        index = int(worker.removeprefix("gw"))
+        share = cores[index % count::count] if count <= len(cores) else [cores[index % len(cores)]]
+        os.sched_setaffinity(0, share)
+
+
+LONGEST_FIRST = ("test_ray_executor.py", "test_peft_merge.py", "test_real_ollama.py", "test_e2e_tiny.py",
+                 "test_finetune_templates.py", "test_publish.py", "test_engine_kill.py", "test_hub.py",
+                 "test_e2e_remote.py", "test_search.py")
+"""The modules that take longest (``pytest --durations=0``, summed by module, on two workers), longest
+first: pytest-xdist hands modules out in order, and a long one handed out last runs alone at the end."""
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests that use the real Ollama are marked ``real_ollama``, so the summary can count them."""
+    """Tests that use the real Ollama are marked ``real_ollama``, so the summary can count them; the
+    longest modules go first (:data:`LONGEST_FIRST`), the rest keep their order."""
     for item in items:
         if "real_ollama" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.real_ollama)
     config.stash[_REAL_OLLAMA_TESTS] = sum(1 for item in items if item.get_closest_marker("real_ollama"))
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 _REAL_OLLAMA_TESTS = pytest.StashKey[int]()
