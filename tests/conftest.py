@@ -261,22 +261,12 @@ def pytest_configure(config: pytest.Config) -> None:
         os.sched_setaffinity(0, share)
 
 
-LONGEST_FIRST = ("test_ray_executor.py", "test_peft_merge.py", "test_real_ollama.py", "test_e2e_tiny.py",
-                 "test_finetune_templates.py", "test_publish.py", "test_engine_kill.py", "test_hub.py",
-                 "test_e2e_remote.py", "test_search.py")
-"""The modules that take longest (``pytest --durations=0``, summed by module, on two workers), longest
-first: pytest-xdist hands modules out in order, and a long one handed out last runs alone at the end."""
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests that use the real Ollama are marked ``real_ollama``, so the summary can count them; the
-    longest modules go first (:data:`LONGEST_FIRST`), the rest keep their order."""
+    """Tests that use the real Ollama are marked ``real_ollama``, so the summary can count them."""
     for item in items:
         if "real_ollama" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.real_ollama)
     config.stash[_REAL_OLLAMA_TESTS] = sum(1 for item in items if item.get_closest_marker("real_ollama"))
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 _REAL_OLLAMA_TESTS = pytest.StashKey[int]()

@@ -38,6 +38,9 @@ RETRIES = 2
 POLL_S = 0.25
 CANCEL_GRACE_S = 3.0
 CONNECT_TIMEOUT_S = 5.0
+CLIENT_INIT_TRIES = 3
+CLIENT_SERVER_DIED = "Initialization failure from server"
+"""What Ray Client says when the server process for a connection did not start (see ``_init``)."""
 HINT = "start one with `ray start --head`, or give its address (--executor ray://HOST:10001, or $RAY_ADDRESS)"
 
 
@@ -81,13 +84,26 @@ class RayExecutor(Executor):
         self._owned = not ray.is_initialized()  # a library user's own connection is kept, not shut down
         if self._owned:
             try:
-                ray.init(address=self.where, logging_level=logging.ERROR, log_to_driver=False, namespace="modelkit")
+                self._init(ray)
             except (ConnectionError, RuntimeError, ValueError) as e:
                 first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 raise Unreachable(f"Ray cluster {self._shown()} cannot be reached ({first}): {HINT}") from None
         self._ray = ray
         self._task = ray.remote(_run_on_node)
         self._events = ray.remote(_EventSink).options(num_cpus=0).remote()
+
+    def _init(self, ray: Any) -> None:
+        """``ray.init``, tried again where Ray Client's server lost the process that was to serve
+        this connection: it forks one per connection from a multi-threaded gRPC server, and about
+        one in fifteen dies at birth (ray-project/ray#63202); the next try forks another."""
+        for tries_left in reversed(range(CLIENT_INIT_TRIES)):
+            try:
+                ray.init(address=self.where, logging_level=logging.ERROR, log_to_driver=False, namespace="modelkit")
+                return
+            except ConnectionAbortedError as e:
+                if not tries_left or not str(e).startswith(CLIENT_SERVER_DIED):
+                    raise
+                ray.shutdown()
 
     def _shown(self) -> str:
         return "on this machine" if self.where == "auto" else self.where
