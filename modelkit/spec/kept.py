@@ -58,7 +58,8 @@ def _record_class(name: str) -> type[Record]:
 def _code_digest() -> str:
     """What decides how a text validates: modelkit's modules (by path, size and time) and pydantic's version."""
     stats = []
-    for folder, _, files in os.walk(_PACKAGE):
+    for folder, folders, files in os.walk(_PACKAGE):
+        folders[:] = [f for f in folders if f != "__pycache__"]  # compiled copies: the sources decide
         for name in files:
             if name.endswith(".py"):
                 st = os.stat(os.path.join(folder, name))
