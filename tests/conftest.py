@@ -257,7 +257,7 @@ def pytest_configure(config: pytest.Config) -> None:
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     if worker and count > 1 and cores:
         index = int(worker.removeprefix("gw"))
-        share = cores[index % count::count] if count <= len(cores) else [cores[index % len(cores)]]
+        share = cores[index::count] if count <= len(cores) else [cores[index % len(cores)]]
         os.sched_setaffinity(0, share)
 
 

@@ -10,6 +10,7 @@ methods. JSON, not pickle, since a project folder may come from anyone.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -55,8 +56,10 @@ def _record_class(name: str) -> type[Record]:
     return _RECORDS[name]
 
 
+@functools.cache
 def _code_digest() -> str:
-    """What decides how a text validates: modelkit's modules (by path, size and time) and pydantic's version."""
+    """What decides how a text validates: modelkit's modules (by path, size and time) and pydantic's
+    version. Once per process: it describes the code this process loaded."""
     stats = []
     for folder, folders, files in os.walk(_PACKAGE):
         folders[:] = [f for f in folders if f != "__pycache__"]  # compiled copies: the sources decide

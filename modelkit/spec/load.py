@@ -77,12 +77,13 @@ def load_spec(path: Path | None = None, check_files: bool = True) -> LoadedSpec:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"{_display(path)}: cannot read the spec: {e}") from None
-    spec = read_kept(state_dir(path), text)
+    state = state_dir(path)
+    spec = read_kept(state, text)
     if spec is None:
         from modelkit.spec.validate import validate
 
         spec = validate(text, _display(path))
-        keep(state_dir(path), text, spec)
+        keep(state, text, spec)
     loaded = LoadedSpec(spec, path, text)
     if check_files:
         check_local_files(loaded)
