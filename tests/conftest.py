@@ -286,6 +286,24 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 @pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One ``file://`` remote artifact cache for the whole run (both workers), as a team shares one:
+    a step a test builds from the tiny model is uploaded there, and the next test that needs the
+    same step (the same key: the same inputs, tools and options) restores it instead of converting
+    the same base again."""
+    return once_per_run(tmp_path_factory, "shared-cache", lambda folder: None).as_uri()
+
+
+@pytest.fixture(autouse=True)
+def _builds_share_a_cache(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests of the tiny model build through :func:`shared_cache` ($MODELKIT_REMOTE_CACHE, for the
+    CLI and the library alike), except those marked ``from_scratch`` (they check what a build from
+    nothing does) and those that choose their own remote (their environment wins)."""
+    if "tiny_model" in request.fixturenames and request.node.get_closest_marker("from_scratch") is None:
+        monkeypatch.setenv("MODELKIT_REMOTE_CACHE", request.getfixturevalue("shared_cache"))
+
+
+@pytest.fixture(scope="session")
 def built_example(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The whole tiny example built once per test run from nothing (not registered; one build for
     both of pytest-xdist's workers): copy it with :func:`copy_built`, never build in it;
