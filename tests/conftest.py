@@ -298,7 +298,8 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> str:
 def _builds_share_a_cache(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests of the tiny model build through :func:`shared_cache` ($MODELKIT_REMOTE_CACHE, for the
     CLI and the library alike), except those marked ``from_scratch`` (they check what a build from
-    nothing does) and those that choose their own remote (their environment wins)."""
+    nothing does) and those that choose their own remote (their environment wins). Fixtures of a
+    wider scope (a module's build, ``built_example``) are made before it, so without it."""
     if "tiny_model" in request.fixturenames and request.node.get_closest_marker("from_scratch") is None:
         monkeypatch.setenv("MODELKIT_REMOTE_CACHE", request.getfixturevalue("shared_cache"))
 
