@@ -140,17 +140,12 @@ def kept_test_data(name: str, scripts: tuple[Path, ...], packages: tuple[str, ..
     """Where test data made by ``scripts`` is kept between sessions (``$MODELKIT_CACHE/test-data``),
     named by what decides its bytes: the scripts and the versions of ``packages``."""
     import hashlib
-    from importlib.metadata import PackageNotFoundError, version
 
+    from modelkit.core.installed import installed_version
     from modelkit.toolchain import cache_root
 
-    def installed(package: str) -> str:
-        try:
-            return version(package)
-        except PackageNotFoundError:
-            return "-"
-
-    what = b"".join(s.read_bytes() for s in scripts) + repr([(p, installed(p)) for p in packages]).encode()
+    versions = [(p, installed_version(p) or "-") for p in packages]
+    what = b"".join(s.read_bytes() for s in scripts) + repr(versions).encode()
     return cache_root() / "test-data" / f"{name}-{hashlib.sha256(what).hexdigest()[:16]}"
 
 

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from modelkit.core.action import StepContext
+from modelkit.core.installed import installed_version
 from modelkit.core.resources import ALL_CORES, Demand
 from modelkit.errors import StepError, UserError
 from modelkit.steps.base import GGUFStep, weights_size
@@ -75,7 +76,7 @@ class MergePeft(GGUFStep, kind="merge-peft", tool="convert"):
     def params(self) -> dict[str, Any]:
         return {"outtype": "f16", "tokenizer": self.tokenizer, "rows": self.rows,
                 "added": [list(t) for t in self.added], "merge": "merge_and_unload",
-                "peft": _version("peft"), "code": _code_digest()}
+                "peft": installed_version("peft"), "code": _code_digest()}
 
     def inputs(self) -> dict[str, Path]:
         named = {f"base/{n}": p for n, p in self.base_files.items()}
@@ -102,7 +103,7 @@ class MergePeft(GGUFStep, kind="merge-peft", tool="convert"):
 
         tc = ctx.toolchain
         tc.check_convert_deps()
-        if _version("peft") is None:
+        if installed_version("peft") is None:
             raise UserError(f"merging adapter '{self.name}' in PyTorch needs peft in this Python ({tc.python}): "
                             "pip install 'modelkit[convert]'")
         made = self.made_path(ctx)
@@ -145,15 +146,6 @@ def remove_scratch(out: Path) -> None:
         for leftover in out.parent.glob(f"{out.name}{SCRATCH_MARK}*"):
             if leftover.is_dir():
                 shutil.rmtree(leftover, ignore_errors=True)
-
-
-def _version(package: str) -> str | None:
-    from importlib import metadata
-
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def _code_digest() -> str:
