@@ -10,7 +10,9 @@ server reports it the same way instead of a traceback.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
+from typing import Any
 
 HUB_TIMEOUT = "MODELKIT_HUB_TIMEOUT"
 """Seconds to wait for the Hub to connect or to send the next bytes (default 60)."""
@@ -91,17 +93,19 @@ def _transport_failure(error: BaseException) -> Failure | None:
     return Failure(f"the connection failed ({type(error).__name__}: {first})", "check the address and the network")
 
 
-def _is_http_stack_error(error: BaseException) -> bool:
-    """Whether ``error`` is a transport error of httpx or requests (the stacks the clients use)."""
-    import httpx
+# The transport errors of the HTTP stacks the clients use: httpx (ollama, huggingface_hub 1.x),
+# httpx2 (huggingface_hub 2.x), requests (huggingface_hub before 1.0). A stack not imported raised nothing.
+_HTTP_STACK_ERRORS = (("httpx", "TransportError"), ("httpx2", "TransportError"),
+                      ("requests", "ConnectionError"), ("requests", "Timeout"))
 
-    if isinstance(error, httpx.TransportError):
-        return True
-    try:
-        import requests
-    except ImportError:  # pragma: no cover - huggingface_hub >= 1.0 does not need it
-        return False
-    return isinstance(error, (requests.ConnectionError, requests.Timeout))
+
+def _is_http_stack_error(error: BaseException) -> bool:
+    """Whether ``error`` is a transport error of one of the HTTP stacks the clients use."""
+    for module, name in _HTTP_STACK_ERRORS:
+        stack = sys.modules.get(module)
+        if stack is not None and isinstance(error, getattr(stack, name)):
+            return True
+    return False
 
 
 def hub_timeout() -> float:
@@ -117,7 +121,6 @@ def hub_timeout() -> float:
 def use_hub_timeout() -> None:
     """Make huggingface_hub's requests give up after :func:`hub_timeout` seconds without an answer
     (its own default is to wait forever), keeping its client as it is otherwise."""
-    import httpx
     import huggingface_hub
 
     set_factory = getattr(huggingface_hub, "set_client_factory", None)
@@ -127,9 +130,9 @@ def use_hub_timeout() -> None:
 
     seconds = hub_timeout()
 
-    def client() -> httpx.Client:
+    def client() -> Any:
         made = default_client_factory()
-        made.timeout = httpx.Timeout(seconds)
+        made.timeout = type(made.timeout)(seconds)  # its own stack's Timeout: httpx's or httpx2's
         return made
 
     set_factory(client)

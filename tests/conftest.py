@@ -11,6 +11,7 @@ import fcntl
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -254,6 +255,16 @@ def pytest_configure(config: pytest.Config) -> None:
         index = int(worker.removeprefix("gw"))
         share = cores[index::count] if count <= len(cores) else [cores[index % len(cores)]]
         os.sched_setaffinity(0, share)
+    _let_ctrl_c_through()
+
+
+def _let_ctrl_c_through() -> None:
+    """Tests send Ctrl-C (SIGINT) to the builds they start. A shell without job control starts a
+    background job (``make test &`` in a script) with SIGINT ignored, and every process inherits
+    that: the builds would never see the Ctrl-C. A Python handler, unlike an ignored signal, is
+    reset at ``exec``, so the builds start with SIGINT as a terminal gives it."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
