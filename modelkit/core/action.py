@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from modelkit.core import process
 from modelkit.core.process import Progress
 from modelkit.core.resources import Demand
+from modelkit.core.warm import Warm
 from modelkit.errors import DeferredError
 
 
@@ -141,11 +142,13 @@ class StepContext:
 
     def run_tool(self, cmd: Sequence[str | os.PathLike[str]], *, what: str,
                  progress_re: re.Pattern[str] | None = None, env: dict[str, str] | None = None,
-                 cwd: Path | None = None, on_line: Callable[[str], None] | None = None) -> None:
+                 cwd: Path | None = None, on_line: Callable[[str], None] | None = None,
+                 warm: Warm | None = None) -> None:
         """Run an external tool into the step's log, its progress to the display (``progress_re``:
         see :func:`~modelkit.core.process.fraction_in`; or each line to ``on_line``, for a step
-        that reads the tool's output); :class:`StepError` when it fails."""
+        that reads the tool's output); :class:`StepError` when it fails. ``warm``: a Python
+        script, started warm (:mod:`modelkit.core.warm`)."""
         def show(line: str) -> None:
             self.progress(process.fraction_in(line, progress_re), line[:120])
 
-        process.run(cmd, self.log_path, what, on_line=on_line or show, env=env, cwd=cwd)
+        process.run(cmd, self.log_path, what, on_line=on_line or show, env=env, cwd=cwd, warm=warm)

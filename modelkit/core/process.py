@@ -19,7 +19,10 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import IO, Protocol
 
+from modelkit.core.warm import Warm
+from modelkit.core.warm import start as warm_start
 from modelkit.errors import StepError
 
 Progress = Callable[[float | None, str], None]
@@ -29,7 +32,21 @@ TAIL_LINES = 15
 # The last line of a Python traceback: "ValueError: mmap length is greater than file size".
 _EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt): ")
 _LINE_BREAK = re.compile(rb"[\r\n]")
-_RUNNING: set[subprocess.Popen[bytes]] = set()
+
+
+class Running(Protocol):
+    """A tool running in its own session: a ``Popen``, or a script forked warm (``WarmProcess``)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def stdout(self) -> IO[bytes] | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
+_RUNNING: set[Running] = set()
 _RUNNING_LOCK = threading.Lock()
 
 
@@ -39,19 +56,16 @@ def ignore_progress(fraction: float | None, text: str) -> None:
 
 def stream(argv: Sequence[str | os.PathLike[str]], log: Path, on_line: Callable[[str], None], *,
            env: dict[str, str] | None = None, cwd: Path | None = None,
-           clean: Callable[[str], str] = str.strip) -> int:
+           clean: Callable[[str], str] = str.strip, warm: Warm | None = None) -> int:
     """Run ``argv``, append its output to ``log`` and pass each non-empty ``clean``ed line to
-    ``on_line``; return its exit status. Raises :class:`StepError` if it cannot be started."""
+    ``on_line``; return its exit status. Raises :class:`StepError` if it cannot be started.
+    ``warm``: ``argv`` is a Python and a script, started warm (:mod:`modelkit.core.warm`)."""
     args = [str(a) for a in argv]
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a", encoding="utf-8", errors="replace") as out:
         out.write(f"$ {' '.join(args)}\n")
         out.flush()
-        try:
-            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    env=env, cwd=cwd, start_new_session=True)
-        except OSError as e:
-            raise StepError(f"cannot run {args[0]}: {e.strerror or e}", log) from None
+        proc = _start(args, env, cwd, warm, log)
         assert proc.stdout is not None
         with _RUNNING_LOCK:
             _RUNNING.add(proc)
@@ -71,6 +85,17 @@ def stream(argv: Sequence[str | os.PathLike[str]], log: Path, on_line: Callable[
                 _RUNNING.discard(proc)
 
 
+def _start(args: list[str], env: dict[str, str] | None, cwd: Path | None, warm: Warm | None,
+           log: Path) -> Running:
+    if warm is not None and (started := warm_start(args[0], args[1:], warm, env, cwd)) is not None:
+        return started
+    try:
+        return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, cwd=cwd, start_new_session=True)
+    except OSError as e:
+        raise StepError(f"cannot run {args[0]}: {e.strerror or e}", log) from None
+
+
 def stop_all(sig: int = signal.SIGTERM) -> int:
     """Send ``sig`` to every tool running now and what it started; return how many there were.
     Their threads see them end, fail their steps, and clean up after them."""
@@ -86,7 +111,7 @@ def stop_all(sig: int = signal.SIGTERM) -> int:
 
 def run(argv: Sequence[str | os.PathLike[str]], log: Path, what: str, *,
         on_line: Callable[[str], None] | None = None, env: dict[str, str] | None = None,
-        cwd: Path | None = None) -> None:
+        cwd: Path | None = None, warm: Warm | None = None) -> None:
     """:func:`stream`, raising :class:`StepError` with the log's last lines when the tool fails.
 
     The message names the tool, how it ended and, for a Python tool, the exception it died of.
@@ -99,7 +124,7 @@ def run(argv: Sequence[str | os.PathLike[str]], log: Path, what: str, *,
             on_line(text)
 
     try:
-        code = stream(argv, log, line, env=env, cwd=cwd)
+        code = stream(argv, log, line, env=env, cwd=cwd, warm=warm)
     except StepError as e:
         raise StepError(f"{what}: {e}", log) from None
     if code == 0:
@@ -122,7 +147,7 @@ def fraction_in(line: str, pattern: re.Pattern[str] | None) -> float | None:
     return float(groups[0]) / 100 if groups else None
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
+def stop(proc: Running) -> None:
     """Stop a tool and everything it started (it runs in its own session): TERM, then KILL."""
     try:
         os.killpg(proc.pid, signal.SIGTERM)

@@ -12,6 +12,7 @@ from typing import Any
 
 from modelkit.core.action import Action, StepContext
 from modelkit.core.resources import ALL_CORES, Demand
+from modelkit.core.warm import Warm
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 
@@ -33,9 +34,11 @@ class Step(Action):
 
     def run_tool(self, ctx: StepContext, cmd: Sequence[str | PathLike[str]], *,
                  progress_re: re.Pattern[str] | None = None, env: dict[str, str] | None = None,
-                 on_line: Callable[[str], None] | None = None, cwd: Path | None = None) -> None:
+                 on_line: Callable[[str], None] | None = None, cwd: Path | None = None,
+                 warm: Warm | None = None) -> None:
         """Run the step's tool; failures are reported as this step's (``describe()``)."""
-        ctx.run_tool(cmd, what=self.describe(), progress_re=progress_re, env=env, on_line=on_line, cwd=cwd)
+        ctx.run_tool(cmd, what=self.describe(), progress_re=progress_re, env=env, on_line=on_line, cwd=cwd,
+                     warm=warm)
 
 
 @dataclass(frozen=True)
