@@ -33,6 +33,7 @@ from modelkit.core.hashing import sha256_file, tree_digest
 from modelkit.core.installed import installed_version
 from modelkit.core.locks import FileLock
 from modelkit.core.process import Progress, ignore_progress
+from modelkit.core.warm import Warm
 from modelkit.errors import UserError
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
@@ -76,6 +77,13 @@ class Toolchain:
     @property
     def convert_lora(self) -> Path:
         return self.source / "convert_lora_to_gguf.py"
+
+    @property
+    def warm_convert(self) -> Warm:
+        """The convert scripts start warm: torch, transformers and the tree's own ``conversion``
+        package (with its gguf-py) imported once per build, not once per conversion."""
+        tree = (str(self.source), str(self.source / "gguf-py"))
+        return Warm(tree, ("torch", "transformers:AutoConfig", "transformers:AutoTokenizer", "conversion"))
 
     @property
     def quantize(self) -> Path:

@@ -41,5 +41,5 @@ class Convert(GGUFStep, kind="convert", tool="convert"):
         tc.check_convert_deps()
         made = self.made_path(ctx)
         self.run_tool(ctx, [tc.python, tc.convert_hf, self.folder, "--outtype", self.outtype, "--outfile", made],
-                      progress_re=TQDM_PERCENT, env=script_env())
+                      progress_re=TQDM_PERCENT, env=script_env(), warm=tc.warm_convert)
         self.carry_chat_template(ctx, made)

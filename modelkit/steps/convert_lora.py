@@ -49,4 +49,4 @@ class ConvertLora(Step, kind="convert-lora", tool="convert"):
         tc.check_convert_deps()
         self.run_tool(ctx, [tc.python, tc.convert_lora, self.adapter_dir, "--base", self.base_dir,
                             "--outtype", self.outtype, "--outfile", ctx.tmp(self.out)],
-                      progress_re=TQDM_PERCENT, env=script_env())
+                      progress_re=TQDM_PERCENT, env=script_env(), warm=tc.warm_convert)

@@ -117,7 +117,7 @@ class MergePeft(GGUFStep, kind="merge-peft", tool="convert"):
                                 *(["--rows", str(self.rows)] if self.rows else [])],
                           progress_re=TQDM_PERCENT, env=env)
             self.run_tool(ctx, [tc.python, tc.convert_hf, scratch, "--outtype", "f16", "--outfile", made],
-                          progress_re=TQDM_PERCENT, env=script_env())
+                          progress_re=TQDM_PERCENT, env=script_env(), warm=tc.warm_convert)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         self._check_vocabulary(made)
