@@ -39,9 +39,12 @@ def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
 def _wait_for_nodes(address: str, count: int, env: dict[str, str], deadline: float) -> None:
     probe = ("import sys, ray; ray.init(address=sys.argv[1], logging_level='ERROR'); "
              "print(sum(1 for n in ray.nodes() if n['Alive']))")
-    while time.monotonic() < deadline:
-        done = subprocess.run([sys.executable, "-c", probe, address], capture_output=True, text=True, env=env,
-                              timeout=60)
+    while (left := deadline - time.monotonic()) > 0:
+        try:  # a probe may hang while the client server starts on a loaded machine: give it what is left
+            done = subprocess.run([sys.executable, "-c", probe, address], capture_output=True, text=True,
+                                  env=env, timeout=left)
+        except subprocess.TimeoutExpired:
+            break
         if done.returncode == 0 and int(done.stdout.strip().splitlines()[-1]) >= count:
             return
         time.sleep(0.5)  # polling for the nodes, bounded by the deadline
@@ -68,7 +71,7 @@ def ray_cluster(env: dict[str, str], workers: list[dict[str, object]] | None = N
             cluster.nodes.append(_start([f"--address={cluster.address}", "--node-ip-address=127.0.0.1", *extra],
                                         env, temp / "workers.log"))
         # through Ray Client, whose server starts after the head: then both ways in are ready
-        _wait_for_nodes(cluster.client, len(cluster.nodes), env, time.monotonic() + 120)
+        _wait_for_nodes(cluster.client, len(cluster.nodes), env, time.monotonic() + 240)
         yield cluster
     finally:
         for node in reversed(cluster.nodes):

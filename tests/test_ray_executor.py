@@ -263,13 +263,19 @@ def test_a_step_travels_with_its_paths_under_the_worker_s_scratch_tree(tmp_path:
 
 
 def cluster_processes(needle: bytes) -> list[int]:
-    """Processes whose command line holds ``needle`` and whose parent is a Ray worker."""
+    """Processes whose command line or name (a script started warm is named after it) holds
+    ``needle`` and that a Ray worker started (itself, or through its warm server)."""
+    def parent(pid: str) -> str:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1]
+
     found = []
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and needle in (entry / "cmdline").read_bytes():
-                parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
-                if b"ray::" in Path(f"/proc/{parent}/cmdline").read_bytes():
+            if entry.name.isdigit() and (needle in (entry / "cmdline").read_bytes()
+                                         or needle[:15] in (entry / "comm").read_bytes()):
+                ancestors = [parent(entry.name)]
+                ancestors.append(parent(ancestors[0]))
+                if any(b"ray::" in Path(f"/proc/{a}/cmdline").read_bytes() for a in ancestors):
                     found.append(int(entry.name))
         except (OSError, ValueError, IndexError):
             continue
