@@ -17,6 +17,15 @@ from modelkit.core import process, warm
 from modelkit.core.warm import Warm
 from modelkit.errors import StepError
 
+
+@pytest.fixture(autouse=True)
+def warm_starts_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about warm starts: on, even in a run with ``MODELKIT_WARM=0`` (as the cold
+    baseline of the suite is measured)."""
+    monkeypatch.setenv(warm.SWITCH, "1")
+
+
+
 PROBE = textwrap.dedent("""
     import os, sys
     import heavy
