@@ -3,11 +3,13 @@
 For two projects, each a base model with one LoRA and two quantizations (Q4_K_M, Q8_0): the
 tiny example's 2-layer Llama, and a ~115M-parameter Llama (hidden 768, 12 layers, random
 weights, the tiny example's tokenizer, a rank-16 LoRA on the attention projections) made here.
-Three clean builds per project, in one run so that the machine's load is the same for each:
+Four clean builds per project, in one run so that the machine's load is the same for each:
 
 1. ``modelkit build --no-ollama -j 1`` (one step at a time, as before parallel builds);
 2. ``modelkit build --no-ollama`` (the default ``-j``);
-3. *by hand*: the commands the ``-j 1`` build ran (read from its step logs, ``$ ...`` lines), one
+3. the same with ``MODELKIT_WARM=0``: every convert script started cold, importing torch and
+   transformers itself, as before warm starts (:mod:`modelkit.core.warm`);
+4. *by hand*: the commands the ``-j 1`` build ran (read from its step logs, ``$ ...`` lines), one
    after another, as a person would type them: convert, convert the LoRA, llama-export-lora, the
    quantizations.
 
@@ -95,11 +97,12 @@ def project(models: Path, where: Path) -> Path:
     return where
 
 
-def modelkit_build(folder: Path, jobs: int | None) -> float:
+def modelkit_build(folder: Path, jobs: int | None, warm: bool = True) -> float:
     """Seconds for a clean ``modelkit build --no-ollama`` (with ``-j`` when given), as a user runs it."""
     cmd = [python(), "-m", "modelkit", "build", str(folder / "model.toml"), "--no-ollama"]
     cmd += ["-j", str(jobs)] if jobs else []
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "MODELKIT_WARM": "1" if warm else "0"}
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - start
@@ -138,20 +141,23 @@ def by_hand(commands: list[list[str]], folder: Path) -> float:
 
 
 def measure(name: str, models: Path, work: Path, repeats: int) -> dict[str, float]:
-    """Fastest of ``repeats`` clean builds: -j 1, the default, and the same commands by hand."""
-    times: dict[str, list[float]] = {"-j 1": [], "default": [], "by hand": []}
+    """Fastest of ``repeats`` clean builds: -j 1, the default (warm and cold), and the same
+    commands by hand."""
+    times: dict[str, list[float]] = {"-j 1": [], "default": [], "cold": [], "by hand": []}
     for i in range(repeats):
         sequential = project(models, work / f"{name}-j1-{i}")
         times["-j 1"].append(modelkit_build(sequential, 1))
         times["by hand"].append(by_hand(typed_commands(sequential), sequential))
         times["default"].append(modelkit_build(project(models, work / f"{name}-default-{i}"), None))
+        times["cold"].append(modelkit_build(project(models, work / f"{name}-cold-{i}"), None, warm=False))
     return {k: min(v) for k, v in times.items()}
 
 
 def report(name: str, times: dict[str, float], goal: float) -> None:
     hand = times["by hand"]
     print(f"  {name}: by hand {hand:.2f}s, -j 1 {times['-j 1']:.2f}s ({times['-j 1'] / hand:.2f}x), "
-          f"default {times['default']:.2f}s ({times['default'] / hand:.2f}x; goal <= {goal:.2f}x)")
+          f"default {times['default']:.2f}s ({times['default'] / hand:.2f}x; goal <= {goal:.2f}x), "
+          f"default started cold {times['cold']:.2f}s ({times['cold'] / hand:.2f}x)")
 
 
 def main() -> None:
