@@ -222,9 +222,10 @@ def prove(go_template: str, jinja_source: str, bos_token: str | None, eos_token:
         jinja_ctx = ctx if setting is None else dataclasses.replace(ctx, extra={s: bool(setting) for s in switches})
         label = think_label(setting) if len(settings) > 1 else ""
         for conv in battery:
-            outcome = _render_both(go_template, compiled, conv, jinja_ctx, (bos_token, add_bos_token),
-                                   lambda c: renderer(go_template, [ollama_message(m) for m in c.messages],
-                                                      c.tools, day, setting))  # noqa: B023 - the same
+            go = _Engine(lambda c: renderer(go_template, [ollama_message(m) for m in c.messages],
+                                            c.tools, day, setting),  # noqa: B023 - called at once
+                         GoTemplateError, GO_ERROR, "the Go template fails")
+            outcome = _compare(compiled, conv, jinja_ctx, (bos_token, add_bos_token), go)
             outcomes.append(dataclasses.replace(outcome, think=setting, setting=label))
     return Proof(tuple(outcomes), "", settings, think_note, tools)
 
@@ -252,42 +253,37 @@ def prove_renderer(jinja_source: str, render: JinjaRenderer, refused: type[Excep
     for setting in settings:
         jinja_ctx = dataclasses.replace(ctx, extra={s: bool(setting) for s in switches} if setting is not None else {})
         for conv in battery:
-            outcome = _compare(compiled, conv, jinja_ctx, (bos_token, add_bos_token),
-                               lambda c: render(c, setting), refused, who)  # noqa: B023 - called at once
+            other = _Engine(lambda c: render(c, setting), refused, DIFFERS,  # noqa: B023 - called at once
+                            f"{who} refuses it")
+            outcome = _compare(compiled, conv, jinja_ctx, (bos_token, add_bos_token), other)
             outcomes.append(dataclasses.replace(outcome, think=setting,
                                                 setting=think_label(setting) if len(settings) > 1 else ""))
     return Proof(tuple(outcomes), "", settings)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Engine:
+    """The renderer set against the reference: ``render`` a conversation; what it raises when it
+    will not (``refused``) is an outcome of ``status`` whose detail starts with ``says``."""
+    render: Callable[[Conversation], str]
+    refused: type[Exception]
+    status: str
+    says: str
+
+
 def _compare(compiled: jinja2.Template, conv: Conversation, ctx: RenderContext, bos: tuple[str | None, bool],
-             render: Callable[[Conversation], str], refused: type[Exception], who: str) -> Outcome:
+             engine: _Engine) -> Outcome:
+    """One conversation rendered by the reference Jinja (in ``ctx``) and by ``engine``, compared."""
     try:
         expected = expected_prompt(render_chat(compiled, conv.messages, ctx, conv.tools), *bos)
     except TemplateRaised as exc:
         return Outcome(conv, OUTSIDE, detail=shorten(str(exc)))
-    try:
-        actual = render(conv)
-    except refused as exc:
-        return Outcome(conv, DIFFERS, expected, None, f"{who} refuses it: {shorten(str(exc))}")
-    if actual == expected:
-        return Outcome(conv, SAME, expected, actual)
-    return Outcome(conv, DIFFERS, expected, actual, first_difference(expected, actual))
-
-
-def _render_both(go_template: str, compiled: jinja2.Template, conv: Conversation, ctx: RenderContext,
-                 bos: tuple[str | None, bool], go: Callable[[Conversation], str]) -> Outcome:
-    """One conversation rendered by the Jinja (in ``ctx``) and by the Go template (``go``), compared."""
-    try:
-        reference = render_chat(compiled, conv.messages, ctx, tools=conv.tools)
-    except TemplateRaised as exc:
-        return Outcome(conv, OUTSIDE, detail=shorten(str(exc)))
     except NoGoJSON as exc:
         return Outcome(conv, DIFFERS, detail=str(exc))
-    expected = expected_prompt(reference, bos[0], bos[1])
     try:
-        actual = go(conv)
-    except GoTemplateError as exc:
-        return Outcome(conv, GO_ERROR, expected, None, f"the Go template fails: {exc}")
+        actual = engine.render(conv)
+    except engine.refused as exc:
+        return Outcome(conv, engine.status, expected, None, f"{engine.says}: {shorten(str(exc))}")
     if actual == expected:
         return Outcome(conv, SAME, expected, actual)
     return Outcome(conv, DIFFERS, expected, actual, first_difference(expected, actual))
