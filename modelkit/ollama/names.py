@@ -73,29 +73,20 @@ def check_tag(tag: str) -> str:
 
 
 def _split(s: str) -> dict[str, object]:
-    """Ollama's ``ParseNameBare``: the tag after the last ':' that follows the last '/'."""
+    """Ollama's ``ParseNameBare``: the tag after the last ':' that follows the last '/', then the
+    parts between slashes from the right; a kind stands between namespace and model."""
     out: dict[str, object] = {"host": None, "namespace": None, "kind": None, "model": None, "tag": None}
     if s.rfind(":") > s.rfind("/"):
         s, out["tag"] = _cut_last(s, ":")
-    s, model = _cut_last(s, "/")
-    if model is None:
-        out["model"] = s if s else _MISSING
-        return out
-    out["model"] = model
-    s, kind = _cut_last(s, "/")
-    if kind is None:
-        out["namespace"] = s if s else _MISSING
-        return out
-    if kind is _MISSING or kind not in VALID_KINDS:
-        out["namespace"] = kind
-        out["host"] = _strip_scheme(s)
-        return out
-    out["kind"] = kind
-    s, namespace = _cut_last(s, "/")
-    if namespace is None:
-        out["namespace"] = s if s else _MISSING
-        return out
-    out["namespace"] = namespace
+    for part in ("model", "namespace"):
+        s, value = _cut_last(s, "/")
+        if part == "namespace" and value in VALID_KINDS:
+            out["kind"] = value
+            s, value = _cut_last(s, "/")
+        if value is None:
+            out[part] = s if s else _MISSING
+            return out
+        out[part] = value
     out["host"] = _strip_scheme(s)
     return out
 

@@ -281,6 +281,13 @@ def closest(word: str, choices: list[str], preferred: tuple[str, ...] = ()) -> s
     return next((p for p in preferred if p in top), top[0])
 
 
+def _untagged_model_name(value: str | None, why_no_tag: str) -> str | None:
+    """A model name Ollama accepts (or none), without the tag that ``why_no_tag`` says comes from elsewhere."""
+    if value is not None and ollama_names.parse_model_name(value).tag:
+        raise ValueError(f"'{value}' has a tag: {why_no_tag}")
+    return value
+
+
 class Message(_Strict):
     role: Literal["system", "user", "assistant"]
     content: str
@@ -331,11 +338,7 @@ class Ollama(_Strict):
     @field_validator("model")
     @classmethod
     def _model(cls, value: str | None) -> str | None:
-        if value is not None:
-            ollama_names.check_model_name(value)
-            if ollama_names.parse_model_name(value).tag:
-                raise ValueError(f"'{value}' has a tag: tags come from `tag` (default: the quantization type)")
-        return value
+        return _untagged_model_name(value, "tags come from `tag` (default: the quantization type)")
 
     @field_validator("tag")
     @classmethod
@@ -476,14 +479,10 @@ class Publish(PublishTable, _Strict):
     @field_validator("ollama")
     @classmethod
     def _ollama(cls, value: str | None) -> str | None:
-        if value is not None:
-            ollama_names.check_model_name(value)
-            parsed = ollama_names.parse_model_name(value)
-            if parsed.tag:
-                raise ValueError(f"'{value}' has a tag: each variant is pushed with its own tag")
-            if "/" not in value:
-                raise ValueError(f"'{value}' has no namespace: the registry needs 'namespace/model' "
-                                 "(your ollama.com user name)")
+        value = _untagged_model_name(value, "each variant is pushed with its own tag")
+        if value is not None and "/" not in value:
+            raise ValueError(f"'{value}' has no namespace: the registry needs 'namespace/model' "
+                             "(your ollama.com user name)")
         return value
 
 
