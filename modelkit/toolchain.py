@@ -39,8 +39,6 @@ from modelkit.errors import UserError
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 SDIST_NAME = f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}.tar.gz"
 SDIST_SHA256 = "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e"
-BINARIES = ("llama-quantize", "llama-export-lora", "llama-completion", "llama-imatrix", "llama-perplexity",
-            "llama-gguf-split", "llama-server")
 LOG_FLUSH = ("common/log.cpp", "        log = new common_log;\n",
              "        log = new common_log;\n"
              "        std::atexit([] { log->pause(); });  // modelkit: print what is queued before exiting\n")
@@ -55,6 +53,16 @@ CMAKE_FLAGS = (
     "-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF", "-DGGML_NATIVE=OFF", "-DBUILD_SHARED_LIBS=OFF",
     "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=ON",
 )
+
+
+class _Binary:
+    """A program the managed build makes, read on a toolchain as the path to it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, toolchain: Toolchain, owner: type[Toolchain]) -> Path:
+        return toolchain.bin_dir / self.name
 
 
 @dataclass(frozen=True)
@@ -85,34 +93,14 @@ class Toolchain:
         tree = (str(self.source), str(self.source / "gguf-py"))
         return Warm(tree, ("torch", "transformers:AutoConfig", "transformers:AutoTokenizer", "conversion"))
 
-    @property
-    def quantize(self) -> Path:
-        return self.bin_dir / "llama-quantize"
-
-    @property
-    def export_lora(self) -> Path:
-        return self.bin_dir / "llama-export-lora"
-
-    @property
-    def completion(self) -> Path:
-        return self.bin_dir / "llama-completion"
-
-    @property
-    def imatrix(self) -> Path:
-        return self.bin_dir / "llama-imatrix"
-
-    @property
-    def perplexity(self) -> Path:
-        return self.bin_dir / "llama-perplexity"
-
-    @property
-    def gguf_split(self) -> Path:
-        return self.bin_dir / "llama-gguf-split"
-
-    @property
-    def server(self) -> Path:
-        """llama-server: the engine of Ollama's native chat mode, for proving what it renders."""
-        return self.bin_dir / "llama-server"
+    quantize = _Binary("llama-quantize")
+    export_lora = _Binary("llama-export-lora")
+    completion = _Binary("llama-completion")
+    imatrix = _Binary("llama-imatrix")
+    perplexity = _Binary("llama-perplexity")
+    gguf_split = _Binary("llama-gguf-split")
+    server = _Binary("llama-server")
+    """llama-server: the engine of Ollama's native chat mode, for proving what it renders."""
 
     @property
     def templates(self) -> Path:
@@ -133,6 +121,9 @@ class Toolchain:
         if missing:
             raise UserError(f"converting to GGUF needs {', '.join(missing)} in this Python "
                             f"({self.python}): pip install 'modelkit[convert]'")
+
+
+BINARIES = tuple(attr.name for attr in vars(Toolchain).values() if isinstance(attr, _Binary))
 
 
 # -- finding ----------------------------------------------------------------------------------

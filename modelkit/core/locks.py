@@ -10,24 +10,26 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
+from typing import IO
 
 from modelkit.errors import UserError
 
 
+@dataclass
 class FileLock:
     """``with FileLock(path):`` holds ``path`` exclusively, waiting for another holder unless
     ``wait`` is False (then a :class:`UserError` says who holds it). ``on_wait`` hears once that
     the lock is busy before the wait starts."""
 
-    def __init__(self, path: Path, *, wait: bool = True, on_wait: Callable[[str], None] | None = None,
-                 holder_name: str = "another modelkit build",
-                 retry_hint: str = "try again when it ends (or drop --no-wait to wait)") -> None:
-        self.path = path
-        self.wait = wait
-        self.on_wait = on_wait
-        self.holder_name = holder_name
-        self.retry_hint = retry_hint
+    path: Path
+    _: KW_ONLY
+    wait: bool = True
+    on_wait: Callable[[str], None] | None = None
+    holder_name: str = "another modelkit build"
+    retry_hint: str = "try again when it ends (or drop --no-wait to wait)"
+    _f: IO[str] = field(init=False, repr=False)
 
     def __enter__(self) -> FileLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
