@@ -15,22 +15,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from . import nodes
 from .fmt import fmt_v
 from .funcs import BUILTINS
-from .nodes import (
-    ActionNode,
-    BreakNode,
-    Command,
-    ContinueNode,
-    GoTemplate,
-    IfNode,
-    Node,
-    Operand,
-    Pipe,
-    RangeNode,
-    TemplateNode,
-    TextNode,
-)
 from .ollama import ollama_funcs
 from .parser import parse
 from .values import NO_VALUE, GoStruct, GoTemplateError, truth, type_name
@@ -51,7 +38,7 @@ _UNSET = object()
 
 @dataclass
 class _State:
-    tmpl: GoTemplate
+    tmpl: nodes.GoTemplate
     funcs: Mapping[str, Callable[..., Any]]
     out: bytearray
     vars: list[tuple[str, Any]]
@@ -59,7 +46,7 @@ class _State:
 
 
 class _Exec:
-    def __init__(self, tmpl: GoTemplate, funcs: Mapping[str, Callable[..., Any]]) -> None:
+    def __init__(self, tmpl: nodes.GoTemplate, funcs: Mapping[str, Callable[..., Any]]) -> None:
         self.tmpl = tmpl
         self.funcs = funcs
 
@@ -81,15 +68,15 @@ class _Exec:
                 return
         raise GoTemplateError(f'undefined variable "{name}"')
 
-    def walk(self, st: _State, dot: Any, nodes: list[Node]) -> None:
-        for n in nodes:
-            if isinstance(n, TextNode):
+    def walk(self, st: _State, dot: Any, body: list[nodes.Node]) -> None:
+        for n in body:
+            if isinstance(n, nodes.TextNode):
                 st.out += n.text
-            elif isinstance(n, ActionNode):
+            elif isinstance(n, nodes.ActionNode):
                 v = self.pipe(st, dot, n.pipe)
                 if not n.pipe.decl:
                     st.out += fmt_v(v)
-            elif isinstance(n, IfNode):
+            elif isinstance(n, nodes.IfNode):
                 mark = len(st.vars)
                 v = self.pipe(st, dot, n.pipe)
                 if truth(v):
@@ -97,9 +84,9 @@ class _Exec:
                 else:
                     self.walk(st, dot, n.orelse)
                 del st.vars[mark:]
-            elif isinstance(n, RangeNode):
+            elif isinstance(n, nodes.RangeNode):
                 self.range(st, dot, n)
-            elif isinstance(n, TemplateNode):
+            elif isinstance(n, nodes.TemplateNode):
                 # Inline rather than a method: helper templates recurse once per trimmed character.
                 if n.name not in self.tmpl.defines:
                     raise GoTemplateError(f'template "{n.name}" not defined')
@@ -108,17 +95,17 @@ class _Exec:
                     raise GoTemplateError(f"exceeded maximum template depth ({MAX_EXEC_DEPTH})")
                 sub = _State(st.tmpl, st.funcs, st.out, [("$", arg)], st.depth + 1)
                 self.walk(sub, arg, self.tmpl.defines[n.name])
-            elif isinstance(n, BreakNode):
+            elif isinstance(n, nodes.BreakNode):
                 raise _Break()
-            elif isinstance(n, ContinueNode):
+            elif isinstance(n, nodes.ContinueNode):
                 raise _Continue()
             else:  # pragma: no cover
                 raise GoTemplateError(f"unknown node {n!r}")
 
-    def range(self, st: _State, dot: Any, n: RangeNode) -> None:
+    def range(self, st: _State, dot: Any, n: nodes.RangeNode) -> None:
         mark = len(st.vars)
         pipe = n.pipe
-        value = self.pipe(st, dot, Pipe([], False, pipe.cmds))
+        value = self.pipe(st, dot, nodes.Pipe([], False, pipe.cmds))
         for name in pipe.decl:
             st.vars.append((name, None))
         items = _range_items(value)
@@ -143,7 +130,7 @@ class _Exec:
             del st.vars[inner:]
         del st.vars[mark:]
 
-    def pipe(self, st: _State, dot: Any, p: Pipe) -> Any:
+    def pipe(self, st: _State, dot: Any, p: nodes.Pipe) -> Any:
         value: Any = _UNSET
         for cmd in p.cmds:
             value = self.command(st, dot, cmd, value)
@@ -154,7 +141,7 @@ class _Exec:
                 st.vars.append((name, value))
         return value
 
-    def command(self, st: _State, dot: Any, cmd: Command, final: Any) -> Any:
+    def command(self, st: _State, dot: Any, cmd: nodes.Command, final: Any) -> Any:
         first = cmd.args[0]
         if first.kind == "ident":
             return self.call(st, dot, first.value, cmd.args[1:], final)
@@ -162,7 +149,7 @@ class _Exec:
             raise GoTemplateError(f"can't give argument to non-function {first.kind}")
         return self.operand(st, dot, first)
 
-    def operand(self, st: _State, dot: Any, op: Operand) -> Any:
+    def operand(self, st: _State, dot: Any, op: nodes.Operand) -> Any:
         if op.kind == "lit":
             v = op.value
         elif op.kind == "nil":
@@ -181,7 +168,7 @@ class _Exec:
             v = _field(v, name)
         return v
 
-    def call(self, st: _State, dot: Any, name: str, args: list[Operand], final: Any) -> Any:
+    def call(self, st: _State, dot: Any, name: str, args: list[nodes.Operand], final: Any) -> Any:
         if name in ("and", "or"):
             return self.and_or(st, dot, name, args, final)
         vals = [self.operand(st, dot, a) for a in args]
@@ -197,7 +184,7 @@ class _Exec:
         except TypeError as exc:
             raise GoTemplateError(f"wrong number of args for {name}: {exc}") from None
 
-    def and_or(self, st: _State, dot: Any, name: str, args: list[Operand], final: Any) -> Any:
+    def and_or(self, st: _State, dot: Any, name: str, args: list[nodes.Operand], final: Any) -> Any:
         """``and``/``or``: the first operand that decides, evaluating no further (Go 1.18+)."""
         if not args and final is _UNSET:
             raise GoTemplateError(f"wrong number of args for {name}: want at least 1 got 0")
@@ -248,7 +235,7 @@ def _deep_recursion(limit: int = 20_000) -> Iterator[None]:
         sys.setrecursionlimit(old)
 
 
-def execute(tmpl: GoTemplate | str, data: Any, today: date | None = None) -> str:
+def execute(tmpl: nodes.GoTemplate | str, data: Any, today: date | None = None) -> str:
     """Run a template on data (as built by :func:`~.ollama.ollama_data`) and return the text it writes."""
     if isinstance(tmpl, str):
         tmpl = parse(tmpl)
