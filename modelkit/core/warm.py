@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -125,7 +126,7 @@ class _Server:
             for started in self._starting.values():
                 _settle(started, -1)
             for ended in self._ending.values():
-                _settle(ended, -9)
+                _settle(ended, -signal.SIGKILL)
             self._starting.clear()
         self.sock.close()
         self.proc.wait()
