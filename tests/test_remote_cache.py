@@ -209,28 +209,70 @@ def test_an_unreachable_server_is_one_warning(tmp_path: Path, monkeypatch: pytes
     assert len(machine.notes) == 1 and "building locally" in machine.notes[0]
 
 
+@pytest.fixture(scope="module")
+def s3_users() -> Iterator[tuple[str, str, dict[str, tuple[str, str]]]]:
+    """One permission-checking S3 server for the module (see ``s3_server.server_with_users``)."""
+    with server_with_users() as server:
+        yield server
+
+
+def log_in(monkeypatch: pytest.MonkeyPatch, endpoint: str, key: tuple[str, str]) -> None:
+    """Use the S3 server at ``endpoint`` with the user's (access key id, secret), as boto reads them."""
+    for name, value in client_env(endpoint).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key[0])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key[1])
+
+
 def test_a_read_only_remote_restores_and_says_once_that_it_cannot_upload(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with server_with_users() as (endpoint, bucket, keys):
-        url = f"s3://{bucket}/team"
+        s3_users: tuple[str, str, dict[str, tuple[str, str]]], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader may get and list (s3:GetObject, s3:ListBucket), so a missing entry is a 404."""
+    endpoint, bucket, keys = s3_users
+    url = f"s3://{bucket}/reader"
+    log_in(monkeypatch, endpoint, keys["reader"])
+    ci = Machine(tmp_path / "ci", url)
+    assert ci.build() == ["mid", "final"] and ci.ran == ["mid", "final"]  # a miss: built locally
+    assert len(ci.notes) == 1 and "is read-only here" in ci.notes[0] and "Access Denied" in ci.notes[0], ci.notes
+    log_in(monkeypatch, endpoint, keys["writer"])
+    box = Machine(tmp_path / "box", url)
+    box.build()
+    assert box.notes == [] and box.remote.bytes_up > 0
+    log_in(monkeypatch, endpoint, keys["reader"])
+    laptop = Machine(tmp_path / "laptop", url)
+    assert laptop.build() == ["mid", "final"] and laptop.ran == [] and laptop.notes == []
 
-        def login(user: str) -> None:
-            for name, value in client_env(endpoint).items():
-                monkeypatch.setenv(name, value)
-            monkeypatch.setenv("AWS_ACCESS_KEY_ID", keys[user][0])
-            monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", keys[user][1])
 
-        login("reader")
-        ci = Machine(tmp_path / "ci", url)
-        assert ci.build() == ["mid", "final"] and ci.ran == ["mid", "final"]  # a miss: built locally
-        assert len(ci.notes) == 1 and "is read-only here" in ci.notes[0] and "Access Denied" in ci.notes[0], ci.notes
-        login("writer")
-        box = Machine(tmp_path / "box", url)
-        box.build()
-        assert box.notes == [] and box.remote.bytes_up > 0
-        login("reader")
+def test_a_reader_that_may_not_list_restores_the_hits_and_builds_the_misses(
+        s3_users: tuple[str, str, dict[str, tuple[str, str]]], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without s3:ListBucket, S3 answers a missing entry with 403, as it answers a refusal: each
+    is a miss, and the remote is not given up for the rest of the build."""
+    from s3_server import missing_keys_forbidden
+
+    endpoint, bucket, keys = s3_users
+    url = f"s3://{bucket}/fetcher"
+    log_in(monkeypatch, endpoint, keys["writer"])
+    box = Machine(tmp_path / "box", url)
+    box.build()
+    with missing_keys_forbidden(endpoint, keys["fetcher"][0]) as relay:
+        log_in(monkeypatch, relay, keys["fetcher"])
+        import boto3
+
+        s3 = boto3.client("s3", endpoint_url=relay, region_name="us-east-1")
+        with pytest.raises(s3.exceptions.ClientError, match="403"):
+            s3.head_object(Bucket=bucket, Key="fetcher/keys/none.json")  # as AWS answers this user
         laptop = Machine(tmp_path / "laptop", url)
-        assert laptop.build() == ["mid", "final"] and laptop.ran == [] and laptop.notes == []
+        assert laptop.build() == ["mid", "final"] and laptop.ran == [] and laptop.remote.restored == 2
+        assert laptop.notes == []
+        changed = Machine(tmp_path / "changed", url)
+        changed.root.joinpath("a.txt").write_bytes(b"z" * 300_000)  # what the remote has not seen: two misses
+        os.utime(changed.root / "a.txt", (time.time() - 60, time.time() - 60))
+        assert changed.build() == ["mid", "final"] and changed.ran == ["mid", "final"]
+        assert changed.remote.missed == 2, changed.notes
+        assert len(changed.notes) == 2, changed.notes
+        assert "each refusal counts as a miss" in changed.notes[0] and "s3:ListBucket" in changed.notes[0]
+        assert "is read-only here" in changed.notes[1]
 
 
 def test_the_environment_wins_over_the_spec_and_empty_turns_it_off() -> None:

@@ -24,7 +24,9 @@ Why it is safe to share:
   as it does a local build.
 - **Never fatal.** A remote that cannot be reached, a bucket that does not exist, missing
   credentials: one line, then the build goes on locally. A remote that cannot be written to
-  (read-only credentials) is said once and only restores.
+  (read-only credentials) is said once and only restores. A refused read of one entry is a miss,
+  not the end of the remote: S3 answers 403, not 404, for a key it does not hold when the
+  credentials may read objects but not list the bucket.
 """
 
 from __future__ import annotations
@@ -167,6 +169,11 @@ class RemoteCache:
         except Unusable:
             return None
         except Exception as e:  # noqa: BLE001 - transport errors come from the backend's own stack
+            if _is_permission(e):
+                self._say(f"remote cache {self.url}: reading its entries is refused ({_describe(e)}), which S3 "
+                          "also answers for an entry it does not hold when these credentials may not list the "
+                          "bucket (s3:ListBucket): each refusal counts as a miss")
+                return None
             try:
                 self._give_up(_describe(e))  # unreachable: asking again for every target only waits longer
             except Unusable:
