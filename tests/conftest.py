@@ -258,6 +258,32 @@ def pytest_configure(config: pytest.Config) -> None:
     _let_ctrl_c_through()
 
 
+_PACKAGE_PICTURE = pytest.StashKey[dict[str, tuple[int, ...]]]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Take the package tree's picture (in the process that runs or controls the run)."""
+    if not hasattr(session.config, "workerinput"):
+        from package_guard import picture
+
+        session.config.stash[_PACKAGE_PICTURE] = picture(ROOT / "modelkit")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run if a test wrote in the package tree (see ``package_guard``)."""
+    before = session.config.stash.get(_PACKAGE_PICTURE, None)
+    if before is None:
+        return
+    from package_guard import changes, picture
+
+    changed = changes(before, picture(ROOT / "modelkit"))
+    if changed:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line("FAILED: tests wrote in the package tree modelkit/: " + "; ".join(changed), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def _let_ctrl_c_through() -> None:
     """Tests send Ctrl-C (SIGINT) to the builds they start. A shell without job control starts a
     background job (``make test &`` in a script) with SIGINT ignored, and every process inherits

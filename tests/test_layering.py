@@ -7,6 +7,7 @@ sneak a dependency past the rule.
 from __future__ import annotations
 
 import ast
+import os
 import re
 from pathlib import Path
 
@@ -26,9 +27,10 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imported_modules(path: Path) -> set[str]:
-    """Every modelkit module ``path`` imports, relative imports resolved."""
-    package = module_name(path).split(".")
+def imported_modules(path: Path, name: str | None = None) -> set[str]:
+    """Every modelkit module ``path`` (the module ``name``, by default where it lies) imports,
+    relative imports resolved."""
+    package = (name or module_name(path)).split(".")
     if path.name != "__init__.py":
         package = package[:-1]
     found: set[str] = set()
@@ -57,12 +59,10 @@ def test_the_core_knows_nothing_of_models() -> None:
 
 
 def test_the_layering_test_sees_imports_inside_functions(tmp_path: Path) -> None:
-    sample = PACKAGE / "core" / "_sample_for_test.py"
-    try:
-        sample.write_text('"""x"""\ndef f():\n    from ..rules import names\n    import modelkit.steps\n')
-        assert imported_modules(sample) >= {"modelkit.rules", "modelkit.rules.names", "modelkit.steps"}
-    finally:
-        sample.unlink()
+    sample = tmp_path / "sample.py"  # read as if it were modelkit/core/sample.py; tests never write in the package
+    sample.write_text('"""x"""\ndef f():\n    from ..rules import names\n    import modelkit.steps\n')
+    assert imported_modules(sample, "modelkit.core.sample") >= {"modelkit.rules", "modelkit.rules.names",
+                                                                "modelkit.steps"}
 
 
 @pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
@@ -125,3 +125,31 @@ def test_the_public_api_names_every_error() -> None:
                 if isinstance(value, type) and issubclass(value, Exception)}
     assert declared <= set(modelkit.__all__)
     assert declared == set(errors.__all__) - {"register_later_hint"}
+
+
+def test_a_file_made_and_removed_again_is_seen_by_the_package_guard(tmp_path: Path) -> None:
+    """conftest compares the package tree before and after the run with this picture: a test
+    that wrote in it fails the run, even if it cleaned up (the other worker saw it meanwhile)."""
+    from package_guard import changes, picture
+
+    tree = tmp_path / "modelkit"
+    (tree / "core" / "__pycache__").mkdir(parents=True)
+    (tree / "core" / "engine.py").write_text("x = 1\n")
+    os.utime(tree / "core", ns=(1, 1))
+    before = picture(tree)
+    assert changes(before, picture(tree)) == []
+    (tree / "core" / "_sample.py").write_text("x")
+    (tree / "core" / "_sample.py").unlink()
+    assert changes(before, picture(tree)) == ["core/: something was made or removed in it"]
+    (tree / "core" / "engine.py").write_text("x = 2\n")
+    assert "core/engine.py: changed" in changes(before, picture(tree))
+
+
+def test_python_making_its_bytecode_folder_is_not_a_change(tmp_path: Path) -> None:
+    from package_guard import changes, picture
+
+    (tmp_path / "spec").mkdir()
+    os.utime(tmp_path / "spec", ns=(1, 1))
+    before = picture(tmp_path)
+    (tmp_path / "spec" / "__pycache__").mkdir()
+    assert changes(before, picture(tmp_path)) == []

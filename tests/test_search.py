@@ -120,3 +120,53 @@ def test_a_target_no_candidate_meets_is_one_line_with_the_best_reached(built_exa
     error = next(line for line in proc.stderr.splitlines() if line.startswith("error:"))
     assert "quantize.target: no candidate meets max_kld = 1e-07 within 3 candidates: the best reached mean KLD" \
         in error and "raise quantize.search_budget" in error
+
+
+class _Toolchain:
+    """What the search reads of a toolchain: its version and the backend it measures on."""
+
+    def __init__(self, backend: str) -> None:
+        self.version, self.backend = "b1", backend
+
+
+def _search_on(backend: str, kept: dict[str, bytes], measured: list[str], tmp_path: Path) -> dict:
+    """A search run on a toolchain of ``backend`` whose measurements are made up (fewer bits, more
+    KL divergence), sharing ``kept`` records as machines share the remote cache."""
+    from modelkit.core.action import StepContext
+    from modelkit.steps.search import SearchQuant
+
+    out = tmp_path / f"{backend}.search.json"
+    step = SearchQuant(out=out, src=tmp_path / "model.gguf", logits=tmp_path / "logits", text=tmp_path / "eval.txt",
+                       imatrix=None, context=128, target={"max_kld": 0.01}, budget=3, label="base")
+    ctx = StepContext(name="search:base", log_path=tmp_path / "log", progress=lambda f, t: None,
+                      toolchain_factory=lambda: _Toolchain(backend), tmp_paths={out: out},
+                      memo=kept.get, keep=kept.__setitem__)
+    step.run(ctx)
+    return json.loads(out.read_text())
+
+
+def test_numbers_measured_on_one_backend_are_never_reused_on_another(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from modelkit.steps import search
+
+    measured: list[str] = []
+
+    def made_up(self: search._Search, candidate: search.Candidate, logits: Path) -> dict:
+        measured.append(f"{self.backend}:{candidate.name()}")
+        self.fresh += 1
+        rung = search.LADDER.index(candidate.type)
+        return {"kld_mean": 0.1 / (rung + 1) ** 2, "top1_agreement": 0.9, "bytes": 1000 * (rung + 1),
+                "group_types": {}}
+
+    monkeypatch.setattr(search._Search, "_quantize_and_measure", made_up)
+    monkeypatch.setattr("modelkit.formats.gguf.tensor_names", lambda path: [])
+    kept: dict[str, bytes] = {}
+    on_gpu = _search_on("cuda", kept, measured, tmp_path)
+    assert {c["backend"] for c in on_gpu["candidates"]} == {"cuda"} and on_gpu["measured_now"] > 0
+    measured.clear()
+    on_cpu = _search_on("cpu", kept, measured, tmp_path)
+    assert on_cpu["measured_now"] == len(measured) > 0 and all(m.startswith("cpu:") for m in measured)
+    assert {c["backend"] for c in on_cpu["candidates"]} == {"cpu"}
+    measured.clear()
+    again = _search_on("cuda", kept, measured, tmp_path)
+    assert measured == [] and again["chosen"] == on_gpu["chosen"]  # the same backend recalls its own numbers

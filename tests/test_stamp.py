@@ -105,6 +105,24 @@ def test_other_options_or_environment_are_planned_once(stamped: Path) -> None:
     assert planned(build(stamped, env={"HF_HUB_OFFLINE": "1"}))
 
 
+def test_a_moved_user_cache_is_planned(stamped: Path, tmp_path: Path) -> None:
+    """$XDG_CACHE_HOME decides where the toolchain is found: moved, the stamp cannot answer (here
+    the new folder leads to the same toolchain, so the plan finds everything up to date)."""
+    from modelkit.toolchain import cache_root
+
+    xdg = tmp_path / "xdg"
+    xdg.mkdir()
+    (xdg / "modelkit").symlink_to(cache_root())
+    proc = build(stamped, env={"XDG_CACHE_HOME": str(xdg)})
+    assert planned(proc) and "everything is up to date" in proc.stderr
+
+
+def test_a_stamp_keeps_no_value_of_the_environment(stamped: Path) -> None:
+    """Tokens live in the environment (HF_TOKEN): the stamp keeps a digest of it, not its values."""
+    build(stamped, env={"HF_TOKEN": "hf_secret_value"})
+    assert "hf_secret_value" not in (stamped / ".modelkit" / "noop.json").read_text()
+
+
 def test_a_build_that_asks_ollama_is_never_answered_from_a_stamp(stamped: Path) -> None:
     (stamped / ".modelkit" / "noop.json").unlink()
     for _ in range(2):

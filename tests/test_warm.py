@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -108,6 +109,32 @@ def test_stopping_a_warm_run_stops_it_and_what_it_started(tmp_path: Path) -> Non
     process.stop(running)
     assert running.wait() == -signal.SIGTERM
     assert subprocess.run(["pgrep", "-f", "^sleep 61.5$"], capture_output=True).stdout == b""
+
+
+def test_a_run_stopped_as_soon_as_it_starts_is_stopped_every_time(tmp_path: Path) -> None:
+    """A stop right after the start (Ctrl-C as a build begins) must find the run's session: its
+    pid is reported only once the child has called setsid, and stop() never waits unbounded."""
+    script = tmp_path / "sleeps.py"
+    script.write_text("import time\ntime.sleep(60)\n")
+    how = Warm((str(tmp_path),), ())
+    for _ in range(200):
+        running = warm.start(sys.executable, [str(script)], how, None, tmp_path)
+        assert running is not None
+        stopping = threading.Thread(target=process.stop, args=(running,), daemon=True)
+        stopping.start()
+        stopping.join(timeout=20)
+        assert not stopping.is_alive(), "stop() is waiting for a run it could not signal"
+        assert running.wait(timeout=5) in (-signal.SIGTERM, -signal.SIGKILL)
+
+
+def test_a_server_shows_a_short_command_line(tmp_path: Path) -> None:
+    """``ps`` on a user's machine shows the server's module file, not its source."""
+    (tmp_path / "quick.py").write_text("print('ok')\n")
+    how = Warm((str(tmp_path),), ())
+    running = warm.start(sys.executable, [str(tmp_path / "quick.py")], how, None, tmp_path)
+    assert running is not None and running.wait(timeout=30) == 0
+    argv = Path(f"/proc/{server_of(how).pid}/cmdline").read_bytes().split(b"\0")
+    assert argv[1].endswith(b"modelkit/core/warm_server.py") and len(b" ".join(argv)) < 500
 
 
 def test_a_server_that_dies_fails_its_runs_and_the_next_run_gets_a_new_one(tmp_path: Path) -> None:

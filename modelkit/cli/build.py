@@ -15,8 +15,6 @@ from modelkit.errors import UserError
 
 NOOP_STAMP = "noop.json"
 """In the state folder: what the last build that had nothing to do read and printed."""
-STAMP_ENVIRONMENT = ("MODELKIT_", "OLLAMA_", "HF_", "HUGGINGFACE_", "CUDA_", "NVIDIA_", "LLAMA_", "PYDANTIC_")
-STAMP_VARIABLES = ("PATH", "PYTHONPATH", "HOME", "TERM", "NO_COLOR", "FORCE_COLOR", "COLUMNS")
 
 
 def add_commands(sub: Any, epilog: str) -> None:
@@ -181,11 +179,11 @@ def _noop_key(args: argparse.Namespace, targets: list[str]) -> dict[str, Any] | 
     or None for a build that must plan (``--force``, ``--update``)."""
     if args.force or args.update:
         return None
+    from modelkit import environment
     from modelkit.cli.console import console
 
-    env = {k: v for k, v in os.environ.items() if k.startswith(STAMP_ENVIRONMENT) or k in STAMP_VARIABLES}
     return {"command": "build", "targets": targets, "register": args.register, "locked": args.locked,
-            "push": not args.no_push, "cwd": os.getcwd(), "python": sys.executable, "env": dict(sorted(env.items())),
+            "push": not args.no_push, "cwd": os.getcwd(), "python": sys.executable, "env": environment.digest(),
             "console": [console.is_terminal, console.width, console.color_system]}
 
 

@@ -102,10 +102,7 @@ def stop_all(sig: int = signal.SIGTERM) -> int:
     with _RUNNING_LOCK:
         running = list(_RUNNING)
     for proc in running:
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
+        _signal(proc.pid, sig)
     return len(running)
 
 
@@ -147,17 +144,31 @@ def fraction_in(line: str, pattern: re.Pattern[str] | None) -> float | None:
     return float(groups[0]) / 100 if groups else None
 
 
+STOP_SECONDS = 10.0
+"""How long a stopped tool has to end after each signal."""
+
+
 def stop(proc: Running) -> None:
-    """Stop a tool and everything it started (it runs in its own session): TERM, then KILL."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
+    """Stop a tool and everything it started (it runs in its own session): TERM, then KILL, each
+    given :data:`STOP_SECONDS`. Never waits longer: a tool that outlives KILL is left to the system."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        _signal(proc.pid, sig)
         try:
-            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=STOP_SECONDS)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _signal(pid: int, sig: int) -> None:
+    """``sig`` to the session ``pid`` leads, or to ``pid`` alone when it leads none (yet)."""
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        try:
+            os.kill(pid, sig)
         except ProcessLookupError:
-            pass
-        proc.wait()
+            pass  # it has ended: wait() collects it
 
 
 def _deliver(raw_lines: list[bytes], on_line: Callable[[str], None], clean: Callable[[str], str]) -> None:

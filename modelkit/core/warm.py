@@ -60,10 +60,10 @@ class _Server:
 
     def __init__(self, python: str, warm: Warm, env: dict[str, str]) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        source = (Path(__file__).with_name("warm_server.py")).read_text(encoding="utf-8")
+        server = str(Path(__file__).with_name("warm_server.py"))  # the tool's Python may not have modelkit
         try:
             self.proc = subprocess.Popen(
-                [python, "-c", source, str(theirs.fileno()), str(IDLE_SECONDS), *warm.paths, "--", *warm.preload],
+                [python, server, str(theirs.fileno()), str(IDLE_SECONDS), *warm.paths, "--", *warm.preload],
                 pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL, start_new_session=True)
         finally:

@@ -25,7 +25,7 @@ MAX_MESSAGE = 1 << 20
 
 
 def main() -> None:
-    """``python -c SOURCE FD IDLE PATH... -- PRELOAD...``."""
+    """``python warm_server.py FD IDLE PATH... -- PRELOAD...``."""
     fd, idle, *rest = sys.argv[1:]
     split = rest.index("--")
     sys.path[0:1] = rest[:split]  # where the scripts' own modules are, as their folder would be
@@ -65,10 +65,17 @@ def serve(sock: socket.socket, idle: float) -> None:
             if not data:
                 return
             request = json.loads(data)
+            session_r, session_w = os.pipe()
             pid = os.fork()
             if pid == 0:
+                os.setsid()  # before anything else: the client stops the run by its session
+                os.close(session_w)
+                os.close(session_r)
                 _child(request, fds[0], sock, (wake_r, wake_w))
             os.close(fds[0])
+            os.close(session_w)
+            os.read(session_r, 1)  # EOF once the child has its session (or has died)
+            os.close(session_r)
             running.add(pid)
             _send(sock, {"id": request["id"], "pid": pid})
 
@@ -89,8 +96,8 @@ def _send(sock: socket.socket, message: dict[str, Any]) -> None:
 
 
 def _child(request: dict[str, Any], out: int, sock: socket.socket, wake: tuple[int, int]) -> None:
-    """Become the script: its own session (stopped as a group, like a cold tool), its output to
-    ``out``, its argv, environment and folder; never returns."""
+    """Become the script (already in its own session, stopped as a group like a cold tool): its
+    output to ``out``, its argv, environment and folder; never returns."""
     code = 1
     try:
         signal.set_wakeup_fd(-1)
@@ -98,7 +105,6 @@ def _child(request: dict[str, Any], out: int, sock: socket.socket, wake: tuple[i
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         for fd in (sock.fileno(), *wake):
             os.close(fd)
-        os.setsid()
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.dup2(out, 1)

@@ -17,10 +17,10 @@ quarter of the cost and counts nothing against the budget; every candidate that 
 measured on the whole text. It stops at the budget (whole-text measurements), said before it
 starts. Each candidate's numbers are kept (``.modelkit/memo/``, and the remote cache when there is
 one) by what decides them (the model's, the logits' and the importance matrix's digests, the
-recipe, the toolchain), so searching again after a change of target or budget, here or on a
-teammate's machine, measures nothing that was measured before. The
-result (every candidate, the choice) is a small JSON that the chosen variant's quantize step
-reads, and ``modelkit report`` shows.
+recipe, the toolchain and the backend measured on: a teammate's CUDA numbers are not a CPU's), so
+searching again after a change of target or budget, here or on a teammate's machine with the same
+backend, measures nothing that was measured before. The result (every candidate, the choice) is a
+small JSON that the chosen variant's quantize step reads, and ``modelkit report`` shows.
 """
 
 from __future__ import annotations
@@ -153,9 +153,12 @@ class _Search:
         self.screened: list[dict[str, Any]] = []
         self.fresh, self.seconds = 0, 0.0
         self._short_logits: Path | None = None
+        self.backend: str = ctx.toolchain.backend
+        """What the numbers are measured on ("cpu", "cuda"): a GPU adds in another order, so one
+        backend's numbers are never another's."""
         self.identity = hashlib.sha256(json.dumps([
             ctx.digest(step.src), ctx.digest(step.logits), ctx.digest(step.imatrix.path) if step.imatrix else None,
-            ctx.toolchain.version, step.context]).encode()).hexdigest()
+            ctx.toolchain.version, self.backend, step.context]).encode()).hexdigest()
 
     def run(self) -> dict[str, Any] | None:
         ladder = [t for t in LADDER if t != "Q2_K" or self.step.imatrix is not None]
@@ -235,11 +238,12 @@ class _Search:
         name = "search-" + hashlib.sha256(f"{self.identity}{kind}{candidate.name()}".encode()).hexdigest()
         try:
             kept = self.ctx.memo(name)
-            if kept is not None:
-                return dict(json.loads(kept))
+            recalled = json.loads(kept) if kept is not None else None
+            if isinstance(recalled, dict) and recalled.get("backend") == self.backend:
+                return recalled
         except ValueError:
             pass
-        numbers = self._quantize_and_measure(candidate, logits)
+        numbers = {**self._quantize_and_measure(candidate, logits), "backend": self.backend}
         self.ctx.keep(name, json.dumps(numbers, sort_keys=True).encode())
         return numbers
 
