@@ -1,23 +1,39 @@
-# The two commands the README promises. Both set up what they need first (scripts/setup.sh).
-.PHONY: setup example test check bench
+# The two commands the README promises, and what keeps them true. Each sets up what it needs first
+# (scripts/setup.sh: the locked packages of requirements/dev.txt, the llama.cpp toolchain).
+.PHONY: setup example test check bench lock test-latest _suite
+
+VENV ?= .venv
+# The whole test suite, end-to-end tests included, on two pytest-xdist workers, each on a core of
+# its own (tests/conftest.py), a module's tests on one worker (so its fixtures are made once).
+PYTEST = MODELKIT_REQUIRE_TOOLCHAIN=1 $(VENV)/bin/pytest -n 2 --dist loadscope --durations=20
 
 setup:
-	./scripts/setup.sh
+	VENV=$(VENV) ./scripts/setup.sh
 
 # Make the tiny model and build it: GGUFs, adapter, Modelfiles (offline).
 example: setup
-	.venv/bin/python examples/tiny/make_tiny.py
-	.venv/bin/modelkit build examples/tiny/model.toml
+	$(VENV)/bin/python examples/tiny/make_tiny.py
+	$(VENV)/bin/modelkit build examples/tiny/model.toml
 
-# The whole test suite, end-to-end tests included, on two pytest-xdist workers, each on a core of
-# its own (tests/conftest.py), a module's tests on one worker (so its fixtures are made once).
 test: setup
-	MODELKIT_REQUIRE_TOOLCHAIN=1 .venv/bin/pytest -n 2 --dist loadscope --durations=20
+	$(PYTEST)
 
 # Lint (ruff) and types (mypy), with the rules written down in pyproject.toml. CI runs it first.
 check: setup
-	.venv/bin/ruff check modelkit tests bench examples
-	.venv/bin/mypy
+	$(VENV)/bin/ruff check modelkit tests bench examples
+	$(VENV)/bin/mypy
 
 bench: setup
-	.venv/bin/python -m bench
+	$(VENV)/bin/python -m bench
+
+# Resolve the development environment afresh into requirements/ (commit the change on its own).
+lock:
+	./scripts/lock.sh
+
+# The suite against the newest releases pyproject.toml allows, in .venv-latest; the lock is not touched.
+test-latest:
+	VENV=.venv-latest UNLOCKED=1 ./scripts/setup.sh
+	$(MAKE) --no-print-directory VENV=.venv-latest _suite
+
+_suite:
+	$(PYTEST)

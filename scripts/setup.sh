@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Set up everything modelkit's example and tests need, idempotently:
-#   system packages (cmake, g++, Go for the template tests, Docker's registry for the push tests),
-#   a virtualenv in .venv with modelkit
-#   and its extras, and the managed llama.cpp toolchain (built once into ~/.cache/modelkit).
+#   system packages (cmake, g++, Go for the template tests, Docker's registry and skopeo for the
+#   registry tests), a virtualenv with modelkit and the exact packages of requirements/dev.txt
+#   (installed by uv, every file checked against its hash), and the managed llama.cpp toolchain
+#   (built once into ~/.cache/modelkit).
+#
+#   VENV=DIR      the virtualenv (default .venv)
+#   UNLOCKED=1    the newest releases the ranges in pyproject.toml allow, not the lock (make test-latest)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,23 +23,42 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+venv=${VENV:-.venv}
 python=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  echo "==> creating .venv"
-  "$python" -m venv .venv
+if [ ! -x "$venv/bin/python" ]; then
+  echo "==> creating $venv"
+  "$python" -m venv "$venv"
 fi
-stamp=.venv/.modelkit-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "==> pip install -e '.[dev]' (torch is pinned to the 2.13.0 CPU wheel)"
-  .venv/bin/pip install -q --upgrade pip
-  .venv/bin/pip install -q -e '.[dev]'
-  touch "$stamp"
+
+# torch is pinned to its 2.13.0 CPU build; this machine keeps that wheel in /opt/wheels (PyPI's
+# 2.13.0 for Linux is the CUDA build, gigabytes more).
+links=()
+[ -d /opt/wheels ] && links=(--find-links /opt/wheels)
+
+scripts/installer.sh
+uv=(.uv/bin/uv pip)
+if [ "${UNLOCKED:-0}" = 1 ]; then
+  stamp="$venv/.modelkit-latest"
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ -n "$(find "$stamp" -mmin +720)" ]; then
+    echo "==> the newest releases pyproject.toml allows for .[dev] into $venv (not the lock)"
+    "${uv[@]}" install -q --python "$venv/bin/python" "${links[@]}" --upgrade -e '.[dev]'
+    touch "$stamp"
+  fi
+else
+  stamp="$venv/.modelkit-locked"
+  if [ ! -f "$stamp" ] || [ requirements/dev.txt -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    echo "==> requirements/dev.txt into $venv (exact versions, every file's hash checked)"
+    "${uv[@]}" sync -q --python "$venv/bin/python" "${links[@]}" --require-hashes requirements/dev.txt
+    # modelkit itself, editable, built by the locked hatchling: nothing outside the lock is installed
+    "${uv[@]}" install -q --python "$venv/bin/python" --no-deps --no-build-isolation -e .
+    touch "$stamp"
+  fi
 fi
 
 # An editable install leaves modelkit's bytecode to be written on first import, which never
 # happens where PYTHONDONTWRITEBYTECODE is set: every command would compile modelkit again
 # (a fresh no-op build 0.5 s instead of 0.3 s). Compiling here is what a wheel install does.
-.venv/bin/python -m compileall -q modelkit
+"$venv/bin/python" -m compileall -q modelkit
 
 echo "==> llama.cpp toolchain"
-.venv/bin/modelkit toolchain install
+"$venv/bin/modelkit" toolchain install

@@ -81,3 +81,30 @@ def test_what_decides_a_build_changes_the_digest(name: str) -> None:
 
 def test_what_decides_nothing_leaves_the_digest_alone() -> None:
     assert environment.digest({"PWD": "/one", "OLDPWD": "/x"}) == environment.digest({"PWD": "/two"})
+
+
+def _locked_versions() -> dict[str, str]:
+    """``name==version`` of every package in requirements/dev.txt, names normalised (PEP 503)."""
+    lines = (ROOT / "requirements" / "dev.txt").read_text().splitlines()
+    return {_normal(name): version for line in lines if "==" in line and not line.startswith((" ", "#"))
+            for name, _, version in [line.split(" ")[0].partition("==")]}
+
+
+def _normal(name: str) -> str:
+    import re
+
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_the_environment_is_the_lock() -> None:
+    """``make setup`` installs exactly requirements/dev.txt (``make test-latest`` the newest, on purpose)."""
+    import sys
+    from importlib.metadata import distributions
+
+    if (Path(sys.prefix) / ".modelkit-latest").exists():
+        pytest.skip("make test-latest: the newest releases, not the lock")
+    installed = {_normal(d.metadata["Name"]): d.version for d in distributions()}
+    seeded = {"pip", "setuptools", "modelkit"}  # what `python -m venv` puts there, and the project itself
+    locked = _locked_versions()
+    assert {n: v for n, v in installed.items() if locked.get(n) != v and n not in seeded} == {}
+    assert {n: v for n, v in locked.items() if n not in installed} == {}
