@@ -103,7 +103,10 @@ def test_the_environment_is_the_lock() -> None:
 
     if (Path(sys.prefix) / ".modelkit-latest").exists():
         pytest.skip("make test-latest: the newest releases, not the lock")
-    installed = {_normal(d.metadata["Name"]): d.version for d in distributions()}
+    import sysconfig
+
+    site = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}  # not what a library adds to
+    installed = {_normal(d.metadata["Name"]): d.version for d in distributions(path=sorted(site))}  # sys.path (ray)
     seeded = {"pip", "setuptools", "modelkit"}  # what `python -m venv` puts there, and the project itself
     locked = _locked_versions()
     assert {n: v for n, v in installed.items() if locked.get(n) != v and n not in seeded} == {}
