@@ -32,7 +32,7 @@ MODEL_FILES = (
     "config.json", "generation_config.json", "*.safetensors", "model.safetensors.index.json",
     "tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
     "added_tokens.json", "vocab.json", "vocab.txt", "merges.txt", "chat_template.jinja",
-    "chat_template.json", "preprocessor_config.json", "README.md",
+    "chat_template.json", "preprocessor_config.json", "processor_config.json", "README.md",
 )
 MODEL_FILES_NO_SAFETENSORS = ("pytorch_model*.bin", "pytorch_model.bin.index.json")
 # Besides its weights, an adapter repo may hold the tokenizer and chat template it was trained with,

@@ -72,7 +72,8 @@ class Project:
     @cached_property
     def layout(self) -> Layout:
         locked = None if self.update_sources or self.lock is None else self.lock.get("sources")
-        return build_graph(self.loaded, locked, self.register, Facts(Hasher(self.state, free_digest=hub.blob_digest)))
+        return build_graph(self.loaded, locked, self.register, Facts(Hasher(self.state, free_digest=hub.blob_digest)),
+                           projectable=lambda: toolchain.projectable() if (toolchain := self.tools.find()) else None)
 
     @property
     def graph(self) -> Graph:
@@ -331,6 +332,8 @@ class Project:
         origin = modelfile.template_origin()
         if origin:
             info["chat_template"] = origin
+        if variant.projector is not None and variant.projector.is_file():
+            info["projector"] = {"file": str(variant.projector), **gguf_facts(variant.projector).get("projector", {})}
         registered = [r for r in variant.registrations if self.state.target(r) is not None]
         info["registered_as"] = [Names.registered_ref(r) for r in registered]
         choice = self.renderer(variant)

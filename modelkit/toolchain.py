@@ -17,6 +17,8 @@ with a GPU builds the same bytes and the lock file agrees.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import re
@@ -45,9 +47,21 @@ LOG_FLUSH = ("common/log.cpp", "        log = new common_log;\n",
 """llama.cpp's logger prints from a thread it never joins (llama.cpp issue 22142): a tool's last
 lines, such as llama-perplexity's results, are lost at exit in most runs on a busy machine. The
 patch flushes it at exit; it changes what the tools print, never what they write."""
+TOWER_NAMES = ("conversion/gemma.py", '        if "vision_model.head." in name:\n',
+               '        if name.startswith("vision_tower.") and not name.startswith("vision_tower.vision_model."):\n'
+               '            # modelkit: transformers 5 saves the SigLIP tower without its vision_model level\n'
+               '            name = "vision_tower.vision_model." + name[len("vision_tower."):]\n'
+               '        if "vision_model.head." in name:\n')
+"""Gemma 3's projector as transformers 5 saves it (``vision_tower.embeddings.…``, where Hub
+checkpoints saved by transformers 4 hold ``vision_tower.vision_model.embeddings.…``): without the
+patch, ``convert_hf_to_gguf.py --mmproj`` stops at ``Can not map tensor``. It renames the tensors
+the converter reads; the GGUF it writes is the one a transformers 4 checkpoint gives."""
 PATCHES = (LOG_FLUSH,)
 PATCH_LEVEL = "log-flush-1"
-"""Recorded in the manifest: a managed toolchain built without the patches is built again."""
+"""Recorded in the manifest: a managed toolchain whose binaries were built without the patches is built again."""
+SCRIPT_PATCHES = (TOWER_NAMES,)
+"""Patches to the Python scripts only: applied to a managed tree when it is loaded, no rebuild."""
+SCRIPT_PATCH_LEVEL = hashlib.sha256(json.dumps(SCRIPT_PATCHES).encode()).hexdigest()[:12]
 CONVERT_PACKAGES = ("torch", "transformers", "numpy", "safetensors", "sentencepiece")
 CMAKE_FLAGS = (
     "-DCMAKE_BUILD_TYPE=Release", "-DLLAMA_CURL=OFF", "-DGGML_NATIVE=OFF", "-DBUILD_SHARED_LIBS=OFF",
@@ -105,6 +119,10 @@ class Toolchain:
     @property
     def templates(self) -> Path:
         return self.source / "models" / "templates"
+
+    def projectable(self) -> frozenset[str]:
+        """The architectures whose projector this tree's ``convert_hf_to_gguf.py --mmproj`` converts."""
+        return _projectable(self.source)
 
     def fingerprint(self, component: str) -> dict[str, Any]:
         """What determines the bytes ``component`` ("convert" or "quantize") produces."""
@@ -240,11 +258,19 @@ def _load_managed(home: Path) -> Toolchain | None:
         return None
     if not all((toolchain.bin_dir / b).is_file() for b in BINARIES) or data.get("patches") != PATCH_LEVEL:
         return None
-    if toolchain.scripts_digest is None:  # built by an older modelkit: record it now, once
-        data["scripts_digest"] = _scripts_digest(toolchain.source)
+    if toolchain.scripts_digest is None or data.get("script_patches") != SCRIPT_PATCH_LEVEL:
+        _patch(toolchain.source, SCRIPT_PATCHES)  # built by an older modelkit: patch and record it now, once
+        data.update(scripts_digest=_scripts_digest(toolchain.source), script_patches=SCRIPT_PATCH_LEVEL)
         _write_manifest(manifest, data)
         toolchain = replace(toolchain, scripts_digest=data["scripts_digest"])
     return toolchain
+
+
+@functools.cache
+def _projectable(source: Path) -> frozenset[str]:
+    from modelkit.formats.vision import projectable_architectures
+
+    return projectable_architectures(source)
 
 
 def _write_manifest(path: Path, data: dict[str, Any]) -> None:
@@ -281,7 +307,7 @@ def install(backend: str | None = None, progress: Progress | None = None, force:
         log.write_text("")
         sdist = _fetch_sdist(report)
         source = _unpack(sdist, home, report)
-        _patch(source)
+        _patch(source, (*PATCHES, *SCRIPT_PATCHES))
         build = home / "build"
         flags = list(CMAKE_FLAGS)
         if backend == "cuda":
@@ -300,7 +326,8 @@ def install(backend: str | None = None, progress: Progress | None = None, force:
                               scripts_digest=_scripts_digest(source))
         manifest = {"source": str(source), "bin_dir": str(bin_dir), "version": toolchain.version,
                     "backend": backend, "sdist_sha256": SDIST_SHA256, "cmake_flags": flags,
-                    "scripts_digest": toolchain.scripts_digest, "patches": PATCH_LEVEL}
+                    "scripts_digest": toolchain.scripts_digest, "patches": PATCH_LEVEL,
+                    "script_patches": SCRIPT_PATCH_LEVEL}
         _write_manifest(home / "toolchain.json", manifest)
         return toolchain
 
@@ -364,9 +391,9 @@ def _verify(path: Path) -> None:
         raise UserError(f"{path}: sha256 {digest} is not the pinned {SDIST_SHA256}")
 
 
-def _patch(source: Path) -> None:
-    """Apply :data:`PATCHES` to the unpacked sources (once: a patched file is left as it is)."""
-    for name, old, new in PATCHES:
+def _patch(source: Path, patches: tuple[tuple[str, str, str], ...]) -> None:
+    """Apply ``patches`` to the unpacked sources (once: a patched file is left as it is)."""
+    for name, old, new in patches:
         path = source / name
         text = path.read_text(encoding="utf-8")
         if new in text:

@@ -77,20 +77,36 @@ def llama_cpp_templates() -> Path:
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with ``base/`` (a 2-layer Llama) and ``lora/`` (a PEFT LoRA trained on it).
 
-    Made by the same script the example uses (about 25 s on 2 cores), once per machine: the
-    script is seeded, so it is kept in modelkit's cache by the digest of the script and the
-    versions of the libraries that decide its bytes, and later sessions copy it.
+    Made by the same script the example uses (about 25 s on 2 cores), once per machine (see
+    :func:`made_once`).
     """
     pytest.importorskip("torch")
     pytest.importorskip("peft")
     script = ROOT / "examples" / "tiny" / "make_tiny.py"
-    out = tmp_path_factory.mktemp("tiny")
-    kept = kept_test_data("tiny-model", (script,), TINY_PACKAGES)
+    return made_once(tmp_path_factory, "tiny-model", (script,), lambda out: load_module(script).main([str(out)]))
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Gemma 3 that sees images, its two LoRAs and an image (``tests/tiny_vlm.py``), made once per machine."""
+    pytest.importorskip("torch")
+    pytest.importorskip("peft")
+    scripts = (ROOT / "tests" / "tiny_vlm.py", ROOT / "examples" / "tiny" / "make_tiny.py")
+    return made_once(tmp_path_factory, "tiny-vlm", scripts, lambda out: load_module(scripts[0]).make(out))
+
+
+def made_once(tmp_path_factory: pytest.TempPathFactory, name: str, scripts: tuple[Path, ...],
+              make: Callable[[Path], None]) -> Path:
+    """A copy of what ``make`` writes into a folder. The scripts are seeded, so what they make is
+    kept in modelkit's cache by the digest of the scripts and the versions of the libraries that
+    decide its bytes, and later sessions (and the other pytest-xdist worker) copy it."""
+    out = tmp_path_factory.mktemp(name)
+    kept = kept_test_data(name, scripts, TINY_PACKAGES)
     kept.parent.mkdir(parents=True, exist_ok=True)
     with locked(kept.with_name(f".{kept.name}.lock")):  # pytest-xdist's workers: one makes it, the other waits
         if not kept.is_dir():
-            made = tmp_path_factory.mktemp("tiny-made")
-            load_module(script).main([str(made)])
+            made = tmp_path_factory.mktemp(f"{name}-made")
+            make(made)
             partial = kept.with_name(f".{kept.name}.{os.getpid()}")
             shutil.copytree(made, partial)
             try:

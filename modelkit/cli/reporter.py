@@ -213,14 +213,18 @@ def _print_variants(project: Project, targets: list[str], result: BuildResult) -
             continue
         modelfile = shown_path(v.modelfile)
         registered = [r for r in v.registrations if r in built and r not in deferred]
+        sees = f"; sees images ({v.projector.name})" if v.projector else ""
         if registered:
             names = ", ".join(Names.registered_ref(r) for r in registered)
             choice = project.renderer(v)
             renders = f"; Ollama renders {choice.short()}" if choice else ""
-            console.print(markup("  [bold]{}[/]  registered as {}  [dim]({}{})[/]", v.ref, names, modelfile, renders))
+            console.print(markup("  [bold]{}[/]  registered as {}  [dim]({}{}{})[/]", v.ref, names, modelfile, renders,
+                                 sees))
         else:
-            console.print(markup("  [bold]{}[/]  [dim]{}; to register: ollama create {} -f {}[/]", v.ref, modelfile,
-                                 v.ref, modelfile))
+            console.print(markup("  [bold]{}[/]  [dim]{}; to register: ollama create {} -f {}{}[/]", v.ref, modelfile,
+                                 v.ref, modelfile, sees))
+    for note in project.layout.notes:
+        console.print(markup("[yellow]note:[/] {}", note))
     if deferred:
         first = next(iter(deferred.values()))
         console.print(markup("[yellow]not registered[/] ({} models): {}; start Ollama and run `modelkit build` again "

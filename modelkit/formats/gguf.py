@@ -313,4 +313,10 @@ def gguf_facts(path: Path) -> dict[str, Any]:
     }
     if kind == "adapter":
         info["adapter"] = {"type": meta.get("adapter.type"), "alpha": meta.get("adapter.lora.alpha")}
+    from modelkit.formats.vision import projector
+
+    seen = projector(meta)
+    if seen is not None:
+        info["projector"] = {"projector_type": seen.projector_type, "image_size": seen.image_size,
+                             "patch_size": seen.patch_size, "tokens_per_image": seen.tokens_per_image}
     return info

@@ -17,6 +17,7 @@ from typing import Any
 
 from modelkit.errors import UserError
 from modelkit.formats.safetensors import NotSafetensors, read_header
+from modelkit.formats.vision import touches_vision
 
 
 def safetensors_shapes(path: Path) -> dict[str, list[int]]:
@@ -67,12 +68,24 @@ def _claimed_base(adapter_dir: Path) -> str:
     return f" (its adapter_config.json names base '{name}')" if name else ""
 
 
+_WRAPPERS = frozenset({"model", "language_model", "vision_model"})
+"""Levels of a module path that checkpoints and loaded models spell differently: transformers 5
+loads Gemma 3's ``language_model.model.layers`` as ``model.language_model.layers`` (what an
+adapter names), and saves the SigLIP tower without the ``vision_model`` level transformers 4 had."""
+
+
+def _unwrapped(weight: str) -> str:
+    return ".".join(part for part in weight.split(".") if part not in _WRAPPERS)
+
+
 def _check_against_weights(lora: dict[str, list[int]], base: dict[str, list[int]], label: str, claimed: str) -> None:
+    unwrapped = {_unwrapped(name): name for name in base}
     for name, shape in sorted(lora.items()):
         mapped = base_weight_name(name)
         if mapped is None:
             continue
         weight, which = mapped
+        weight = weight if weight in base else unwrapped.get(_unwrapped(weight), weight)
         if weight not in base:
             raise UserError(f"{label}: made for another base{claimed}: it modifies {weight}, "
                             "which this base model does not have")
@@ -145,6 +158,8 @@ class MergeRoute:
     tokenizer: bool = False
     rows: int | None = None
     added: tuple[tuple[int, str], ...] = ()
+    vision: bool = False
+    """It changes the vision tower or projector: both halves are converted from the merged weights."""
 
 
 @dataclass(frozen=True)
@@ -171,6 +186,10 @@ def merge_route(adapter_dir: Path, shapes: dict[str, list[int]] | None, base: Ca
     config_path = adapter_dir / "adapter_config.json"
     config = _read_json(config_path, f"{label}: {_short(config_path)}")
     reasons = _config_reasons(config)
+    vision = [n for n in (shapes or {}) if touches_vision(n)]
+    if vision:
+        reasons.append(f"it changes the vision half ({vision[0]}), which no GGUF LoRA can carry: the projector "
+                       "is converted from the merged weights too")
     others = [n for n in (shapes or {}) if base_weight_name(n) is None]
     rows = _embedding_rows(shapes or {})
     vocabulary = read_vocabulary(adapter_dir)
@@ -195,7 +214,7 @@ def merge_route(adapter_dir: Path, shapes: dict[str, list[int]] | None, base: Ca
         return MergeRoute(False, f"LoRA (alpha {config.get('lora_alpha')}, r {config.get('r')}): llama.cpp merges it",
                           tokenizer=vocabulary is not None)
     return MergeRoute(True, "; ".join(reasons), tokenizer=vocabulary is not None, rows=rows,
-                      added=tuple(sorted(added.items())))
+                      added=tuple(sorted(added.items())), vision=bool(vision))
 
 
 def _config_reasons(config: dict[str, Any]) -> list[str]:

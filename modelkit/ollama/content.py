@@ -31,6 +31,8 @@ class ModelContent:
 
     gguf: Path
     adapters: tuple[Path, ...] = ()
+    projector: Path | None = None
+    """The vision half of a model that sees images (an mmproj GGUF), a second model file."""
     template: str | None = None
     system: str | None = None
     parameters: Mapping[str, object] = field(default_factory=dict)

@@ -53,6 +53,10 @@ class Modelfile:
 
     from_: str
     adapters: tuple[str, ...] = ()
+    projectors: tuple[str, ...] = ()
+    """Second ``FROM`` lines: a model that sees images names its projector GGUF after the model
+    (Ollama tells a projector by its content, ``general.type = mmproj``, and keeps it as a
+    ``projector`` layer; an ``ADAPTER`` line would not load it)."""
     template: str | None = None
     system: str | None = None
     parameters: tuple[tuple[str, object], ...] = ()
@@ -83,6 +87,7 @@ def render_modelfile(m: Modelfile) -> str:
     context = {
         "header_lines": m.header.splitlines(),
         "from_": quote_value(m.from_, "FROM path"),
+        "projectors": [quote_value(path, "FROM path") for path in m.projectors],
         "adapters": [quote_value(path, "ADAPTER path") for path in m.adapters],
         "template": None if m.template is None else quote_value(m.template, "ollama.template"),
         "system": None if m.system is None else quote_value(m.system, "ollama.system"),

@@ -129,8 +129,9 @@ def register(
         was_sent = _ensure_blob(client, path, digest, report, retry, host_shown, name)
         (uploaded if was_sent else reused).append(digest)
         sent[path] = digest
-    statuses = _create(client, name, files={blob_name(files[0]): sent[files[0]]},
-                       adapters={blob_name(path): sent[path] for path in files[1:]} or None,
+    models = files[:2] if content.projector is not None else files[:1]  # the model, then its projector
+    statuses = _create(client, name, files={blob_name(path): sent[path] for path in models},
+                       adapters={blob_name(path): sent[path] for path in files[len(models):]} or None,
                        content=content, params=params, messages=messages, report=report, host_shown=host_shown)
     copy = held_copy(name, host=host)
     if copy is None:
@@ -143,7 +144,8 @@ def register(
 def _checked_files(name: str, content: ModelContent) -> list[Path]:
     if len(content.adapters) > 1:
         raise UserError(f"{name}: Ollama applies one LoRA adapter per model, {len(content.adapters)} were given")
-    files = [Path(content.gguf), *map(Path, content.adapters)]
+    projector = [Path(content.projector)] if content.projector else []
+    files = [Path(content.gguf), *projector, *map(Path, content.adapters)]
     missing = [path for path in files if not path.is_file()]
     if missing:
         raise UserError(f"{name}: {missing[0]} does not exist; build it before registering")

@@ -31,7 +31,7 @@ GGUF-only base: both are refused while planning.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -78,6 +78,8 @@ class Variant:
     registrations: list[str] = field(default_factory=list)  # ollama:* targets
     full: Path | None = None  # the full-precision GGUF it was made from (itself, when shipped as is)
     full_quant: str | None = None
+    projector: Path | None = None  # the vision half it ships beside its GGUF (an mmproj GGUF)
+    projector_target: str | None = None  # what makes it (None: the user's own file)
     evaluation: Path | None = None  # its numbers against full precision ([evaluate] text)
     reference: Path | None = None  # the full-precision model's perplexity
     verdict: Path | None = None  # its prompt checks and gate
@@ -100,6 +102,8 @@ class Layout:
     sources: dict[str, hub.RepoSource]
     searches: dict[str, Path] = field(default_factory=dict)
     """Each full-precision model's quantization search result (when the spec sets a target), by its stem."""
+    notes: list[str] = field(default_factory=list)
+    """What the build says every time it is planned (a half of the model left out on purpose)."""
 
 
 @dataclass(frozen=True)
@@ -113,15 +117,18 @@ class FullPrecision:
 
 
 def build_graph(loaded: LoadedSpec, locked_sources: Mapping[str, Mapping[str, Any]] | None = None,
-                register: str | None = None, facts: Facts | None = None) -> Layout:
+                register: str | None = None, facts: Facts | None = None,
+                projectable: Callable[[], frozenset[str] | None] = lambda: None) -> Layout:
     """Turn a validated spec into targets. ``locked_sources``: the lock file's pinned repos;
     ``register``: overrides ``[ollama] register`` ("api", "cli" or "off"); ``facts``: where what
-    planning reads from big files is kept by their digests (see :mod:`modelkit.core.facts`)."""
+    planning reads from big files is kept by their digests (see :mod:`modelkit.core.facts`);
+    ``projectable``: the architectures whose projector the toolchain converts (None: not known yet)."""
     names = Names(loaded.build_dir, loaded.state_dir)
     rules = _Rules(loaded, names, resolve_inputs(loaded, names, locked_sources, facts),
                    register or loaded.spec.ollama.register_with)
     rules.small_sources()
     rules.templates()
+    rules.check_vision(projectable)
     base = rules.base()
     for given, resolved in zip(loaded.spec.adapters, rules.inputs.adapters):
         rules.adapter(given, resolved)
@@ -135,7 +142,7 @@ def build_graph(loaded: LoadedSpec, locked_sources: Mapping[str, Mapping[str, An
         for measured in made:
             rules.registrations(measured, verdicts.get(measured.variant.ref))
     return Layout(rules.graph, rules.variants, rules.inputs.sources,
-                  {stem: made.path for stem, made in rules.searches.items() if made})
+                  {stem: made.path for stem, made in rules.searches.items() if made}, rules.notes)
 
 
 class _Rules:
@@ -151,6 +158,7 @@ class _Rules:
         self._registration_deps: dict[str, tuple[list[Path], list[str]]] = {}
         self._servers: Any = None
         self.searches: dict[str, Artifact | None] = {}
+        self.notes: list[str] = []
 
     def add(self, name: str, action: Action, deps: tuple[str | None, ...] | list[str | None] = (), *,
             long: bool = False, once: bool = False, after: tuple[str, ...] = ()) -> Action:
@@ -185,6 +193,41 @@ class _Rules:
                 self.add, self.names, self.inputs, self.models(),
                 given=None if ollama.template == "inherit" else ollama.template,
                 given_file=self.loaded.resolve(ollama.template_file) if ollama.template_file else None)
+
+    def check_vision(self, projectable: Callable[[], frozenset[str] | None]) -> None:
+        """A base that sees images ships its projector, or says why not: never half a model in silence."""
+        vision, where = self.inputs.vision, self.loaded.where("base", "repo" if self.spec.base.repo else "path")
+        if vision is None:
+            return
+        if self.spec.vision.text_only:
+            self.notes.append(f"vision left out on purpose ([vision] text_only = true): {vision.architecture}'s "
+                              "projector is not shipped, so these models do not see images")
+            return
+        known = projectable()
+        if known is not None and vision.architecture not in known:
+            raise UserError(f"{where}: {vision.architecture} sees images (its config.json has a {vision.tower} "
+                            "vision tower), but this llama.cpp cannot convert its projector (convert_hf_to_gguf.py "
+                            "--mmproj does not know it): building would drop the vision half; to ship the text "
+                            "model alone on purpose, set [vision] text_only = true")
+
+    def projector(self, adapter: str | None) -> tuple[str | None, Path] | None:
+        """(target, file) of the projector the variants of ``adapter`` ship, or None (text only): the
+        merged model's own, when the adapter changed the vision half; else the base's."""
+        if self.inputs.mmproj is not None:
+            return None, self.inputs.mmproj
+        if self.inputs.vision is None or self.spec.vision.text_only:
+            return None
+        outtype = self.spec.vision.projector
+        resolved = next((a for a in self.inputs.adapters if a.name == adapter), None)
+        if resolved is not None and resolved.route.vision and self.merge:
+            made = self.names.projector(self.names.merged_stem(resolved.name), outtype)
+            return made.target, made.path
+        base = self.inputs.base
+        assert base is not None
+        made = self.names.projector("base", outtype)
+        self.add(made.target, Convert(folder=base.path, files=base.files, outtype=outtype, out=made.path, mmproj=True),
+                 base.deps, long=True, once=True)
+        return made.target, made.path
 
     def base(self) -> FullPrecision:
         """The base model: its weights fetched if it is a repo, converted unless it is a ready GGUF."""
@@ -255,11 +298,15 @@ class _Rules:
             adapter_files.append(self.names.adapter(adapter).path)
         chat = self.chat_templates.get(adapter)
         deps.append(chat.target if chat else None)
+        projected = self.projector(adapter)
+        projector = projected[1] if projected else None
+        deps.append(projected[0] if projected else None)
         modelfile = self.add(made.target, self._modelfile(made.path, gguf, adapter_files, chat, adapter,
-                                                          shipped_as_is=gguf_target is None), deps)
+                                                          shipped_as_is=gguf_target is None, projector=projector), deps)
         assert isinstance(modelfile, RenderModelfile)
         variant = Variant(model, tag, quant, gguf_target, gguf, adapter, made.target, made.path,
-                          full=full.path, full_quant=full.quant)
+                          full=full.path, full_quant=full.quant, projector=projector,
+                          projector_target=projected[0] if projected else None)
         self.variants.append(variant)
         self._registration_deps[variant.ref] = (adapter_files, [d for d in deps if d])
         return Measured(variant, modelfile, chat.target if chat else None)
@@ -321,15 +368,18 @@ class _Rules:
             made = self.names.registration(ref)
             self.add(made.target, Register(ref=ref, modelfile=measured.modelfile, gguf=variant.gguf,
                                            adapters=adapter_files, method=self.register, host=ollama.host,
-                                           servers=self._reachability(), out=made.path),
+                                           servers=self._reachability(), out=made.path, projector=variant.projector,
+                                           projector_is_source=variant.projector is not None
+                                           and variant.projector_target is None),
                      (variant.modelfile_target, *deps), after=(verdict,) if verdict else ())
             variant.registrations.append(made.target)
 
     def _modelfile(self, out: Path, gguf: Path, adapter_files: list[Path], chat: ModelTemplate | None,
-                   adapter: str | None, shipped_as_is: bool) -> RenderModelfile:
+                   adapter: str | None, shipped_as_is: bool, projector: Path | None) -> RenderModelfile:
         ollama = self.spec.ollama
         return RenderModelfile(
             out=out, from_=self._named_in_modelfile(gguf),
+            projector=self._named_in_modelfile(projector) if projector else None,
             adapters=[self._named_in_modelfile(a) for a in adapter_files],
             system=ollama.system, parameters=dict(ollama.parameters),
             messages=[(m.role, m.content) for m in ollama.messages], license=ollama.license,
@@ -342,8 +392,8 @@ class _Rules:
         """How a Modelfile in the build folder names ``path``: relative, as Ollama resolves FROM and
         ADAPTER from the Modelfile's folder, so the Modelfile is the same bytes wherever the project
         lives; absolute only for a ready GGUF the spec itself names by an absolute path."""
-        given = self.spec.base.gguf
-        if path == self.inputs.base_gguf and given is not None and Path(given).expanduser().is_absolute():
+        given = {self.inputs.base_gguf: self.spec.base.gguf, self.inputs.mmproj: self.spec.base.mmproj}.get(path)
+        if given is not None and Path(given).expanduser().is_absolute():
             return str(path)
         rel = os.path.relpath(path, self.names.build)
         return rel if rel.startswith("..") else f"./{rel}"
@@ -372,10 +422,12 @@ class _Rules:
         assert base is not None
         files = dict(folder.files)
         files.update(folder.pick(resolved.tokenizer_files))
+        projected = self.projector(resolved.name) if route.vision else None
         return MergePeft(name=resolved.name, base_dir=base.path, base_files=base.files, adapter_dir=folder.path,
                          adapter_files=files, tokenizer="adapter" if route.tokenizer else "base", rows=route.rows,
                          added=route.added, reason=route.reason, out=out,
-                         chat_template=carried.path if carried else None)
+                         chat_template=carried.path if carried else None,
+                         projector=projected[1] if projected else None, projector_type=self.spec.vision.projector)
 
     def _carried(self, adapter: str | None) -> ModelTemplate | None:
         """``adapter``'s template, when its GGUFs must be rewritten to carry it."""

@@ -23,12 +23,17 @@ from typing import Any
 
 from modelkit import __version__, hub
 from modelkit.core.facts import Facts
+from modelkit.errors import UserError
 from modelkit.formats.checkpoints import step_of
 from modelkit.formats.peft import TOKENIZER_FILES, BaseFiles, MergeRoute, merge_route, safetensors_shapes
 from modelkit.formats.quant_types import file_type_name
+from modelkit.formats.vision import VisionTower, read_vision_tower
 from modelkit.rules.names import SOURCE_BASE, Names
 from modelkit.spec import LoadedSpec
 
+ROUTE_RULES = 2
+"""Raised when merge_route judges anew (2: an adapter that changes the vision half): routes judged
+by the earlier rules are not reused."""
 #: An adapter's files that its merge route is judged from.
 ROUTE_FILES = ("adapter_config.json", "adapter_model.safetensors", *TOKENIZER_FILES)
 
@@ -74,6 +79,10 @@ class Inputs:
     adapters: list[AdapterInput]
     sources: dict[str, hub.RepoSource] = field(default_factory=dict)
     chat_template_file: Path | None = None  # the spec's Jinja, instead of the model's
+    vision: VisionTower | None = None
+    """The base's vision tower, from its config.json (None: it sees text only, or is a ready GGUF)."""
+    mmproj: Path | None = None
+    """A ready GGUF base's projector (``[base] mmproj``, or the one ``mmproj*.gguf`` beside it)."""
 
 
 def resolve_inputs(loaded: LoadedSpec, names: Names, locked: Mapping[str, Mapping[str, Any]] | None = None,
@@ -110,7 +119,29 @@ def resolve_inputs(loaded: LoadedSpec, names: Names, locked: Mapping[str, Mappin
         adapters.append(AdapterInput(adapter.name, folder, step, tokenizer, route))
     gguf_type = file_type_of(gguf) if gguf is not None and not spec.quantize.types else "gguf"
     jinja = loaded.resolve(spec.ollama.chat_template_file) if spec.ollama.chat_template_file else None
-    return Inputs(base, gguf, gguf_type, config, adapters, sources, jinja)
+    return Inputs(base, gguf, gguf_type, config, adapters, sources, jinja, _base_vision(base, sources),
+                  ready_projector(loaded, gguf))
+
+
+def _base_vision(base: Folder | None, sources: Mapping[str, hub.RepoSource]) -> VisionTower | None:
+    """The base's vision tower, read from its config.json (a Hub base's is fetched now: a few KB)."""
+    if base is None:
+        return None
+    folder = hub.fetch_small(sources[SOURCE_BASE], ("config.json",)) if SOURCE_BASE in sources else base.path
+    return read_vision_tower(folder)
+
+
+def ready_projector(loaded: LoadedSpec, gguf: Path | None) -> Path | None:
+    """The projector of a ready GGUF base: ``[base] mmproj``, else the one ``mmproj*.gguf`` beside it."""
+    if gguf is None:
+        return None
+    if loaded.spec.base.mmproj is not None:
+        return loaded.resolve(loaded.spec.base.mmproj)
+    beside = sorted(p for p in gguf.parent.glob("mmproj*.gguf") if p.is_file())
+    if len(beside) > 1:
+        raise UserError(f"{loaded.where('base', 'gguf')}: {len(beside)} projectors lie beside {gguf.name} "
+                        f"({', '.join(p.name for p in beside)}): name the base's with [base] mmproj")
+    return beside[0] if beside else None
 
 
 def adapter_route(name: str, folder: Folder, source: hub.RepoSource | None, base: _BaseFacts,
@@ -131,7 +162,8 @@ def adapter_route(name: str, folder: Folder, source: hub.RepoSource | None, base
     if facts is None:
         return judge()
     files = {} if source is not None else {f"adapter/{n}": folder.path / n for n in ROUTE_FILES}
-    identity = [__version__, source.commit if source else None, base.source.commit if base.source else None]
+    identity = [__version__, ROUTE_RULES, source.commit if source else None,
+                base.source.commit if base.source else None]
     return facts.derive("merge route", {**files, **base.local_files()}, identity, judge,
                         dataclasses.asdict, _route_from_json)
 

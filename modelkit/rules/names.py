@@ -56,6 +56,13 @@ class Names:
     def quantized(self, stem: str, quant: str) -> Artifact:
         return Artifact(f"gguf:{stem}.{quant}", self.build / f"{stem}.{quant}.gguf")
 
+    def projector(self, stem: str, outtype: str) -> Artifact:
+        """The projector of a model that sees images: the base's is a target of its own
+        (``gguf:mmproj``); a merged model's is made by its merge (the same target). Named
+        ``mmproj-…`` as llama-server's ``-hf`` and ``ollama run hf.co/…`` look for it."""
+        target = "gguf:mmproj" if stem == "base" else self.merged(stem.removeprefix("base+")).target
+        return Artifact(target, self.build / f"mmproj-{stem}.{outtype}.gguf")
+
     def template(self) -> Artifact:
         return Artifact(TEMPLATE, self.build / "template.json")
 

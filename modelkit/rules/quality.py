@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from modelkit.core.action import Action
+from modelkit.errors import UserError
 from modelkit.formats.quant_types import canonical
 from modelkit.rules.names import Artifact, Names
 from modelkit.spec import LoadedSpec
@@ -106,7 +107,14 @@ def _verdict(add: Callable[..., Action], names: Names, loaded: LoadedSpec, m: Me
              evaluations: dict[str, str]) -> str | None:
     """``check:<model>:<tag>``, when prompt checks apply to the variant or a gate does."""
     spec, variant = loaded.spec.evaluate, m.variant
-    checks = [_check_data(c) for c in spec.prompts if not c.variants or variant.quant in map(_canonical, c.variants)]
+    asked = [(i, c) for i, c in enumerate(spec.prompts)
+             if not c.variants or variant.quant in map(_canonical, c.variants)]
+    checks = [_check_data(c) for _, c in asked]
+    images = {str(image): loaded.resolve(image) for _, c in asked for image in c.images}
+    showing = next((i for i, c in asked if c.images), None)
+    if showing is not None and variant.projector is None:
+        raise UserError(f"{loaded.where('evaluate', 'prompts', showing, 'images')}: {variant.ref} does not see images "
+                        "(its base has no projector, or [vision] text_only is set): drop the images or the check")
     gated = spec.max_kld is not None and variant.ref in evaluations
     if not checks and not gated:
         return None
@@ -114,11 +122,13 @@ def _verdict(add: Callable[..., Action], names: Names, loaded: LoadedSpec, m: Me
     ladder = [o.variant.evaluation for o in made if o.variant.evaluation is not None] if gated else None
     adapter = names.adapter(variant.adapter) if variant.adapter and m.modelfile.adapters else None  # an ADAPTER line
     deps = [variant.gguf_target, variant.modelfile_target, m.template_target,
-            *(evaluations.values() if gated else ()), adapter.target if adapter else None]
+            *(evaluations.values() if gated else ()), adapter.target if adapter else None,
+            variant.projector_target if images else None]
     add(made_verdict.target, JudgeVariant(ref=variant.ref, gguf=variant.gguf, modelfile=m.modelfile, checks=checks,
                                           adapters=[adapter.path] if adapter else [],
                                           max_kld=spec.max_kld if gated else None,
                                           evaluation=variant.evaluation if gated else None, ladder=ladder,
+                                          projector=variant.projector if images else None, images=images,
                                           out=made_verdict.path), deps, long=True)
     variant.verdict = made_verdict.path
     return made_verdict.target
@@ -126,8 +136,9 @@ def _verdict(add: Callable[..., Action], names: Names, loaded: LoadedSpec, m: Me
 
 def _check_data(check: Any) -> dict[str, Any]:
     """A prompt check as the verdict step takes it (plain data: it is part of the step's key)."""
+    shown = {"images": [str(image) for image in check.images]} if check.images else {}
     return {"messages": check.conversation,
-            "expect": check.expect, "expect_regex": check.expect_regex, "max_tokens": check.max_tokens}
+            "expect": check.expect, "expect_regex": check.expect_regex, "max_tokens": check.max_tokens, **shown}
 
 
 def _canonical(name: str) -> str:

@@ -135,8 +135,36 @@ def check_local_files(loaded: LoadedSpec) -> None:
              (("evaluate", "text"), spec.evaluate.text, spec.evaluate.context)]
     problems += [p for loc, path, context in texts if path is not None
                  and (p := _text_problem(loaded.resolve(path), loaded.where(*loc), context))]
+    problems += _image_problems(loaded)
     if problems:
         raise SpecError(problems)
+
+
+IMAGE_MAGIC = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG"}
+"""What an image a prompt check shows starts with (the formats llama.cpp's mtmd and Ollama both read)."""
+
+
+def _image_problems(loaded: LoadedSpec) -> list[str]:
+    """A projector or check image the spec names that is missing or is not what it must be."""
+    problems = []
+    if loaded.spec.base.mmproj is not None:
+        file = loaded.resolve(loaded.spec.base.mmproj)
+        if not file.is_file():
+            problems.append(f"{loaded.where('base', 'mmproj')}: file {file} does not exist")
+        elif not is_gguf(file):
+            problems.append(f"{loaded.where('base', 'mmproj')}: {file} is not a GGUF file")
+    for i, check in enumerate(loaded.spec.evaluate.prompts):
+        for j, image in enumerate(check.images):
+            file, where = loaded.resolve(image), loaded.where("evaluate", "prompts", i, "images", j)
+            try:
+                with open(file, "rb") as f:
+                    head = f.read(8)
+            except OSError:
+                problems.append(f"{where}: image {file} does not exist or cannot be read")
+                continue
+            if not any(head.startswith(magic) for magic in IMAGE_MAGIC):
+                problems.append(f"{where}: {file} is not a PNG or JPEG image")
+    return problems
 
 
 IMATRIX_CONTEXT = 512  # llama-imatrix's default context, which modelkit uses

@@ -58,6 +58,9 @@ class Base(_Strict):
     config: Path | None = Field(
         None, description="With `gguf` and adapters: a folder holding the base model's Hugging Face config.json, "
                           "which the LoRA conversion needs.")
+    mmproj: Path | None = Field(
+        None, description="With `gguf`: the base's projector GGUF (the vision half of a model that sees images, "
+                          "`mmproj-*.gguf`); default: the one beside `gguf`, if there is exactly one.")
 
     @field_validator("repo")
     @classmethod
@@ -74,6 +77,8 @@ class Base(_Strict):
             raise ValueError(f"give exactly one of repo, path or gguf{found}")
         if self.config is not None and self.gguf is None:
             raise ValueError("`config` is only for a `gguf` base; a repo or path already has its config.json")
+        if self.mmproj is not None and self.gguf is None:
+            raise ValueError("`mmproj` is only for a `gguf` base; a repo or path has its vision tower inside")
         return self
 
 
@@ -82,6 +87,18 @@ class Convert(_Strict):
 
     outtype: Literal["f32", "f16", "bf16", "q8_0", "auto"] = Field(
         "f16", description="Tensor type of the converted GGUF; quantizations are made from it.")
+
+
+class Vision(_Strict):
+    """A base that sees images: its projector (the vision tower and its projection into the language
+    model) is converted once (`convert_hf_to_gguf.py --mmproj`), shared by every variant and
+    registered beside it; never dropped in silence."""
+
+    projector: Literal["f32", "f16", "bf16", "q8_0"] = Field(
+        "f16", description="Tensor type of the projector GGUF (never quantized further with the variants).")
+    text_only: bool = Field(
+        False, description="Ship the language model alone, on purpose: no projector, the model does not see "
+                           "images (the build says so).")
 
 
 class Adapter(_Strict):
@@ -369,6 +386,9 @@ class PromptCheck(PromptCheckTable, _Strict):
     expect_regex: str | None = Field(None, description="Or a regular expression (Python's re) the answer must match.")
     variants: list[str] = Field(default_factory=list, description="Quantization types to check (default: all).")
     max_tokens: int = Field(48, gt=0, le=4096, description="How many tokens the answer may take.")
+    images: list[Path] = Field(default_factory=list, description="Images (PNG or JPEG) the last user message "
+                                                                   "shows, as Ollama's `images`: answered with the "
+                                                                   "variant's projector.")
 
     @model_validator(mode="after")
     def _one_question_one_expectation(self) -> PromptCheck:
@@ -495,6 +515,7 @@ class Spec(SpecTable, _Strict):
     build_dir: Path = Field(Path("build"), description="Where artifacts go, relative to the spec file.")
     base: Base
     convert: Convert = Field(default_factory=Convert)
+    vision: Vision = Field(default_factory=Vision)
     adapters: list[Adapter] = Field(default_factory=list)
     quantize: Quantize = Field(default_factory=Quantize)
     evaluate: Evaluate = Field(default_factory=Evaluate)

@@ -44,7 +44,9 @@ from modelkit.steps.base import GGUFStep, weights_size
 
 TOKENIZER_FILES = ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                    "added_tokens.json", "chat_template.jinja", "chat_template.json", "vocab.json", "merges.txt",
-                   "vocab.txt")
+                   "vocab.txt", "preprocessor_config.json", "processor_config.json")
+"""What the merged folder takes from the adapter (or the base): the tokenizer, and a vision model's
+image processor settings, which the projector's conversion reads."""
 # A folder holding one of these has a whole tokenizer, not only its settings or chat template.
 VOCABULARY_FILES = ("tokenizer.model", "tokenizer.json", "vocab.json", "vocab.txt")
 SHARD_SIZE = "512MB"
@@ -72,11 +74,18 @@ class MergePeft(GGUFStep, kind="merge-peft", tool="convert"):
     rows: int | None = None
     added: tuple[tuple[int, str], ...] = ()
     reason: str = ""
+    projector: Path | None = None
+    """Where the merged model's projector goes (an adapter that changes the vision half), of ``projector_type``."""
+    projector_type: str = "f16"
 
     def params(self) -> dict[str, Any]:
+        vision = {"projector": self.projector_type} if self.projector else {}
         return {"outtype": "f16", "tokenizer": self.tokenizer, "rows": self.rows,
                 "added": [list(t) for t in self.added], "merge": "merge_and_unload",
-                "peft": installed_version("peft"), "code": _code_digest()}
+                "peft": installed_version("peft"), "code": _code_digest(), **vision}
+
+    def outputs(self) -> list[Path]:
+        return [self.out, *([self.projector] if self.projector else [])]
 
     def inputs(self) -> dict[str, Path]:
         named = {f"base/{n}": p for n, p in self.base_files.items()}
@@ -118,6 +127,10 @@ class MergePeft(GGUFStep, kind="merge-peft", tool="convert"):
                           progress_re=TQDM_PERCENT, env=env)
             self.run_tool(ctx, [tc.python, tc.convert_hf, scratch, "--outtype", "f16", "--outfile", made],
                           progress_re=TQDM_PERCENT, env=script_env(), warm=tc.warm_convert)
+            if self.projector is not None:
+                self.run_tool(ctx, [tc.python, tc.convert_hf, scratch, "--mmproj", "--outtype", self.projector_type,
+                                    "--outfile", ctx.tmp(self.projector)],
+                              progress_re=TQDM_PERCENT, env=script_env(), warm=tc.warm_convert)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         self._check_vocabulary(made)
@@ -202,11 +215,14 @@ def merge(base: Path, adapter: Path, rows: int | None) -> Any:
     """The base with the adapter merged in: loaded in its own dtype, merged module by module."""
     import torch
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
+
+    from modelkit.formats.vision import read_vision_tower
 
     torch.set_grad_enabled(False)
     say(f"loading the base from {base}")
-    model = AutoModelForCausalLM.from_pretrained(base, dtype="auto", low_cpu_mem_usage=True)
+    auto = AutoModelForImageTextToText if read_vision_tower(base) else AutoModelForCausalLM  # both halves, or one
+    model = auto.from_pretrained(base, dtype="auto", low_cpu_mem_usage=True)
     say(f"base loaded: {sum(p.numel() for p in model.parameters()):,} parameters in {model.dtype}")
     embeddings = int(model.get_input_embeddings().weight.shape[0])  # type: ignore[index]  # torch types .weight loosely
     if rows and rows != embeddings:

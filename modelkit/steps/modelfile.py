@@ -30,6 +30,8 @@ class RenderModelfile(Step, kind="modelfile"):
     template_file: Path | None = None
     inherited: Path | None = None
     header: str = ""
+    projector: str | None = None
+    """The projector GGUF, named as ``from_`` is: the model sees images."""
     notice: str | None = None
     """Said when the Modelfile is written: why the GGUF may not carry its template (not part of the key)."""
 
@@ -38,7 +40,8 @@ class RenderModelfile(Step, kind="modelfile"):
 
         return {"from": self.from_, "adapters": self.adapters, "system": self.system,
                 "parameters": self.parameters, "messages": self.messages, "license": self.license,
-                "template": self.template, "header": self.header, "builtins": proven_digest()}
+                "template": self.template, "header": self.header, "builtins": proven_digest(),
+                **({"projector": self.projector} if self.projector else {})}
 
     def inputs(self) -> dict[str, Path]:
         return {"template_file": self.template_file} if self.template_file else {}
@@ -52,7 +55,8 @@ class RenderModelfile(Step, kind="modelfile"):
 
         builtin = self.builtin()
         return render_modelfile(Modelfile(
-            from_=self.from_, adapters=tuple(self.adapters), template=self.resolved_template(),
+            from_=self.from_, adapters=tuple(self.adapters), projectors=(self.projector,) if self.projector else (),
+            template=self.resolved_template(),
             system=self.system, parameters=tuple(self.resolved_parameters().items()),
             messages=tuple(self.messages), license=(self.license,) if self.license else (),
             requires=builtin.requires if builtin else None, renderer=builtin.renderer if builtin else None,

@@ -43,13 +43,18 @@ class JudgeVariant(Step, kind="judge", tool="quantize", reproducible=False):
     max_kld: float | None = None
     evaluation: Path | None = None
     ladder: list[Path] | None = None
+    projector: Path | None = None
+    """The variant's projector, which answers the checks that show images."""
+    images: dict[str, Path] = field(default_factory=dict)
+    """The images the checks show, by the name a check gives (as the spec writes it)."""
 
     def params(self) -> dict[str, Any]:
         return {"checks": self.checks, "max_kld": self.max_kld}
 
     def inputs(self) -> dict[str, Path]:
-        """The TEMPLATE's own file, if the spec names one (the prompts are rendered through it)."""
-        return self.modelfile.inputs()
+        """The TEMPLATE's own file, if the spec names one (the prompts are rendered through it),
+        and the images the checks show."""
+        return {**self.modelfile.inputs(), **{f"image/{name}": path for name, path in self.images.items()}}
 
     def describe(self) -> str:
         count = f" ({len(self.checks)} prompt{'s' * (len(self.checks) != 1)})" if self.checks else ""
@@ -73,15 +78,35 @@ class JudgeVariant(Step, kind="judge", tool="quantize", reproducible=False):
         from modelkit.chat_template.gotemplate import execute, ollama_data
 
         template = self.modelfile.resolved_template() or "{{ .Prompt }}"
-        prompt = execute(template, ollama_data(check["messages"], self.modelfile.system))
+        images = [self.images[name].read_bytes() for name in check.get("images", [])]
+        prompt = execute(template, ollama_data(with_image_tags(check["messages"], len(images)), self.modelfile.system))
         ctx.progress(None, f"asking {self.ref}: {check['messages'][-1]['content'][:60]}")
-        answer = _cut(complete(ctx, self.gguf, prompt, check["max_tokens"], self.adapters), self._stops())
+        if images:
+            answer = self._see(ctx, prompt, images, check["max_tokens"])
+        else:
+            answer = complete(ctx, self.gguf, prompt, check["max_tokens"], self.adapters)
+        answer = _cut(answer, self._stops())
         if check.get("expect") is not None:
             passed = check["expect"] in answer
         else:
             passed = re.search(check["expect_regex"], answer) is not None
         return {"prompt": prompt, "answer": answer, "expect": check.get("expect"),
                 "expect_regex": check.get("expect_regex"), "passed": passed}
+
+    def _see(self, ctx: StepContext, prompt: str, images: list[bytes], max_tokens: int) -> str:
+        """The answer to a prompt that shows ``images``, through the projector, as Ollama's runner asks
+        llama-server for it (greedy, one thread)."""
+        from modelkit.chat_template.proof.native import LlamaServer, NativeError
+
+        assert self.projector is not None
+        try:
+            with LlamaServer(ctx.toolchain.server, self.gguf, None, ctx.log_path, projector=self.projector) as server:
+                answer = server.complete(prompt, images, max_tokens)
+        except NativeError as e:
+            raise StepError(f"llama-server could not answer {self.ref} with its projector: {e}", ctx.log_path) from None
+        with open(ctx.log_path, "a", encoding="utf-8") as log:
+            log.write(f"{prompt}\nanswer: {answer!r}\n")
+        return answer
 
     def _stops(self) -> list[str]:
         stop = self.modelfile.resolved_parameters().get("stop") or []
@@ -123,6 +148,22 @@ def complete(ctx: StepContext, gguf: Path, prompt: str, max_tokens: int, adapter
                 return out[:-2]
     raise StepError(f"llama-completion never printed a complete answer for {gguf.name} in {ATTEMPTS} tries",
                     ctx.log_path)
+
+
+def with_image_tags(messages: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
+    """The conversation as Ollama renders it with ``count`` images on the last user message: their
+    tags ``[img-0]``… in place of its ``[img]`` or before its text (``chatPrompt`` in Ollama's
+    ``server/prompt.go``); its runner replaces each with llama-server's media marker."""
+    if not count:
+        return messages
+    last = max(i for i, m in enumerate(messages) if m["role"] == "user")
+    prefix, content = "", messages[last]["content"]
+    for index in range(count):  # an "[img]" in the text says where; else before it
+        if "[img]" in content:
+            content = content.replace("[img]", f"[img-{index}]", 1)
+        else:
+            prefix += f"[img-{index}]"
+    return [{**m, "content": prefix + content} if i == last else m for i, m in enumerate(messages)]
 
 
 def _cut(answer: str, stops: list[str]) -> str:

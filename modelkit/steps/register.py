@@ -44,11 +44,18 @@ class Register(Step, kind="ollama-register", cacheable=False, outside=True):
     method: str
     host: str | None
     servers: Reachability
+    projector: Path | None = None
+    projector_is_source: bool = False
+    """The projector is the user's own file (a ready GGUF base's), read here; else a target's output."""
 
     def params(self) -> dict[str, Any]:
         from modelkit.ollama.reachability import shown_host
 
         return {"model": self.ref, "method": self.method, "host": shown_host(self.host)}
+
+    def inputs(self) -> dict[str, Path]:
+        """A projector the spec names (a ready GGUF's): no target makes it, so its bytes are read here."""
+        return {"projector": self.projector} if self.projector and self.projector_is_source else {}
 
     def describe(self) -> str:
         return f"register {self.ref} with Ollama" + (" (ollama create)" if self.method == "cli" else "")
@@ -58,7 +65,8 @@ class Register(Step, kind="ollama-register", cacheable=False, outside=True):
 
         m = self.modelfile
         builtin = m.builtin()
-        return ModelContent(gguf=self.gguf, adapters=tuple(self.adapters), template=m.resolved_template(),
+        return ModelContent(gguf=self.gguf, adapters=tuple(self.adapters), projector=self.projector,
+                            template=m.resolved_template(),
                             system=m.system, parameters=m.resolved_parameters(), messages=tuple(m.messages),
                             license=(m.license,) if m.license else (), renderer=builtin.renderer if builtin else None,
                             parser=builtin.parser if builtin else None, requires=builtin.requires if builtin else None)
@@ -137,7 +145,8 @@ class Register(Step, kind="ollama-register", cacheable=False, outside=True):
         return OllamaUnavailable(shown_host(self.host), detail, self.ref, self.modelfile.out)
 
     def _digests(self, digest: Callable[[Path], str]) -> dict[Path, str]:
-        return {p.resolve(): digest(p) for p in [self.gguf, *self.adapters] if p.is_file()}
+        files = [self.gguf, *([self.projector] if self.projector else []), *self.adapters]  # as Ollama lists them
+        return {p.resolve(): digest(p) for p in files if p.is_file()}
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ runs the toolchain's binary on a GGUF (any that loads: the template comes from `
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import subprocess
@@ -76,10 +77,13 @@ def prove_native(jinja_source: str, render: NativeRenderer, battery: Sequence[Co
 class LlamaServer:
     """``llama-server`` on a free loopback port, rendering with ``template`` (a Jinja file's text;
     None: the GGUF's own) over ``model``'s vocabulary; a context manager whose :meth:`render` is a
-    :data:`NativeRenderer`."""
+    :data:`NativeRenderer`. With ``projector`` (an mmproj GGUF) it sees images: :meth:`complete`
+    answers a prompt with images at its media markers, as Ollama's runner asks it."""
 
-    def __init__(self, binary: Path, model: Path, template: str | None, log: Path | None = None) -> None:
+    def __init__(self, binary: Path, model: Path, template: str | None, log: Path | None = None,
+                 projector: Path | None = None) -> None:
         self.binary, self.model, self.template, self.log = binary, model, template, log
+        self.projector = projector
         self._proc: subprocess.Popen[bytes] | None = None
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self.port = 0
@@ -97,7 +101,8 @@ class LlamaServer:
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL
         self._proc = subprocess.Popen(
             [str(self.binary), "-m", str(self.model), "--host", "127.0.0.1", "--port", str(self.port), "-c", "512",
-             "-np", "1", "-t", "1", "--no-warmup", "--jinja", *given, "--no-webui"],
+             "-np", "1", "-t", "1", "--no-warmup", "--jinja", *given, "--no-webui",
+             *(["--mmproj", str(self.projector)] if self.projector else [])],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         self._wait_ready()
         return self
@@ -131,12 +136,34 @@ class LlamaServer:
             time.sleep(0.05)  # polling for the model to load, bounded by the deadline
 
     def render(self, body: dict[str, Any]) -> str:
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/apply-template", method="POST",
+        return str(self._post("/apply-template", body)["prompt"])
+
+    def complete(self, prompt: str, images: Sequence[bytes], max_tokens: int) -> str:
+        """The greedy continuation of ``prompt``, where each ``[img-N]`` is replaced by the server's
+        media marker and stands for ``images[N]`` (Ollama's ``llamaServerMultimodalPrompt``)."""
+        marker = self._get("/props")["media_marker"]
+        for index in range(len(images)):
+            prompt = prompt.replace(f"[img-{index}]", marker, 1)
+        body = {"prompt": {"prompt_string": prompt, "multimodal_data": [base64.b64encode(i).decode() for i in images]},
+                "n_predict": max_tokens, "temperature": 0, "seed": 0, "cache_prompt": False}
+        return str(self._post("/completion", body, timeout=600)["content"])
+
+    def _get(self, path: str) -> dict[str, Any]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=60) as r:
+                answer: dict[str, Any] = json.loads(r.read())
+                return answer
+        except OSError as e:
+            raise NativeError(f"llama-server did not answer ({e})") from None
+
+    def _post(self, path: str, body: dict[str, Any], timeout: float = 60) -> dict[str, Any]:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method="POST",
                                          data=json.dumps(body, ensure_ascii=False).encode(),
                                          headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=60) as r:
-                return str(json.loads(r.read())["prompt"])
+            with urllib.request.urlopen(request, timeout=timeout) as r:
+                answer: dict[str, Any] = json.loads(r.read())
+                return answer
         except urllib.error.HTTPError as e:
             detail = e.read().decode("utf-8", "replace")
             try:
