@@ -12,7 +12,9 @@ the battery with that engine — the TEMPLATE through modelkit's Go evaluator (h
 ``text/template`` by the tests), the Jinja through the toolchain's llama-server (``/apply-template``,
 as Ollama's native chat mode asks it) — against the reference. Plain conversations for every
 template; the tool conversations for templates that handle tools, the thinking ones for
-templates that handle thinking (as Ollama reads the Jinja). A template modelkit gives a built-in
+templates that handle thinking (as Ollama reads the Jinja), each with the settings of think Ollama
+lets a chat reach that model (``think_states``: a model that thinks gets think=true when a request
+says nothing, so "unset" is never rendered for it). A template modelkit gives a built-in
 RENDERER/PARSER (``modelkit.ollama.renderers.PROVEN``) is rendered by that renderer on the real
 Ollama instead (the whole battery; not measured where there is no real Ollama). Prints a Markdown
 table and the misses.
@@ -35,7 +37,7 @@ from bench.renderers import prove_with, real_server  # noqa: E402 - after the sy
 from modelkit.chat_template.proof import SAME, translate_and_prove  # noqa: E402 - after the sys.path entry that finds it
 from modelkit.chat_template.proof.native import LlamaServer, NativeError, prove_native  # noqa: E402 - after the sys.path entry that finds it
 from modelkit.chat_template.translator import Unsupported  # noqa: E402 - after the sys.path entry that finds it
-from modelkit.ollama.engine import predict_engine  # noqa: E402 - after the sys.path entry that finds it
+from modelkit.ollama.engine import predict_engine, think_states  # noqa: E402 - after the sys.path entry that finds it
 from modelkit.ollama.renderers import PROVEN, jinja_digest  # noqa: E402 - after the sys.path entry that finds it
 from modelkit.steps.native import native_battery  # noqa: E402 - after the sys.path entry that finds it
 from modelkit.toolchain import find_toolchain  # noqa: E402 - after the sys.path entry that finds it
@@ -79,13 +81,15 @@ def measure(name: str, jinja: str, server_bin: Path, gguf: Path, tallies: dict[s
     except Unsupported:
         tallies["no TEMPLATE (not translated)"].templates += 1
         return
-    engine = predict_engine(jinja, translation.go_template).selected
-    if engine == "go_template":
-        outcomes = list(go_proof.outcomes)
+    choice = predict_engine(jinja, translation.go_template)
+    engine, states = choice.selected, think_states(choice.capabilities)
+    if engine == "go_template":  # the TEMPLATE is proven on every setting: count those Ollama produces
+        outcomes = [o for o in go_proof.outcomes if o.think in states or len(go_proof.think) == 1]
     else:
         try:
             with LlamaServer(server_bin, gguf, jinja) as server:
-                outcomes = list(prove_native(jinja, server.render, native_battery(jinja), "<s>", "</s>", True).outcomes)
+                outcomes = list(prove_native(jinja, server.render, native_battery(jinja), "<s>", "</s>", True,
+                                             think=states).outcomes)
         except NativeError as e:
             tallies[engine].templates += 1
             tallies[engine].misses.append(f"{name}: llama-server {e}")
@@ -109,8 +113,8 @@ def add(tally: Tally, name: str, outcomes: list[Any]) -> None:
 def cause(miss: str) -> str:
     """Why a conversation differs, as far as its name and setting say."""
     if "with think unset" in miss:
-        return ("think unset: llama-server renders with enable_thinking=true (its default), the reference with "
-                "the template's own default")
+        return ("think unset (a model that does not think, as Ollama sees it): llama-server renders with "
+                "enable_thinking=true (its default), the reference with the template's own default")
     if "continue assistant" in miss:
         return "a final assistant message: llama.cpp continues it its own way, not as apply_chat_template does"
     if "reasoning" in miss:

@@ -338,7 +338,10 @@ class Project:
         info["registered_as"] = [Names.registered_ref(r) for r in registered]
         choice = self.renderer(variant)
         if choice is not None:
+            from modelkit.ollama.engine import without_think
+
             info["ollama_renders"] = choice.words()
+            info["without_think"] = without_think(choice.capabilities)
         return info
 
     def renderer(self, variant: Variant) -> Choice | None:

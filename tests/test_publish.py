@@ -488,3 +488,25 @@ def test_a_hub_that_cannot_be_reached_or_fails_is_one_line_and_nothing_is_commit
                                    f"{proc.stderr.split('nothing was committed: ')[1].strip()}")
     assert proc.stderr.strip().endswith(", then run `modelkit publish` again") and "Traceback" not in proc.stderr
     assert hub.commits == [] and hub.lfs == {}
+
+
+def test_a_model_that_sees_images_publishes_its_projector_where_the_runners_look(tmp_path: Path, hub: object) -> None:
+    """A ready GGUF base with its projector beside it (``mmproj-*.gguf``): the projector goes up under
+    the name ``llama-server -hf`` and ``ollama run hf.co/…`` look for, each Modelfile names it as a
+    second FROM, and the card says the model sees images."""
+    env = env_for(hub, tmp_path)
+    project = ready_project(tmp_path / "p")
+    write_tiny_gguf(project / "mmproj-model.gguf", arch="clip", kind="mmproj")
+    built(project, env)
+    assert "FROM ../mmproj-model.gguf" in (project / "build" / "bot-f32.Modelfile").read_text()
+    proc = modelkit(["publish"], project, env)
+    assert proc.returncode == 0, proc.stderr
+    repo = hub.repos["me/bot"]
+    assert repo.files["mmproj-model.gguf"] == (project / "mmproj-model.gguf").read_bytes()
+    assert b"FROM ./bot-F32.gguf\nFROM ./mmproj-model.gguf\n" in repo.files["bot-F32.Modelfile"]
+    from huggingface_hub import ModelCard
+
+    card = ModelCard(repo.files["README.md"].decode())
+    assert "vision" in card.data.tags and card.data.pipeline_tag == "image-text-to-text"
+    assert "The model sees images" in card.text and "`mmproj-model.gguf`" in card.text
+    assert hub_server.card_metadata_errors(repo.files["README.md"].decode()) == []

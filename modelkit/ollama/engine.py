@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from modelkit.chat_template.gotemplate import GoTemplate, GoTemplateError, identifiers, parse
+from modelkit.chat_template.gotemplate import GoTemplate, GoTemplateError, Think, identifiers, parse
 from modelkit.chat_template.gotemplate.nodes import ActionNode, IfNode, Node, Operand, Pipe, RangeNode, TextNode
 
 NATIVE_CHAT_SINCE = "0.30"
@@ -35,6 +35,11 @@ class Choice:
     chat_template: tuple[str, ...] | None
     renderer: str | None = None
     parser: str | None = None
+
+    @property
+    def capabilities(self) -> tuple[str, ...]:
+        """What Ollama sees the model can do: the capabilities of the side that renders."""
+        return (self.chat_template if self.native else self.go_template) or ()
 
     @property
     def native(self) -> bool:
@@ -62,6 +67,21 @@ class Choice:
                                                                     ("parser", self.parser)) if name)
             return f"Ollama's built-in {named} (its Go code for exactly this template; REQUIRES in the Modelfile)"
         return {"none": "no template: plain completion"}.get(self.selected, f"Ollama's built-in {self.selected}")
+
+
+def think_states(capabilities: tuple[str, ...]) -> tuple[Think, ...]:
+    """The settings of think Ollama lets a chat reach a model with (``server/routes.go``, ``/api/chat``
+    and ``/api/generate``): a model that thinks gets think=true when the request says nothing, so
+    "unset" never reaches its template; one that does not is refused think=true, so it gets unset
+    or false."""
+    return (True, False) if THINKING in capabilities else (None, False)
+
+
+def without_think(capabilities: tuple[str, ...]) -> str:
+    """What a request without think gets, in words."""
+    if THINKING in capabilities:
+        return "think=true (Ollama's default for a model that thinks; --think=false turns it off)"
+    return "think unset (the model does not think, as Ollama sees it; think=true is refused)"
 
 
 def jinja_capabilities(jinja: str) -> tuple[str, ...]:

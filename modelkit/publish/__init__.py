@@ -66,7 +66,7 @@ def prepare(plan: PublishPlan, progress: Progress | None = None) -> list[Upload]
     files: dict[str, Upload] = {}
     for pv in plan.variants:
         parts = plan.parts.get(pv.gguf.path_in_repo) or [pv.gguf]
-        for up in [*parts, *pv.adapters, modelfile_upload(plan.project, pv, parts[0].path_in_repo)]:
+        for up in [*parts, *pv.beside, modelfile_upload(plan.project, pv, parts[0].path_in_repo)]:
             files.setdefault(up.path_in_repo, up)
     for up in plan.extras:
         files.setdefault(up.path_in_repo, up)

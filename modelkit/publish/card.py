@@ -67,6 +67,7 @@ class CardFacts:
     max_file_size: int | None = None
     hub_pull: list[str] = field(default_factory=list)  # template, system, params: what `ollama run hf.co/…` reads
     renderer: str | None = None  # which of its renderers Ollama uses (see modelkit.ollama.engine)
+    projectors: list[str] = field(default_factory=list)  # the model sees images: its projector files
 
 
 def read_base_terms(readme: Path | None) -> BaseTerms:
@@ -95,8 +96,9 @@ def metadata(facts: CardFacts) -> str:
     """The card's YAML front matter, written by ``ModelCardData``."""
     from huggingface_hub import ModelCardData
 
-    tags = ["gguf", "ollama", *(["lora"] if facts.adapters else []), "llama.cpp", "modelkit"]
-    extra: dict[str, Any] = {}
+    tags = ["gguf", "ollama", *(["lora"] if facts.adapters else []), *(["vision"] if facts.projectors else []),
+            "llama.cpp", "modelkit"]
+    extra: dict[str, Any] = {"pipeline_tag": "image-text-to-text"} if facts.projectors else {}
     if facts.base_model:
         extra.update(base_model=facts.base_model, base_model_relation=facts.relation)
     if facts.license:
@@ -127,7 +129,8 @@ def render_card(facts: CardFacts) -> str:
         split=any(len(v.files) > 1 for v in facts.variants), max_file_size=human_size(facts.max_file_size or 0),
         template_origin=facts.template_origin, template_proof=facts.template_proof,
         license_note=_license_note(facts), gated_note=_gated_note(facts),
-        hub_pull=", ".join(f"`{name}`" for name in facts.hub_pull), renderer=facts.renderer)
+        hub_pull=", ".join(f"`{name}`" for name in facts.hub_pull), renderer=facts.renderer,
+        projectors=", ".join(f"`{name}`" for name in facts.projectors))
 
 
 def _row(v: VariantRow) -> dict[str, Any]:

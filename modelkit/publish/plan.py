@@ -57,6 +57,14 @@ class PublishedVariant:
     gguf: Upload
     adapters: list[Upload]
     pushes: list[tuple[str, str]]  # (the local Ollama model, its name in the registry)
+    projector: Upload | None = None
+    """The vision half, ``mmproj-<model>-<TYPE>.gguf``: the name ``llama-server -hf`` and ``ollama run
+    hf.co/…`` look for beside the GGUF."""
+
+    @property
+    def beside(self) -> list[Upload]:
+        """What goes up beside the GGUF: its adapter, its projector."""
+        return [*self.adapters, *([self.projector] if self.projector else [])]
 
 
 @dataclass
@@ -87,7 +95,8 @@ class PublishPlan:
         """What the model card says, with the files as they are published now (split or not)."""
         from modelkit.publish.facts import card_facts
 
-        return card_facts(self.project, self.repo, rows(self))
+        projectors = list(dict.fromkeys(pv.projector.path_in_repo for pv in self.variants if pv.projector))
+        return dataclasses.replace(card_facts(self.project, self.repo, rows(self)), projectors=projectors)
 
     def card(self) -> str:
         """The README.md text."""
@@ -153,7 +162,17 @@ def _published(project: Project, variant: Variant) -> PublishedVariant:
                 for a in render.adapters]
     gguf = Upload(gguf_name(variant), f"GGUF {variant.quant}", local=variant.gguf,
                   digest=known_digest(project, variant.gguf))
-    return PublishedVariant(variant, gguf, adapters, _pushes(project, variant))
+    projector = None if variant.projector is None else Upload(
+        projector_name(project, variant), "projector (images)", local=variant.projector,
+        digest=known_digest(project, variant.projector))
+    return PublishedVariant(variant, gguf, adapters, _pushes(project, variant), projector)
+
+
+def projector_name(project: Project, variant: Variant) -> str:
+    """``mmproj-<model>-<TYPE>.gguf``: the projector's type is the spec's (or the ready file's own name)."""
+    if variant.projector_target is None and variant.projector is not None:
+        return variant.projector.name if variant.projector.name.startswith("mmproj") else f"mmproj-{variant.model}.gguf"
+    return f"mmproj-{variant.model}-{project.spec.vision.projector.upper()}.gguf"
 
 
 def modelfile_upload(project: Project, pv: PublishedVariant, gguf_in_repo: str) -> Upload:
@@ -163,7 +182,8 @@ def modelfile_upload(project: Project, pv: PublishedVariant, gguf_in_repo: str) 
     render = project.graph[pv.variant.modelfile_target].action
     assert isinstance(render, RenderModelfile)
     local = dataclasses.replace(render, from_=f"./{gguf_in_repo}",
-                                adapters=[f"./{a.path_in_repo}" for a in pv.adapters])
+                                adapters=[f"./{a.path_in_repo}" for a in pv.adapters],
+                                projector=f"./{pv.projector.path_in_repo}" if pv.projector else None)
     return Upload(modelfile_name(pv.variant), "Modelfile", text=local.content())
 
 
@@ -271,7 +291,7 @@ def describe(plan: PublishPlan) -> list[dict[str, Any]]:
             out.append({"path": up.path_in_repo, "what": up.what, "bytes": up.size, "from": str(up.local),
                         "note": note})
         out += [{"path": a.path_in_repo, "what": a.what, "bytes": a.size, "from": str(a.local), "note": ""}
-                for a in pv.adapters]
+                for a in pv.beside]
         mf = modelfile_upload(plan.project, pv, (parts or [pv.gguf])[0].path_in_repo)
         out.append({"path": mf.path_in_repo, "what": mf.what, "bytes": mf.size, "from": None, "note": ""})
     for up in plan.extras:

@@ -213,9 +213,11 @@ class _Rules:
     def projector(self, adapter: str | None) -> tuple[str | None, Path] | None:
         """(target, file) of the projector the variants of ``adapter`` ship, or None (text only): the
         merged model's own, when the adapter changed the vision half; else the base's."""
+        if self.spec.vision.text_only:
+            return None
         if self.inputs.mmproj is not None:
             return None, self.inputs.mmproj
-        if self.inputs.vision is None or self.spec.vision.text_only:
+        if self.inputs.vision is None:
             return None
         outtype = self.spec.vision.projector
         resolved = next((a for a in self.inputs.adapters if a.name == adapter), None)

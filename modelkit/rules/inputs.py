@@ -83,6 +83,8 @@ class Inputs:
     """The base's vision tower, from its config.json (None: it sees text only, or is a ready GGUF)."""
     mmproj: Path | None = None
     """A ready GGUF base's projector (``[base] mmproj``, or the one ``mmproj*.gguf`` beside it)."""
+    text_only: bool = False
+    """``[vision] text_only``: the vision half is left out on purpose."""
 
 
 def resolve_inputs(loaded: LoadedSpec, names: Names, locked: Mapping[str, Mapping[str, Any]] | None = None,
@@ -120,7 +122,7 @@ def resolve_inputs(loaded: LoadedSpec, names: Names, locked: Mapping[str, Mappin
     gguf_type = file_type_of(gguf) if gguf is not None and not spec.quantize.types else "gguf"
     jinja = loaded.resolve(spec.ollama.chat_template_file) if spec.ollama.chat_template_file else None
     return Inputs(base, gguf, gguf_type, config, adapters, sources, jinja, _base_vision(base, sources),
-                  ready_projector(loaded, gguf))
+                  ready_projector(loaded, gguf), spec.vision.text_only)
 
 
 def _base_vision(base: Folder | None, sources: Mapping[str, hub.RepoSource]) -> VisionTower | None:

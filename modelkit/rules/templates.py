@@ -46,9 +46,15 @@ def add_templates(add: Callable[..., Action], names: Names, inputs: Inputs, mode
             files["template_file"] = given_file
         if made.target not in {t.target for t in chosen.values()}:
             add(made.target, InheritTemplate(texts=texts, tokens=tokens, files=files, label=_label(inputs, own),
-                                             given=given, given_file=given_file, out=made.path), deps)
+                                             given=given, given_file=given_file, out=made.path,
+                                             images=sees_images(inputs)), deps)
         chosen[adapter] = ModelTemplate(made.target, made.path, bool(own or inputs.chat_template_file))
     return chosen
+
+
+def sees_images(inputs: Inputs) -> bool:
+    """Whether the models ship a projector (the base has one, and it is not left out on purpose)."""
+    return inputs.mmproj is not None or (inputs.vision is not None and not inputs.text_only)
 
 
 def _candidates(inputs: Inputs, own: AdapterInput | None

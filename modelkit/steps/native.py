@@ -71,14 +71,17 @@ def native_result(toolchain: Any, gguf: Path, log: Path | None = None) -> dict[s
     jinja = source.template
     if not toolchain.server.is_file():
         return _result(engine, False, f"not proven: no llama-server in the toolchain ({toolchain.bin_dir})", [])
-    battery = native_battery(jinja)
+    from modelkit.ollama.engine import jinja_capabilities, think_states, without_think
+
+    battery, caps = native_battery(jinja), jinja_capabilities(jinja)
     try:
         with LlamaServer(toolchain.server, gguf, None, log) as server:
             proof = prove_native(jinja, server.render, battery, source.bos_token, source.eos_token,
-                                 source.add_bos_token)
+                                 source.add_bos_token, think=think_states(caps))
     except NativeError as e:
         return _result(engine, False, f"not proven: {e}", [])
-    return _result(engine, proof.proven, proof.summary(), list(proof.outcomes))
+    result = _result(engine, proof.proven, proof.summary(), list(proof.outcomes))
+    return {**result, "without_think": without_think(caps)}
 
 
 def native_battery(jinja: str) -> tuple[Any, ...]:

@@ -39,13 +39,15 @@ class InheritTemplate(Step, kind="inherit-template"):
     """A Go TEMPLATE the spec gives beside its Jinja: proven against it, instead of translating."""
     given_file: Path | None = None
     """Or the file holding it (then in ``files``, so that editing it proves again)."""
+    images: bool = False
+    """The model sees images: where each engine places them is proven too (:mod:`..chat_template.proof.images`)."""
 
     def params(self) -> dict[str, Any]:
         from modelkit.chat_template import translator_digest
 
         # The translator is modelkit's own code: when it changes, the translation may too.
         given = {"given": self.given} if self.given is not None else {}
-        return {"translator": translator_digest(), **given}
+        return {"translator": translator_digest(), **given, **({"images": True} if self.images else {})}
 
     def inputs(self) -> dict[str, Path]:
         return dict(self.files)
@@ -61,14 +63,28 @@ class InheritTemplate(Step, kind="inherit-template"):
         ctx.progress(None, f"translating and proving the template of {source.origin}")
         given = self.given_file.read_text(encoding="utf-8") if self.given_file is not None else self.given
         inherited = inherit_template(source) if given is None else check_given(source, given)
+        images = self._images(ctx, source, inherited.go_template)
         with open(ctx.log_path, "a", encoding="utf-8") as log:
-            log.write(f"origin: {source.origin}\nproof: {inherited.summary}\n\n{inherited.go_template}\n")
+            log.write(f"origin: {source.origin}\nproof: {inherited.summary}\n{images}\n\n{inherited.go_template}\n")
         ctx.tmp(self.out).write_text(json.dumps({
             "origin": source.origin, "template": inherited.go_template,
             "stop": list(inherited.stop), "proof": inherited.summary,
             "jinja": source.template, "bos_token": source.bos_token, "eos_token": source.eos_token,
-            "eot_tokens": list(source.eot_tokens),
+            "eot_tokens": list(source.eot_tokens), **images,
         }, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+    def _images(self, ctx: StepContext, source: Any, go_template: str) -> dict[str, Any]:
+        """For a model that sees images: where each of Ollama's engines places them, against the
+        template (said on screen where one of them places an image elsewhere)."""
+        if not self.images:
+            return {}
+        from modelkit.chat_template.proof.images import GO_TEMPLATE, NATIVE, prove_images
+
+        proof = prove_images(go_template, source.template, source.bos_token, source.eos_token, source.add_bos_token)
+        said = {engine: proof.summary(engine) for engine in (GO_TEMPLATE, NATIVE)}
+        if any("elsewhere" in line for line in said.values()):
+            ctx.note(f"{self.label}: " + "; ".join(line for line in said.values() if "elsewhere" in line))
+        return {"images": said}
 
 
 def read_inherited(path: Path) -> dict[str, Any]:

@@ -6,11 +6,12 @@ them byte for byte, with each setting of Ollama's ``think`` where the template r
 switch (:func:`translate_and_prove` is the route the build takes), and on tools and reasoning
 for a TEMPLATE that renders them (:data:`TOOL_BATTERY`, :mod:`.declare` shows Ollama so);
 :mod:`.families` holds hand-written templates of well-known formats, a second, independent
-route proven the same way.
+route proven the same way; :mod:`.images` proves where each of Ollama's engines places an image.
 """
 
 from .conversations import BATTERY, THINKING, TOOL_RESULTS, TOOLS, Conversation, ollama_message
 from .families import FAMILIES, Family, FamilyCheck, cross_check, recognise
+from .images import IMAGES, ImageProof, Placement, prove_images
 from .prove import (
                     DIFFERS,
                     GO_ERROR,
@@ -44,12 +45,16 @@ __all__ = [
     "Conversation",
     "Family",
     "FamilyCheck",
+    "IMAGES",
+    "ImageProof",
     "Outcome",
+    "Placement",
     "Proof",
     "cross_check",
     "expected_prompt",
     "ollama_message",
     "prove",
+    "prove_images",
     "recognise",
     "think_label",
     "think_switches_read",

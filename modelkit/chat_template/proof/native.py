@@ -67,11 +67,12 @@ def _native_message(message: dict[str, Any]) -> dict[str, Any]:
 
 def prove_native(jinja_source: str, render: NativeRenderer, battery: Sequence[Conversation],
                  bos_token: str | None, eos_token: str | None, add_bos_token: bool,
-                 today: date | None = None) -> Proof:
+                 today: date | None = None, think: Sequence[Think] | None = None) -> Proof:
     """Each conversation of ``battery`` rendered by llama.cpp (``render``, sent as Ollama sends it)
-    and by the reference (:func:`.prove.prove_renderer`)."""
+    and by the reference (:func:`.prove.prove_renderer`), with the settings of ``think`` Ollama
+    produces for the model (:func:`modelkit.ollama.engine.think_states`)."""
     return prove_renderer(jinja_source, lambda conv, think: render(ollama_native_body(conv, think)), NativeError,
-                          "llama.cpp", battery, bos_token, eos_token, add_bos_token, today)
+                          "llama.cpp", battery, bos_token, eos_token, add_bos_token, today, think)
 
 
 class LlamaServer:

@@ -236,15 +236,16 @@ JinjaRenderer = Callable[[Conversation, Think], str]
 
 def prove_renderer(jinja_source: str, render: JinjaRenderer, refused: type[Exception], who: str,
                    battery: Sequence[Conversation], bos_token: str | None, eos_token: str | None,
-                   add_bos_token: bool, today: date | None = None) -> Proof:
+                   add_bos_token: bool, today: date | None = None, think: Sequence[Think] | None = None) -> Proof:
     """Each conversation of ``battery`` rendered by another engine (``render``; ``refused`` is what
     it raises when it will not, ``who`` names it) and by the reference, with each setting of think
-    where the template reads a thinking switch, as :func:`prove` does; a leading BOS is not expected
-    where the tokenizer adds it (``add_bos_token``): such engines leave it to the tokenizer."""
+    where the template reads a thinking switch (``think``: only those, the ones Ollama produces), as
+    :func:`prove` does; a leading BOS is not expected where the tokenizer adds it (``add_bos_token``):
+    such engines leave it to the tokenizer."""
     day = today or date.today()
     ctx = RenderContext(bos_token=bos_token, eos_token=eos_token, now=lambda: datetime.combine(day, time(12, 0)))
     switches = think_switches_read(jinja_source)
-    settings = THINK_SETTINGS if switches else (None,)
+    settings = (tuple(think) if think is not None else THINK_SETTINGS) if switches else (None,)
     try:
         compiled = compile_template(jinja_source, ctx.now)
     except Exception as exc:  # noqa: BLE001 - any parse failure is the template's
