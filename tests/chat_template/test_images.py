@@ -13,7 +13,7 @@ from modelkit.chat_template.proof.images import GO_TEMPLATE, NATIVE
 from modelkit.chat_template.source import ChatTemplateSource
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tiny_vlm import GEMMA3_TEMPLATE  # noqa: E402 - the tests folder, after the sys.path entry
+from tiny_vlm import GEMMA3_TEMPLATE
 
 TEXT_ONLY = ("{% for m in messages %}<|{{ m.role }}|>{{ m.content if m.content is string else "
              "m.content | selectattr('type', 'equalto', 'text') | map(attribute='text') | join }}\n{% endfor %}"
