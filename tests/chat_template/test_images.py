@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
+from tiny_vlm import GEMMA3_TEMPLATE
 
 from modelkit.chat_template import inherit_template
 from modelkit.chat_template.proof import DIFFERS, OUTSIDE, SAME, prove_images
 from modelkit.chat_template.proof.images import GO_TEMPLATE, NATIVE
 from modelkit.chat_template.source import ChatTemplateSource
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tiny_vlm import GEMMA3_TEMPLATE
 
 TEXT_ONLY = ("{% for m in messages %}<|{{ m.role }}|>{{ m.content if m.content is string else "
              "m.content | selectattr('type', 'equalto', 'text') | map(attribute='text') | join }}\n{% endfor %}"
