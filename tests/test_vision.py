@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import modelkit
+from test_real_ollama import registry
 
 from modelkit.formats.gguf import read_header
 
@@ -192,3 +193,35 @@ def test_a_check_with_images_on_a_model_that_does_not_see_them_is_one_line(tiny_
     project = vlm_project(tiny_vlm, tmp_path / "p", "blind2", tail="\n[vision]\ntext_only = true\n" + IMAGE_CHECK)
     proc = modelkit("plan", cwd=project)
     assert proc.returncode == 2 and "evaluate.prompts[0].images" in proc.stderr and "does not see images" in proc.stderr
+
+
+def test_ollama_push_carries_the_projector_and_a_second_server_sees_images(
+        tiny_vlm: Path, real_ollama: Any, registry: str, tmp_path: Path,
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """``[publish] ollama`` to Docker's registry on loopback: a second real server pulls the model,
+    projector layer and all, and answers a chat with an image as the first does."""
+    from conftest import ROOT, load_module
+    from real_ollama import RealOllama
+
+    hub_server = load_module(ROOT / "tests" / "hub_server.py")
+    target = f"{registry}/me/eyes"
+    project = vlm_project(tiny_vlm, tmp_path / "p", "eyes-pushed", tail=IMAGE_CHECK + (
+        f'\n[publish]\nrepo = "me/eyes"\nlicense = "mit"\nollama = "{target}"\ninsecure = true\n'))
+    build(project, host=real_ollama.host)
+    with hub_server.FakeHub(token="hf_test") as hub:
+        proc = modelkit("publish", cwd=project, ollama_host=real_ollama.host, env={
+            "HF_ENDPOINT": hub.url, "HF_TOKEN": "hf_test", "HF_HUB_DISABLE_XET": "1", "HF_HOME": str(tmp_path / "hf")})
+        files = hub.repos["me/eyes"].files
+    assert proc.returncode == 0, proc.stderr
+    assert files["mmproj-eyes-pushed-F16.gguf"] == (project / "build" / "mmproj-base.f16.gguf").read_bytes()
+    image = base64.b64encode((project / "square.png").read_bytes()).decode()
+    ask = {"stream": False, "options": {"temperature": 0, "num_predict": 8},
+           "messages": [{"role": "user", "content": "What is in the picture?", "images": [image]}]}
+    here = real_ollama.api("/api/chat", {"model": "eyes-pushed:q8_0", **ask})
+    with RealOllama(real_ollama.exe, tmp_path_factory.mktemp("second-ollama")) as second:
+        pulled = second.cli("pull", "--insecure", f"{target}:q8_0")
+        assert pulled.returncode == 0, pulled.stderr
+        shown = second.api("/api/show", {"model": f"{target}:q8_0"})
+        there = second.api("/api/chat", {"model": f"{target}:q8_0", **ask})
+    assert "vision" in shown["capabilities"]
+    assert there["message"] == here["message"] and there["prompt_eval_count"] == here["prompt_eval_count"]
