@@ -30,6 +30,9 @@ READ: dict[str, str] = {
     "OLLAMA_HOST": "the Ollama server",
     "RAY_ADDRESS": "the Ray cluster of --executor ray",
     "PYTHONPATH": "where the PyTorch merge's Python finds modules (modelkit is added to it)",
+    "MODELKIT_OCI_USERNAME": "the user for an OCI registry (with MODELKIT_OCI_PASSWORD; over the Docker config)",
+    "MODELKIT_OCI_PASSWORD": "that user's password or token",
+    "DOCKER_CONFIG": "where Docker's config.json is (registry credentials)",
 }
 """Each variable modelkit's own code reads, and what it decides."""
 

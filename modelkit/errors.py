@@ -112,6 +112,11 @@ class PublishError(UserError):
     before anything is uploaded, so nothing partial is committed."""
 
 
+class OCIError(UserError):
+    """An OCI registry refused something (credentials, a manifest, a reference): one line naming the
+    registry and what to do. Credentials are never part of the message."""
+
+
 class RegistryUnavailable(DeferredError):
     """Ollama's registry (or the Ollama server that pushes to it) could not be reached; the message
     says which variants were not pushed and how to push them later. ``pushes``: (local model,
@@ -138,6 +143,7 @@ __all__ = [
     "GGUFHeaderError",
     "ModelfileError",
     "ModelkitError",
+    "OCIError",
     "OllamaRefused",
     "OllamaUnavailable",
     "PublishError",

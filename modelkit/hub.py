@@ -56,6 +56,13 @@ class RepoSource:
     def snapshot(self) -> Path:
         return cache_dir() / f"models--{self.repo.replace('/', '--')}" / "snapshots" / self.commit
 
+    def lock_entry(self, downloaded: Mapping[str, str]) -> dict[str, Any]:
+        """What ``modelkit.lock`` says of this source: the commit, and each file's digest (those the
+        download recorded, ``downloaded``: path -> digest, over what the Hub said)."""
+        prefix = f"{self.snapshot}/"
+        files = {**self.files, **{path.removeprefix(prefix): digest for path, digest in downloaded.items()}}
+        return {"repo": self.repo, "revision": self.revision, "commit": self.commit, "files": files}
+
     def without_weights(self) -> RepoSource:
         """The same source with only its small files (configs, tokenizer, chat template): what
         reading the chat template needs, fetched before gigabytes of weights."""

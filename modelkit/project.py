@@ -71,9 +71,10 @@ class Project:
 
     @cached_property
     def layout(self) -> Layout:
-        locked = None if self.update_sources or self.lock is None else self.lock.get("sources")
+        locked = None if self.lock is None else self.lock.get("sources")
         return build_graph(self.loaded, locked, self.register, Facts(Hasher(self.state, free_digest=hub.blob_digest)),
-                           projectable=lambda: toolchain.projectable() if (toolchain := self.tools.find()) else None)
+                           projectable=lambda: toolchain.projectable() if (toolchain := self.tools.find()) else None,
+                           update=self.update_sources)
 
     @property
     def graph(self) -> Graph:
@@ -226,12 +227,7 @@ class Project:
         sources = {}
         for name, source in self.layout.sources.items():
             record = self.state.target(name)
-            files = dict(source.files)
-            if record:
-                prefix = str(source.snapshot) + "/"
-                files.update({path.removeprefix(prefix): digest for path, digest in record.outputs.items()})
-            sources[name] = {"repo": source.repo, "revision": source.revision, "commit": source.commit,
-                             "files": files}
+            sources[name] = source.lock_entry(record.outputs if record else {})
         components = sorted({t.action.tool for t in self.graph if t.action.tool})
         toolchain = {c: self.tools.fingerprint(c) for c in components}
         artifacts = {}

@@ -16,6 +16,7 @@ command -v g++ >/dev/null || need+=(g++)
 command -v go >/dev/null || need+=(golang-go)
 command -v make >/dev/null || need+=(make)
 command -v docker-registry >/dev/null || need+=(docker-registry)  # a real OCI registry for the push tests
+command -v skopeo >/dev/null || need+=(skopeo)  # an independent client that pulls what modelkit pushes
 if [ ${#need[@]} -gt 0 ]; then
   echo "==> apt-get install ${need[*]}"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -53,6 +54,15 @@ else
     "${uv[@]}" install -q --python "$venv/bin/python" --no-deps --no-build-isolation -e .
     touch "$stamp"
   fi
+fi
+
+# oras-py, the other independent client of the registry tests, in an environment of its own (its
+# own requests and jsonschema pins must not meet modelkit's), from its hash-pinned lock.
+if [ ! -x .venv-oras/bin/python ] || [ requirements/oras.txt -nt .venv-oras/.installed ]; then
+  echo "==> oras-py from requirements/oras.txt into .venv-oras/"
+  "$python" -m venv .venv-oras
+  .uv/bin/uv pip sync -q --python .venv-oras/bin/python --require-hashes requirements/oras.txt
+  touch .venv-oras/.installed
 fi
 
 # An editable install leaves modelkit's bytecode to be written on first import, which never

@@ -154,7 +154,7 @@ def test_dry_run_prints_the_files_and_the_card_and_sends_nothing(tmp_path: Path,
     (["--repo", "nope"], SPEC, "--repo: 'nope' is not a Hugging Face repository id"),
     (["--repo", "a/b/c"], SPEC, "'a/b/c' is not a Hugging Face repository id"),
     ([], SPEC.replace('repo = "me/bot"', 'repo = "me"'), "model.toml:15: publish.repo: 'me' is not a Hugging Face"),
-    ([], SPEC.replace('repo = "me/bot"\n', ""), "no repository to publish to"),
+    ([], SPEC.replace('repo = "me/bot"\n', ""), "nowhere to publish to: set [publish] repo"),
 ])
 def test_a_bad_repository_id_is_one_line_and_sends_nothing(tmp_path: Path, hub: object, args: list[str], spec: str,
                                                            message: str) -> None:

@@ -1,4 +1,4 @@
-"""Publishing a built project, behind one front door: the Hugging Face Hub, then Ollama's registry.
+"""Publishing a built project, behind one front door: the Hugging Face Hub, an OCI registry, Ollama's registry.
 
 ```python
 from modelkit import Project
@@ -14,7 +14,8 @@ Modules, one concept each:
 * :mod:`.card` and :mod:`.facts` — the model card, and what it states about the project;
 * :mod:`.split` — GGUFs over the Hub's file size limit, split with ``llama-gguf-split``;
 * :mod:`.hub` — the commit, through ``huggingface_hub``;
-* :mod:`.push` — ``ollama push`` of every registered variant, through the official client.
+* :mod:`.push` — ``ollama push`` of every registered variant, through the official client;
+* :mod:`.oci` — every variant to an OCI registry as a ModelPack artifact (:mod:`modelkit.oci`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ if TYPE_CHECKING:  # the names served on first use (core/lazy.py reads them here
     from modelkit.publish.card import render_card as render_card
     from modelkit.publish.hub import CommitResult as CommitResult
     from modelkit.publish.hub import upload as upload
+    from modelkit.publish.oci import OCIPushed as OCIPushed
+    from modelkit.publish.oci import push_artifacts as push_artifacts
     from modelkit.publish.plan import PublishPlan as PublishPlan
     from modelkit.publish.plan import Upload as Upload
     from modelkit.publish.plan import check_repo_id as check_repo_id
@@ -49,9 +52,12 @@ __getattr__, _LAZY = lazy_exports(__name__, __file__)
 class PublishResult:
     """What a publish did: the commit (or that nothing changed), what was pushed, what was deferred."""
 
-    commit: CommitResult
+    commit: CommitResult | None
+    """The Hub commit (None when the plan publishes to no Hugging Face repository)."""
     pushed: list[Pushed] = field(default_factory=list)
     deferred: str | None = None  # why the Ollama push waits for the next publish
+    artifacts: list[OCIPushed] = field(default_factory=list)
+    """What each variant's push to the OCI registry did (``[publish] oci``)."""
 
 
 def prepare(plan: PublishPlan, progress: Progress | None = None) -> list[Upload]:
@@ -79,14 +85,17 @@ def publish(plan: PublishPlan, progress: Progress | None = None) -> PublishResul
     from modelkit.core.locks import FileLock
     from modelkit.errors import RegistryUnavailable
     from modelkit.publish.hub import upload
+    from modelkit.publish.oci import push_artifacts
     from modelkit.publish.push import push_all
 
     with FileLock(plan.project.build_lock_path, wait=False, retry_hint="publish when it has finished"):
         files = prepare(plan, progress)
         variants = ", ".join(v.variant.quant for v in plan.variants)
-        commit = upload(plan.repo, files, plan.private, f"modelkit publish: {plan.project.spec.name} ({variants})",
-                        progress)
+        commit = None if plan.repo is None else upload(
+            plan.repo, files, plan.private, f"modelkit publish: {plan.project.spec.name} ({variants})", progress)
         result = PublishResult(commit)
+        if plan.oci is not None:
+            result.artifacts = push_artifacts(plan, plan.oci, progress)
         if plan.pushes:
             try:
                 result.pushed = push_all(plan.pushes, host=plan.ollama_host, progress=progress,

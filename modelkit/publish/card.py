@@ -68,6 +68,8 @@ class CardFacts:
     hub_pull: list[str] = field(default_factory=list)  # template, system, params: what `ollama run hf.co/…` reads
     renderer: str | None = None  # which of its renderers Ollama uses (see modelkit.ollama.engine)
     projectors: list[str] = field(default_factory=list)  # the model sees images: its projector files
+    on_hub: bool = True  # published to the Hub (else the card travels in an OCI artifact only)
+    oci: str | None = None  # the OCI repository the variants are pushed to
 
 
 def read_base_terms(readme: Path | None) -> BaseTerms:
@@ -130,7 +132,7 @@ def render_card(facts: CardFacts) -> str:
         template_origin=facts.template_origin, template_proof=facts.template_proof,
         license_note=_license_note(facts), gated_note=_gated_note(facts),
         hub_pull=", ".join(f"`{name}`" for name in facts.hub_pull), renderer=facts.renderer,
-        projectors=", ".join(f"`{name}`" for name in facts.projectors))
+        projectors=", ".join(f"`{name}`" for name in facts.projectors), on_hub=facts.on_hub, oci=facts.oci)
 
 
 def _row(v: VariantRow) -> dict[str, Any]:

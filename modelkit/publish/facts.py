@@ -64,10 +64,12 @@ def _adapter_label(repo: str | None, path: Path | None, name: str) -> str:
 
 def _base_readme(project: Project) -> Path | None:
     """The base model's card: in its Hugging Face snapshot, or its local folder."""
+    from modelkit.hub import RepoSource
+
     base = project.spec.base
     if base.repo:
         for source in project.layout.sources.values():
-            if source.repo == base.repo:
+            if isinstance(source, RepoSource) and source.repo == base.repo:
                 return source.snapshot / "README.md"
         return None
     if base.path is not None:

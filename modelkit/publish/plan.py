@@ -25,6 +25,7 @@ from modelkit.errors import PublishError
 from modelkit.publish.card import CardFacts, VariantRow, render_card
 
 if TYPE_CHECKING:
+    from modelkit.oci.reference import Reference
     from modelkit.project import Project
     from modelkit.rules import Variant
 
@@ -72,7 +73,8 @@ class PublishPlan:
     """A publish, decided: where to, what, and the facts its model card states."""
 
     project: Project
-    repo: str
+    repo: str | None
+    """The Hugging Face repository (None: not published to the Hub)."""
     private: bool
     max_bytes: int
     variants: list[PublishedVariant]
@@ -81,6 +83,8 @@ class PublishPlan:
     insecure: bool = False
     """Push over plain HTTP (``[publish] insecure``)."""
     parts: dict[str, list[Upload]] = field(default_factory=dict)  # a GGUF's name -> its split set
+    oci: Reference | None = None
+    """The OCI repository every variant is pushed to as a ModelPack artifact (``[publish] oci``)."""
 
     @property
     def oversized(self) -> list[Upload]:
@@ -96,7 +100,9 @@ class PublishPlan:
         from modelkit.publish.facts import card_facts
 
         projectors = list(dict.fromkeys(pv.projector.path_in_repo for pv in self.variants if pv.projector))
-        return dataclasses.replace(card_facts(self.project, self.repo, rows(self)), projectors=projectors)
+        repo = self.repo or f"{self.project.spec.ollama_model}/{self.project.spec.ollama_model}"
+        return dataclasses.replace(card_facts(self.project, repo, rows(self)), projectors=projectors,
+                                   on_hub=self.repo is not None, oci=str(self.oci) if self.oci else None)
 
     def card(self) -> str:
         """The README.md text."""
@@ -111,25 +117,47 @@ def check_repo_id(repo: str, where: str) -> str:
 
 
 def plan_publish(project: Project, repo: str | None = None, private: bool | None = None,
-                 need_credentials: bool = True) -> PublishPlan:
+                 need_credentials: bool = True, oci: str | None = None, insecure: bool | None = None) -> PublishPlan:
     """Decide what `modelkit publish` does for ``project``; a :class:`PublishError` (nothing
-    uploaded) when it cannot: see the module docstring."""
+    uploaded) when it cannot: see the module docstring. ``oci``, ``insecure``: ``--oci``, ``--insecure``."""
     settings = project.spec.publish
     where = "--repo" if repo is not None else project.loaded.where("publish", "repo")
     chosen = repo if repo is not None else settings.repo
-    if chosen is None:
-        raise PublishError(f"{project.loaded.path.name}: no repository to publish to: set [publish] repo = "
-                           "\"owner/name\" or pass --repo owner/name")
-    check_repo_id(chosen, where)
+    target = _oci_target(project, oci)
+    if chosen is None and target is None and not settings.ollama:
+        raise PublishError(f"{project.loaded.path.name}: nowhere to publish to: set [publish] repo = "
+                           "\"owner/name\" (the Hugging Face Hub), oci = \"registry/namespace/model\" or ollama = "
+                           "\"namespace/model\", or pass --repo or --oci")
+    if chosen is not None:
+        check_repo_id(chosen, where)
     _check_built(project)
-    if need_credentials:
+    if need_credentials and chosen is not None:
         require_token()
     variants = [_published(project, v) for v in project.variants]
     _check_one_registry_model(project, variants)
     extras = [Upload("modelkit.lock", "lock file", local=project.lock_path),
               Upload(project.loaded.path.name, "spec", local=project.loaded.path), *hub_pull_files(project)]
     return PublishPlan(project, chosen, settings.private if private is None else private, settings.max_bytes,
-                       variants, extras, project.spec.ollama.host, settings.insecure)
+                       variants, extras, project.spec.ollama.host, settings.insecure if insecure is None else insecure,
+                       oci=target)
+
+
+def _oci_target(project: Project, given: str | None) -> Reference | None:
+    """The OCI repository to push to (``--oci`` over ``[publish] oci``), without a tag."""
+    from modelkit.oci.reference import parse_reference
+
+    text = given if given is not None else project.spec.publish.oci
+    if text is None:
+        return None
+    where = "--oci" if given is not None else project.loaded.where("publish", "oci")
+    try:
+        target = parse_reference(text, default_tag=None)
+    except ValueError as e:
+        raise PublishError(f"{where}: {e}") from None
+    if target.tag or target.digest:
+        raise PublishError(f"{where}: '{text}' names a tag or digest: give 'registry/namespace/model' (each variant "
+                           "is pushed with its own tag)")
+    return target
 
 
 def rows(plan: PublishPlan) -> list[VariantRow]:

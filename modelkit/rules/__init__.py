@@ -42,7 +42,7 @@ from modelkit.core.facts import Facts
 from modelkit.core.graph import Graph, Target
 from modelkit.errors import UserError
 from modelkit.formats.quant_types import CONVERT_OUTTYPES, IGNORE_IMATRIX, QUANT_TYPES, canonical
-from modelkit.rules.inputs import AdapterInput, Inputs, resolve_inputs
+from modelkit.rules.inputs import AdapterInput, Inputs, PinnedSource, resolve_inputs
 from modelkit.rules.names import SOURCE_BASE, SOURCE_BASE_TOKENIZER, Artifact, Names
 from modelkit.rules.quality import Measured, add_imatrix, add_quality, add_search
 from modelkit.rules.templates import ModelTemplate, add_templates
@@ -51,6 +51,7 @@ from modelkit.spec.tables import SEARCHED
 from modelkit.steps.convert import Convert
 from modelkit.steps.convert_lora import ConvertLora
 from modelkit.steps.fetch import Fetch
+from modelkit.steps.fetch_oci import FetchOCI
 from modelkit.steps.merge import MergeLora
 from modelkit.steps.merge_peft import MergePeft
 from modelkit.steps.modelfile import RenderModelfile
@@ -80,6 +81,7 @@ class Variant:
     full_quant: str | None = None
     projector: Path | None = None  # the vision half it ships beside its GGUF (an mmproj GGUF)
     projector_target: str | None = None  # what makes it (None: the user's own file)
+    latest: bool = False  # also tagged ``latest`` (in Ollama, and in an OCI registry)
     evaluation: Path | None = None  # its numbers against full precision ([evaluate] text)
     reference: Path | None = None  # the full-precision model's perplexity
     verdict: Path | None = None  # its prompt checks and gate
@@ -99,7 +101,7 @@ class Layout:
 
     graph: Graph
     variants: list[Variant]
-    sources: dict[str, hub.RepoSource]
+    sources: dict[str, PinnedSource]
     searches: dict[str, Path] = field(default_factory=dict)
     """Each full-precision model's quantization search result (when the spec sets a target), by its stem."""
     notes: list[str] = field(default_factory=list)
@@ -118,13 +120,14 @@ class FullPrecision:
 
 def build_graph(loaded: LoadedSpec, locked_sources: Mapping[str, Mapping[str, Any]] | None = None,
                 register: str | None = None, facts: Facts | None = None,
-                projectable: Callable[[], frozenset[str] | None] = lambda: None) -> Layout:
-    """Turn a validated spec into targets. ``locked_sources``: the lock file's pinned repos;
+                projectable: Callable[[], frozenset[str] | None] = lambda: None, update: bool = False) -> Layout:
+    """Turn a validated spec into targets. ``locked_sources``: the lock file's pinned sources
+    (``update``: resolved afresh, the lock only saying what moved);
     ``register``: overrides ``[ollama] register`` ("api", "cli" or "off"); ``facts``: where what
     planning reads from big files is kept by their digests (see :mod:`modelkit.core.facts`);
     ``projectable``: the architectures whose projector the toolchain converts (None: not known yet)."""
     names = Names(loaded.build_dir, loaded.state_dir)
-    rules = _Rules(loaded, names, resolve_inputs(loaded, names, locked_sources, facts),
+    rules = _Rules(loaded, names, resolve_inputs(loaded, names, locked_sources, facts, update),
                    register or loaded.spec.ollama.register_with)
     rules.small_sources()
     rules.templates()
@@ -172,14 +175,16 @@ class _Rules:
         return action
 
     def small_sources(self) -> None:
-        """What the chat templates read: the base's tokenizer and configs, and the adapter repos."""
-        sources = self.inputs.sources
-        if SOURCE_BASE in sources:
-            self.add(SOURCE_BASE_TOKENIZER, Fetch(source=sources[SOURCE_BASE].without_weights(),
+        """What the chat templates read: the base's tokenizer and configs (or a pulled GGUF), and the adapter repos."""
+        repos = self.inputs.repos()
+        if self.inputs.base_fetch is not None:  # a ready GGUF from a registry: its template is read from it
+            self.add(self.inputs.base_fetch, FetchOCI(source=self.inputs.sources[SOURCE_BASE], blobs=_oci_blobs()))
+        if SOURCE_BASE in repos:
+            self.add(SOURCE_BASE_TOKENIZER, Fetch(source=repos[SOURCE_BASE].without_weights(),
                                                   label="the base's tokenizer"))
         for adapter in self.inputs.adapters:
             for dep in adapter.folder.deps:
-                self.add(dep, Fetch(source=sources[dep], label=f"adapter '{adapter.name}'"))
+                self.add(dep, Fetch(source=repos[dep], label=f"adapter '{adapter.name}'"))
 
     def templates(self) -> None:
         """Each model's chat template: inherited, unless the spec gives Ollama's Go text; then only
@@ -216,7 +221,7 @@ class _Rules:
         if self.spec.vision.text_only:
             return None
         if self.inputs.mmproj is not None:
-            return None, self.inputs.mmproj
+            return self.inputs.base_fetch, self.inputs.mmproj
         if self.inputs.vision is None:
             return None
         outtype = self.spec.vision.projector
@@ -234,10 +239,10 @@ class _Rules:
     def base(self) -> FullPrecision:
         """The base model: its weights fetched if it is a repo, converted unless it is a ready GGUF."""
         inputs = self.inputs
-        if SOURCE_BASE in inputs.sources:
-            self.add(SOURCE_BASE, Fetch(source=inputs.sources[SOURCE_BASE], label="base"), long=True)
+        if SOURCE_BASE in inputs.repos():
+            self.add(SOURCE_BASE, Fetch(source=inputs.repos()[SOURCE_BASE], label="base"), long=True)
         if inputs.base_gguf is not None:
-            return FullPrecision("base", None, inputs.base_gguf, None)
+            return FullPrecision("base", inputs.base_fetch, inputs.base_gguf, None)
         assert inputs.base is not None
         outtype, carried = self.spec.convert.outtype, self._carried_by_base()
         made = self.names.converted(outtype)
@@ -304,24 +309,32 @@ class _Rules:
         projector = projected[1] if projected else None
         deps.append(projected[0] if projected else None)
         modelfile = self.add(made.target, self._modelfile(made.path, gguf, adapter_files, chat, adapter,
-                                                          shipped_as_is=gguf_target is None, projector=projector), deps)
+                                                          shipped_as_is=gguf == self.inputs.base_gguf,
+                                                          projector=projector), deps)
         assert isinstance(modelfile, RenderModelfile)
         variant = Variant(model, tag, quant, gguf_target, gguf, adapter, made.target, made.path,
                           full=full.path, full_quant=full.quant, projector=projector,
-                          projector_target=projected[0] if projected else None)
+                          projector_target=projected[0] if projected else None, latest=self._is_latest(quant))
         self.variants.append(variant)
         self._registration_deps[variant.ref] = (adapter_files, [d for d in deps if d])
         return Measured(variant, modelfile, chat.target if chat else None)
 
+    def _is_latest(self, quant: str) -> bool:
+        """Whether the variant of ``quant`` is also ``latest``: ``[ollama] latest``, else the first type."""
+        latest = self.spec.ollama.latest
+        latest = latest if latest is not None else (self.spec.quantize.variant_names or [quant])[0]
+        return bool(latest) and _canonical_or_same(latest) == quant
+
     def quantized(self, full: FullPrecision, quant: str | None) -> tuple[str | None, Path, str]:
         """(target, file, type) of ``full`` quantized to ``quant``; ``full`` itself when it already
         is that type, or when there are no types to make."""
+        ready = full.stem == "base" and self.inputs.base_gguf is not None  # the user's (or a registry's) GGUF
         if quant is None or quant == full.quant:
-            return full.target, full.path, full.quant or ("auto" if full.target else self.inputs.base_gguf_type)
+            return full.target, full.path, full.quant or (self.inputs.base_gguf_type if ready else "auto")
         made = self.names.quantized(full.stem, quant)
         if made.target not in self.graph:
-            requantize = self.spec.base.gguf is not None and full.stem == "base"
-            carried = self._carried_by_base() if full.target is None else None  # the user's GGUF, quantized
+            requantize = ready
+            carried = self._carried_by_base() if ready else None  # the ready GGUF, quantized
             recipe, searched = self.spec.quantize.recipe(quant), self.searches.get(full.stem)
             if quant != SEARCHED:
                 searched = None
@@ -361,11 +374,7 @@ class _Rules:
             return
         ollama, variant = self.spec.ollama, measured.variant
         adapter_files, deps = self._registration_deps[variant.ref]
-        refs = [variant.ref]
-        built = self.spec.quantize.variant_names or [variant.quant]
-        latest = ollama.latest if ollama.latest is not None else built[0]
-        if latest and _canonical_or_same(latest) == variant.quant:
-            refs.append(f"{variant.model}:latest")
+        refs = [variant.ref, *([f"{variant.model}:latest"] if variant.latest else [])]
         for ref in refs:
             made = self.names.registration(ref)
             self.add(made.target, Register(ref=ref, modelfile=measured.modelfile, gguf=variant.gguf,
@@ -469,6 +478,13 @@ class _Rules:
 
             self._servers = Reachability()
         return self._servers
+
+
+def _oci_blobs() -> Path:
+    """Where blobs pulled from registries are kept, shared by every project on this machine."""
+    from modelkit.toolchain import cache_root
+
+    return cache_root() / "oci" / "blobs"
 
 
 def _uses_imatrix(quant: str, recipe: Recipe | None, have_one: bool) -> bool:

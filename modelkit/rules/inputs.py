@@ -19,7 +19,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from modelkit import __version__, hub
 from modelkit.core.facts import Facts
@@ -57,6 +57,13 @@ class Folder:
         return {n: self.path / n for n in names if (self.path / n).is_file()}
 
 
+class PinnedSource(Protocol):
+    """A source pinned for the lock: a Hub repo at a commit (:class:`~modelkit.hub.RepoSource`), an
+    OCI artifact at a manifest digest (:class:`~modelkit.oci.pull.OCISource`)."""
+
+    def lock_entry(self, downloaded: Mapping[str, str]) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True)
 class AdapterInput:
     name: str
@@ -73,11 +80,11 @@ class Inputs:
     """The resolved inputs of one spec."""
 
     base: Folder | None  # the base model's Hugging Face folder (None for a ready GGUF alone)
-    base_gguf: Path | None  # the user's ready GGUF
+    base_gguf: Path | None  # the user's ready GGUF (or one pulled from a registry)
     base_gguf_type: str  # its quantization type, from its header ("gguf" if unknown)
     config: Folder | None  # where the base's config.json is (for converting adapters)
     adapters: list[AdapterInput]
-    sources: dict[str, hub.RepoSource] = field(default_factory=dict)
+    sources: dict[str, PinnedSource] = field(default_factory=dict)
     chat_template_file: Path | None = None  # the spec's Jinja, instead of the model's
     vision: VisionTower | None = None
     """The base's vision tower, from its config.json (None: it sees text only, or is a ready GGUF)."""
@@ -85,14 +92,22 @@ class Inputs:
     """A ready GGUF base's projector (``[base] mmproj``, or the one ``mmproj*.gguf`` beside it)."""
     text_only: bool = False
     """``[vision] text_only``: the vision half is left out on purpose."""
+    base_fetch: str | None = None
+    """The target that brings the ready GGUF (and its projector): ``source:base`` for ``[base] oci``."""
+
+    def repos(self) -> dict[str, hub.RepoSource]:
+        """The sources that are Hugging Face repos (fetched into the Hugging Face cache)."""
+        return {name: source for name, source in self.sources.items() if isinstance(source, hub.RepoSource)}
 
 
 def resolve_inputs(loaded: LoadedSpec, names: Names, locked: Mapping[str, Mapping[str, Any]] | None = None,
-                   facts: Facts | None = None) -> Inputs:
-    """Pin, list and read what the spec points at. ``locked``: the lock file's pinned repos;
-    ``facts``: where what is read from big files is kept by their digests."""
-    spec, locked = loaded.spec, locked or {}
-    sources: dict[str, hub.RepoSource] = {}
+                   facts: Facts | None = None, update: bool = False) -> Inputs:
+    """Pin, list and read what the spec points at. ``locked``: the lock file's pinned sources;
+    ``update``: resolve them afresh (the lock then only says what moved); ``facts``: where what is
+    read from big files is kept by their digests."""
+    spec, pins = loaded.spec, locked or {}
+    locked = {} if update else pins
+    sources: dict[str, PinnedSource] = {}
     base: Folder | None = None
     if spec.base.repo:
         base_source = hub.resolve(spec.base.repo, spec.base.revision, "model", locked.get(SOURCE_BASE))
@@ -101,8 +116,12 @@ def resolve_inputs(loaded: LoadedSpec, names: Names, locked: Mapping[str, Mappin
     elif spec.base.path:
         base = local_folder(loaded.resolve(spec.base.path), "model")
     gguf = loaded.resolve(spec.base.gguf) if spec.base.gguf else None
+    pulled = _oci_base(loaded, pins, update) if spec.base.oci else None
+    if pulled is not None:
+        sources[SOURCE_BASE], gguf = pulled, pulled.gguf
     config = Folder(loaded.resolve(spec.base.config), {}) if spec.base.config else base
-    base_files = _BaseFacts(base, gguf, config, sources.get(SOURCE_BASE))
+    base_repo = sources.get(SOURCE_BASE)
+    base_files = _BaseFacts(base, gguf, config, base_repo if isinstance(base_repo, hub.RepoSource) else None)
     adapters = []
     for i, adapter in enumerate(spec.adapters):
         source: hub.RepoSource | None = None
@@ -119,13 +138,23 @@ def resolve_inputs(loaded: LoadedSpec, names: Names, locked: Mapping[str, Mappin
         tokenizer = tuple(n for n in hub.TOKENIZER_FILES if n in listed)
         route = adapter_route(adapter.name, folder, source, base_files, facts)
         adapters.append(AdapterInput(adapter.name, folder, step, tokenizer, route))
-    gguf_type = file_type_of(gguf) if gguf is not None and not spec.quantize.types else "gguf"
+    gguf_type = file_type_of(gguf) if gguf is not None and gguf.is_file() and not spec.quantize.types else "gguf"
     jinja = loaded.resolve(spec.ollama.chat_template_file) if spec.ollama.chat_template_file else None
+    projector = pulled.projector_path if pulled is not None else ready_projector(loaded, gguf)
     return Inputs(base, gguf, gguf_type, config, adapters, sources, jinja, _base_vision(base, sources),
-                  ready_projector(loaded, gguf), spec.vision.text_only)
+                  projector, spec.vision.text_only, SOURCE_BASE if pulled is not None else None)
 
 
-def _base_vision(base: Folder | None, sources: Mapping[str, hub.RepoSource]) -> VisionTower | None:
+def _oci_base(loaded: LoadedSpec, locked: Mapping[str, Mapping[str, Any]], update: bool) -> Any:
+    """``[base] oci``, pinned (see :mod:`modelkit.oci.pull`)."""
+    from modelkit.oci.pull import resolve
+
+    base = loaded.spec.base
+    assert base.oci is not None
+    return resolve(base.oci, loaded.state_dir, base.insecure, locked.get(SOURCE_BASE), update)
+
+
+def _base_vision(base: Folder | None, sources: Mapping[str, Any]) -> VisionTower | None:
     """The base's vision tower, read from its config.json (a Hub base's is fetched now: a few KB)."""
     if base is None:
         return None

@@ -82,7 +82,10 @@ def _candidates(inputs: Inputs, own: AdapterInput | None
         assert inputs.base_gguf is not None
         texts.append(inputs.base_gguf)
         tokens.append(inputs.base_gguf)
-        files["base.gguf"] = inputs.base_gguf
+        if inputs.base_fetch is None:
+            files["base.gguf"] = inputs.base_gguf
+        else:  # pulled from a registry by the fetch target, whose outputs' digests enter the key
+            deps.append(inputs.base_fetch)
     return texts, tokens, files, tuple(dict.fromkeys(deps))
 
 

@@ -48,13 +48,17 @@ class _Strict(BaseModel):
 
 
 class Base(_Strict):
-    """The base model: exactly one of ``repo``, ``path`` or ``gguf``."""
+    """The base model: exactly one of ``repo``, ``path``, ``gguf`` or ``oci``."""
 
     repo: str | None = Field(None, description="Hugging Face repository id, e.g. 'unsloth/Llama-3.1-8B-Instruct'.")
     revision: str = Field("main", description="Branch, tag or commit of `repo`; `modelkit.lock` pins it to a commit.")
     path: Path | None = Field(None, description="A local folder in Hugging Face format "
                                                 "(config.json, *.safetensors, tokenizer).")
     gguf: Path | None = Field(None, description="A ready GGUF file: no conversion.")
+    oci: str | None = Field(None, description="Or a ready GGUF model in an OCI registry ('registry/ns/model:tag': a "
+                                              "ModelPack or Docker Model Runner artifact, with its projector if it "
+                                              "has one), pinned by manifest digest in modelkit.lock.")
+    insecure: bool = Field(False, description="With `oci`: plain HTTP, for a registry without TLS on your network.")
     config: Path | None = Field(
         None, description="With `gguf` and adapters: a folder holding the base model's Hugging Face config.json, "
                           "which the LoRA conversion needs.")
@@ -69,14 +73,24 @@ class Base(_Strict):
             raise ValueError(f"'{value}' is not a Hugging Face repository id (expected 'owner/name')")
         return value
 
+    @field_validator("oci")
+    @classmethod
+    def _oci(cls, value: str | None) -> str | None:
+        if value is not None:
+            from modelkit.oci.reference import parse_reference
+
+            parse_reference(value)
+        return value
+
     @model_validator(mode="after")
     def _exactly_one(self) -> Base:
-        given = [k for k in ("repo", "path", "gguf") if getattr(self, k) is not None]
+        given = [k for k in ("repo", "path", "gguf", "oci") if getattr(self, k) is not None]
         if len(given) != 1:
             found = f" (found {', '.join(given)})" if given else ""
-            raise ValueError(f"give exactly one of repo, path or gguf{found}")
-        if self.config is not None and self.gguf is None:
-            raise ValueError("`config` is only for a `gguf` base; a repo or path already has its config.json")
+            raise ValueError(f"give exactly one of repo, path, gguf or oci{found}")
+        if self.config is not None and self.gguf is None and self.oci is None:
+            raise ValueError("`config` is only for a `gguf` or `oci` base; a repo or path already has its config.json")
+
         if self.mmproj is not None and self.gguf is None:
             raise ValueError("`mmproj` is only for a `gguf` base; a repo or path has its vision tower inside")
         return self
@@ -467,7 +481,7 @@ HUB_MAX_FILE_SIZE = 50_000_000_000
 """The largest single file the Hugging Face Hub accepts (50 GB; it recommends staying under 20 GB)."""
 
 class Publish(PublishTable, _Strict):
-    """Where `modelkit publish` uploads the built variants: a Hugging Face repo, and Ollama's registry."""
+    """Where `modelkit publish` uploads the built variants: a Hugging Face repo, Ollama's registry, an OCI registry."""
 
     repo: str | None = Field(None, description="Hugging Face model repository, 'owner/name' (or `--repo`).")
     private: bool = Field(False, description="Create the repository private (when it does not exist yet).")
@@ -482,6 +496,22 @@ class Publish(PublishTable, _Strict):
                                                  "'host:port/namespace/model' for another registry.")
     insecure: bool = Field(False, description="Push over plain HTTP, as `ollama push --insecure` does: for a "
                                               "registry on your own network without TLS.")
+    oci: str | None = Field(None, description="Also push every variant to an OCI registry as a CNCF ModelPack "
+                                              "artifact (what Docker Model Runner, RamaLama and KitOps pull), "
+                                              "'registry/namespace/model', tagged by its Ollama tag (or `--oci`).")
+
+    @field_validator("oci")
+    @classmethod
+    def _oci(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from modelkit.oci.reference import parse_reference
+
+        ref = parse_reference(value, default_tag=None)
+        if ref.tag or ref.digest:
+            raise ValueError(f"'{value}' names a tag or digest: give 'registry/namespace/model', each variant is "
+                             "pushed with its own tag")
+        return value
 
     @field_validator("repo")
     @classmethod
