@@ -46,8 +46,8 @@ def registry(folder: Path) -> Iterator[str]:
         f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {folder / 'data'}\n"
         f"auth:\n  htpasswd:\n    realm: modelkit-tests\n    path: {folder / 'htpasswd'}\n"
         f"http:\n  addr: 127.0.0.1:{port}\n")
-    proc = subprocess.Popen([exe, "serve", str(folder / "config.yml")], stdout=subprocess.DEVNULL,
-                            stderr=open(folder / "registry.log", "wb"))
+    with open(folder / "registry.log", "wb") as log:
+        proc = subprocess.Popen([exe, "serve", str(folder / "config.yml")], stdout=subprocess.DEVNULL, stderr=log)
     try:
         deadline = time.monotonic() + 30
         while True:
