@@ -97,7 +97,7 @@ def test_bad_parameter_names_the_parameter(tmp_path: Path, hf_folder: Path) -> N
 ])
 def test_base_needs_exactly_one_source(tmp_path: Path, hf_folder: Path, base: str, found: str | None) -> None:
     [line] = errors_of(write(tmp_path, f'name = "bot"\n[base]\n{base}\n'))
-    assert ":2: base: give exactly one of repo, path or gguf" in line
+    assert ":2: base: give exactly one of repo, path, gguf or oci" in line
     if found:
         assert found in line
 
