@@ -28,6 +28,7 @@ from modelkit.core.locks import FileLock
 from modelkit.core.process import Progress
 from modelkit.core.remote_cache import RemoteCache, choose_url
 from modelkit.core.state import State
+from modelkit.core.units import human_size
 from modelkit.errors import UserError
 from modelkit.formats.gguf import gguf_facts, read_header
 from modelkit.rules import Layout, Variant, build_graph
@@ -145,7 +146,15 @@ class Project:
         return Engine(self.graph, self.root, self.state, fingerprint=self.tools.fingerprint,
                       toolchain=self.require_toolchain, reporter=reporter, free_digest=hub.blob_digest,
                       remote=self.remote, platform=self.tools.platform, pinned=pinned, locked=locked,
-                      executor=executor)
+                      executor=executor, keep_intermediates=self.spec.build.keep == "all", disk_hint=self.disk_hint)
+
+    def disk_hint(self) -> str:
+        """What would free space, for a step whose outputs cannot fit (said when one cannot)."""
+        freed = sum(size for _, size in self.gc(dry_run=True))
+        gc = f"`modelkit gc` would free {human_size(freed)}" if freed else "`modelkit gc` would free nothing"
+        keep = ("; [build] keep = \"shipped\" drops intermediates (the full-precision GGUFs nothing ships) once read"
+                if self.spec.build.keep == "all" else "")
+        return f"free space there ({gc}{keep})"
 
     def plan(self, names: Iterable[str] | None = None, force: Iterable[str] = ()) -> list[Status]:
         return self.engine().plan(names, self._resolve(force))
@@ -171,14 +180,16 @@ class Project:
             if self.remote is not None:
                 self.remote.pushing = push
             runner = self.ran_on = self.executor(executor)
+            engine = self.engine(reporter, locked, runner)
             try:
-                result = self.engine(reporter, locked, runner).build(names, self._resolve(force), keep_going=keep_going,
-                                                             jobs=jobs or self.spec.build.jobs)
+                result = engine.build(names, self._resolve(force), keep_going=keep_going,
+                                      jobs=jobs or self.spec.build.jobs)
             finally:
                 if runner is not None:
                     runner.close()
             if self.remote is not None:
                 self.remote.finish(uploading)
+            engine.finish_removals()
             if self._evaluated(result):
                 self.report_note = self.write_report()
             if result.ok:

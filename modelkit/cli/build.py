@@ -169,7 +169,8 @@ def _build(args: argparse.Namespace, spec: Path | None, targets: list[str], key:
     touched = {str(p) for t in project.graph.closure(targets or None)
                for p in (*t.action.inputs().values(), *t.action.outputs())}
     write_stamp(project.loaded.state_dir / NOOP_STAMP, key | {"spec": str(project.loaded.path)}, reads | touched,
-                {"fresh": result.fresh, "summary": summary.partition("\n")[2]}, skip=[project.loaded.state_dir],
+                {"fresh": result.fresh, "removed": result.removed, "summary": summary.partition("\n")[2]},
+                skip=[project.loaded.state_dir],
                 same_file=[project.state.path])
     return code
 
@@ -218,7 +219,8 @@ def _answer_from_stamp(args: argparse.Namespace, spec_arg: Path | None, key: dic
     if args.verbose:
         for name in stamp.lines["fresh"]:
             console.print(fresh_line(name))
-    console.print(up_to_date_line(len(stamp.lines["fresh"]), time.monotonic() - started))
+    console.print(up_to_date_line(len(stamp.lines["fresh"]), time.monotonic() - started,
+                                  len(stamp.lines.get("removed") or [])))
     console.file.write(stamp.lines["summary"])
     return 0
 

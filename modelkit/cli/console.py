@@ -36,6 +36,7 @@ def fresh_line(target: str) -> Text:
     return markup("[dim]  ok  {} (up to date)[/]", target)
 
 
-def up_to_date_line(targets: int, elapsed: float) -> Text:
-    """The first line of a build that had nothing to do."""
-    return markup("[green]everything is up to date[/] ({} targets, {}s)", targets, f"{elapsed:.2f}")
+def up_to_date_line(targets: int, elapsed: float, removed: int = 0) -> Text:
+    """The first line of a build that had nothing to do (``removed``: intermediates it left removed)."""
+    gone = f"; {removed} intermediate{'s' * (removed != 1)} removed" if removed else ""
+    return markup("[green]everything is up to date[/] ({} targets{}, {}s)", targets, gone, f"{elapsed:.2f}")

@@ -184,7 +184,7 @@ def print_build_summary(project: Project, targets: list[str], result: BuildResul
         console.print(markup("  [dim]not downloaded (everything that reads them was fresh or restored): {}[/]",
                              ", ".join(result.unneeded)))
     if not result.ran:
-        console.print(up_to_date_line(len(result.fresh), elapsed))
+        console.print(up_to_date_line(len(result.fresh), elapsed, len(result.removed)))
     else:
         same = f", {len(result.unchanged)} produced identical bytes" if result.unchanged else ""
         console.print(markup("[green]built {} targets[/] in {}s ({} were up to date{})", len(result.ran),

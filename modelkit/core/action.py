@@ -103,6 +103,11 @@ class Action(ABC):
         person reading it (a search's choice); read from the outputs, so it changes with them."""
         return {}
 
+    def output_bytes(self) -> int | None:
+        """About how many bytes its outputs take, known before it runs (from its inputs' headers),
+        or None: the engine refuses to start a step whose outputs do not fit where they go."""
+        return None
+
     def external_staleness(self, digest: Callable[[Path], str]) -> str | None:
         """A reason the outputs are out of date outside modelkit's view (e.g. Ollama lost the
         model), or None. Only asked when everything modelkit can see is fresh. ``digest`` gives

@@ -40,6 +40,7 @@ from modelkit.core.results import Pin as Pin
 from modelkit.core.results import Status as Status
 from modelkit.core.scheduler import Build
 from modelkit.core.state import State, TargetRecord
+from modelkit.core.units import human_size
 from modelkit.errors import ModelkitError, StepError, UserError
 
 TMP_MARK = ".modelkit-tmp-"
@@ -81,7 +82,8 @@ class Engine:
                  remote: RemoteCache | None = None, jobs: int | None = None,
                  machine: Machine | None = None, platform: Callable[[], str] | None = None,
                  pinned: Mapping[str, Pin] | None = None, locked: bool = False,
-                 executor: Executor | None = None) -> None:
+                 executor: Executor | None = None, keep_intermediates: bool = True,
+                 disk_hint: Callable[[], str] | None = None) -> None:
         """``free_digest``: digests known without reading files (see :class:`Hasher`); ``remote``:
         a shared cache asked after the local one, and given what this machine built; ``jobs``:
         steps at once (default: :func:`default_jobs`); ``machine``: what they share (default: this one).
@@ -92,7 +94,12 @@ class Engine:
         restored from a cache under that platform's key if one holds it, else computed here; with
         ``locked``, never computed here (a :class:`UserError` says so, at the plan when the
         lock's key is nowhere). ``executor``: where steps run (default: here, see
-        :mod:`modelkit.core.executor`); steps it does not take run here."""
+        :mod:`modelkit.core.executor`); steps it does not take run here.
+
+        ``keep_intermediates``: an intermediate target's outputs, once removed from where they are
+        built, stay in the artifact cache (restored in an instant if needed again); False removes
+        them from the cache too. ``disk_hint``: what would free space, said when a step's outputs
+        cannot fit (see :meth:`Action.output_bytes`)."""
         self.graph = graph
         self.root = root
         self.state = state
@@ -110,6 +117,9 @@ class Engine:
         self.locked = locked
         self.local = LocalExecutor()
         self.executor = executor or self.local
+        self.keep_intermediates = keep_intermediates
+        self.disk_hint = disk_hint or (lambda: "free some space")
+        self._dropped: list[str] = []
 
     # -- planning ------------------------------------------------------------------------------
 
@@ -135,6 +145,8 @@ class Engine:
             reason = _first_difference(old.record, record, deps=True) or "action key changed"
             return Status(target.name, "stale", reason, key, record)
         problem = self._output_problem(old)
+        if problem and target.intermediate and self._all_missing(old):
+            return Status(target.name, "removed", "intermediate (removed)", key, record)
         if problem:
             return Status(target.name, "stale", problem, key, record)
         external = action.external_staleness(self.hasher.digest)
@@ -150,7 +162,9 @@ class Engine:
         out = []
         for target in self.graph.closure(names):
             status = self.status(target, pending, forced=target.name in force, predicted=predicted)
-            if not status.fresh:
+            if status.state == "removed":  # its recorded digests stand for it
+                predicted[target.name] = self.promise(target, status) or []
+            elif not status.fresh:
                 pending.add(target.name)
                 status = self._remote_plan(target, status, predicted)
                 promised = self.promise(target, status)
@@ -163,7 +177,11 @@ class Engine:
 
     def promise(self, target: Target, status: Status) -> list[str] | None:
         """The output digests (as a dependency's record lists them) of a stale target whose
-        outputs are promised, when a remote cache may make running it unnecessary; else None."""
+        outputs are promised, when a remote cache may make running it unnecessary, or of a
+        removed intermediate (those it recorded); else None."""
+        if status.state == "removed":
+            old = self.state.target(target.name)
+            return [digest for _, digest in sorted(old.outputs.items())] if old else None
         promised = target.action.promised_outputs() if self.remote is not None else None
         if promised is None or status.reason == "forced" or set(promised) != set(target.action.outputs()):
             return None
@@ -202,7 +220,9 @@ class Engine:
               keep_going: bool = False, jobs: int | None = None) -> BuildResult:
         """Bring the targets needed for ``names`` up to date; return what ran. ``jobs``: how many
         steps may run at once (default: one per core, at least two), each only when the machine
-        has room for what its action demands (see :mod:`modelkit.core.scheduler`)."""
+        has room for what its action demands (see :mod:`modelkit.core.scheduler`). A removed
+        intermediate named in ``names`` is made again, as make makes an intermediate it is asked for."""
+        names = list(names) if names is not None else None
         targets = self.graph.closure(names)
         if self.locked:  # what the lock pins from another platform must be somewhere, before anything runs
             for target in targets:
@@ -211,6 +231,7 @@ class Engine:
         self._clean_temporaries(targets)
         machine = self.machine or self.executor.machine()
         build = Build(self, targets, BuildResult(), force=set(force), keep_going=keep_going,
+                      wanted={self.graph.resolve(n) for n in names or ()},
                       jobs=jobs or self.jobs or default_jobs(machine), machine=machine)
         return build.run()
 
@@ -232,6 +253,7 @@ class Engine:
                 out.parent.mkdir(parents=True, exist_ok=True)
             digests = self._restore(target, key, tmp, status.reason)
             if digests is None:
+                self._check_room(target, outputs)
                 digests = self._execute(target, key, record, tmp, log, grant.threads if grant else 1, cancelled)
             if cancelled is not None and cancelled.is_set():
                 raise StepError(f"{action.describe()}: interrupted", log)
@@ -253,6 +275,42 @@ class Engine:
         changed = old is None or old.outputs != recorded
         self.reporter.done(target, time.monotonic() - started, changed)
         return changed
+
+    def _check_room(self, target: Target, outputs: list[Path]) -> None:
+        """Refuse, before it starts, a step whose outputs cannot fit in their folder's free space
+        (and a margin): it would fill the disk after minutes of work, and other programs with it."""
+        need = target.action.output_bytes()
+        if not need or not outputs:
+            return
+        folder = outputs[0].parent
+        free = shutil.disk_usage(folder).free
+        margin = max(need // 20, 64 << 20)
+        if free < need + margin:
+            raise UserError(f"{target.name}: {target.action.describe()} writes about {human_size(need)} to "
+                            f"{self._rel(folder)}/, and {human_size(free)} is free there (it needs "
+                            f"{human_size(need + margin)} with a margin): {self.disk_hint()}")
+
+    def remove_intermediate(self, target: Target) -> bool:
+        """Remove an intermediate's outputs (every target reading them is up to date); from the
+        artifact cache too unless it keeps intermediates (after the build, while uploads may read
+        it). Its record stays: its digests stand for it. Whether anything was there to remove."""
+        old = self.state.target(target.name)
+        present = [self.root / rel for rel in (old.outputs if old else {}) if (self.root / rel).exists()]
+        for path in present:
+            path.unlink(missing_ok=True)
+        if old is not None and not self.keep_intermediates and self.cache is not None:
+            if self.remote is not None and self.remote.pushing:
+                self._dropped.append(old.key)
+            else:
+                self.cache.remove(old.key)
+        return bool(present)
+
+    def finish_removals(self) -> None:
+        """Drop from the artifact cache the intermediates whose removal waited for the uploads."""
+        if self.cache is not None:
+            for key in self._dropped:
+                self.cache.remove(key)
+        self._dropped.clear()
 
     def _start_log(self, target: Target, reason: str) -> Path:
         log = self.logs / f"{_safe(target.name)}.log"
@@ -407,6 +465,9 @@ class Engine:
     def _hashing(self, target: Target) -> Callable[[int, int], None]:
         """Progress for reading inputs the first time (a 16 GB model takes a while)."""
         return lambda done, total: self.reporter.hashing(target, done, total)
+
+    def _all_missing(self, old: TargetRecord) -> bool:
+        return bool(old.outputs) and not any((self.root / rel).exists() for rel in old.outputs)
 
     def _output_problem(self, old: TargetRecord) -> str | None:
         for rel, digest in old.outputs.items():

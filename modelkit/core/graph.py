@@ -20,12 +20,17 @@ class Target:
     """An artifact and the action that makes it. ``deps`` are targets whose outputs it reads (their
     digests are part of its key); ``after`` are targets that must succeed before it starts but
     whose outputs it does not read (ninja's order-only dependencies): a cheap check that must pass
-    before hours of work, without making that work stale when the check's output changes."""
+    before hours of work, without making that work stale when the check's output changes.
+
+    ``intermediate`` (make's ``.INTERMEDIATE``): its outputs exist only to make others, and are
+    removed once every target that reads them is up to date; their recorded digests then stand for
+    them, so their absence makes nothing stale, and a build that needs them again remakes them."""
 
     name: str
     action: Action
     deps: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
+    intermediate: bool = False
 
     @property
     def prerequisites(self) -> tuple[str, ...]:
@@ -73,6 +78,10 @@ class Graph:
         hint = difflib.get_close_matches(name, list(self.targets), n=1)
         did_you_mean = f" (did you mean '{hint[0]}'?)" if hint else ""
         raise UserError(f"no target '{name}'{did_you_mean}; `modelkit plan` lists them")
+
+    def readers(self, name: str) -> list[str]:
+        """The targets that read ``name``'s outputs (those with it among their ``deps``)."""
+        return [t.name for t in self.targets.values() if name in t.deps]
 
     def closure(self, names: Iterable[str] | None = None) -> list[Target]:
         """The named targets and everything they depend on, in build order (all if None)."""

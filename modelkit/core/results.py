@@ -26,7 +26,9 @@ class Status:
     """Whether a target needs to run, and the first reason why."""
 
     name: str
-    state: str  # "fresh" | "stale" | "pending" (depends on a stale target; runs if its output changes)
+    state: str
+    """"fresh" | "stale" | "pending" (depends on a stale target; runs if its output changes) |
+    "removed" (an intermediate whose outputs were removed once read: up to date, made again if needed)"""
     reason: str
     key: str | None = None
     record: dict[str, Any] | None = None
@@ -49,6 +51,9 @@ class BuildResult:
     unneeded: list[str] = field(default_factory=list)
     """Stale targets with promised outputs (downloads) that were not run because every target
     reading them was fresh or restored (see :meth:`Action.promised_outputs`)."""
+    removed: list[str] = field(default_factory=list)
+    """Intermediate targets whose outputs are gone now (removed by this build, or before it), every
+    target reading them being up to date."""
 
     @property
     def ok(self) -> bool:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from modelkit.core import process
-from modelkit.core.graph import Target
+from modelkit.core.graph import Graph, Target
 from modelkit.core.resources import Grant, Machine, Pool
 from modelkit.core.results import BuildResult, Status
 from modelkit.errors import DeferredError, ModelkitError
@@ -37,6 +37,7 @@ class Engine(Protocol):
     decides what a target needs, the scheduler when it runs and beside what."""
 
     reporter: Any
+    graph: Graph
 
     def status(self, target: Target, pending: set[str], forced: bool = False,
                predicted: dict[str, list[str]] | None = None) -> Status: ...
@@ -44,6 +45,7 @@ class Engine(Protocol):
     def promise(self, target: Target, status: Status) -> list[str] | None: ...
     def run_step(self, target: Target, status: Status, grant: Grant | None = None,
                  cancelled: threading.Event | None = None) -> bool: ...
+    def remove_intermediate(self, target: Target) -> bool: ...
 
 CHECKS = 4
 STOP_GRACE_S = 10.0
@@ -66,7 +68,7 @@ class Build:
     """One build of ``targets`` (a closure, in graph order) by ``engine``."""
 
     def __init__(self, engine: Engine, targets: list[Target], result: BuildResult, *, force: set[str],
-                 keep_going: bool, jobs: int, machine: Machine) -> None:
+                 keep_going: bool, jobs: int, machine: Machine, wanted: set[str] | None = None) -> None:
         self.engine, self.result, self.force, self.keep_going = engine, result, force, keep_going
         self.jobs = max(1, jobs)
         self.pool = Pool(machine)
@@ -81,6 +83,8 @@ class Build:
         self.cancelled = threading.Event()
         self.put_off: dict[str, tuple[Target, Status]] = {}
         self.predicted: dict[str, list[str]] = {}
+        self.wanted: set[str] = set(wanted or ())
+        """Removed intermediates a target that must run reads: made again (or restored) first."""
 
     def run(self) -> BuildResult:
         with ThreadPoolExecutor(self.jobs + CHECKS, thread_name_prefix="modelkit-step") as workers:
@@ -99,7 +103,8 @@ class Build:
             except BaseException:
                 self._cancel(workers)
                 raise
-        self.result.unneeded.extend(self.put_off)
+        for name, (_, status) in self.put_off.items():
+            (self.result.removed if status.state == "removed" else self.result.unneeded).append(name)
         return self.result
 
     def _position(self, future: Future[Any]) -> int:
@@ -124,9 +129,12 @@ class Build:
         status = self.engine.status(target, set(), forced=target.name in self.force, predicted=self.predicted)
         if status.fresh:
             return _Checked(True)
+        if status.state == "removed" and target.name in self.wanted:
+            status = Status(target.name, "stale", "intermediate, needed again", status.key, status.record)
         target.action.precheck()
         reads = [d for d in target.deps if d in self.put_off]
-        needs = reads if reads and not self.engine.restorable(status) else []
+        runs = status.state != "removed"  # a removed intermediate needs nothing until it is wanted
+        needs = reads if runs and reads and not self.engine.restorable(status) else []
         return _Checked(False, status, target.action.blocked(), self.engine.promise(target, status), needs)
 
     def _start_runs(self, workers: ThreadPoolExecutor) -> None:
@@ -169,6 +177,7 @@ class Build:
                 self.engine.reporter.fresh(target)
                 self.result.fresh.append(target.name)
                 self.ok.add(target.name)
+                self._remove_what_was_read(target)
             elif checked.deferred is not None:
                 self.result.deferred.append((target.name, checked.deferred))
                 self.blocked.add(target.name)
@@ -191,6 +200,18 @@ class Build:
         self.result.ran.append(target.name)
         if not changed:
             self.result.unchanged.append(target.name)
+        self._remove_what_was_read(target)
+
+    def _remove_what_was_read(self, target: Target) -> None:
+        """Remove the intermediates ``target`` read once every target reading them is up to date
+        in this build (one reader outside it, or failed, keeps them)."""
+        for name in target.deps:
+            dep = self.engine.graph[name]
+            if not dep.intermediate or name in self.put_off:
+                continue
+            readers_done = all(reader in self.ok for reader in self.engine.graph.readers(name))
+            if readers_done and self.engine.remove_intermediate(dep):
+                self.result.removed.append(name)
 
     def _put_off(self, target: Target, checked: _Checked) -> None:
         """Count a target with promised outputs as done for now: its dependents are checked with
@@ -201,13 +222,20 @@ class Build:
         self.ok.add(target.name)
 
     def _bring_back(self, names: list[str], dependent: Target) -> None:
-        """``dependent`` must run and reads put-off targets: run them, then check it again."""
+        """``dependent`` must run and reads put-off targets: run them (a removed intermediate is
+        checked again, as wanted: it may read removed ones itself), then check it again."""
+        again = []
         for name in names:
             if name in self.put_off:
-                self.queued.append(self.put_off.pop(name))
+                target, status = self.put_off.pop(name)
                 del self.predicted[name]
                 self.ok.discard(name)
-        self.unchecked.insert(0, dependent)
+                if status.state == "removed":
+                    self.wanted.add(name)
+                    again.append(target)
+                else:
+                    self.queued.append((target, status))
+        self.unchecked[:0] = [*again, dependent]
 
     def _failed(self, target: Target, error: ModelkitError) -> None:
         self.engine.reporter.failed(target, error)

@@ -164,14 +164,16 @@ class _Rules:
         self.notes: list[str] = []
 
     def add(self, name: str, action: Action, deps: tuple[str | None, ...] | list[str | None] = (), *,
-            long: bool = False, once: bool = False, after: tuple[str, ...] = ()) -> Action:
+            long: bool = False, once: bool = False, after: tuple[str, ...] = (), intermediate: bool = False) -> Action:
         """Add a target; a ``long`` one (a download, conversion, merge or quantization) waits for
         every chat template to be proven first, so a template problem costs seconds, not hours.
-        ``once``: a target several models share, added by the first that needs it."""
+        ``once``: a target several models share, added by the first that needs it; ``intermediate``:
+        nothing ships it (see :class:`~modelkit.core.graph.Target`)."""
         if once and name in self.graph:
             return self.graph[name].action
         templates = tuple(t.target for t in self.chat_templates.values()) if long else ()
-        self.graph.add(Target(name, action, tuple(d for d in deps if d), tuple(dict.fromkeys((*templates, *after)))))
+        self.graph.add(Target(name, action, tuple(d for d in deps if d), tuple(dict.fromkeys((*templates, *after))),
+                              intermediate))
         return action
 
     def small_sources(self) -> None:
@@ -250,7 +252,8 @@ class _Rules:
             return FullPrecision("base", made.target, made.path, CONVERT_OUTTYPES.get(outtype))  # never added
         self.add(made.target, Convert(folder=inputs.base.path, files=inputs.base.files, outtype=outtype,
                                       out=made.path, chat_template=carried.path if carried else None),
-                 (*inputs.base.deps, carried.target if carried else None), long=True)
+                 (*inputs.base.deps, carried.target if carried else None), long=True,
+                 intermediate=bool(self.spec.adapters) and self.merge)  # only merged into: nothing ships it
         return FullPrecision("base", made.target, made.path, CONVERT_OUTTYPES.get(outtype))
 
     def adapter(self, adapter: Adapter, resolved: AdapterInput) -> None:
@@ -266,7 +269,7 @@ class _Rules:
         self.add(made.target, ConvertLora(name=adapter.name, adapter_dir=folder.path, files=folder.files,
                                           base_dir=config.path, base_files=config.pick(("config.json",)),
                                           outtype=adapter.outtype, out=made.path), (*base_deps, *folder.deps),
-                 long=True)
+                 long=True, intermediate=self.merge)
 
     def models(self) -> list[tuple[str | None, str]]:
         """(adapter, Ollama model name) for each model to ship."""
@@ -290,8 +293,14 @@ class _Rules:
             return FullPrecision(self.names.merged_stem(adapter), made.target, made.path, "F16")
         self.add(made.target, MergeLora(name=adapter, base=base.path, adapter=self.names.adapter(adapter).path,
                                         out=made.path, chat_template=carried.path if carried else None),
-                 (base.target, self.names.adapter(adapter).target, carried.target if carried else None), long=True)
+                 (base.target, self.names.adapter(adapter).target, carried.target if carried else None), long=True,
+                 intermediate=not self._ships("F16"))
         return FullPrecision(self.names.merged_stem(adapter), made.target, made.path, "F16")
+
+    def _ships(self, quant: str) -> bool:
+        """Whether a full-precision GGUF of type ``quant`` is shipped itself (no types, or that one)."""
+        names = self.spec.quantize.variant_names
+        return not names or quant in names
 
     def variant(self, model: str, adapter: str | None, full: FullPrecision, quant: str | None) -> Measured:
         """One variant: its GGUF and its Modelfile (its registrations come after its checks)."""

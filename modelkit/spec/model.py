@@ -451,6 +451,11 @@ class BuildSettings(_Strict):
                     "one started on this machine — or `ray://HOST:PORT` (Ray Client). Steps then run as Ray tasks "
                     "and exchange files through the remote cache ([cache] remote, required). "
                     "`modelkit build --executor` overrides it.")
+    keep: Literal["all", "shipped"] = Field(
+        "all", description="What the build keeps of the intermediate artifacts (the full-precision GGUFs nothing "
+                           "ships, once every target that reads them is up to date): `all` keeps them in the "
+                           "artifact cache (remade in an instant if needed again); `shipped` removes them, so the "
+                           "disk holds the checkpoint and what ships. Never the shipped GGUFs.")
 
 
 class Toolchain(_Strict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -83,6 +84,25 @@ def weights_size(*places: Path | None) -> int:
         except OSError:
             pass
     return total
+
+
+OUTTYPE_BYTES = {"f32": 4.0, "f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32, "auto": 2.0}
+"""Bytes per weight of each type the converters write (Q8_0: 32 weights in 34 bytes)."""
+
+
+def converted_size(folder: Path, outtype: str) -> int:
+    """About how big ``folder``'s safetensors weights are as a GGUF of ``outtype``: their element
+    counts, from the files' headers (no tensor is read), times the type's bytes per weight."""
+    from modelkit.formats.safetensors import NotSafetensors, read_header
+
+    elements = 0
+    for path in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
+        try:
+            shapes = read_header(path).shapes
+        except (OSError, NotSafetensors):
+            continue
+        elements += sum(math.prod(shape) for shape in shapes.values())
+    return int(elements * OUTTYPE_BYTES.get(outtype, 2.0))
 
 
 def llama_demand(*, gpu: bool = False) -> Demand:

@@ -8,7 +8,7 @@ from typing import Any
 
 from modelkit.core.action import StepContext
 from modelkit.core.resources import Demand
-from modelkit.steps.base import TQDM_PERCENT, GGUFStep, script_env, weights_size
+from modelkit.steps.base import TQDM_PERCENT, GGUFStep, converted_size, script_env, weights_size
 
 
 # tqdm's "Writing:  45%|####" lines.
@@ -34,6 +34,10 @@ class Convert(GGUFStep, kind="convert", tool="convert"):
     def describe(self) -> str:
         return f"convert {self.label}'s projector to GGUF ({self.outtype})" if self.mmproj else \
             f"convert {self.label} to GGUF ({self.outtype})"
+
+    def output_bytes(self) -> int | None:
+        """The weights' element counts times the outtype's bytes (the whole model, or a projector's share)."""
+        return converted_size(self.folder, self.outtype) or None
 
     def demand(self) -> Demand:
         """One core (Python, mostly start-up and reading), and the weights in memory: two

@@ -32,6 +32,10 @@ class MergeLora(GGUFStep, kind="merge-lora", tool="quantize"):
     def describe(self) -> str:
         return f"merge adapter '{self.name}' into the base"
 
+    def output_bytes(self) -> int | None:
+        """The base's size: the merged model has its tensors and types."""
+        return weights_size(self.base) or None
+
     def demand(self) -> Demand:
         """Every core it is given, and the merged model in memory (it writes whole tensors)."""
         return Demand(cpu=ALL_CORES, memory=weights_size(self.base, self.adapter))

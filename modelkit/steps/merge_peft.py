@@ -40,7 +40,7 @@ from modelkit.core.action import StepContext
 from modelkit.core.installed import installed_version
 from modelkit.core.resources import ALL_CORES, Demand
 from modelkit.errors import StepError, UserError
-from modelkit.steps.base import GGUFStep, weights_size
+from modelkit.steps.base import GGUFStep, converted_size, weights_size
 
 TOKENIZER_FILES = ("tokenizer.model", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                    "added_tokens.json", "chat_template.jinja", "chat_template.json", "vocab.json", "merges.txt",
@@ -101,6 +101,10 @@ class MergePeft(GGUFStep, kind="merge-peft", tool="convert"):
 
         if self.adapter_dir.is_dir() and self.base_dir.is_dir():
             check_adapter_fits_base(self.adapter_dir, self.base_dir, f"adapter '{self.name}'", rows=self.rows)
+
+    def output_bytes(self) -> int | None:
+        """The merged Hugging Face folder (scratch, beside the output, in the base's dtype) and the f16 GGUF."""
+        return (weights_size(self.base_dir) + converted_size(self.base_dir, "f16")) or None
 
     def demand(self) -> Demand:
         """torch uses every core it is given; peak memory is about the model plus its adapter

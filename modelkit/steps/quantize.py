@@ -89,6 +89,22 @@ class Quantize(GGUFStep, kind="quantize", tool="quantize"):
             else "the search's choice" if self.recipe_file else self.qtype
         return f"quantize {self.label} to {what}" + (" with its importance matrix" if self.imatrix else "")
 
+    def output_bytes(self) -> int | None:
+        """The source's size in the type's nominal bits per weight (a tenth more: some tensors keep
+        more bits), from the source's header type."""
+        from modelkit.formats.gguf import read_metadata
+        from modelkit.formats.quant_types import QUANT_TYPES, file_type_name
+
+        try:
+            size = self.src.stat().st_size
+            file_type = read_metadata(self.src).get("general.file_type")
+        except (OSError, ValueError):
+            return None
+        source = file_type_name(file_type) if isinstance(file_type, int) else None
+        wanted = QUANT_TYPES.get(self.qtype)
+        bits = QUANT_TYPES[source].rough_bits if source in QUANT_TYPES else 16.0
+        return int(size * (wanted.rough_bits if wanted else bits) / bits * 1.1) if bits else None
+
     def demand(self) -> Demand:
         return llama_demand()
 
