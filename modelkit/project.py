@@ -146,7 +146,8 @@ class Project:
         return Engine(self.graph, self.root, self.state, fingerprint=self.tools.fingerprint,
                       toolchain=self.require_toolchain, reporter=reporter, free_digest=hub.blob_digest,
                       remote=self.remote, platform=self.tools.platform, pinned=pinned, locked=locked,
-                      executor=executor, keep_intermediates=self.spec.build.keep == "all", disk_hint=self.disk_hint)
+                      executor=executor, remove_intermediates=self.spec.build.keep == "shipped",
+                      disk_hint=self.disk_hint)
 
     def disk_hint(self) -> str:
         """What would free space, for a step whose outputs cannot fit (said when one cannot)."""

@@ -23,8 +23,8 @@ from modelkit.errors import UserError
 class Chain:
     """checkpoint -> full (intermediate) -> q4, q8 (shipped); ``extra`` adds q2, another reader."""
 
-    def __init__(self, root: Path, keep: bool = True, remote: RemoteCache | None = None) -> None:
-        self.root, self.keep, self.remote = root, keep, remote
+    def __init__(self, root: Path, remove: bool = True, remote: RemoteCache | None = None) -> None:
+        self.root, self.remove, self.remote = root, remove, remote
         root.mkdir(parents=True, exist_ok=True)
         (root / "checkpoint.bin").write_bytes(b"weights" * 1000)
         self.state = State(root / ".modelkit")
@@ -41,7 +41,7 @@ class Chain:
             targets.append(Target(t, FileAction(build / f"{t}.bin", reads=[build / "full.bin"], params={"type": t},
                                                 name=t, ran=self.ran, compute=digest_of_all), ("full",)))
         return Engine(Graph(targets), self.root, self.state, fingerprint=lambda c: {}, remote=self.remote,
-                      keep_intermediates=self.keep, disk_hint=lambda: "free something")
+                      remove_intermediates=self.remove, disk_hint=lambda: "free something")
 
     def states(self, engine: Engine) -> dict[str, tuple[str, str]]:
         return {s.name: (s.state, s.reason) for s in engine.plan()}
@@ -59,22 +59,23 @@ def test_an_intermediate_is_removed_once_read_and_its_absence_stales_nothing(tmp
     assert again.ran == [] and again.removed == ["full"] and again.unneeded == []
 
 
-def test_a_new_reader_makes_it_again_from_the_cache_or_by_running_it(tmp_path: Path) -> None:
-    for keep, runs in ((True, ["full"]), (False, ["full", "full"])):
-        chain = Chain(tmp_path / str(keep), keep=keep)
-        chain.engine().build()
-        result = chain.engine(("q4", "q8", "q2")).build()
-        assert result.ran == ["full", "q2"] and result.removed == ["full"], result
-        assert chain.ran.count("full") == len(runs)  # keep: restored from the artifact cache, else run again
-        assert not (chain.root / "build" / "full.bin").exists()
+def test_a_new_reader_makes_it_again(tmp_path: Path) -> None:
+    chain = Chain(tmp_path)
+    chain.engine().build()
+    result = chain.engine(("q4", "q8", "q2")).build()
+    assert result.ran == ["full", "q2"] and result.removed == ["full"], result
+    assert chain.ran.count("full") == 2 and not (chain.root / "build" / "full.bin").exists()
 
 
-def test_shipped_drops_it_from_the_artifact_cache_too(tmp_path: Path) -> None:
-    kept, dropped = Chain(tmp_path / "all"), Chain(tmp_path / "shipped", keep=False)
-    for chain in (kept, dropped):
-        chain.engine().build()
-    assert len(list((kept.root / ".modelkit" / "cache").iterdir())) == 3
-    assert len(list((dropped.root / ".modelkit" / "cache").iterdir())) == 2
+def test_keeping_everything_removes_nothing_and_makes_a_removed_one_again_when_needed(tmp_path: Path) -> None:
+    removing = Chain(tmp_path / "shipped")
+    removing.engine().build()
+    assert len(list((removing.root / ".modelkit" / "cache").iterdir())) == 2  # its cache entry is gone too
+    keeping = Chain(tmp_path / "shipped", remove=False)
+    result = keeping.engine(("q4", "q8", "q2")).build()
+    assert result.ran == ["full", "q2"] and result.removed == [] and (keeping.root / "build" / "full.bin").is_file()
+    again = Chain(tmp_path / "all", remove=False)
+    assert sorted(again.engine().build().ran) == ["full", "q4", "q8"] and (again.root / "build" / "full.bin").is_file()
 
 
 def test_a_partial_build_keeps_it_while_a_reader_outside_it_is_not_up_to_date(tmp_path: Path) -> None:
@@ -104,10 +105,10 @@ def test_under_jobs_the_same(tmp_path: Path) -> None:
 def test_with_a_remote_a_removed_intermediate_is_restored_from_it(tmp_path: Path) -> None:
     url = (tmp_path / "shared").as_uri()
     (tmp_path / "shared").mkdir()
-    first = Chain(tmp_path / "one", keep=False, remote=RemoteCache(url))
+    first = Chain(tmp_path / "one", remote=RemoteCache(url))
     first.engine().build()
     first.remote.finish()
-    second = Chain(tmp_path / "two", keep=False, remote=RemoteCache(url))
+    second = Chain(tmp_path / "two", remote=RemoteCache(url))
     result = second.engine(("q4", "q8", "q2")).build()
     second.remote.finish()
     assert second.ran == ["q2"] and result.removed == ["full"]  # q4, q8 and full restored; only q2 computed

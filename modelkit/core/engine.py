@@ -82,7 +82,7 @@ class Engine:
                  remote: RemoteCache | None = None, jobs: int | None = None,
                  machine: Machine | None = None, platform: Callable[[], str] | None = None,
                  pinned: Mapping[str, Pin] | None = None, locked: bool = False,
-                 executor: Executor | None = None, keep_intermediates: bool = True,
+                 executor: Executor | None = None, remove_intermediates: bool = False,
                  disk_hint: Callable[[], str] | None = None) -> None:
         """``free_digest``: digests known without reading files (see :class:`Hasher`); ``remote``:
         a shared cache asked after the local one, and given what this machine built; ``jobs``:
@@ -96,10 +96,10 @@ class Engine:
         lock's key is nowhere). ``executor``: where steps run (default: here, see
         :mod:`modelkit.core.executor`); steps it does not take run here.
 
-        ``keep_intermediates``: an intermediate target's outputs, once removed from where they are
-        built, stay in the artifact cache (restored in an instant if needed again); False removes
-        them from the cache too. ``disk_hint``: what would free space, said when a step's outputs
-        cannot fit (see :meth:`Action.output_bytes`)."""
+        ``remove_intermediates``: remove an intermediate target's outputs (and its artifact cache
+        entry) once every target that reads them is up to date (see :class:`Target`); an
+        intermediate removed before is made again when needed either way. ``disk_hint``: what would
+        free space, said when a step's outputs cannot fit (see :meth:`Action.output_bytes`)."""
         self.graph = graph
         self.root = root
         self.state = state
@@ -117,7 +117,7 @@ class Engine:
         self.locked = locked
         self.local = LocalExecutor()
         self.executor = executor or self.local
-        self.keep_intermediates = keep_intermediates
+        self.remove_intermediates = remove_intermediates
         self.disk_hint = disk_hint or (lambda: "free some space")
         self._dropped: list[str] = []
 
@@ -291,14 +291,16 @@ class Engine:
                             f"{human_size(need + margin)} with a margin): {self.disk_hint()}")
 
     def remove_intermediate(self, target: Target) -> bool:
-        """Remove an intermediate's outputs (every target reading them is up to date); from the
-        artifact cache too unless it keeps intermediates (after the build, while uploads may read
-        it). Its record stays: its digests stand for it. Whether anything was there to remove."""
+        """Remove an intermediate's outputs (every target reading them is up to date), and its
+        artifact cache entry (after the build, while uploads may read it), when the engine removes
+        intermediates. Its record stays: its digests stand for it. Whether anything was removed."""
+        if not self.remove_intermediates:
+            return False
         old = self.state.target(target.name)
         present = [self.root / rel for rel in (old.outputs if old else {}) if (self.root / rel).exists()]
         for path in present:
             path.unlink(missing_ok=True)
-        if old is not None and not self.keep_intermediates and self.cache is not None:
+        if old is not None and self.cache is not None:
             if self.remote is not None and self.remote.pushing:
                 self._dropped.append(old.key)
             else:

@@ -452,10 +452,10 @@ class BuildSettings(_Strict):
                     "and exchange files through the remote cache ([cache] remote, required). "
                     "`modelkit build --executor` overrides it.")
     keep: Literal["all", "shipped"] = Field(
-        "all", description="What the build keeps of the intermediate artifacts (the full-precision GGUFs nothing "
-                           "ships, once every target that reads them is up to date): `all` keeps them in the "
-                           "artifact cache (remade in an instant if needed again); `shipped` removes them, so the "
-                           "disk holds the checkpoint and what ships. Never the shipped GGUFs.")
+        "all", description="What the build keeps: `all` (every artifact, in build/ and the artifact cache); "
+                           "`shipped` removes the intermediate ones (the full-precision GGUFs and GGUF adapters "
+                           "nothing ships) once every target that reads them is up to date, from both, so the "
+                           "disk holds the checkpoint and what ships; a build that needs one again remakes it.")
 
 
 class Toolchain(_Strict):
