@@ -153,7 +153,8 @@ def make_lora(folder: Path, shape: tuple[int, ...]) -> None:
         for module, (out_features, in_features) in dims.items():
             where = "self_attn" if module.endswith(("q_proj", "k_proj", "v_proj", "o_proj")) else "mlp"
             prefix = f"base_model.model.model.layers.{i}.{where}.{module}"
-            items += [(f"{prefix}.lora_A.weight", (RANK, in_features)), (f"{prefix}.lora_B.weight", (out_features, RANK))]
+            items += [(f"{prefix}.lora_A.weight", (RANK, in_features)),
+                      (f"{prefix}.lora_B.weight", (out_features, RANK))]
     folder.mkdir(parents=True)
     write_safetensors(folder / "adapter_model.safetensors", items, "F32", 99)
     (folder / "adapter_config.json").write_text(json.dumps({
@@ -242,7 +243,8 @@ def hand_commands(model: Path, folder: Path) -> list[list[str]]:
     assert tc is not None, "no toolchain: run `modelkit toolchain install`"
     out = folder / "out"
     return [["mkdir", "-p", str(out)],
-            [tc.python, str(tc.convert_hf), str(model / "base"), "--outtype", "f16", "--outfile", str(out / "base.f16.gguf")],
+            [tc.python, str(tc.convert_hf), str(model / "base"), "--outtype", "f16", "--outfile",
+             str(out / "base.f16.gguf")],
             [tc.python, str(tc.convert_lora), str(model / "lora"), "--base", str(model / "base"), "--outtype", "f16",
              "--outfile", str(out / "lora.gguf")],
             [str(tc.export_lora), "-m", str(out / "base.f16.gguf"), "--lora", str(out / "lora.gguf"), "-o",
