@@ -20,8 +20,9 @@ Each is measured while it runs: wall time; peak disk (the file system's used byt
 0.5 s, against the start); bytes written (the block device's, from ``/proc/diskstats``); peak
 private memory (the sum of every descendant process's anonymous RSS: a model's mmap'd pages are the
 page cache's, not the process's). Then two no-op builds (the intermediates are gone): the first
-plans, the second answers from the stamp the first left; their times, and that they ran nothing. It checks first that the disk holds the larger of the two flows, and removes
-everything but the kept checkpoint at the end. Not run by CI: it takes about an hour here.
+plans, the second answers from the stamp the first left; their times, and that they ran nothing.
+It checks first that the disk holds the larger of the two flows, and removes everything but the
+kept checkpoint at the end. Not run by CI: it takes about an hour here.
 """
 
 from __future__ import annotations
