@@ -28,9 +28,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "ollama"))
 
-from modelkit.chat_template.gotemplate import Think  # noqa: E402 - after the sys.path entry that finds it
 from modelkit.chat_template.proof import BATTERY, Proof  # noqa: E402 - after the sys.path entry that finds it
 from modelkit.chat_template.proof.conversations import Conversation  # noqa: E402 - after the sys.path entry that finds it
+from modelkit.golang.template import Think  # noqa: E402 - after the sys.path entry that finds it
 from modelkit.ollama.modelfile import Modelfile, render_modelfile  # noqa: E402 - after the sys.path entry that finds it
 from modelkit.ollama.renderers import (  # noqa: E402 - after the sys.path entry that finds it
     CANDIDATES,

@@ -20,10 +20,12 @@ translator to this measure.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -32,11 +34,12 @@ from modelkit.chat_template.proof import (
     GO_JSON_NOTE,
     SAME,
     TOOL_RESULTS,
+    Proof,
     prove,
     think_switches_read,
     translate_and_prove,
 )
-from modelkit.chat_template.translator import Unsupported
+from modelkit.chat_template.translator import Translation, Unsupported
 
 PROVEN, NOT_PROVEN, UNTRANSLATABLE, NO_PLAIN_CHAT = "proven", "not proven", "cannot translate", "no plain chat"
 
@@ -72,11 +75,17 @@ class TemplateResult:
     switches: tuple[str, ...] = ()  # the thinking switches the Jinja reads
     tools: bool = False  # the TEMPLATE renders tools and reasoning (proven on the tool battery)
     reads: tuple[str, ...] = ()  # what of tools and reasoning the Jinja reads: "tools", "reasoning"
+    #: sha256 of every TEMPLATE written and every proof outcome: the same digest means the
+    #: translator wrote the same bytes and the proof found the same (tests hold it across rewrites)
+    fingerprint: str = ""
 
 
-def check_template(name: str, source: str, bos: str = "<s>", eos: str = "</s>") -> TemplateResult:
-    """Translate and prove one template, for a tokenizer that adds BOS and for one that does not."""
+def check_template(name: str, source: str, bos: str = "<s>", eos: str = "</s>",
+                   today: date | None = None) -> TemplateResult:
+    """Translate and prove one template, for a tokenizer that adds BOS and for one that does not
+    (``today``: the date the templates that print one see; the real one by default)."""
     start = time.perf_counter()
+    fingerprint = hashlib.sha256()
     notes: list[str] = []
     details: list[str] = []
     statuses: list[str] = []
@@ -84,9 +93,11 @@ def check_template(name: str, source: str, bos: str = "<s>", eos: str = "</s>") 
     with_tools: list[bool] = []
     for add_bos in (True, False):
         try:
-            tr, proof = translate_and_prove(source, bos, eos, add_bos)
+            tr, proof = translate_and_prove(source, bos, eos, add_bos, today=today)
         except Unsupported as exc:
-            return TemplateResult(name, UNTRANSLATABLE, str(exc), seconds=time.perf_counter() - start)
+            return TemplateResult(name, UNTRANSLATABLE, str(exc), seconds=time.perf_counter() - start,
+                                  fingerprint=hashlib.sha256(str(exc).encode()).hexdigest())
+        fingerprint.update(_fingerprint_of(tr, proof))
         if proof.outcomes and not any(o.status == SAME for o in proof.outcomes) and not proof.failures:
             return TemplateResult(name, NO_PLAIN_CHAT, proof.outside[0].detail, seconds=time.perf_counter() - start)
         statuses.append(PROVEN if proof.proven else NOT_PROVEN)
@@ -110,23 +121,32 @@ def check_template(name: str, source: str, bos: str = "<s>", eos: str = "</s>") 
         notes.insert(0, f"renders tools and reasoning ({GO_JSON_NOTE})")
     tools = ""
     if status == PROVEN and not any(with_tools):
-        tool_proof = prove(tr.go_template, source, bos, eos, False, battery=TOOL_RESULTS, think=proof.think)
+        tool_proof = prove(tr.go_template, source, bos, eos, False, battery=TOOL_RESULTS, think=proof.think,
+                           today=today)
+        fingerprint.update(_fingerprint_of(None, tool_proof))
         tools = "same" if tool_proof.proven else "refused" if not tool_proof.failures else "differs"
     think = (FOLLOWS_THINK if all(t == FOLLOWS_THINK for t in thinks) else THINK_UNSET_ONLY) if thinks else ""
     return TemplateResult(name, status, "; ".join(dict.fromkeys(details)), list(dict.fromkeys(notes)),
                           time.perf_counter() - start, tools, think if status == PROVEN else "",
-                          tools=status == PROVEN and all(with_tools))
+                          tools=status == PROVEN and all(with_tools), fingerprint=fingerprint.hexdigest())
 
 
-def survey(folder: Path) -> list[TemplateResult]:
+def _fingerprint_of(translation: Translation | None, proof: Proof) -> bytes:
+    """The bytes a translation and its proof stand for: the TEMPLATE and what it assumed, and
+    each outcome's conversation, verdict and both renderings."""
+    outcomes = [(o.label, o.status, o.expected, o.actual, o.detail) for o in proof.outcomes]
+    return repr((translation, outcomes, proof.error, proof.think, proof.think_note, proof.tools)).encode()
+
+
+def survey(folder: Path, today: date | None = None) -> list[TemplateResult]:
     """Check every ``*.jinja`` file in ``folder`` (sorted by name); :attr:`TemplateResult.switches` is
     set for the templates that read a thinking switch."""
     out = []
     for p in sorted(folder.glob("*.jinja")):
         source = p.read_text(encoding="utf-8")
         reads = tuple(what for what, word in (("tools", "tool"), ("reasoning", "reasoning_content")) if word in source)
-        out.append(dataclasses.replace(check_template(p.stem, source), switches=think_switches_read(source),
-                                       reads=reads))
+        checked = check_template(p.stem, source, today=today)
+        out.append(dataclasses.replace(checked, switches=think_switches_read(source), reads=reads))
     return out
 
 

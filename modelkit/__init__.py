@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING
 from modelkit import errors as _errors
 from modelkit.core.lazy import lazy_exports
 from modelkit.errors import *  # noqa: F403 - every public error type is part of the API
-
-__version__ = "0.1.0"
+from modelkit.version import __version__ as __version__
 
 if TYPE_CHECKING:  # the names served on first use (core/lazy.py reads them here), as editors see them
     from modelkit.core.engine import BuildResult as BuildResult

@@ -17,7 +17,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelkit import __version__, hub
+from modelkit import hub
 from modelkit.core.engine import BuildResult, Engine, Pin, Reporter, Status
 from modelkit.core.executor import Executor
 from modelkit.core.facts import Facts
@@ -37,6 +37,7 @@ from modelkit.spec import LoadedSpec, load_spec
 from modelkit.steps.modelfile import RenderModelfile
 from modelkit.steps.template import read_inherited
 from modelkit.toolchain import ProjectTools, Toolchain
+from modelkit.version import __version__
 
 if TYPE_CHECKING:
     from modelkit.ollama.engine import Choice

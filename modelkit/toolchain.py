@@ -37,6 +37,7 @@ from modelkit.core.locks import FileLock
 from modelkit.core.process import Progress, ignore_progress
 from modelkit.core.warm import Warm
 from modelkit.errors import UserError
+from modelkit.version import __version__
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
 SDIST_NAME = f"llama_cpp_python-{LLAMA_CPP_PYTHON_VERSION}.tar.gz"
@@ -228,8 +229,6 @@ class ProjectTools:
     @staticmethod
     def version() -> str:
         """The modelkit that runs the steps, on the machine that asks."""
-        from modelkit import __version__
-
         return __version__
 
 

@@ -252,9 +252,9 @@ def test_a_tool_or_thinking_template_renders_tools_and_thinking_through_the_prov
     TEMPLATE renders tools and reasoning, shows Ollama so, and the server picks it, as predicted, over
     the GGUF's Jinja; the prompt the server renders for every tool and thinking conversation (with
     each think setting the template reads) is the Jinja's, JSON written as Go writes it."""
-    from modelkit.chat_template.gotemplate import go_tojson
     from modelkit.chat_template.proof import GO_JSON_NOTE, THINKING, TOOLS, expected_prompt, think_switches_read
     from modelkit.chat_template.reference import RenderContext, compile_template, render_chat
+    from modelkit.golang.template import go_tojson
     from modelkit.ollama.renderers import ollama_chat_body
 
     name = "tools" if "2.5" in template else "thinks"

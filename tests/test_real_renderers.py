@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from gguf_files import write_tiny_gguf
 
-from modelkit.chat_template.gotemplate import Think
 from modelkit.chat_template.proof import BATTERY, SAME
 from modelkit.chat_template.proof.conversations import Conversation
+from modelkit.golang.template import Think
 from modelkit.ollama.content import ModelContent
 from modelkit.ollama.engine import predict_engine
 from modelkit.ollama.modelfile import Modelfile, render_modelfile

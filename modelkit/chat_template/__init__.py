@@ -11,19 +11,18 @@ first use. The package, one concept per part:
   :mod:`~.translator.expressions` and :mod:`~.translator.calls`, shared state in
   :mod:`~.translator.context`, values in :mod:`~.translator.values`, and the Go it emits in
   :mod:`~.translator.goast` (the tree and its printer) and :mod:`~.translator.goexpr`;
-* :mod:`.gotemplate` — a Python evaluator of Go ``text/template`` on Ollama's data: lexer,
-  parser, execution, Go's printing (``fmt``), Ollama's checks, functions and data;
 * :mod:`.proof` — the conversation battery, the proof, and hand-written family templates (a
   cross-check);
 * :mod:`.stops` — stop strings; :mod:`.inherit` — the whole step; :mod:`.digest` — the
   digest of this package's source, part of the template step's cache key.
 
-The layers: :mod:`.gotemplate` and :mod:`.reference` stand alone, :mod:`.translator` builds on
-both, :mod:`.proof` on all three, :mod:`.inherit` on everything; nothing here imports the build
-engine, the steps or the CLI (``tests/chat_template/test_package_shape.py`` checks it).
+The layers: :mod:`.reference` stands alone, :mod:`.translator` builds on it and on
+:mod:`modelkit.golang` (Go's semantics, below this package), :mod:`.proof` on all of them,
+:mod:`.inherit` on everything; nothing here imports the build engine, the steps or the CLI
+(``tests/chat_template/test_package_shape.py`` and ``tests/test_layering.py`` check it).
 
 How the proof runs at build time: users have no Go, so the Go side is rendered by
-:mod:`.gotemplate`, modelkit's own evaluator of the Go template language, fed the data Ollama
+:mod:`modelkit.golang.template`, modelkit's own evaluator of the Go template language, fed the data Ollama
 builds (``template.Execute`` with ``.Messages``). The tests (``tests/chat_template``) check that
 evaluator byte for byte against Go's real ``text/template`` — a small Go program that mirrors
 Ollama's ``Parse``/``Vars``/``Execute``/``collate`` — on every template of llama.cpp's

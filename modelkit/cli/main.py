@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import os
 
-from modelkit import __version__
 from modelkit.cli import build, publish, tools
 from modelkit.errors import ModelkitError
+from modelkit.version import __version__
 
 EPILOG = """\
 examples:

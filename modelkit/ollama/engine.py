@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from modelkit.chat_template.gotemplate import GoTemplate, GoTemplateError, Think, identifiers, parse
-from modelkit.chat_template.gotemplate.nodes import ActionNode, IfNode, Node, Operand, Pipe, RangeNode, TextNode
+from modelkit.golang.template import GoTemplate, GoTemplateError, Think, identifiers, parse
+from modelkit.golang.template.nodes import ActionNode, IfNode, Node, Operand, Pipe, RangeNode, TextNode
 
 NATIVE_CHAT_SINCE = "0.30"
 """The first Ollama that may render the GGUF's Jinja instead of the Modelfile's TEMPLATE."""

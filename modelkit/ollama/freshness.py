@@ -30,11 +30,11 @@ import httpx
 import ollama
 
 from modelkit.errors import OllamaUnavailable, StepError
+from modelkit.golang.strconv import go_unquote
 from modelkit.ollama.client import describe, make_client, raw_request
 from modelkit.ollama.content import BLOB_DIGEST, ModelContent, checked_name
 from modelkit.ollama.params import OPTIONS, OptionType
 from modelkit.ollama.reachability import shown_host
-from modelkit.ollama.strconv import go_unquote
 
 
 @dataclass(frozen=True)

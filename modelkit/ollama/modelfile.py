@@ -22,7 +22,7 @@ from pathlib import Path
 import jinja2
 
 from modelkit.errors import ModelfileError, ModelkitError
-from modelkit.ollama.strconv import is_go_print
+from modelkit.golang.strconv import is_go_print
 
 TEMPLATE_NAME = "Modelfile.j2"
 MESSAGE_ROLES = ("system", "user", "assistant")

@@ -21,9 +21,9 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the proving machinery (Jinja, the translator) only where a proof runs, never in a build's plan
-    from modelkit.chat_template.gotemplate import Think
     from modelkit.chat_template.proof import Proof
     from modelkit.chat_template.proof.conversations import Conversation
+    from modelkit.golang.template import Think
 
 PROVEN_ON = "0.32.15"
 """The Ollama release whose renderers the table was proven against."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from modelkit import __version__, hub
+from modelkit import hub
 from modelkit.core.facts import Facts
 from modelkit.errors import UserError
 from modelkit.formats.checkpoints import step_of
@@ -30,6 +30,7 @@ from modelkit.formats.quant_types import file_type_name
 from modelkit.formats.vision import VisionTower, read_vision_tower
 from modelkit.rules.names import SOURCE_BASE, Names
 from modelkit.spec import LoadedSpec
+from modelkit.version import __version__
 
 ROUTE_RULES = 2
 """Raised when merge_route judges anew (2: an adapter that changes the vision half): routes judged

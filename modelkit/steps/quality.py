@@ -75,7 +75,7 @@ class JudgeVariant(Step, kind="judge", tool="quantize", reproducible=False):
             raise StepError("\n".join(problems))
 
     def _answer(self, ctx: StepContext, check: dict[str, Any]) -> dict[str, Any]:
-        from modelkit.chat_template.gotemplate import execute, ollama_data
+        from modelkit.golang.template import execute, ollama_data
 
         template = self.modelfile.resolved_template() or "{{ .Prompt }}"
         images = [self.images[name].read_bytes() for name in check.get("images", [])]

@@ -1,10 +1,10 @@
 """Go string literals, against Go's own ``strconv``: the ones the translator writes, and reading them back.
 
-``goast.go_string`` is :func:`modelkit.ollama.strconv.go_quote` (what Ollama's ``%#v`` prints), so the
+``goast.go_string`` is :func:`modelkit.golang.strconv.go_quote` (what Ollama's ``%#v`` prints), so the
 literals in a translated TEMPLATE are exactly what Go would write: ``"\\v"`` rather than the
 equally valid ``"\\x0b"``. Go checks both directions: ``printf "%q"`` of the literal gives the
 literal back, and writing it gives the string. The evaluator reads a template's literals with
-:func:`~modelkit.ollama.strconv.go_unquote_bytes`, the one ``strconv.Unquote`` modelkit has; the
+:func:`~modelkit.golang.strconv.go_unquote_bytes`, the one ``strconv.Unquote`` modelkit has; the
 literals below are the ones where a home-made unquote goes wrong (``\\0`` is not NUL in Go).
 """
 
@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from modelkit.chat_template import gotemplate as gt
 from modelkit.chat_template.translator.goast import go_string
-from modelkit.ollama.strconv import go_quote, go_unquote, go_unquote_bytes, go_unquote_char
+from modelkit.golang import template as gt
+from modelkit.golang.strconv import go_quote, go_unquote, go_unquote_bytes, go_unquote_char
 
 from .test_gotemplate import M, _assert_same, _python  # M makes Ollama take the .Messages path
 

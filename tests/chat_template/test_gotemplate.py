@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from modelkit.chat_template import gotemplate as gt
 from modelkit.chat_template.proof import BATTERY
 from modelkit.chat_template.translator import Unsupported, translate
+from modelkit.golang import template as gt
 
 pytestmark = pytest.mark.go
 

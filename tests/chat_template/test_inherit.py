@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 
 from modelkit.chat_template import TemplateError, inherit_template, read_template
-from modelkit.chat_template import gotemplate as gt
 from modelkit.chat_template import inherit as inherit_mod
 from modelkit.chat_template.proof import FAMILIES, cross_check, prove, recognise
 from modelkit.chat_template.source import ChatTemplateSource
 from modelkit.chat_template.stops import derive_stops
 from modelkit.chat_template.translator import Translation
 from modelkit.cli.template import add_commands as add_template_commands
+from modelkit.golang import template as gt
 
 
 def _src(template: str, bos: str | None = "<s>", eos: str | None = "</s>", add_bos: bool = False) -> ChatTemplateSource:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -12,12 +14,24 @@ import bench.templates
 from bench.templates import FOLLOWS_THINK, KEY_FAMILIES, NO_PLAIN_CHAT, PROVEN, TemplateResult, format_report, survey
 
 REPO = Path(__file__).resolve().parent.parent.parent
+#: Each template's :attr:`TemplateResult.fingerprint`, recorded before the translator was rebuilt
+#: from a mixin stack into composed parts (``python -m tests.chat_template.test_report`` writes it again).
+FINGERPRINTS = REPO / "tests" / "data" / "template-fingerprints.json"
+TODAY = date(2025, 3, 4)  # the date the templates that print one see, the same on any day
 
 
 @pytest.fixture(scope="module")
 def surveyed(llama_cpp_templates: Path) -> list[TemplateResult]:
     """The survey of llama.cpp's templates, made once for the tests that read it (about 11 s)."""
-    return survey(llama_cpp_templates)
+    return survey(llama_cpp_templates, today=TODAY)
+
+
+@pytest.mark.slow
+def test_the_translator_writes_and_proves_what_it_did_before(surveyed: list[TemplateResult]) -> None:
+    """Every TEMPLATE byte and every proof outcome for llama.cpp's templates, as recorded: a change
+    to the translator's structure must not change what it writes."""
+    recorded = json.loads(FINGERPRINTS.read_text(encoding="utf-8"))
+    assert {r.name: r.fingerprint for r in surveyed} == recorded
 
 
 @pytest.mark.slow
@@ -66,3 +80,12 @@ def test_bench_script_needs_a_folder(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, str(REPO / "bench" / "templates.py"), str(tmp_path / "none")],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "not a folder" in proc.stderr
+
+
+if __name__ == "__main__":  # record the fingerprints again: only where a change of output is meant
+    from modelkit.toolchain import find_toolchain
+
+    found = find_toolchain()
+    assert found is not None, "no llama.cpp source tree: run `modelkit toolchain install`"
+    prints = {r.name: r.fingerprint for r in survey(found.templates, today=TODAY)}
+    FINGERPRINTS.write_text(json.dumps(prints, indent=1, sort_keys=True) + "\n", encoding="utf-8")

@@ -16,7 +16,6 @@ from typing import Any, Optional
 
 import pytest
 
-from modelkit.chat_template import gotemplate as gt
 from modelkit.chat_template import inherit_template
 from modelkit.chat_template.proof import (
     BATTERY,
@@ -31,6 +30,7 @@ from modelkit.chat_template.proof import (
 from modelkit.chat_template.reference import RenderContext, TemplateRaised, render_chat
 from modelkit.chat_template.source import ChatTemplateSource
 from modelkit.chat_template.translator import Unsupported, translate
+from modelkit.golang import template as gt
 
 from .conftest import go_conversations
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from modelkit.chat_template import gotemplate as gt
 from modelkit.chat_template.proof import TOOL_BATTERY, TOOLS, prove, translate_and_prove
 from modelkit.chat_template.proof.declare import declared_for_ollama, thinking_tags
 from modelkit.chat_template.translator import translate
+from modelkit.golang import template as gt
 from modelkit.ollama.engine import predict_engine
 
 from .conftest import go_conversations

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from modelkit.chat_template import gotemplate as gt
 from modelkit.chat_template.proof import BATTERY, THINK_SETTINGS, expected_prompt, prove, think_switches_read
 from modelkit.chat_template.reference import RenderContext, TemplateRaised, render_chat
 from modelkit.chat_template.translator import Unsupported, translate
+from modelkit.golang import template as gt
 
 TODAY = date(2025, 3, 4)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelkit.chat_template.gotemplate import parse
+from modelkit.golang.template import parse
 from modelkit.ollama.engine import go_capabilities, jinja_capabilities, predict_engine
 
 PLAIN_JINJA = "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}"

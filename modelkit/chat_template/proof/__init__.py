@@ -1,7 +1,7 @@
 """The proof that a translated TEMPLATE renders what the model's own Jinja renders.
 
 :mod:`.conversations` is the battery of test conversations; :mod:`.prove` renders each with
-the Jinja (:mod:`..reference`) and with the Go template (:mod:`..gotemplate`) and compares
+the Jinja (:mod:`..reference`) and with the Go template (:mod:`modelkit.golang.template`) and compares
 them byte for byte, with each setting of Ollama's ``think`` where the template reads a thinking
 switch (:func:`translate_and_prove` is the route the build takes), and on tools and reasoning
 for a TEMPLATE that renders them (:data:`TOOL_BATTERY`, :mod:`.declare` shows Ollama so);

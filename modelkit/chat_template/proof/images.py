@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 
-from ..gotemplate import GoTemplateError, check_ollama_parse, execute, ollama_data
+from modelkit.golang.template import GoTemplateError, check_ollama_parse, execute, ollama_data
+
 from ..reference import RenderContext, TemplateRaised, compile_template, render_chat
 from .conversations import SYSTEM, Conversation
 from .prove import DIFFERS, OUTSIDE, SAME, expected_prompt, first_difference

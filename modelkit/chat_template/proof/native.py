@@ -27,7 +27,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from ..gotemplate import Think
+from modelkit.golang.template import Think
+
 from .conversations import Conversation
 from .prove import Proof, prove_renderer
 

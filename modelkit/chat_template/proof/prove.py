@@ -1,7 +1,7 @@
 """Prove a translated TEMPLATE: render every conversation of the battery both ways and compare.
 
 The reference is the Jinja, rendered in the ``transformers`` sandbox (:mod:`..reference`); the
-candidate is the Go template, rendered on the data Ollama builds (:mod:`..gotemplate`). They
+candidate is the Go template, rendered on the data Ollama builds (:mod:`modelkit.golang.template`). They
 must be equal byte for byte, with one accepted difference: when the tokenizer adds BOS itself
 (``add_bos_token``), the Jinja's leading BOS is not expected from the Go template (llama.cpp
 would otherwise see two). A conversation the Jinja refuses (``raise_exception``, say "roles must
@@ -32,7 +32,7 @@ from typing import Any
 import jinja2
 import jinja2.meta
 
-from ..gotemplate import (
+from modelkit.golang.template import (
     GoTemplateError,
     NoGoJSON,
     Think,
@@ -42,6 +42,7 @@ from ..gotemplate import (
     identifiers,
     ollama_data,
 )
+
 from ..reference import RenderContext, TemplateRaised, compile_template, render_chat
 from ..reference.sandbox import parsed
 from ..translator import THINK_SWITCHES, Translation, Unsupported, translate

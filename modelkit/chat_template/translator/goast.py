@@ -3,7 +3,7 @@
 The translator works on this small tree rather than on strings so that later passes can
 rewrite it (remove the BOS the tokenizer adds itself, place the cut of a continuation, drop
 variables nobody reads) before one printer lays it out. Expressions inside actions are plain Go
-pipeline strings: the translator composes them and :mod:`..gotemplate` parses them back.
+pipeline strings: the translator composes them and :mod:`modelkit.golang.template` parses them back.
 
 Layout: every action goes on its own line, indented by nesting, and opened with ``{{-`` so the
 layout whitespace is trimmed away, unless the text before it ends in whitespace that the
@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from modelkit.ollama.strconv import go_quote
+from modelkit.golang.strconv import go_quote
 
 
 @dataclass
@@ -114,7 +114,7 @@ def go_string(s: str) -> str:
     """A Go interpreted string literal for ``s``: ``strconv.Quote(s)``, which ``strconv.Unquote`` reads back.
 
     Template text must be valid UTF-8, so a lone surrogate is an error here rather than the
-    replacement character :func:`~modelkit.ollama.strconv.go_quote` writes for it.
+    replacement character :func:`~modelkit.golang.strconv.go_quote` writes for it.
     """
     if any(0xD800 <= ord(ch) <= 0xDFFF for ch in s):
         raise ValueError("lone surrogate in template text")

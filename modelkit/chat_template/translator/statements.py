@@ -15,7 +15,8 @@ import jinja2
 import jinja2.nodes as jn
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from ..gotemplate import go_tojson
+from modelkit.golang.template import go_tojson
+
 from ..reference import GENERATION_METHOD, make_environment
 from ..reference.sandbox import compiled_code, parsed
 from . import goexpr as gx

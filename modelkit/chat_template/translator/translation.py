@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..gotemplate import identifiers
-from ..gotemplate import parse as parse_go
+from modelkit.golang.template import identifiers
+from modelkit.golang.template import parse as parse_go
+
 from . import goexpr as gx
 from .context import ADD_GEN_VAR, MESSAGES, Scope
 from .goast import (

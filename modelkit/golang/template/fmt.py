@@ -12,7 +12,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from modelkit.ollama.strconv import go_quote
+from modelkit.golang.strconv import go_quote
 
 from .values import NO_VALUE, GoStruct, GoTemplateError, type_name
 

@@ -3,7 +3,7 @@
 Two stages, as in Go's ``text/template/parse`` lexer: :func:`split_template` finds the
 ``{{ }}`` delimiters (skipping over quoted strings and comments, applying ``{{-`` and ``-}}``),
 and :func:`lex_action` turns the inside of one action into tokens, with literal values read as
-Go reads them (string constants through :func:`~modelkit.ollama.strconv.go_unquote_bytes`).
+Go reads them (string constants through :func:`~modelkit.golang.strconv.go_unquote_bytes`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from modelkit.ollama.strconv import go_unquote_bytes, go_unquote_char
+from modelkit.golang.strconv import go_unquote_bytes, go_unquote_char
 
 from .values import GoTemplateError
 
