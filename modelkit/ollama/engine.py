@@ -14,13 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from modelkit.golang.template import GoTemplate, GoTemplateError, Think, identifiers, parse
-from modelkit.golang.template.nodes import ActionNode, IfNode, Node, Operand, Pipe, RangeNode, TextNode
+from modelkit.golang.template import GoTemplate, GoTemplateError, Think, parse
+from modelkit.golang.template.capabilities import INSERT, THINKING, TOOLS, go_capabilities, has_tool_round_trip
 
 NATIVE_CHAT_SINCE = "0.30"
 """The first Ollama that may render the GGUF's Jinja instead of the Modelfile's TEMPLATE."""
 
-TOOLS, THINKING, INSERT = "tools", "thinking", "insert"
+__all__ = ["INSERT", "NATIVE_CHAT_SINCE", "THINKING", "TOOLS", "Choice", "jinja_capabilities", "predict_engine",
+           "think_states", "without_think"]
 _TOOL_RESULT_MARKS = ("tool_response", "tool_results", "role'] == 'tool'", "role'] == \"tool\"",
                       "role\"] == 'tool'", "role\"] == \"tool\"", "message.role == 'tool'",
                       "message.role == \"tool\"", "ipython")
@@ -109,66 +110,6 @@ def _jinja_round_trip(jinja: str) -> bool:
     return calls and any(mark in jinja for mark in _TOOL_RESULT_MARKS)
 
 
-def go_capabilities(template: GoTemplate) -> tuple[str, ...]:
-    """``goTemplateCapabilities``: tools (``.Tools``), insert (``.Suffix``), thinking (tags around
-    ``.Thinking`` in the messages, as ``InferTags`` finds them)."""
-    names = identifiers(template)
-    caps = [c for c, name in ((TOOLS, "tools"), (INSERT, "suffix")) if name in names]
-    opening, closing = _thinking_tags(template)
-    if opening and closing:
-        caps.append(THINKING)
-    return tuple(caps)
-
-
-def _go_round_trip(template: GoTemplate, text: str) -> bool:
-    """``goTemplateHasToolRoundTrip``: tools and tool calls used, tool results written."""
-    names = identifiers(template)
-    if "tools" not in names or "toolcalls" not in names:
-        return False
-    return 'eq .Role "tool"' in text or "tool_response" in text or "TOOL_RESULTS" in text
-
-
-def _thinking_tags(template: GoTemplate) -> tuple[str, str]:
-    """``InferTags``: the text that opens and closes the last ``.Thinking`` written inside a range
-    over ``.Messages`` — the first and last text of the list holding it."""
-    found = ["", ""]
-
-    def visit(nodes: list[Node], in_messages: bool) -> None:
-        for node in nodes:
-            if isinstance(node, ActionNode) and in_messages and _mentions_thinking(node.pipe):
-                _take_tags(nodes, found)
-            elif isinstance(node, IfNode):
-                if in_messages and _mentions_thinking(node.pipe):
-                    _take_tags(nodes, found)
-                visit(node.body, in_messages)
-                visit(node.orelse, in_messages)
-            elif isinstance(node, RangeNode):
-                over_messages = any(_names_field(a, "Messages") for c in node.pipe.cmds for a in c.args)
-                visit(node.body, over_messages)
-                visit(node.orelse, over_messages)
-
-    visit(template.root, False)
-    return found[0], found[1]
-
-
-def _take_tags(nodes: list[Node], found: list[str]) -> None:
-    if isinstance(nodes[0], TextNode):
-        found[0] = nodes[0].text.decode("utf-8", "replace").strip()
-    if isinstance(nodes[-1], TextNode):
-        found[1] = nodes[-1].text.decode("utf-8", "replace").strip()
-
-
-def _mentions_thinking(pipe: Pipe) -> bool:
-    return any(_names_field(a, "Thinking") for c in pipe.cmds for a in c.args)
-
-
-def _names_field(operand: Operand, field: str) -> bool:
-    """Whether ``operand`` is, or holds, the field ``.<field>`` (a FieldNode: ``$.x`` is not one)."""
-    if operand.kind == "pipe" and not operand.chain:
-        return any(_names_field(a, field) for c in operand.value.cmds for a in c.args)
-    return operand.kind == "dot" and operand.chain[:1] == (field,)
-
-
 def predict_engine(jinja: str | None, go_template: str | None, *, renderer: str | None = None,
             parser: str | None = None, go_template_env: bool | None = None,
             native_chat: bool = True) -> Choice:
@@ -181,7 +122,7 @@ def predict_engine(jinja: str | None, go_template: str | None, *, renderer: str 
     if renderer or parser:
         selected = "renderer_parser" if renderer and parser else ("renderer" if renderer else "parser")
         return Choice(selected, go_caps, chat_caps, renderer, parser)
-    if go_template is not None and _uses_go_template(jinja, go_template, tree, go_template_env, native_chat):
+    if go_template is not None and _uses_go_template(jinja, tree, go_template_env, native_chat):
         return Choice("go_template", go_caps, chat_caps)
     return Choice("gguf_chat_template" if jinja else "none", go_caps, chat_caps)
 
@@ -195,22 +136,21 @@ def _parsed(go_template: str | None) -> GoTemplate | None:
         return None  # Ollama refuses such a TEMPLATE at create time; nothing to predict
 
 
-def _uses_go_template(jinja: str | None, text: str, tree: GoTemplate | None, env: bool | None,
-                      native_chat: bool) -> bool:
+def _uses_go_template(jinja: str | None, tree: GoTemplate | None, env: bool | None, native_chat: bool) -> bool:
     """``shouldUseGoTemplate`` after ``PreferChatTemplate`` was decided at load."""
     if env is not None:
         return env
     if not native_chat or not jinja or tree is None:
         return True
-    return not _prefers_chat_template(jinja, tree, text)
+    return not _prefers_chat_template(jinja, tree)
 
 
-def _prefers_chat_template(jinja: str, tree: GoTemplate, text: str) -> bool:
+def _prefers_chat_template(jinja: str, tree: GoTemplate) -> bool:
     """``shouldPreferChatTemplate``: the Jinja can do more, or the same with tools where only it
     writes the whole tool round trip."""
     chat_caps, go_caps = jinja_capabilities(jinja), go_capabilities(tree)
     if len(chat_caps) > len(go_caps):
-        return not _go_round_trip(tree, text) or _jinja_round_trip(jinja)
+        return not has_tool_round_trip(tree) or _jinja_round_trip(jinja)
     if set(chat_caps) != set(go_caps) or TOOLS not in chat_caps:
         return False
-    return _jinja_round_trip(jinja) and not _go_round_trip(tree, text)
+    return _jinja_round_trip(jinja) and not has_tool_round_trip(tree)

@@ -16,9 +16,17 @@ from typing import Any
 import pytest
 
 from modelkit.chat_template.proof import TOOL_BATTERY, TOOLS, prove, translate_and_prove
-from modelkit.chat_template.proof.declare import declared_for_ollama, thinking_tags
-from modelkit.chat_template.translator import translate
+from modelkit.chat_template.proof.declare import declared_for_ollama, proven_thinking_tags, renders_tool_results
+from modelkit.chat_template.translator import Unsupported, translate
 from modelkit.golang import template as gt
+from modelkit.golang.template.capabilities import (
+    THINKING,
+    go_capabilities,
+    has_tool_round_trip,
+    thinking_tags,
+    writes_tool_calls,
+)
+from modelkit.golang.template.capabilities import TOOLS as TOOLS_CAPABILITY
 from modelkit.ollama.engine import predict_engine
 
 from .conftest import go_conversations
@@ -127,7 +135,7 @@ def test_qwen3_shows_ollama_its_thinking_tags_and_round_trip_and_ollama_then_use
     source = (llama_cpp_templates / "Qwen-Qwen3-0.6B.jinja").read_text(encoding="utf-8")
     tr, proof = translate_and_prove(source, None, "<|im_end|>", False, TODAY)
     assert tr.tools and proof.proven and proof.follows_think, proof.summary()
-    assert thinking_tags(proof) == ("<think>", "</think>")
+    assert proven_thinking_tags(proof) == ("<think>", "</think>")
     assert tr.go_template.endswith("{{ if false }}{{ range .Messages }}<think>{{ .Thinking }}</think>{{ end }}{{ end }}")
     choice = predict_engine(source, tr.go_template)
     assert choice.selected == "go_template" and choice.go_template == ("tools", "thinking"), choice
@@ -135,12 +143,38 @@ def test_qwen3_shows_ollama_its_thinking_tags_and_round_trip_and_ollama_then_use
     assert predict_engine(source, undeclared).selected == "gguf_chat_template"
 
 
+@pytest.mark.slow
+def test_what_a_proof_declares_is_what_ollama_reads_back(llama_cpp_templates: Path) -> None:
+    """For every template of llama.cpp that Ollama is shown tools or reasoning in: the capability
+    rules the engine prediction reads with find, in the written TEMPLATE, exactly the thinking tags,
+    tool calls and round trip the proof declared (one set of rules, both sides)."""
+    declared = 0
+    for path in sorted(llama_cpp_templates.glob("*.jinja")):
+        source = path.read_text(encoding="utf-8")
+        try:
+            tr, proof = translate_and_prove(source, None, "</s>", False, TODAY)
+        except Unsupported:
+            continue
+        if not tr.tools:
+            continue
+        tree = gt.parse(tr.go_template)
+        tags, caps = proven_thinking_tags(proof, source), go_capabilities(tree)
+        shown = tags if tags is not None and "{{" not in "".join(tags) else ("", "")
+        assert thinking_tags(tree) == shown and (THINKING in caps) == (shown != ("", "")), path.name
+        if writes_tool_calls(tree) and "tool_call" in source:
+            assert TOOLS_CAPABILITY in caps, path.name
+        if writes_tool_calls(tree) and renders_tool_results(proof):
+            assert has_tool_round_trip(tree), path.name
+        declared += tr.go_template.endswith("{{ end }}") and "{{ if false }}" in tr.go_template
+    assert declared >= 15
+
+
 def test_no_declaration_without_proof_of_it() -> None:
     """No tags where no rendering shows reasoning; no round trip where tool results are not shown."""
     source = SNIPPETS["tool calls, Hermes style"]
     tr = translate(source, "<s>", "</s>", False, tools=True)
     proof = prove(tr.go_template, source, "<s>", "</s>", False, today=TODAY)
-    assert thinking_tags(proof) is None
+    assert proven_thinking_tags(proof) is None
     declared = declared_for_ollama(tr.go_template, proof, source)
     assert '{{ if eq .Role "tool" }}' in declared and ".Thinking" not in declared
     results_dropped = source.replace("{{ m.content }}", "{% if m.role != 'tool' %}{{ m.content }}{% endif %}")

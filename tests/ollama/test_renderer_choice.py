@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from modelkit.golang.template import parse
-from modelkit.ollama.engine import go_capabilities, jinja_capabilities, predict_engine
+from modelkit.golang.template.capabilities import go_capabilities
+from modelkit.ollama.engine import jinja_capabilities, predict_engine
 
 PLAIN_JINJA = "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}"
 TOOLS_JINJA = PLAIN_JINJA + "{% if tools %}{{ tools | tojson }}{% endif %}"

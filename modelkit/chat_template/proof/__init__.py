@@ -3,7 +3,7 @@
 :mod:`.conversations` is the battery of test conversations; :mod:`.prove` renders each with
 the Jinja (:mod:`..reference`) and with the Go template (:mod:`modelkit.golang.template`) and compares
 them byte for byte, with each setting of Ollama's ``think`` where the template reads a thinking
-switch (:func:`translate_and_prove` is the route the build takes), and on tools and reasoning
+switch (:mod:`.route`'s :func:`translate_and_prove` is the route the build takes), and on tools and reasoning
 for a TEMPLATE that renders them (:data:`TOOL_BATTERY`, :mod:`.declare` shows Ollama so);
 :mod:`.families` holds hand-written templates of well-known formats, a second, independent
 route proven the same way; :mod:`.images` proves where each of Ollama's engines places an image.
@@ -26,8 +26,8 @@ from .prove import (
                     prove,
                     think_label,
                     think_switches_read,
-                    translate_and_prove,
 )
+from .route import translate_and_prove
 
 __all__ = [
     "BATTERY",

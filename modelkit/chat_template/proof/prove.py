@@ -11,9 +11,8 @@ A template that reads a thinking switch (``enable_thinking``, :data:`~..translat
 is proven with each setting of Ollama's ``think`` (:data:`THINK_SETTINGS`): not set, where the
 Jinja gets no switch at all, then true and false, where it gets ``enable_thinking=True``/``False``
 and the Go template the data Ollama builds for ``--think``/``--think=false``. Every conversation
-is rendered with each. :func:`translate_and_prove` is the whole route the build and the bench
-take: translate, prove, and where the translation cannot follow the switch, the translation
-that leaves it to the template's default, proven with think unset and saying so.
+is rendered with each. The whole route the build and the bench take — translate, prove, declare —
+is :mod:`.route`'s.
 
 At build time the Go side runs in modelkit's own evaluator, so users need no Go; the tests
 check that evaluator against Go's real ``text/template`` on every template and conversation.
@@ -45,7 +44,7 @@ from modelkit.golang.template import (
 
 from ..reference import RenderContext, TemplateRaised, compile_template, render_chat
 from ..reference.sandbox import parsed
-from ..translator import THINK_SWITCHES, Translation, Unsupported, translate
+from ..translator import THINK_SWITCHES
 from .conversations import BATTERY, THINKING, TOOLS, Conversation, ollama_message
 
 SAME, OUTSIDE, DIFFERS, GO_ERROR = "same", "outside", "differs", "go-error"
@@ -289,69 +288,6 @@ def _compare(compiled: jinja2.Template, conv: Conversation, ctx: RenderContext, 
     if actual == expected:
         return Outcome(conv, SAME, expected, actual)
     return Outcome(conv, DIFFERS, expected, actual, first_difference(expected, actual))
-
-
-def translate_and_prove(source: str, bos_token: str | None, eos_token: str | None, add_bos_token: bool,
-                        today: date | None = None) -> tuple[Translation, Proof]:
-    """Translate and prove: with tools and reasoning where that is proven, else without.
-
-    A template that reads tools, tool calls or earlier reasoning is first translated to render
-    them from Ollama's data (:mod:`..translator.tools`) and proven on :data:`TOOL_BATTERY`; the
-    rule (README, "Tools in the TEMPLATE"): that TEMPLATE is taken only where every conversation
-    renders as the Jinja's, up to :data:`GO_JSON_NOTE`, and no branch of the Jinja was left
-    untranslated (a tool request must never reach a Go error) — then Ollama, before and since
-    native chat mode, renders tools and thinking with it. Otherwise tools are left to the GGUF's
-    Jinja and the TEMPLATE renders plain chats (:func:`_translate_and_prove`).
-    Raises :class:`~..translator.Unsupported` when the template cannot be translated at all.
-    """
-    if reads_tool_data(source):
-        try:
-            tr, proof = _translate_and_prove(source, bos_token, eos_token, add_bos_token, today, tools=True)
-        except Unsupported:
-            pass
-        else:
-            if tr.tools and proof.proven and not tr.untranslated:
-                from .declare import declared_for_ollama
-                tr = dataclasses.replace(tr, go_template=declared_for_ollama(tr.go_template, proof, source))
-                return tr, prove(tr.go_template, source, bos_token, eos_token, add_bos_token, today=today,
-                                 think=proof.think, think_note=proof.think_note)
-    return _translate_and_prove(source, bos_token, eos_token, add_bos_token, today, tools=False)
-
-
-def reads_tool_data(jinja_source: str) -> bool:
-    """Whether the Jinja mentions tools, tool calls or earlier reasoning at all."""
-    return any(word in jinja_source for word in ("tools", "tool_calls", "reasoning_content"))
-
-
-def _translate_and_prove(source: str, bos_token: str | None, eos_token: str | None, add_bos_token: bool,
-                         today: date | None, tools: bool) -> tuple[Translation, Proof]:
-    """Translate, following Ollama's think where the template reads a thinking switch, and prove.
-
-    Where the switch cannot be followed (the translation refuses it, or is not proven with think
-    set), the translation that leaves it at the template's default is proven with think unset,
-    and its proof says, in :attr:`Proof.think_note`, that the TEMPLATE does not follow think.
-    """
-    first: tuple[Translation, Proof] | None = None
-    try:
-        tr = translate(source, bos_token, eos_token, add_bos_token, tools=tools)
-        proof = prove(tr.go_template, source, bos_token, eos_token, add_bos_token, today=today)
-        if proof.proven or not proof.follows_think:
-            return tr, proof
-        first, why = (tr, proof), proof.summary().removeprefix("not proven: ")
-    except Unsupported as exc:
-        if not think_switches_read(source):
-            raise
-        why = str(exc)
-    try:
-        plain = translate(source, bos_token, eos_token, add_bos_token, follow_think=False, tools=tools)
-    except Unsupported:
-        if first is None or any(o.think is None for o in first[1].failures):
-            raise  # not even think unset renders right: what cannot be translated is the answer
-        return first
-    note = f"the TEMPLATE does not follow Ollama's think option ({why})"
-    fallback = prove(plain.go_template, source, bos_token, eos_token, add_bos_token, today=today,
-                     think=(None,), think_note=note)
-    return (plain, fallback) if fallback.proven or first is None else first
 
 
 def shorten(text: str, limit: int = 90) -> str:

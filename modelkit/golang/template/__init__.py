@@ -13,7 +13,9 @@ guessing. ``tests/chat_template/test_gotemplate.py`` checks it byte for byte aga
 
 Modules: :mod:`.lexer` and :mod:`.parser` (text to :mod:`.nodes`), :mod:`.exec` (running a
 tree) with :mod:`.funcs` (the builtins) and :mod:`.fmt` (Go's printing), :mod:`.values` (Go
-values in Python), and :mod:`.ollama` (Ollama's load checks, functions and data).
+values in Python), :mod:`.ollama` (Ollama's load checks, functions and data), and
+:mod:`.capabilities` (what Ollama reads from a parsed TEMPLATE: capabilities, thinking tags,
+the tool round trip).
 """
 
 from .exec import execute
