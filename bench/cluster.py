@@ -23,8 +23,8 @@ from pathlib import Path
 from modelkit import Project
 from modelkit.core.engine import QuietReporter
 from modelkit.core.graph import Target
-from modelkit.core.ray_executor import RayExecutor
 from modelkit.core.remote_cache import ENV
+from modelkit.executors.ray_executor import RayExecutor
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))

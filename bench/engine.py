@@ -73,11 +73,11 @@ def project(root: Path, total: int, shards: int = 4) -> Graph:
 def noop_seconds(root: Path, total: int, repeats: int = 15) -> tuple[float, int]:
     graph = project(root, total)
     state = State(root / ".modelkit")
-    Engine(graph, root, state, fingerprint=lambda c: {}).build()
+    Engine(graph, root, state).build()
     times, read = [], 0
     for _ in range(repeats):
         start = time.perf_counter()
-        engine = Engine(graph, root, state, fingerprint=lambda c: {})
+        engine = Engine(graph, root, state)
         result = engine.build()
         times.append(time.perf_counter() - start)
         assert not result.ran

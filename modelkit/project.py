@@ -133,7 +133,7 @@ class Project:
         if not self.remote.pushing:
             raise UserError("--no-push: the ray executor's workers hand their outputs back through the remote cache; "
                             "build without --no-push")
-        from modelkit.core.ray_executor import RayExecutor, address
+        from modelkit.executors.ray_executor import RayExecutor, address
 
         return RayExecutor(address(name), self.remote, self.tools)
 
@@ -144,9 +144,8 @@ class Project:
         artifacts = (self.lock or {}).get("artifacts", {})
         pinned = {name: Pin(entry["platform"], str(entry.get("key"))) for name, entry in artifacts.items()
                   if isinstance(entry, dict) and isinstance(entry.get("platform"), str)}
-        return Engine(self.graph, self.root, self.state, fingerprint=self.tools.fingerprint,
-                      toolchain=self.require_toolchain, reporter=reporter, free_digest=hub.blob_digest,
-                      remote=self.remote, platform=self.tools.platform, pinned=pinned, locked=locked,
+        return Engine(self.graph, self.root, self.state, tools=self.tools, reporter=reporter,
+                      free_digest=hub.blob_digest, remote=self.remote, pinned=pinned, locked=locked,
                       executor=executor, remove_intermediates=self.spec.build.keep == "shipped",
                       disk_hint=self.disk_hint)
 
@@ -327,14 +326,21 @@ class Project:
             raise UserError(f"no variant '{ref}' in {self.loaded.path.name}; variants: {', '.join(variants)}")
         return variant
 
+    def modelfile(self, variant: Variant) -> RenderModelfile:
+        """The step that writes ``variant``'s Modelfile: what it says (FROM, ADAPTER, TEMPLATE,
+        parameters) is asked of it, before or after the build."""
+        action = self.graph[variant.modelfile_target].action
+        if not isinstance(action, RenderModelfile):
+            raise TypeError(f"{variant.modelfile_target} is made by {type(action).__name__}, not a Modelfile step")
+        return action
+
     def variant_facts(self, ref: str) -> dict[str, Any]:
         """A built variant (``modelkit inspect model:tag``): its GGUF, Modelfile, template and adapter."""
         variant = self.variant(ref)
         if not variant.gguf.is_file():
             raise UserError(f"{variant.ref} is not built yet ({variant.gguf.name} is missing): run `modelkit build`")
         info: dict[str, Any] = {"variant": variant.ref, **gguf_facts(variant.gguf)}
-        modelfile = self.graph[variant.modelfile_target].action
-        assert isinstance(modelfile, RenderModelfile)
+        modelfile = self.modelfile(variant)
         info["modelfile"] = str(variant.modelfile)
         info["merged_adapter"] = variant.adapter if variant.adapter and not modelfile.adapters else None
         info["adapter_file"] = modelfile.adapters[0] if modelfile.adapters else None
@@ -359,8 +365,7 @@ class Project:
         (native chat mode). None until what decides it is built (the GGUF, or the template)."""
         from modelkit.ollama.engine import predict_engine
 
-        modelfile = self.graph[variant.modelfile_target].action
-        assert isinstance(modelfile, RenderModelfile)
+        modelfile = self.modelfile(variant)
         try:
             template = modelfile.resolved_template()
         except OSError:

@@ -211,10 +211,18 @@ class ProjectTools:
             self._found = require_toolchain(self.configured, self.configured_where, progress)
         return self._found
 
-    def fingerprint(self, component: str) -> dict[str, Any]:
-        """What of the toolchain decides ``component``'s bytes (part of every key that uses it)."""
+    def fingerprint(self, component: str) -> dict[str, Any] | None:
+        """What of the toolchain decides ``component``'s bytes (part of every key that uses it);
+        None until it is installed."""
         toolchain = self.find()
-        return toolchain.fingerprint(component) if toolchain is not None else {"llama.cpp": "not installed"}
+        return toolchain.fingerprint(component) if toolchain is not None else None
+
+    def describe(self) -> str:
+        """``llama.cpp 0.3.36 (cpu)``; where none is installed, how one will be."""
+        toolchain = self.find()
+        if toolchain is None:
+            return "llama.cpp, which `modelkit build` installs (or `modelkit toolchain install`)"
+        return f"llama.cpp {toolchain.version} ({toolchain.backend})"
 
     def platform(self) -> str:
         """What decides the bytes of the steps that run on the GPU where there is one: the

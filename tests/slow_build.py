@@ -48,7 +48,7 @@ def main(root: Path, jobs: int) -> None:
         Target("d", Slow("d", root / "src", None, build / "d")),
     ])
     with FileLock(root / ".modelkit" / "build.lock"):
-        result = Engine(graph, root, State(root / ".modelkit"), fingerprint=lambda c: {}).build(jobs=jobs)
+        result = Engine(graph, root, State(root / ".modelkit")).build(jobs=jobs)
     sys.exit(0 if result.ok else 1)
 
 

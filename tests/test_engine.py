@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from fake_actions import FileAction
+from fixed_tools import FixedTools
 
 from modelkit.core.action import StepContext
 from modelkit.core.engine import Engine
@@ -37,13 +38,14 @@ class Project:
         (root / "b.txt").write_text("b")
         self.state = State(root / ".modelkit")
         self.fingerprint: dict[str, Any] = {"version": 1}
+        self.installed = True
 
     def engine(self, mid_mode: str = "plain", final_mode: str = "plain", fail_final: bool = False) -> Engine:
         build = self.root / "build"
         self.mid = Concat(build / "mid.txt", [self.root / "a.txt", self.root / "b.txt"], mode=mid_mode, tool="t")
         self.final = Concat(build / "final.txt", reads=[build / "mid.txt"], mode=final_mode, fail=fail_final)
         graph = Graph([Target("mid", self.mid), Target("final", self.final, ("mid",))])
-        return Engine(graph, self.root, self.state, fingerprint=lambda c: dict(self.fingerprint))
+        return Engine(graph, self.root, self.state, tools=FixedTools(dict(self.fingerprint), installed=self.installed))
 
     def reasons(self, engine: Engine) -> dict[str, tuple[str, str]]:
         return {s.name: (s.state, s.reason) for s in engine.plan()}
@@ -100,6 +102,15 @@ def test_toolchain_change_rebuilds_only_what_uses_it_and_cuts_off(project: Proje
     assert result.ran == ["mid"] and result.unchanged == ["mid"] and result.fresh == ["final"]
 
 
+def test_a_toolchain_that_went_missing_is_said_in_the_tools_own_words(project: Project) -> None:
+    """The core names no tool: the Tools protocol's None fingerprint and describe() word the reason."""
+    project.engine().build()
+    project.installed = False
+    assert project.reasons(project.engine())["mid"] == (
+        "stale", "toolchain not installed: the test's tools, which it never installs")
+    assert project.reasons(project.engine())["final"][0] == "pending"
+
+
 def test_early_cutoff_when_a_rebuilt_output_is_identical(project: Project) -> None:
     project.engine(mid_mode="length").build()  # mid = "2"
     (project.root / "a.txt").write_text("z")   # still 2 bytes
@@ -144,7 +155,7 @@ def test_dependents_of_a_failed_step_are_skipped_with_keep_going(tmp_path: Path)
     after = Concat(tmp_path / "after", reads=[tmp_path / "bad"])
     good = Concat(tmp_path / "good", [tmp_path / "x"])
     graph = Graph([Target("bad", bad), Target("after", after, ("bad",)), Target("good", good)])
-    result = Engine(graph, tmp_path, State(tmp_path / ".m"), fingerprint=lambda c: {}).build(keep_going=True)
+    result = Engine(graph, tmp_path, State(tmp_path / ".m")).build(keep_going=True)
     assert [n for n, _ in result.failed] == ["bad"]
     assert result.skipped == ["after"] and result.ran == ["good"]
 
@@ -277,7 +288,7 @@ def test_a_full_disk_is_a_clear_error_and_leaves_nothing_half_written(tmp_path: 
     out.parent.mkdir()
     out.write_text("the previous good artifact")
     engine = Engine(Graph([Target("big", FillsTheDisk(out, [tmp_path / "x"]))]), tmp_path,
-                    State(tmp_path / ".m"), fingerprint=lambda c: {})
+                    State(tmp_path / ".m"))
     [(name, error)] = engine.build().failed
     assert isinstance(error, UserError)
     assert str(error).startswith("big: cannot write ") and str(error).endswith("No space left on device")
@@ -308,7 +319,7 @@ def test_an_action_that_records_the_outside_world_is_never_restored_from_the_cac
     def build(text: str) -> Receipt:
         source.write_text(text)
         action = Receipt(out, [source])
-        Engine(Graph([Target("r", action)]), tmp_path, State(tmp_path / ".m"), fingerprint=lambda c: {}).build()
+        Engine(Graph([Target("r", action)]), tmp_path, State(tmp_path / ".m")).build()
         return action
 
     assert build("a").runs == 1 and build("b").runs == 1

@@ -79,7 +79,7 @@ def fan(root: Path, spans: dict[str, Any], state: State, *, demand: Demand = ONE
 
 
 def engine(graph: Graph, root: Path, state: State, cores: int = 4, memory: int = 1 << 40) -> Engine:
-    return Engine(graph, root, state, fingerprint=lambda c: {}, machine=Machine(cores, memory))
+    return Engine(graph, root, state, machine=Machine(cores, memory))
 
 
 def test_independent_steps_overlap_and_the_join_waits_for_their_records(tmp_path: Path) -> None:
@@ -197,7 +197,7 @@ class Sleep(Action):
 root = Path(sys.argv[1])
 graph = Graph([Target(n, Sleep(root / "build" / n)) for n in ("a", "b", "c")])
 print("started", flush=True)
-Engine(graph, root, State(root / ".modelkit"), fingerprint=lambda c: {}).build(jobs=3)
+Engine(graph, root, State(root / ".modelkit")).build(jobs=3)
 '''
 
 

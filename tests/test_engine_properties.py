@@ -125,7 +125,7 @@ def test_incremental_builds_are_correct_and_minimal(spec: Spec, steps: list[tupl
         state = State(root / ".modelkit")
         write_sources(spec, root)
         EXECUTED.clear()
-        Engine(make_graph(spec, root), root, state, fingerprint=lambda c: {}).build(jobs=jobs)
+        Engine(make_graph(spec, root), root, state).build(jobs=jobs)
         assert sorted(EXECUTED) == sorted(expected_executions(spec, {}))
         for kind, index, value in steps:
             damaged: dict[int, str] = {}
@@ -148,7 +148,7 @@ def test_incremental_builds_are_correct_and_minimal(spec: Spec, steps: list[tupl
                         f.truncate()
                     damaged[index] = "modified"
             EXECUTED.clear()
-            result = Engine(make_graph(spec, root), root, state, fingerprint=lambda c: {}).build(jobs=jobs)
+            result = Engine(make_graph(spec, root), root, state).build(jobs=jobs)
             assert result.ok
             assert sorted(EXECUTED) == sorted(expected_executions(spec, damaged)), (kind, index, value)
             # Correctness: the same bytes as a clean build in a fresh folder.
@@ -156,7 +156,7 @@ def test_incremental_builds_are_correct_and_minimal(spec: Spec, steps: list[tupl
             shutil.rmtree(clean, ignore_errors=True)
             clean.mkdir()
             write_sources(spec, clean)
-            Engine(make_graph(spec, clean), clean, State(clean / ".modelkit"), fingerprint=lambda c: {}).build()
+            Engine(make_graph(spec, clean), clean, State(clean / ".modelkit")).build()
             for i in range(len(spec.modes)):
                 assert (root / "build" / f"n{i}").read_bytes() == (clean / "build" / f"n{i}").read_bytes()
             assert not [p for p in os.listdir(root / "build") if "modelkit-tmp" in p]

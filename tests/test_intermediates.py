@@ -40,7 +40,7 @@ class Chain:
         for t in types:
             targets.append(Target(t, FileAction(build / f"{t}.bin", reads=[build / "full.bin"], params={"type": t},
                                                 name=t, ran=self.ran, compute=digest_of_all), ("full",)))
-        return Engine(Graph(targets), self.root, self.state, fingerprint=lambda c: {}, remote=self.remote,
+        return Engine(Graph(targets), self.root, self.state, remote=self.remote,
                       remove_intermediates=self.remove, disk_hint=lambda: "free something")
 
     def states(self, engine: Engine) -> dict[str, tuple[str, str]]:

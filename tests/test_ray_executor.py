@@ -24,11 +24,11 @@ from s3_server import client_env, make_bucket, moto_server
 from modelkit import Project
 from modelkit.core.engine import Engine, QuietReporter
 from modelkit.core.graph import Graph, Target
-from modelkit.core.ray_executor import RayExecutor
-from modelkit.core.ray_worker import pack
 from modelkit.core.remote_cache import RemoteCache
 from modelkit.core.resources import Demand
 from modelkit.core.state import State
+from modelkit.executors.ray_executor import RayExecutor
+from modelkit.executors.ray_worker import pack
 from modelkit.steps.base import Recorded
 from modelkit.steps.quantize import Quantize
 from modelkit.toolchain import ProjectTools
@@ -178,7 +178,7 @@ def test_a_step_no_node_can_hold_fails_at_once_in_one_line(cluster: Any, tmp_pat
     executor = RayExecutor(env["RAY_ADDRESS"], remote, ProjectTools())
     started = time.monotonic()
     try:
-        result = Engine(graph, tmp_path, State(tmp_path / ".modelkit"), fingerprint=lambda c: {},
+        result = Engine(graph, tmp_path, State(tmp_path / ".modelkit"),
                         remote=remote, executor=executor).build()
     finally:
         executor.close()
@@ -251,7 +251,7 @@ def test_a_step_travels_with_its_paths_under_the_worker_s_scratch_tree(tmp_path:
     names a tool records stay as they were (so the bytes do not change)."""
     import pickle
 
-    from modelkit.core import ray_worker
+    from modelkit.executors import ray_worker
 
     action = Quantize(out=tmp_path / "b" / "x.gguf", src=tmp_path / "a.gguf", qtype="Q8_0",
                       imatrix=Recorded(tmp_path / "build" / "m.gguf", "build/m.gguf"))
@@ -300,7 +300,7 @@ def test_ctrl_c_cancels_the_steps_running_on_the_cluster(cluster: Any, tiny_proj
 
 
 def test_a_dead_worker_s_scratch_folder_is_removed_by_the_next_step(tmp_path: Path) -> None:
-    from modelkit.core.ray_worker import remove_orphans
+    from modelkit.executors.ray_worker import remove_orphans
 
     finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead, alive = tmp_path / f"modelkit-step-{finished.stdout.strip()}-x1", tmp_path / f"modelkit-step-{os.getpid()}-x2"

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from conftest import modelkit
 from fake_actions import FileAction
+from fixed_tools import FixedTools
 from s3_server import client_env, make_bucket, moto_server, server_with_users
 
 from modelkit.core.engine import Engine, Pin
@@ -72,7 +73,7 @@ class Machine:
         mid = FileAction(build / "mid.txt", [self.root / "a.txt", self.root / "b.txt"], name="mid", ran=self.ran)
         final = FileAction(build / "final.txt", reads=[build / "mid.txt"], compute=upper, name="final", ran=self.ran)
         graph = Graph([Target("mid", mid), Target("final", final, ("mid",))])
-        return Engine(graph, self.root, self.state, fingerprint=lambda c: {}, remote=self.remote)
+        return Engine(graph, self.root, self.state, remote=self.remote)
 
     def build(self) -> list[str]:
         result = self.engine().build()
@@ -388,7 +389,7 @@ def pinned_engine(root: Path, url: str, ran: list[str], mode: str = "a") -> tupl
     mid = FileAction(build / "mid.txt", reads=[fetch.out], params={"mode": mode}, name="mid", ran=ran)
     final = FileAction(build / "final.txt", reads=[build / "mid.txt"], compute=upper, name="final", ran=ran)
     graph = Graph([Target("fetch", fetch), Target("mid", mid, ("fetch",)), Target("final", final, ("mid",))])
-    return Engine(graph, root, State(root / ".modelkit"), fingerprint=lambda c: {}, remote=remote), remote
+    return Engine(graph, root, State(root / ".modelkit"), remote=remote), remote
 
 
 def test_a_promised_download_runs_only_when_a_target_reading_it_cannot_be_restored(tmp_path: Path) -> None:
@@ -435,8 +436,8 @@ def bound_engine(root: Path, machine: str, remote: RemoteCache | None, ran: list
     bound.sources = [root / "in.txt"]
     final = FileAction(build / "final.txt", reads=[build / "bound.txt"], compute=upper, name="final", ran=ran)
     graph = Graph([Target("bound", bound), Target("final", final, ("bound",))])
-    return Engine(graph, root, State(root / ".modelkit"), fingerprint=lambda c: {}, remote=remote,
-                  platform=lambda: machine, pinned=pinned, locked=locked)
+    return Engine(graph, root, State(root / ".modelkit"), remote=remote,
+                  tools=FixedTools(machine=machine), pinned=pinned, locked=locked)
 
 
 def test_a_step_that_is_not_reproducible_is_restored_from_where_the_lock_pins_it(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from modelkit.core.action import StepContext
 from modelkit.core.artifact_cache import ArtifactCache
-from modelkit.core.executor import Executor, Job, LocalExecutor
+from modelkit.core.executor import Executor, Job, LocalExecutor, NoTools, Tools
 from modelkit.core.graph import Graph, Target
 from modelkit.core.hashing import FreeDigest, Hasher
 from modelkit.core.records import MISSING, changes, record_key, short, short_digest
@@ -70,25 +70,22 @@ class QuietReporter:
     def failed(self, target: Target, error: ModelkitError) -> None: pass
 
 
-Fingerprint = Callable[[str], dict[str, Any]]
-
-
 class Engine:
     """Plans and runs builds of a :class:`Graph` for one project."""
 
-    def __init__(self, graph: Graph, root: Path, state: State, *, fingerprint: Fingerprint,
-                 toolchain: Callable[[], Any] | None = None, reporter: Reporter | None = None,
+    def __init__(self, graph: Graph, root: Path, state: State, *, tools: Tools | None = None,
+                 reporter: Reporter | None = None,
                  logs: Path | None = None, cache: bool = True, free_digest: FreeDigest | None = None,
-                 remote: RemoteCache | None = None, jobs: int | None = None,
-                 machine: Machine | None = None, platform: Callable[[], str] | None = None,
+                 remote: RemoteCache | None = None, jobs: int | None = None, machine: Machine | None = None,
                  pinned: Mapping[str, Pin] | None = None, locked: bool = False,
                  executor: Executor | None = None, remove_intermediates: bool = False,
                  disk_hint: Callable[[], str] | None = None) -> None:
-        """``free_digest``: digests known without reading files (see :class:`Hasher`); ``remote``:
+        """``tools``: the toolchain steps that name a tool run (its fingerprint is part of their
+        key; default: none). ``free_digest``: digests known without reading files (see :class:`Hasher`); ``remote``:
         a shared cache asked after the local one, and given what this machine built; ``jobs``:
         steps at once (default: :func:`default_jobs`); ``machine``: what they share (default: this one).
 
-        Actions that are not :attr:`~Action.reproducible` have ``platform()`` in their key (what
+        Actions that are not :attr:`~Action.reproducible` have ``tools.platform()`` in their key (what
         decides their bytes here: "cpu", "cuda"). ``pinned`` gives, per target, the platform the
         lock's bytes came from and their key: when that is another platform, the target is
         restored from a cache under that platform's key if one holds it, else computed here; with
@@ -105,14 +102,12 @@ class Engine:
         self.state = state
         self.hasher = Hasher(state, free_digest=free_digest)
         self.cache = ArtifactCache(state.directory / "cache", self.hasher) if cache else None
-        self.fingerprint = fingerprint
-        self.toolchain = toolchain or _no_toolchain
+        self.tools: Tools = tools or NoTools()
         self.reporter = reporter or QuietReporter()
         self.logs = logs or state.directory / "logs"
         self.remote = remote
         self.jobs = jobs
         self.machine = machine
-        self.platform = platform or (lambda: "any")
         self.pinned = dict(pinned or {})
         self.locked = locked
         self.local = LocalExecutor()
@@ -132,7 +127,7 @@ class Engine:
         waiting = [d for d in target.deps if d in pending and d not in (predicted or {})]
         record = self._record(target, with_deps=not waiting, predicted=predicted)
         if waiting:
-            own_change = _first_difference(old.record if old else None, record, deps=False)
+            own_change = _first_difference(old.record if old else None, record, deps=False, tools=self.tools)
             if old is None or own_change:
                 return Status(target.name, "stale", own_change or "never built")
             return Status(target.name, "pending", f"runs if {waiting[0]} changes its output")
@@ -142,7 +137,7 @@ class Engine:
         if old is None:
             return Status(target.name, "stale", "never built", key, record)
         if old.key != key:
-            reason = _first_difference(old.record, record, deps=True) or "action key changed"
+            reason = _first_difference(old.record, record, deps=True, tools=self.tools) or "action key changed"
             return Status(target.name, "stale", reason, key, record)
         problem = self._output_problem(old)
         if problem and target.intermediate and self._all_missing(old):
@@ -364,7 +359,7 @@ class Engine:
         """Run the action (where the executor says) into its temporary names; digest the outputs
         and keep them in the cache, and in the remote unless the executor left them there."""
         action = target.action
-        ctx = StepContext(name=target.name, log_path=log, toolchain_factory=self.toolchain,
+        ctx = StepContext(name=target.name, log_path=log, toolchain_factory=self.tools.toolchain,
                           progress=lambda fraction, text: self.reporter.progress(target, fraction, text),
                           note=lambda text: self.reporter.note(target, text), tmp_paths=tmp, digest=self.hasher.digest,
                           threads=threads, memo=self._memo, keep=self._keep)
@@ -430,7 +425,7 @@ class Engine:
             "kind": action.kind,
             "params": action.params(),
             "outputs": sorted(self._rel(p) for p in action.outputs()),
-            "tool": self.fingerprint(action.tool) if action.tool else None,
+            "tool": self.tools.fingerprint(action.tool) if action.tool else None,
             "inputs": {name: digests[path] for name, path in sorted(inputs.items())},
         }
         if with_deps:
@@ -451,7 +446,7 @@ class Engine:
     def _platform_for(self, target: Target, record: dict[str, Any]) -> str:
         """The platform in a machine-bound target's key: this machine's, or the one the lock pins
         when a cache holds its bytes (always, with ``locked``: those bytes or none)."""
-        here, pin = self.platform(), self.pinned.get(target.name)
+        here, pin = self.tools.platform(), self.pinned.get(target.name)
         if pin is None or pin.platform == here:
             return here
         # Its key is known once its dependencies are; until then the lock's key stands for it.
@@ -487,15 +482,16 @@ class Engine:
             return str(path)
 
 
-def _first_difference(old: dict[str, Any] | None, new: dict[str, Any], deps: bool) -> str | None:
-    """The first reason, in the order a user cares about, that ``new`` differs from ``old``."""
+def _first_difference(old: dict[str, Any] | None, new: dict[str, Any], deps: bool, tools: Tools) -> str | None:
+    """The first reason, in the order a user cares about, that ``new`` differs from ``old``
+    (``tools`` says what the toolchain is where the new record found none)."""
     if old is None:
         return None
     if old.get("kind") != new["kind"]:
         return f"action changed: {old.get('kind')} -> {new['kind']}"
     if old.get("tool") != new["tool"]:
-        if (new["tool"] or {}).get("llama.cpp") == "not installed":
-            return "toolchain not installed (`modelkit build` installs it)"
+        if new["tool"] is None:
+            return f"toolchain not installed: {tools.describe()}"
         return f"toolchain changed: {_diff_keys(old.get('tool') or {}, new['tool'] or {})}"
     if old.get("platform") != new.get("platform"):
         return f"platform changed: {old.get('platform')} -> {new.get('platform')}"
@@ -534,7 +530,3 @@ def _show(value: Any) -> str:
 
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
-
-
-def _no_toolchain() -> Any:
-    raise UserError("this step needs the llama.cpp toolchain, but none was configured")

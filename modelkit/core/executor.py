@@ -4,7 +4,7 @@ The engine hands an executor a :class:`Job`: the action, its key and record, the
 with their digests, and the temporary names its outputs go to. The executor leaves the outputs at
 those names and returns their digests; the engine renames them into place and records them, as
 always. :class:`LocalExecutor` runs the action in the calling thread (the scheduler's worker);
-:class:`~modelkit.core.ray_executor.RayExecutor` runs it as a task on a Ray cluster, whose worker
+:class:`~modelkit.executors.ray_executor.RayExecutor` runs it as a task on a Ray cluster, whose worker
 hands the outputs back through the remote cache (for the engine, a remote-cache hit).
 """
 
@@ -21,7 +21,7 @@ from modelkit.core.action import Action, StepContext
 from modelkit.core.graph import Target
 from modelkit.core.process import Progress
 from modelkit.core.resources import Machine
-from modelkit.errors import StepError
+from modelkit.errors import StepError, UserError
 
 
 @dataclass(frozen=True)
@@ -44,13 +44,44 @@ class Job:
 
 class Tools(Protocol):
     """The toolchain as a machine that runs steps finds it (picklable: it travels to workers), and
-    the version of the code that runs them there."""
+    the version of the code that runs them there. The core never names a tool: what the toolchain
+    is, and how to get it where it is missing, is :meth:`describe`'s to say."""
 
-    def toolchain(self, progress: Progress) -> Any: ...
-    def fingerprint(self, component: str) -> dict[str, Any]: ...
-    def platform(self) -> str: ...
-    def gpu(self) -> bool: ...
-    def version(self) -> str: ...
+    def toolchain(self, progress: Progress | None = None) -> Any:
+        """The toolchain, installed first where it is missing (a step that names a tool asks)."""
+    def fingerprint(self, component: str) -> dict[str, Any] | None:
+        """What of the toolchain decides ``component``'s bytes; None where it is not installed here."""
+    def describe(self) -> str:
+        """The toolchain in a few words for a user: which one, or how to get it where it is missing."""
+    def platform(self) -> str:
+        """What decides the bytes of steps that are not reproducible across machines ("cpu", "cuda")."""
+    def gpu(self) -> bool:
+        """Whether the steps that can use a GPU do."""
+    def version(self) -> str:
+        """The version of the code that runs the steps."""
+
+
+class NoTools:
+    """The tools of an engine given none: a graph of plain steps (tests, benchmarks); a step that
+    names a tool cannot run."""
+
+    def toolchain(self, progress: Progress | None = None) -> Any:
+        raise UserError("this step needs a toolchain, but the engine was given none")
+
+    def fingerprint(self, component: str) -> dict[str, Any] | None:
+        return None
+
+    def describe(self) -> str:
+        return "the engine was given none"
+
+    def platform(self) -> str:
+        return "any"
+
+    def gpu(self) -> bool:
+        return False
+
+    def version(self) -> str:
+        return "unknown"
 
 
 class Executor(ABC):

@@ -330,7 +330,7 @@ class RemoteCache:
             fs.mv(tmp, blob)
         callback.finish(entry.size)
 
-    # -- blobs for steps run elsewhere (see modelkit.core.ray_executor) -------------------------
+    # -- blobs for steps run elsewhere (see modelkit.executors.ray_executor) --------------------
 
     def offer(self, path: Path, digest: str) -> None:
         """Make sure the remote holds ``path``'s bytes (``digest``) as a blob, uploading them

@@ -17,7 +17,7 @@ from modelkit.core.process import Progress, ignore_progress
 from modelkit.core.units import human_size
 from modelkit.errors import OllamaUnavailable, StepError, UserError
 from modelkit.ollama.content import checked_name
-from modelkit.ollama.reachability import shown_host
+from modelkit.ollama.host import shown_host
 
 # Ollama's parser re-trims the whole value at every space and line break, so its time grows with
 # the square of a value's size: about 6 s for a 1 MB system prompt, 80 s for 4 MB.

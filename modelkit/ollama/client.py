@@ -12,7 +12,7 @@ import httpx
 import ollama
 
 from modelkit.errors import OllamaUnavailable, StepError
-from modelkit.ollama.reachability import shown_host
+from modelkit.ollama.host import shown_host
 
 
 def make_client(host: str | None, timeout: float) -> ollama.Client:

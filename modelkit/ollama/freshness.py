@@ -33,8 +33,8 @@ from modelkit.errors import OllamaUnavailable, StepError
 from modelkit.golang.strconv import go_unquote
 from modelkit.ollama.client import describe, make_client, raw_request
 from modelkit.ollama.content import BLOB_DIGEST, ModelContent, checked_name
+from modelkit.ollama.host import shown_host
 from modelkit.ollama.params import OPTIONS, OptionType
-from modelkit.ollama.reachability import shown_host
 
 
 @dataclass(frozen=True)

@@ -8,32 +8,10 @@ whose import alone costs a no-op build more than half its time, is loaded only t
 
 from __future__ import annotations
 
-import os
 import socket
-from urllib.parse import urlsplit
 
 from modelkit.errors import OllamaUnavailable
-
-DEFAULT_SERVER = "http://127.0.0.1:11434"
-"""Where Ollama listens when neither the spec nor ``OLLAMA_HOST`` says otherwise."""
-OLLAMA_PORT = 11434
-SCHEME_PORTS = {"http": 80, "https": 443}
-
-
-def shown_host(host: str | None) -> str:
-    """Where Ollama is, for messages: the given host, else ``OLLAMA_HOST``, else the default."""
-    return host or os.environ.get("OLLAMA_HOST") or DEFAULT_SERVER
-
-
-def endpoint(host: str | None) -> tuple[str, int]:
-    """The address the official client connects to for ``host`` (``OLLAMA_HOST`` when None), in
-    every form Ollama accepts: ``name``, ``name:port``, ``:port``, ``scheme://name[:port][/path]``,
-    bracketed IPv6; a port left out is 11434, or the scheme's when a scheme is given."""
-    text = host if host is not None else os.environ.get("OLLAMA_HOST", "")
-    scheme, separator, rest = text.partition("://")
-    port = SCHEME_PORTS.get(scheme, OLLAMA_PORT) if separator else OLLAMA_PORT
-    split = urlsplit(f"{scheme}://{rest}" if separator else f"http://{text}")
-    return split.hostname or "127.0.0.1", split.port or port
+from modelkit.ollama.host import endpoint, shown_host
 
 
 def refuses_connections(host: str | None) -> bool:

@@ -49,7 +49,7 @@ from modelkit.ollama.content import (
     known_digests,
 )
 from modelkit.ollama.freshness import ServerCopy, held_copy
-from modelkit.ollama.reachability import shown_host
+from modelkit.ollama.host import shown_host
 
 _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _CHUNK = 1 << 20

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
     from modelkit.project import Project
 
 
-def card_facts(project: Project, repo: str, rows: list[VariantRow]) -> CardFacts:
-    """The facts of ``project``'s card for ``repo``, with ``rows`` as its table of files."""
+def card_facts(project: Project, repo: str, rows: list[VariantRow], hub_pull: list[str]) -> CardFacts:
+    """The facts of ``project``'s card for ``repo``, with ``rows`` as its table of files and
+    ``hub_pull`` the files ``ollama run hf.co/…`` reads."""
     spec = project.spec
     base_model = spec.base.repo
     terms = read_base_terms(_base_readme(project))
@@ -29,8 +30,6 @@ def card_facts(project: Project, repo: str, rows: list[VariantRow]) -> CardFacts
         relation = "adapter" if spec.ollama.lora == "adapter" else "merge"
     else:
         relation = "quantized"
-    from modelkit.publish.plan import hub_pull_files
-
     origin, proof = _template(project)
     report = project.quality_report() if project.evaluates else {}
     reference = report.get("reference") or {}
@@ -44,7 +43,7 @@ def card_facts(project: Project, repo: str, rows: list[VariantRow]) -> CardFacts
         variants=rows, license=license_, license_from=license_from if license_ else None, terms=terms,
         evaluated=project.evaluates, reference=ref_text, template_origin=origin, template_proof=proof,
         ollama=spec.publish.ollama, max_file_size=spec.publish.max_bytes,
-        hub_pull=[f.path_in_repo for f in hub_pull_files(project)],
+        hub_pull=hub_pull,
         renderer=next((c.words() for v in project.variants if (c := project.renderer(v)) is not None), None))
 
 
@@ -79,13 +78,10 @@ def _base_readme(project: Project) -> Path | None:
 
 def _template(project: Project) -> tuple[str | None, str | None]:
     """Where the first variant's TEMPLATE came from, and the proof it passed."""
-    from modelkit.steps.modelfile import RenderModelfile
     from modelkit.steps.template import read_inherited
 
     for variant in project.variants:
-        render = project.graph[variant.modelfile_target].action
-        if not isinstance(render, RenderModelfile):
-            continue
+        render = project.modelfile(variant)
         if render.inherited is not None and render.inherited.is_file():
             inherited = read_inherited(render.inherited)
             return f"translated from {inherited['origin']}'s Jinja chat template", inherited.get("proof")

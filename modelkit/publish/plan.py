@@ -101,7 +101,8 @@ class PublishPlan:
 
         projectors = list(dict.fromkeys(pv.projector.path_in_repo for pv in self.variants if pv.projector))
         repo = self.repo or f"{self.project.spec.ollama_model}/{self.project.spec.ollama_model}"
-        return dataclasses.replace(card_facts(self.project, repo, rows(self)), projectors=projectors,
+        hub_pull = [f.path_in_repo for f in hub_pull_files(self.project)]
+        return dataclasses.replace(card_facts(self.project, repo, rows(self), hub_pull), projectors=projectors,
                                    on_hub=self.repo is not None, oci=str(self.oci) if self.oci else None)
 
     def card(self) -> str:
@@ -181,10 +182,7 @@ def modelfile_name(variant: Variant) -> str:
 
 
 def _published(project: Project, variant: Variant) -> PublishedVariant:
-    from modelkit.steps.modelfile import RenderModelfile
-
-    render = project.graph[variant.modelfile_target].action
-    assert isinstance(render, RenderModelfile)
+    render = project.modelfile(variant)
     adapters = [Upload(Path(a).name, "GGUF adapter", local=(project.loaded.build_dir / a).resolve(),
                        digest=known_digest(project, (project.loaded.build_dir / a).resolve()))
                 for a in render.adapters]
@@ -205,10 +203,7 @@ def projector_name(project: Project, variant: Variant) -> str:
 
 def modelfile_upload(project: Project, pv: PublishedVariant, gguf_in_repo: str) -> Upload:
     """The variant's Modelfile as built, with FROM and ADAPTER naming the files beside it in the repo."""
-    from modelkit.steps.modelfile import RenderModelfile
-
-    render = project.graph[pv.variant.modelfile_target].action
-    assert isinstance(render, RenderModelfile)
+    render = project.modelfile(pv.variant)
     local = dataclasses.replace(render, from_=f"./{gguf_in_repo}",
                                 adapters=[f"./{a.path_in_repo}" for a in pv.adapters],
                                 projector=f"./{pv.projector.path_in_repo}" if pv.projector else None)
@@ -224,12 +219,10 @@ def hub_pull_files(project: Project) -> list[Upload]:
     import json
 
     from modelkit.ollama.params import check_parameters
-    from modelkit.steps.modelfile import RenderModelfile
 
     seen = set()
     for variant in project.variants:
-        render = project.graph[variant.modelfile_target].action
-        assert isinstance(render, RenderModelfile)
+        render = project.modelfile(variant)
         params = json.dumps(check_parameters(render.resolved_parameters()), ensure_ascii=False, indent=2)
         seen.add((render.resolved_template(), render.system, params))
     if len(seen) != 1:

@@ -19,7 +19,7 @@ import ollama
 from modelkit.core.process import Progress, ignore_progress
 from modelkit.errors import OllamaRefused, OllamaUnavailable, RegistryUnavailable, StepError
 from modelkit.ollama.client import describe, make_client, ping
-from modelkit.ollama.reachability import shown_host
+from modelkit.ollama.host import shown_host
 
 _UNREACHABLE = ("dial tcp", "no such host", "connection refused", "i/o timeout", "network is unreachable",
                 "tls handshake timeout", "context deadline exceeded", "connection reset")

@@ -47,7 +47,7 @@ from modelkit.rules.names import SOURCE_BASE, SOURCE_BASE_TOKENIZER, Artifact, N
 from modelkit.rules.quality import Measured, add_imatrix, add_quality, add_search
 from modelkit.rules.templates import ModelTemplate, add_templates
 from modelkit.spec import LoadedSpec
-from modelkit.spec.tables import SEARCHED
+from modelkit.spec.tables import SEARCHED, RecipeTable
 from modelkit.steps.convert import Convert
 from modelkit.steps.convert_lora import ConvertLora
 from modelkit.steps.fetch import Fetch
@@ -60,7 +60,7 @@ from modelkit.steps.quantize import Quantize, TensorRecipe
 from modelkit.steps.register import Register
 
 if TYPE_CHECKING:
-    from modelkit.spec.model import Adapter, Recipe
+    from modelkit.spec.model import Adapter
 
 
 @dataclass
@@ -496,7 +496,7 @@ def _oci_blobs() -> Path:
     return cache_root() / "oci" / "blobs"
 
 
-def _uses_imatrix(quant: str, recipe: Recipe | None, have_one: bool) -> bool:
+def _uses_imatrix(quant: str, recipe: RecipeTable | None, have_one: bool) -> bool:
     """Whether the quantization reads the importance matrix: a recipe does when any of its types
     would (and there is one: without, a recipe only uses types that do not need it)."""
     if recipe is None:

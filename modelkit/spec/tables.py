@@ -2,12 +2,15 @@
 
 A spec is validated by the pydantic models of :mod:`.model`; a validated spec is kept, and read back
 on the next command, as plain records (:mod:`.kept`) so that a no-op never imports pydantic (a third
-of its time). Both forms inherit these methods, so they answer alike; they read only fields.
+of its time). Both forms inherit these methods, so they answer alike; they read only fields, and
+name the fields' types by these tables and the protocols below (never by the models, which stand
+on this module).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from modelkit.core.units import parse_size
 
@@ -15,8 +18,27 @@ SEARCHED = "auto"
 """The name of the variant a quantization search chooses."""
 
 
+class MessageFields(Protocol):
+    """A message of a prompt check, as the tables read it."""
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def content(self) -> str: ...
+
+
+class OllamaFields(Protocol):
+    """The spec's ``[ollama]`` table, as the tables read it."""
+
+    @property
+    def model(self) -> str | None: ...
+
+
 class RecipeTable:
     if TYPE_CHECKING:
+        name: str
+        type: str
         tensors: dict[str, str]
         output: str | None
         embeddings: str | None
@@ -34,26 +56,22 @@ class SearchTargetTable:
 
 class QuantizeTable:
     if TYPE_CHECKING:
-        from modelkit.spec.model import Recipe, SearchTarget
-
         types: list[str]
-        recipes: list[Recipe]
-        target: SearchTarget | None
+        recipes: Sequence[RecipeTable]
+        target: SearchTargetTable | None
 
     @property
     def variant_names(self) -> list[str]:
         """Every variant to build: the types, the recipes' names, then the searched one ('auto')."""
         return [*self.types, *(r.name for r in self.recipes), *([SEARCHED] if self.target else [])]
 
-    def recipe(self, name: str) -> Recipe | None:
+    def recipe(self, name: str) -> RecipeTable | None:
         return next((r for r in self.recipes if r.name == name), None)
 
 
 class PromptCheckTable:
     if TYPE_CHECKING:
-        from modelkit.spec.model import Message
-
-        messages: list[Message]
+        messages: Sequence[MessageFields]
         prompt: str | None
 
     @property
@@ -75,10 +93,8 @@ class PublishTable:
 
 class SpecTable:
     if TYPE_CHECKING:
-        from modelkit.spec.model import Ollama
-
         name: str
-        ollama: Ollama
+        ollama: OllamaFields
 
     @property
     def ollama_model(self) -> str:

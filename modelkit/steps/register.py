@@ -49,7 +49,7 @@ class Register(Step, kind="ollama-register", cacheable=False, outside=True):
     """The projector is the user's own file (a ready GGUF base's), read here; else a target's output."""
 
     def params(self) -> dict[str, Any]:
-        from modelkit.ollama.reachability import shown_host
+        from modelkit.ollama.host import shown_host
 
         return {"model": self.ref, "method": self.method, "host": shown_host(self.host)}
 
@@ -77,7 +77,7 @@ class Register(Step, kind="ollama-register", cacheable=False, outside=True):
 
     def external_staleness(self, digest: Callable[[Path], str]) -> str | None:
         from modelkit.ollama.freshness import registration_status
-        from modelkit.ollama.reachability import shown_host
+        from modelkit.ollama.host import shown_host
 
         if self.servers.known_problem(self.host):
             return f"Ollama not reachable at {shown_host(self.host)}"
@@ -108,7 +108,7 @@ class Register(Step, kind="ollama-register", cacheable=False, outside=True):
         """Register, then record what the server holds: the receipt."""
         from modelkit.ollama.cli import register_with_cli
         from modelkit.ollama.freshness import held_copy, unexpected
-        from modelkit.ollama.reachability import shown_host
+        from modelkit.ollama.host import shown_host
         from modelkit.ollama.register import register
 
         content, digests = self.content(), self._digests(ctx.digest)
@@ -131,7 +131,7 @@ class Register(Step, kind="ollama-register", cacheable=False, outside=True):
 
     def _say(self, ctx: StepContext, differences: list[str], native: bool) -> None:
         """The server's own choices go to the log; one of them, its template, matters to the user."""
-        from modelkit.ollama.reachability import shown_host
+        from modelkit.ollama.host import shown_host
 
         with open(ctx.log_path, "a", encoding="utf-8") as log:
             log.writelines(f"Ollama: {d}\n" for d in differences)
@@ -140,7 +140,7 @@ class Register(Step, kind="ollama-register", cacheable=False, outside=True):
                      "not the Modelfile's TEMPLATE (its native chat mode)")
 
     def _unavailable(self, detail: str) -> OllamaUnavailable:
-        from modelkit.ollama.reachability import shown_host
+        from modelkit.ollama.host import shown_host
 
         return OllamaUnavailable(shown_host(self.host), detail, self.ref, self.modelfile.out)
 

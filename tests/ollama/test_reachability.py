@@ -10,7 +10,8 @@ import threading
 import pytest
 from ollama._client import _parse_host
 
-from modelkit.ollama.reachability import Reachability, endpoint
+from modelkit.ollama.host import endpoint
+from modelkit.ollama.reachability import Reachability
 from tests.ollama.ollama_fixtures import free_port_host
 
 FORMS = ["", "1.2.3.4", ":56789", "1.2.3.4:56789", "http://1.2.3.4", "https://1.2.3.4", "https://1.2.3.4:56789",

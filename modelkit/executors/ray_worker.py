@@ -182,8 +182,8 @@ def _check_tools(task: Task, node: str, say: _Events) -> None:
     task.tools.toolchain(lambda fraction, text: say(fraction, f"toolchain: {text}"))
     fingerprint = task.tools.fingerprint(task.tool)
     if fingerprint != task.fingerprint:
-        raise UserError(f"{task.name}: node {node} has another llama.cpp toolchain than the build's key names "
-                        f"({fingerprint} vs {task.fingerprint}): install the same one on every node")
+        raise UserError(f"{task.name}: node {node} has another toolchain ({task.tools.describe()}) than the "
+                        f"build's key names ({fingerprint} vs {task.fingerprint}): install the same one on every node")
     if task.platform is not None and task.tools.platform() != task.platform:
         raise UserError(f"{task.name}: node {node} computes on {task.tools.platform()}, the build's key on "
                         f"{task.platform}: give the step a node with the same backend")

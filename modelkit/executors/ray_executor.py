@@ -4,7 +4,7 @@ The engine still decides everything on the driver (keys, freshness, early cutoff
 lock); this executor only decides where a step runs. For each step it uploads what the step reads
 that the remote cache does not hold yet (sources too, once per content), submits one Ray task
 whose resources are the step's :class:`~modelkit.core.resources.Demand` (``num_cpus``,
-``num_gpus``, ``memory``), and waits; the task (:mod:`modelkit.core.ray_worker`) fetches, runs and
+``num_gpus``, ``memory``), and waits; the task (:mod:`modelkit.executors.ray_worker`) fetches, runs and
 uploads under the action key, and the engine then restores the outputs exactly as a remote-cache
 hit: temporary name, digest check, rename, record.
 
@@ -27,11 +27,11 @@ from typing import Any
 
 from modelkit.core.action import Action
 from modelkit.core.executor import Executor, Job, Tools
-from modelkit.core.ray_worker import Outcome, Task, pack, run_task
 from modelkit.core.remote_cache import RemoteCache
 from modelkit.core.resources import ALL_CORES, Machine
 from modelkit.core.units import human_size
 from modelkit.errors import StepError, Unreachable, UserError
+from modelkit.executors.ray_worker import Outcome, Task, pack, run_task
 
 RETRIES = 2
 """Tries after the first when the worker or its node dies (Ray's ``max_retries``)."""
