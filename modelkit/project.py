@@ -31,10 +31,12 @@ from modelkit.core.state import State
 from modelkit.core.units import human_size
 from modelkit.errors import UserError
 from modelkit.formats.gguf import gguf_facts, read_header
+from modelkit.outcome import BuildOutcome, Quality, VariantOutcome
 from modelkit.rules import Layout, Variant, build_graph
 from modelkit.rules.names import MEASUREMENTS, Names
 from modelkit.spec import LoadedSpec, load_spec
 from modelkit.steps.modelfile import RenderModelfile
+from modelkit.steps.register import Register, read_receipt
 from modelkit.steps.template import read_inherited
 from modelkit.toolchain import ProjectTools, Toolchain
 from modelkit.version import __version__
@@ -164,8 +166,9 @@ class Project:
               reporter: Reporter | None = None, wait: bool = True,
               on_wait: Callable[[str], None] | None = None, keep_going: bool = False,
               locked: bool = False, push: bool = True, uploading: Progress | None = None,
-              jobs: int | None = None, executor: str | None = None) -> BuildResult:
-        """Build under the project's lock (one builder at a time), then update ``modelkit.lock``.
+              jobs: int | None = None, executor: str | None = None) -> BuildOutcome:
+        """Build under the project's lock (one builder at a time), then update ``modelkit.lock``;
+        what was built and what the build decided (:class:`~modelkit.outcome.BuildOutcome`).
 
         ``locked``: fail, naming the difference, instead of changing the lock file (for CI).
         The lock file is written only after a successful build of every target. ``push``: upload
@@ -201,7 +204,26 @@ class Project:
                     if first_difference(self.lock, new) is not None:
                         write_lock(self.lock_path, new)
                         self.__dict__["lock"] = new
-            return result
+            return self._outcome(names, result)
+
+    def _outcome(self, names: list[str] | None, result: BuildResult) -> BuildOutcome:
+        """The result with what the build decided about the variants it made: the record the
+        summary renders (it reads the registrations' receipts, small files, and nothing else)."""
+        built = {t.name for t in self.graph.closure(names)}
+        deferred = {name for name, _ in result.deferred}
+        variants = []
+        for v in self.variants:
+            if v.modelfile_target in built:
+                registered = [r for r in v.registrations if r in built and r not in deferred]
+                variants.append(VariantOutcome(v.ref, v.modelfile, tuple(Names.registered_ref(r) for r in registered),
+                                               self.registered_choice(v) if registered else None,
+                                               v.projector.name if v.projector else None))
+        quality = None
+        if self.evaluates and result.ran:
+            json_path, png_path = self.report_paths
+            drawn = (json_path,) if self.report_note else (json_path, png_path)
+            quality = Quality(self.quality_report(), drawn, self.report_note)
+        return BuildOutcome(**vars(result), variants=variants, notes=list(self.layout.notes), quality=quality)
 
     @property
     def evaluates(self) -> bool:
@@ -359,12 +381,25 @@ class Project:
             info["without_think"] = without_think(choice.capabilities)
         return info
 
+    def registered_choice(self, variant: Variant) -> Choice | None:
+        """What the build decided Ollama renders ``variant`` with when it registered it (its
+        receipt); None where it is not registered, or was by a modelkit that did not keep it."""
+        for name in variant.registrations:
+            register = self.graph[name].action
+            if isinstance(register, Register) and self.state.target(name) is not None:
+                return read_receipt(register.out).renders
+        return None
+
     def renderer(self, variant: Variant) -> Choice | None:
-        """Which renderer today's Ollama uses for ``variant`` (Ollama's own rules, see
-        :mod:`modelkit.ollama.engine`): its Modelfile's TEMPLATE, or the Jinja its GGUF carries
-        (native chat mode). None until what decides it is built (the GGUF, or the template)."""
+        """Which renderer today's Ollama uses for ``variant``: as decided when it was registered,
+        else by Ollama's own rules (:mod:`modelkit.ollama.engine`) on what is built — its
+        Modelfile's TEMPLATE, or the Jinja its GGUF carries (native chat mode). None until what
+        decides it is built (the GGUF, or the template)."""
         from modelkit.ollama.engine import predict_engine
 
+        recorded = self.registered_choice(variant)
+        if recorded is not None:
+            return recorded
         modelfile = self.modelfile(variant)
         try:
             template = modelfile.resolved_template()

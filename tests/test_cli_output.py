@@ -17,9 +17,10 @@ import pytest
 from conftest import ROOT
 
 from modelkit.cli import reporter
-from modelkit.core.engine import BuildResult
 from modelkit.core.graph import Target
-from modelkit.errors import StepError, UserError
+from modelkit.errors import OllamaUnavailable, StepError, UserError
+from modelkit.ollama.engine import Choice
+from modelkit.outcome import BuildOutcome, VariantOutcome
 
 TRICKY = "[evaluate] text, [bold]not bold[/], C:\\[x]\\y and [/] alone"
 STYLE_TAG = re.compile(r"\[/?(bold|dim|red|green|yellow|cyan|italic)\b[^\]]*\]|\[/\]")
@@ -85,11 +86,29 @@ def test_summaries_tables_and_reports_show_text_as_written(capsys: pytest.Captur
     out = capsys.readouterr().out
     assert f"t:{TRICKY}" in out and "[why]" in out and out.count(TRICKY) == 3
     assert "nothing evaluated yet: set [evaluate] text in the spec and run `modelkit build`\n" in out
-    result = BuildResult(failed=[("t", UserError(f"bad: {TRICKY}"))])
-    assert reporter.print_build_summary(None, [], result, 1.0) == 2
+    result = BuildOutcome(failed=[("t", UserError(f"bad: {TRICKY}"))])
+    assert reporter.print_build_summary(result, 1.0) == 2
     err = capsys.readouterr().err
     assert f"error: bad: {TRICKY}\n" in err and "build failed after 1.0s: 0 built, 1 failed" in err
     assert not STYLE_TAG.search(err.replace(TRICKY, ""))
+
+
+def test_the_build_summary_renders_the_outcome_it_is_given(capsys: pytest.CaptureFixture[str]) -> None:
+    """The reporter formats what the build decided (no project, no graph, no GGUF to read)."""
+    native = Choice("gguf_chat_template", ("tools",), ("tools", "thinking"))
+    later = OllamaUnavailable("http://127.0.0.1:9", "connection refused", "m:q4", Path("build/q4.Modelfile"))
+    outcome = BuildOutcome(ran=["a", "b"], fresh=["c"], unchanged=["b"], deferred=[("ollama:m:q4", later)],
+                           notes=[f"note {TRICKY}"], variants=[
+                               VariantOutcome(f"m:{TRICKY}", Path("build/x.Modelfile"), (f"m:{TRICKY}", "m:latest"),
+                                              native, "mmproj-m-F16.gguf"),
+                               VariantOutcome("m:q4", Path("build/q4.Modelfile"))])
+    assert reporter.print_build_summary(outcome, 2.0) == 0
+    out = capsys.readouterr().err  # the summary is for the person watching, on stderr
+    assert "built 2 targets in 2.0s (1 were up to date, 1 produced identical bytes)" in out
+    assert f"m:{TRICKY}  registered as m:{TRICKY}, m:latest" in out
+    assert "Ollama renders the GGUF's Jinja (native chat mode); sees images (mmproj-m-F16.gguf)" in out
+    assert "m:q4  build/q4.Modelfile; to register: ollama create m:q4 -f build/q4.Modelfile" in out
+    assert f"note: note {TRICKY}" in out and "not registered (1 models): Ollama is not reachable at" in out
 
 
 def test_modelkit_report_before_any_evaluation_names_the_section(tmp_path: Path) -> None:

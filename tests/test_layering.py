@@ -18,6 +18,41 @@ PACKAGE = ROOT / "modelkit"
 MAX_FUNCTION_LINES = 60
 
 
+#: The house: which part of modelkit may import which. A part is a package or a top-level module
+#: (``modelkit`` is the front door, ``modelkit/__init__.py``); ``tests/test_layering.py`` holds every
+#: import of every module to it, imports inside functions and for type hints included, and holds
+#: the table to the code: no import it does not allow, no allowance nothing uses, no circle.
+#: README's "Layout" shows it, floor by floor (:func:`picture`).
+LAYERS: dict[str, tuple[str, ...]] = {
+    "errors": (),
+    "version": (),
+    "environment": (),
+    "report": (),
+    "core": ("errors",),
+    "golang": (),
+    "network": ("errors",),
+    "formats": ("errors",),
+    "hub": ("errors", "formats", "network"),
+    "oci": ("core", "errors"),
+    "toolchain": ("core", "errors", "formats", "version"),
+    "executors": ("core", "errors"),
+    "chat_template": ("core", "errors", "formats", "golang", "version"),
+    "ollama": ("chat_template", "core", "errors", "golang"),
+    "spec": ("chat_template", "core", "errors", "formats", "oci", "ollama"),
+    "steps": ("chat_template", "core", "errors", "formats", "golang", "hub", "oci", "ollama"),
+    "rules": ("core", "errors", "formats", "hub", "oci", "ollama", "spec", "steps", "toolchain", "version"),
+    "outcome": ("core", "ollama"),
+    "project": ("core", "errors", "executors", "formats", "hub", "ollama", "outcome", "report", "rules", "spec",
+                "steps", "toolchain", "version"),
+    "publish": ("core", "errors", "formats", "hub", "network", "oci", "ollama", "project", "rules", "steps"),
+    "watch": ("core", "errors", "formats", "project", "spec"),
+    "cli": ("chat_template", "core", "environment", "errors", "formats", "outcome", "project", "publish", "spec",
+            "steps", "toolchain", "version", "watch"),
+    "modelkit": ("core", "errors", "project", "version"),
+    "__main__": ("cli",),
+}
+
+
 def modules(folder: Path = PACKAGE) -> list[Path]:
     return sorted(p for p in folder.rglob("*.py") if "__pycache__" not in p.parts)
 
@@ -27,9 +62,14 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+MODULES = {module_name(p): p for p in modules()}
+
+
 def imported_modules(path: Path, name: str | None = None) -> set[str]:
     """Every modelkit module ``path`` (the module ``name``, by default where it lies) imports,
-    relative imports resolved."""
+    relative imports resolved: ``from a import b`` is the module ``a.b`` where that is one, else
+    ``a`` itself (a name ``a`` defines; importing ``a.b`` runs ``a`` first, but that is Python's
+    doing, not a dependency of the importer)."""
     package = (name or module_name(path)).split(".")
     if path.name != "__init__.py":
         package = package[:-1]
@@ -40,29 +80,117 @@ def imported_modules(path: Path, name: str | None = None) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = package[: len(package) - node.level + 1] if node.level else []
             target = ".".join([*base, node.module] if node.module else base)
-            found.add(target)
-            found |= {f"{target}.{alias.name}" for alias in node.names}
+            found |= {f"{target}.{a.name}" if f"{target}.{a.name}" in MODULES else target for a in node.names}
     return {name for name in found if name == "modelkit" or name.startswith("modelkit.")}
 
 
-def allowed(name: str, prefixes: tuple[str, ...]) -> bool:
-    return any(name == p or name.startswith(p + ".") for p in prefixes)
+def _module_edges() -> dict[str, set[str]]:
+    """Each module of modelkit and the modules it imports (the nearest existing one for a name)."""
+    edges = {}
+    for name, path in MODULES.items():
+        targets = set()
+        for imported in imported_modules(path):
+            while imported not in MODULES:
+                imported = imported.rpartition(".")[0]
+            targets.add(imported)
+        edges[name] = targets - {name}
+    return edges
 
 
-def test_the_core_knows_nothing_of_models() -> None:
-    offenders = {
-        module_name(path): sorted(name for name in imported_modules(path)
-                                  if not allowed(name, ("modelkit.core", "modelkit.errors")))
-        for path in modules(PACKAGE / "core")
-    }
-    assert {m: names for m, names in offenders.items() if names} == {}
+def room(module: str) -> str:
+    """The part of the house a module is in: its package or top-level module under ``modelkit``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "modelkit"
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected parts of more than one node (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(edges.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            part = [stack.pop()]
+            while part[-1] != node:
+                part.append(stack.pop())
+            if len(part) > 1:
+                found.append(sorted(part))
+
+    for node in sorted(edges):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def floors() -> dict[str, int]:
+    """Each part's floor in the house: 0 for a part that imports no other, else one above the
+    highest part it may import."""
+    memo: dict[str, int] = {}
+
+    def floor(part: str) -> int:
+        if part not in memo:
+            memo[part] = 1 + max((floor(d) for d in LAYERS[part]), default=-1)
+        return memo[part]
+
+    return {part: floor(part) for part in LAYERS}
+
+
+def picture() -> str:
+    """The table as README's Layout shows it: the top floor first, each part with what it may import."""
+    levels = floors()
+    rows = [f"{levels[part]:>2}  {part:<14} {' '.join(LAYERS[part]) or '—'}"
+            for part in sorted(LAYERS, key=lambda p: (-levels[p], p))]
+    return "\n".join(["floor  part  may import", *rows])
+
+
+def test_every_import_follows_the_table() -> None:
+    edges = _module_edges()
+    assert set(LAYERS) == {room(m) for m in MODULES}, "every part of modelkit has a row in LAYERS"
+    wrong = sorted(f"{m} -> {d}" for m, targets in edges.items() for d in targets
+                   if room(d) != room(m) and room(d) not in LAYERS[room(m)])
+    assert wrong == []
+
+
+def test_every_allowance_in_the_table_is_used() -> None:
+    """The table is the house as built, not as it might be: an arrow nothing follows is removed."""
+    used = {(room(m), room(d)) for m, targets in _module_edges().items() for d in targets}
+    unused = sorted(f"{part} -> {d}" for part, allowed in LAYERS.items() for d in allowed if (part, d) not in used)
+    assert unused == []
+
+
+def test_the_table_has_no_circle() -> None:
+    assert _cycles({part: set(allowed) for part, allowed in LAYERS.items()}) == []
+    assert floors()["errors"] == 0 and floors()["__main__"] == max(floors().values())
+
+
+def test_no_file_imports_itself_through_others() -> None:
+    """No import cycle between any two files, imports inside functions and for type hints
+    included: what two modules share lives in a third below both."""
+    assert _cycles(_module_edges()) == []
+
+
+def test_the_cycle_finder_finds_a_circle_of_three() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_readme_shows_the_table() -> None:
+    assert picture() in (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 def test_the_layering_test_sees_imports_inside_functions(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"  # read as if it were modelkit/core/sample.py; tests never write in the package
     sample.write_text('"""x"""\ndef f():\n    from ..rules import names\n    import modelkit.steps\n')
-    assert imported_modules(sample, "modelkit.core.sample") >= {"modelkit.rules", "modelkit.rules.names",
-                                                                "modelkit.steps"}
+    assert imported_modules(sample, "modelkit.core.sample") >= {"modelkit.rules.names", "modelkit.steps"}
 
 
 @pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))

@@ -160,9 +160,9 @@ def _build(args: argparse.Namespace, spec: Path | None, targets: list[str], key:
         uploading.close()
     _say_transfers(project)
     if key is None or notes or not _nothing_happened(project, targets, result):
-        return print_build_summary(project, targets, result, time.monotonic() - started)
+        return print_build_summary(result, time.monotonic() - started)
     with console.capture() as captured:
-        code = print_build_summary(project, targets, result, time.monotonic() - started)
+        code = print_build_summary(result, time.monotonic() - started)
     summary = captured.get()
     console.file.write(summary)
     # inputs and outputs are only stat'ed by a no-op (their digests come from the stat cache)

@@ -18,18 +18,15 @@ from rich.console import Console
 from rich.text import Text
 
 from modelkit.cli.console import console, fresh_line, markup, stdout, up_to_date_line
-from modelkit.core.engine import BuildResult
 from modelkit.core.graph import Target
 from modelkit.core.process import Progress as ProgressFn
 from modelkit.core.units import human_size
 from modelkit.errors import ModelkitError, StepError
-from modelkit.rules.names import Names
+from modelkit.outcome import BuildOutcome, Quality
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
     from rich.table import Table
-
-    from modelkit.project import Project
 
 class ConsoleReporter:
     """The engine's :class:`~modelkit.core.engine.Reporter` for a terminal (plain lines elsewhere).
@@ -172,67 +169,60 @@ class UploadBar:
             self._progress = None
 
 
-def print_build_summary(project: Project, targets: list[str], result: BuildResult, elapsed: float) -> int:
-    """The end of ``modelkit build``: failures, or what was built and how to run it; the exit code."""
-    for _, error in result.failed:
+def print_build_summary(outcome: BuildOutcome, elapsed: float) -> int:
+    """The end of ``modelkit build``: failures, or what was built and how to run it; the exit code.
+    It renders the build's outcome and decides nothing."""
+    for _, error in outcome.failed:
         print_error(error)
-    if result.failed:
+    if outcome.failed:
         console.print(markup("[red]build failed[/] after {}s: {} built, {} failed, {} skipped; earlier artifacts are "
-                             "intact", f"{elapsed:.1f}", len(result.ran), len(result.failed), len(result.skipped)))
-        return max(e.exit_code for _, e in result.failed)
-    if result.unneeded:
+                             "intact", f"{elapsed:.1f}", len(outcome.ran), len(outcome.failed), len(outcome.skipped)))
+        return max(e.exit_code for _, e in outcome.failed)
+    if outcome.unneeded:
         console.print(markup("  [dim]not downloaded (everything that reads them was fresh or restored): {}[/]",
-                             ", ".join(result.unneeded)))
-    if not result.ran:
-        console.print(up_to_date_line(len(result.fresh), elapsed, len(result.removed)))
+                             ", ".join(outcome.unneeded)))
+    if not outcome.ran:
+        console.print(up_to_date_line(len(outcome.fresh), elapsed, len(outcome.removed)))
     else:
-        same = f", {len(result.unchanged)} produced identical bytes" if result.unchanged else ""
-        console.print(markup("[green]built {} targets[/] in {}s ({} were up to date{})", len(result.ran),
-                             f"{elapsed:.1f}", len(result.fresh), same))
-    _print_variants(project, targets, result)
-    if project.evaluates and result.ran:
-        _print_quality(project)
+        same = f", {len(outcome.unchanged)} produced identical bytes" if outcome.unchanged else ""
+        console.print(markup("[green]built {} targets[/] in {}s ({} were up to date{})", len(outcome.ran),
+                             f"{elapsed:.1f}", len(outcome.fresh), same))
+    _print_variants(outcome)
+    if outcome.quality is not None:
+        _print_quality(outcome.quality)
     return 0
 
 
-def _print_quality(project: Project) -> None:
+def _print_quality(quality: Quality) -> None:
     """The quality ladder after a build that measured or checked something, and where it is kept."""
-    json_path, png_path = project.report_paths
-    print_report(project.quality_report(), console)
-    shown = shown_path(json_path) + ("" if project.report_note else f", {shown_path(png_path)}")
+    print_report(quality.report, console)
+    shown = ", ".join(shown_path(p) for p in quality.files)
     console.print(markup("  [dim]report: {} (`modelkit report` prints it again)[/]", shown))
-    if project.report_note:
-        console.print(markup("[yellow]note:[/] {}", project.report_note))
+    if quality.note:
+        console.print(markup("[yellow]note:[/] {}", quality.note))
 
 
-def _print_variants(project: Project, targets: list[str], result: BuildResult) -> None:
-    built = {t.name for t in project.graph.closure(targets or None)}
-    deferred = dict(result.deferred)
-    for v in project.variants:
-        if v.modelfile_target not in built:
-            continue
+def _print_variants(outcome: BuildOutcome) -> None:
+    for v in outcome.variants:
         modelfile = shown_path(v.modelfile)
-        registered = [r for r in v.registrations if r in built and r not in deferred]
-        sees = f"; sees images ({v.projector.name})" if v.projector else ""
-        if registered:
-            names = ", ".join(Names.registered_ref(r) for r in registered)
-            choice = project.renderer(v)
-            renders = f"; Ollama renders {choice.short()}" if choice else ""
-            console.print(markup("  [bold]{}[/]  registered as {}  [dim]({}{}{})[/]", v.ref, names, modelfile, renders,
-                                 sees))
+        sees = f"; sees images ({v.projector})" if v.projector else ""
+        if v.registered:
+            renders = f"; Ollama renders {v.renders.short()}" if v.renders else ""
+            console.print(markup("  [bold]{}[/]  registered as {}  [dim]({}{}{})[/]", v.ref, ", ".join(v.registered),
+                                 modelfile, renders, sees))
         else:
             console.print(markup("  [bold]{}[/]  [dim]{}; to register: ollama create {} -f {}{}[/]", v.ref, modelfile,
                                  v.ref, modelfile, sees))
-    for note in project.layout.notes:
+    for note in outcome.notes:
         console.print(markup("[yellow]note:[/] {}", note))
-    if deferred:
-        first = next(iter(deferred.values()))
+    if outcome.deferred:
+        first = outcome.deferred[0][1]
         console.print(markup("[yellow]not registered[/] ({} models): {}; start Ollama and run `modelkit build` again "
-                             "(everything else is built)", len(deferred), first.args[0].split(";")[0]))
+                             "(everything else is built)", len(outcome.deferred), first.args[0].split(";")[0]))
 
 
 def print_plan(rows: list[dict[str, Any]], out: Console | None = None) -> None:
-    """The plan (:meth:`Project.describe_plan`) as a table: target, status, what it does, why."""
+    """The plan (:meth:`~modelkit.project.Project.describe_plan`) as a table: target, status, what it does, why."""
     out = out or stdout
     table = _table(show_header=True, header_style="bold")
     for column in ("target", "status", "what", "why"):

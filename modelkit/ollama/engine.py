@@ -12,7 +12,9 @@ the Go TEMPLATE renders every model that has one.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from modelkit.golang.template import GoTemplate, GoTemplateError, Think, parse
 from modelkit.golang.template.capabilities import INSERT, THINKING, TOOLS, go_capabilities, has_tool_round_trip
@@ -46,6 +48,21 @@ class Choice:
     def native(self) -> bool:
         """Whether the GGUF's own Jinja renders (native chat mode), not the Modelfile's TEMPLATE."""
         return self.selected == "gguf_chat_template"
+
+    def to_json(self) -> dict[str, Any]:
+        """The choice as a record keeps it (a registration's receipt)."""
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_json(data: dict[str, Any]) -> Choice:
+        """The choice a record kept; a :class:`ValueError` where it is not one."""
+        try:
+            caps = {side: None if data[side] is None else tuple(str(c) for c in data[side])
+                    for side in ("go_template", "chat_template")}
+            return Choice(str(data["selected"]), caps["go_template"], caps["chat_template"],
+                          data.get("renderer"), data.get("parser"))
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"not a renderer choice: {e}") from None
 
     def short(self) -> str:
         """A few words for a summary line."""

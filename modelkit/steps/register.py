@@ -27,6 +27,7 @@ from modelkit.steps.modelfile import RenderModelfile
 
 if TYPE_CHECKING:
     from modelkit.ollama import ModelContent, Reachability
+    from modelkit.ollama.engine import Choice
     from modelkit.ollama.freshness import ServerCopy
 
 
@@ -127,7 +128,19 @@ class Register(Step, kind="ollama-register", cacheable=False, outside=True):
         self._say(ctx, unexpected(copy, content, content.parameters), native)
         return {"model": self.ref, "host": shown_host(self.host), "method": self.method, "gguf": str(self.gguf),
                 "registered_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **detail,
-                "server": copy.to_json(), "held": held, "native_chat": native}
+                "server": copy.to_json(), "held": held, "native_chat": native,
+                "renders": self._renders(content).to_json()}
+
+    def _renders(self, content: ModelContent) -> Choice:
+        """What today's Ollama renders the model with, by its own rules (:mod:`modelkit.ollama.engine`):
+        decided once, here, from the GGUF's Jinja and what the Modelfile sends, and kept in the
+        receipt for the build's summary, ``modelkit inspect`` and the card."""
+        from modelkit.formats.gguf import read_header
+        from modelkit.ollama.engine import predict_engine
+
+        jinja = read_header(self.gguf, index_strings=()).metadata.get("tokenizer.chat_template")
+        return predict_engine(jinja if isinstance(jinja, str) else None, content.template,
+                              renderer=content.renderer, parser=content.parser)
 
     def _say(self, ctx: StepContext, differences: list[str], native: bool) -> None:
         """The server's own choices go to the log; one of them, its template, matters to the user."""
@@ -156,16 +169,19 @@ class Receipt:
     copy: ServerCopy | None = None
     held: dict[str, str] = field(default_factory=dict)  # our file's digest -> the server's copy's
     native_chat: bool = False  # the server renders the GGUF's Jinja, not the TEMPLATE sent
+    renders: Choice | None = None  # what the build decided Ollama renders it with (None: an older receipt)
 
 
 def read_receipt(path: Path) -> Receipt:
     """The receipt at ``path``; an empty one when there is none, or it is from an older modelkit."""
+    from modelkit.ollama.engine import Choice
     from modelkit.ollama.freshness import ServerCopy
 
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         copy = ServerCopy.from_json(data["server"])
         held = {str(k): str(v) for k, v in data.get("held", {}).items()}
+        renders = Choice.from_json(data["renders"]) if isinstance(data.get("renders"), dict) else None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return Receipt()
-    return Receipt(copy, held, data.get("native_chat") is True)
+    return Receipt(copy, held, data.get("native_chat") is True, renders)
