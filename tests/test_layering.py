@@ -46,8 +46,9 @@ LAYERS: dict[str, tuple[str, ...]] = {
                 "steps", "toolchain", "version"),
     "publish": ("core", "errors", "formats", "hub", "network", "oci", "ollama", "project", "rules", "steps"),
     "watch": ("core", "errors", "formats", "project", "spec"),
+    "starter": ("chat_template", "core", "errors", "formats", "hub", "spec", "toolchain"),
     "cli": ("chat_template", "core", "environment", "errors", "formats", "outcome", "project", "publish", "spec",
-            "steps", "toolchain", "version", "watch"),
+            "starter", "steps", "toolchain", "version", "watch"),
     "modelkit": ("core", "errors", "project", "version"),
     "__main__": ("cli",),
 }

@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import os
 
-from modelkit.cli import build, publish, tools
+from modelkit.cli import build, init, publish, tools
 from modelkit.errors import ModelkitError
 from modelkit.version import __version__
 
 EPILOG = """\
 examples:
+  modelkit init --base unsloth/Llama-3.1-8B-Instruct --adapter ./lora/checkpoint-500
+                                          start a project: a commented model.toml that builds
+  modelkit init                           the same, answering a few questions (on a terminal)
   modelkit build                          build everything model.toml asks for
   modelkit build examples/tiny/model.toml build another project
   modelkit plan --json                    what would run, and why, as JSON
@@ -59,6 +62,7 @@ def make_parser() -> argparse.ArgumentParser:
                     "to GGUF files and Ollama models, through llama.cpp.")
     parser.add_argument("--version", action="version", version=f"modelkit {__version__}")
     sub = parser.add_subparsers(metavar="COMMAND")
+    init.add_commands(sub)
     build.add_commands(sub, EPILOG)
     tools.add_commands(sub)
     publish.add_commands(sub)
