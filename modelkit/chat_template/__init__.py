@@ -6,11 +6,17 @@ first use. The package, one concept per part:
 * :mod:`.source` — find the template and special tokens in a GGUF header or a Hugging Face folder;
 * :mod:`.reference` — the sandbox that renders Jinja exactly as ``transformers`` does (the reference);
 * :mod:`.translator` — Jinja to Go by partial evaluation: the entry point in
-  :mod:`.translator.translation`, statements, ``if`` and ``for`` in :mod:`~.translator.statements`,
-  :mod:`~.translator.branches` and :mod:`~.translator.loops`, expressions in
-  :mod:`~.translator.expressions` and :mod:`~.translator.calls`, shared state in
-  :mod:`~.translator.context`, values in :mod:`~.translator.values`, and the Go it emits in
-  :mod:`~.translator.goast` (the tree and its printer) and :mod:`~.translator.goexpr`;
+  :mod:`.translator.translation`; one translation's state in :mod:`~.translator.state`, made of
+  small parts (the Go output in :mod:`~.translator.emitter`, the facts of the current branch in
+  :mod:`~.translator.facts`, the report, the template and its sandbox, loops and namespaces in
+  :mod:`~.translator.nesting`); handlers as modules of functions on that state — statements, ``if``
+  and ``for`` in :mod:`~.translator.statements`, :mod:`~.translator.branches` and
+  :mod:`~.translator.loops`, expressions in :mod:`~.translator.expressions` and the operations
+  below it (:mod:`~.translator.operators`, :mod:`~.translator.access`, :mod:`~.translator.calls`,
+  :mod:`~.translator.filters`, :mod:`~.translator.jinja_tests`), value logic in
+  :mod:`~.translator.logic`, :mod:`~.translator.choices` and :mod:`~.translator.text`; values in
+  :mod:`~.translator.values`, and the Go it emits in :mod:`~.translator.goast` (the tree and its
+  printer) and :mod:`~.translator.goexpr`;
 * :mod:`.proof` — the conversation battery, the proof, and hand-written family templates (a
   cross-check);
 * :mod:`.stops` — stop strings; :mod:`.inherit` — the whole step; :mod:`.digest` — the

@@ -83,7 +83,7 @@ def test_proof_failure_shows_the_conversation_and_a_diff(monkeypatch: pytest.Mon
               '{{ if ne (index $.Messages (len (slice $.Messages 1))).Role "assistant" }}<|assistant|>\n{{ end }}')
         return Translation(go)
 
-    monkeypatch.setattr(importlib.import_module("modelkit.chat_template.proof.prove"), "translate", wrong)
+    monkeypatch.setattr(importlib.import_module("modelkit.chat_template.proof.route"), "translate", wrong)
     monkeypatch.setattr(inherit_mod, "cross_check", lambda source: [])
     with pytest.raises(TemplateError) as err:
         inherit_template(_src(tiny_chat_template, add_bos=True))

@@ -32,17 +32,28 @@ Tool definitions, tool calls and the reasoning of past turns are not rendered: a
 cannot reproduce Jinja's ``tojson`` byte for byte, and Ollama passes reasoning separately.
 :attr:`Translation.ignored` says which of these the template would have used.
 
-Modules: :mod:`.translation` (the entry point and the passes that finish the Go tree),
-:mod:`.statements` (the translator: statements and assignments), :mod:`.branches` (``if``),
-:mod:`.loops` (``for``), :mod:`.expressions`, :mod:`.calls` (calls, filters, tests),
-:mod:`.context` (shared state and value logic), :mod:`.values` (the values it computes with);
-and the Go it emits: :mod:`.goast` (the tree and its printer), :mod:`.goexpr` (arithmetic,
-trimming and dates built from Go's builtins).
+Modules, bottom up (each imports only modules named before it). The values and the Go:
+:mod:`.goast` (the Go tree and its printer), :mod:`.values` (the values the translator computes
+with), :mod:`.goexpr` (arithmetic, trimming and dates built from Go's builtins), :mod:`.govalue`
+(a value as one Go expression), :mod:`.ollama_data` (the Go names of Ollama's data). The parts
+of one translation, each with one job, held together by a :class:`~.state.State`: :mod:`.jinja`
+(the parsed template and the sandbox that computes constants), :mod:`.report` (assumptions, what
+was left out or not translated), :mod:`.emitter` (the Go output being built: frames, helper
+templates, preludes, fresh variable names), :mod:`.facts` (what the current branch has proven
+about the conversation), :mod:`.nesting` (Jinja scopes, loops, macros, namespaces kept across a
+``range``), :mod:`.state`. The handlers, modules of functions that take that state: value logic
+in :mod:`.choices`, :mod:`.logic` (truth, ``and``/``or``/``not``) and :mod:`.text` (strings),
+Ollama's tool data in :mod:`.tools`; expressions in :mod:`.operators`, :mod:`.access`,
+:mod:`.calls`, :mod:`.jinja_tests`, :mod:`.filters` and :mod:`.expressions` (``ev``, the door for
+an expression); statements in :mod:`.binding`, :mod:`.branches` (``if``), :mod:`.loops` (``for``)
+and :mod:`.statements` (``stmts``, the door for statements, and the :class:`~.state.Walk` by
+which macros, branches and loop bodies below it recurse into the template); last
+:mod:`.translation`, the entry point and the passes that finish the Go tree.
 """
 
-from .context import THINK_SWITCHES
 from .goast import Call, If, Node, Out, Range, Text, print_template
 from .goexpr import strip_defines
+from .ollama_data import THINK_SWITCHES
 from .translation import Translation, translate
 from .values import Unsupported
 

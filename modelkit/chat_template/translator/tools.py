@@ -16,7 +16,9 @@ Without it, these keys stay absent (what a plain chat sends), and reading them i
 
 from __future__ import annotations
 
-from .context import IGNORED_MESSAGE_KEYS, Context
+from .choices import dist, make_choice
+from .ollama_data import IGNORED_MESSAGE_KEYS
+from .state import State
 from .values import Atom, Choice, DList, DMsg, DStr, Static, Unsupported, V, compute_static, is_undefined
 
 #: A message's keys that Ollama's data carries once tools are translated: (Go field, value kind).
@@ -43,104 +45,108 @@ VALUE_TYPES = {"str": "string", "number": "float64", "bool": "bool", "object": "
                "array": "[]interface {}"}
 
 
-class ToolData(Context):
-    """The values of tools, tool calls and reasoning (see the module docstring)."""
+def tools_value(st: State) -> V:
+    """``tools``: the request's tool definitions, or None."""
+    if not st.with_tools:
+        st.report.ignore("tool definitions")
+        return Static(None)
+    return make_choice(st, [("$.Tools", DList("$.Tools", suffix=False, item="tool")), (None, Static(None))])
 
-    with_tools: bool
 
-    def tools_value(self) -> V:
-        """``tools``: the request's tool definitions, or None."""
-        if not self.with_tools:
-            self.ignore("tool definitions")
-            return Static(None)
-        return self.make_choice([("$.Tools", DList("$.Tools", suffix=False, item="tool")), (None, Static(None))])
-
-    def data(self, obj: DMsg, key: str) -> tuple[str | None, V] | None:
-        """Key ``key`` of a message or tool struct: (the Go condition under which it is defined,
-        None for always; its value), or None where it is never defined."""
-        if obj.kind == "msg":
-            if not self.with_tools or key not in MESSAGE_DATA:
-                if key in IGNORED_MESSAGE_KEYS:
-                    self.ignore(IGNORED_MESSAGE_KEYS[key])
-                return None
-            field, kind = MESSAGE_DATA[key]
-            expr = obj.field_expr(field)
-            return expr, self.atom(expr) if kind == "str" else DList(expr, suffix=False, item=kind)
-        parts = PARTS.get(obj.kind)
-        if parts is None:
-            raise Unsupported(f"a key of the tool {obj.kind.replace('_', ' ')} (Go sorts map keys)")
-        if key not in parts:
+def data(st: State, obj: DMsg, key: str) -> tuple[str | None, V] | None:
+    """Key ``key`` of a message or tool struct: (the Go condition under which it is defined,
+    None for always; its value), or None where it is never defined."""
+    if obj.kind == "msg":
+        if not st.with_tools or key not in MESSAGE_DATA:
+            if key in IGNORED_MESSAGE_KEYS:
+                st.report.ignore(IGNORED_MESSAGE_KEYS[key])
             return None
-        field, kind = parts[key]
-        if kind.startswith("="):
-            return None, Static(kind[1:])
+        field, kind = MESSAGE_DATA[key]
         expr = obj.field_expr(field)
-        if kind in ("str", "str?"):
-            return (expr if kind == "str?" else None), self.atom(expr)
-        return None, DMsg(expr, kind=kind)
-
-    def data_or(self, obj: DMsg, key: str, default: V) -> V:
-        """Key ``key`` where it is defined, else ``default`` (``obj[key]``, ``obj.get(key, default)``)."""
-        found = self.data(obj, key)
-        if found is None:
-            return default
-        cond, value = found
-        return value if cond is None else self.make_choice([(cond, value), (None, default)])
-
-    def has_data(self, obj: DMsg, key: str) -> V:
-        """``key in obj``."""
-        found = self.data(obj, key)
-        if found is None:
-            return Static(False)
-        return Static(True) if found[0] is None else self.dbool(found[0])
-
-    def optional_list(self, v: Choice) -> DList | None:
-        """A list of tool data where it is defined, else undefined, empty or None: the list itself,
-        for a loop (Go ranges over a nil slice as Jinja over nothing: not at all; over None Jinja
-        raises, which the proof counts as outside the template's contract)."""
-        lists = {x for _, x in self.flatten(v) if isinstance(x, DList) and x.item != "msg"}
-        rest = [x for _, x in self.flatten(v) if not isinstance(x, DList)]
-        if len(lists) == 1 and all(isinstance(x, Static) and (is_undefined(x.value) or x.value in ([], (), None))
-                                   for x in rest):
-            return lists.pop()
+        return expr, st.facts.atom(expr) if kind == "str" else DList(expr, suffix=False, item=kind)
+    parts = PARTS.get(obj.kind)
+    if parts is None:
+        raise Unsupported(f"a key of the tool {obj.kind.replace('_', ' ')} (Go sorts map keys)")
+    if key not in parts:
         return None
+    field, kind = parts[key]
+    if kind.startswith("="):
+        return None, Static(kind[1:])
+    expr = obj.field_expr(field)
+    if kind in ("str", "str?"):
+        return (expr if kind == "str?" else None), st.facts.atom(expr)
+    return None, DMsg(expr, kind=kind)
 
-    def arguments_items(self, obj: DMsg) -> DList:
-        """``arguments.items()``: a Go ``range $key, $value`` over the map, in sorted key order
-        (Jinja goes in the client's order: the proof's arguments are listed sorted)."""
-        if obj.kind != "arguments":
-            raise Unsupported(f"the items of the tool {obj.kind.replace('_', ' ')}")
-        return DList(obj.expr, suffix=False, item="argument")
 
-    def argument_value(self, var: str) -> V:
-        """One argument's value, by its Go type: a string, a number, a boolean, an object or a list."""
-        def is_type(kind: str) -> str:
-            return f'eq (printf "%T" {var}) "{VALUE_TYPES[kind]}"'
-        return Choice(((is_type("str"), self.atom(var)), (is_type("number"), DMsg(var, kind="number")),
-                       (is_type("bool"), DMsg(var, kind="bool")), (is_type("object"), DMsg(var, kind="object")),
-                       (None, DMsg(var, kind="array"))))
+def data_or(st: State, obj: DMsg, key: str, default: V) -> V:
+    """Key ``key`` where it is defined, else ``default`` (``obj[key]``, ``obj.get(key, default)``)."""
+    found = data(st, obj, key)
+    if found is None:
+        return default
+    cond, value = found
+    return value if cond is None else make_choice(st, [(cond, value), (None, default)])
 
-    def to_json(self, value: V, kwargs: dict[str, V]) -> V | None:
-        """``tojson`` of tool data: Ollama's ``json`` (None where it does not apply)."""
-        if not self.with_tools:
-            return None
-        if any(k != "ensure_ascii" or v != Static(False) for k, v in kwargs.items()):
-            raise Unsupported(f"tojson with {', '.join(sorted(kwargs))} (Ollama's json cannot indent or sort)")
-        if isinstance(value, DMsg) and value.kind in JSON_KINDS:
-            return DStr((Atom(f"json {value.expr}"),))
-        if isinstance(value, DList) and value.item == "tool":
-            return DStr((Atom(f"json {value.expr}"),))
-        if isinstance(value, DStr) and len(value.pieces) == 1 and isinstance(value.pieces[0], Atom) \
-                and value.pieces[0].plain:
-            return DStr((Atom(f"json {value.pieces[0].expr}"),))
-        if isinstance(value, Choice):
-            return self.dist(value, lambda x: self._json_or_raise(x, kwargs))
+
+def has_data(st: State, obj: DMsg, key: str) -> V:
+    """``key in obj``."""
+    found = data(st, obj, key)
+    if found is None:
+        return Static(False)
+    return Static(True) if found[0] is None else st.facts.dbool(found[0])
+
+
+def optional_list(st: State, v: Choice) -> DList | None:
+    """A list of tool data where it is defined, else undefined, empty or None: the list itself,
+    for a loop (Go ranges over a nil slice as Jinja over nothing: not at all; over None Jinja
+    raises, which the proof counts as outside the template's contract)."""
+    options = st.facts.flatten(v)
+    lists = {x for _, x in options if isinstance(x, DList) and x.item != "msg"}
+    rest = [x for _, x in options if not isinstance(x, DList)]
+    if len(lists) == 1 and all(isinstance(x, Static) and (is_undefined(x.value) or x.value in ([], (), None))
+                               for x in rest):
+        return lists.pop()
+    return None
+
+
+def arguments_items(obj: DMsg) -> DList:
+    """``arguments.items()``: a Go ``range $key, $value`` over the map, in sorted key order
+    (Jinja goes in the client's order: the proof's arguments are listed sorted)."""
+    if obj.kind != "arguments":
+        raise Unsupported(f"the items of the tool {obj.kind.replace('_', ' ')}")
+    return DList(obj.expr, suffix=False, item="argument")
+
+
+def argument_value(st: State, var: str) -> V:
+    """One argument's value, by its Go type: a string, a number, a boolean, an object or a list."""
+    def is_type(kind: str) -> str:
+        return f'eq (printf "%T" {var}) "{VALUE_TYPES[kind]}"'
+    return Choice(((is_type("str"), st.facts.atom(var)), (is_type("number"), DMsg(var, kind="number")),
+                   (is_type("bool"), DMsg(var, kind="bool")), (is_type("object"), DMsg(var, kind="object")),
+                   (None, DMsg(var, kind="array"))))
+
+
+def to_json(st: State, value: V, kwargs: dict[str, V]) -> V | None:
+    """``tojson`` of tool data: Ollama's ``json`` (None where it does not apply)."""
+    if not st.with_tools:
         return None
+    if any(k != "ensure_ascii" or v != Static(False) for k, v in kwargs.items()):
+        raise Unsupported(f"tojson with {', '.join(sorted(kwargs))} (Ollama's json cannot indent or sort)")
+    if isinstance(value, DMsg) and value.kind in JSON_KINDS:
+        return DStr((Atom(f"json {value.expr}"),))
+    if isinstance(value, DList) and value.item == "tool":
+        return DStr((Atom(f"json {value.expr}"),))
+    if isinstance(value, DStr) and len(value.pieces) == 1 and isinstance(value.pieces[0], Atom) \
+            and value.pieces[0].plain:
+        return DStr((Atom(f"json {value.pieces[0].expr}"),))
+    if isinstance(value, Choice):
+        return dist(st, value, lambda x: _json_or_raise(st, x, kwargs))
+    return None
 
-    def _json_or_raise(self, value: V, kwargs: dict[str, V]) -> V:
-        out = self.to_json(value, kwargs)
-        if out is not None:
-            return out
-        if isinstance(value, Static):
-            return compute_static(lambda: self.env.filters["tojson"](value.value))
-        raise Unsupported("tojson of runtime values other than tool definitions and arguments")
+
+def _json_or_raise(st: State, value: V, kwargs: dict[str, V]) -> V:
+    out = to_json(st, value, kwargs)
+    if out is not None:
+        return out
+    if isinstance(value, Static):
+        return compute_static(lambda: st.jinja.env.filters["tojson"](value.value))
+    raise Unsupported("tojson of runtime values other than tool definitions and arguments")

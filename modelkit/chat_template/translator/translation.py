@@ -1,6 +1,7 @@
 """The whole translation: run the statements, finish the Go tree, print it.
 
-After :class:`~.statements.Translator` has walked the template, passes over the Go tree
+After the statements (:mod:`.statements`) have walked the template into the Go tree of a
+:class:`~.state.State`, passes over that tree
 (:mod:`.goast`) finish it: preludes first (the generation-prompt flag, today's date), cut
 points placed for continuations, the BOS a tokenizer adds itself left out, assignments nobody
 reads dropped, then the tree printed with the helper templates it calls.
@@ -14,7 +15,6 @@ from modelkit.golang.template import identifiers
 from modelkit.golang.template import parse as parse_go
 
 from . import goexpr as gx
-from .context import ADD_GEN_VAR, MESSAGES, Scope
 from .goast import (
     CUT_VAR,
     Call,
@@ -32,8 +32,11 @@ from .goast import (
     strip_leading,
     walk,
 )
-from .loops import Restart, StaticBreak, StaticContinue
-from .statements import Translator
+from .jinja import Jinja
+from .nesting import Restart, Scope, StaticBreak, StaticContinue
+from .ollama_data import ADD_GEN_VAR, MESSAGES
+from .state import State
+from .statements import WALK
 from .values import Unsupported
 
 #: Whether the BOS has been written yet, where the first one to leave out is only known at runtime.
@@ -69,29 +72,30 @@ def translate(source: str, bos_token: str | None = None, eos_token: str | None =
     :class:`~.values.Unsupported` when the template uses something that cannot be expressed; a
     template that always raises gives a Go template that raises too.
     """
-    tr = Translator(source, bos_token, eos_token, follow_think=follow_think, tools=tools)
-    nodes = place_cuts(last_cuts_only(_run(tr))[0])
+    st = State(Jinja(source, bos_token, eos_token, tools=tools), WALK, with_tools=tools, follow_think=follow_think)
+    nodes = place_cuts(last_cuts_only(_run(st))[0])
     bos_removed = False
     if add_bos_token and bos_token:
         nodes, bos_removed = _leave_out_bos(nodes, bos_token)
     nodes = drop_dead_sets(nodes)
-    defines = _used_defines(nodes, tr.defines)
+    defines = _used_defines(nodes, st.emitter.defines)
     text = print_template(nodes, defines)
     if "messages" not in identifiers(parse_go(text)):
         # Ollama renders in one pass over .Messages only when it can see them mentioned.
         text = print_template([If("false", [Out(MESSAGES)])] + nodes, defines)
     renders_tools = tools and bool({"tools", "toolcalls", "thinking"} & identifiers(parse_go(text)))
-    return Translation(text, tuple(tr.assumptions), tuple(tr.ignored), bos_removed, tuple(tr.untranslated),
-                       tuple(tr.reads_think), renders_tools)
+    report = st.report
+    return Translation(text, tuple(report.assumptions), tuple(report.ignored), bos_removed,
+                       tuple(report.untranslated), tuple(report.think_switches), renders_tools)
 
 
-def _run(tr: Translator) -> list[Node]:
+def _run(st: State) -> list[Node]:
     """The template's statements as Go nodes, after the preludes they need and ``$cut``'s declaration."""
     root_frame: list[Node] = []
-    tr.frames.append(root_frame)
+    st.emitter.frames.append(root_frame)
     try:
-        with tr.capture() as body:
-            tr.stmts(tr.ast.body, Scope())
+        with st.emitter.capture() as body:
+            st.walk.statements(st, st.jinja.ast.body, Scope())
     except (StaticBreak, StaticContinue):
         raise Unsupported("break outside a loop") from None
     except Restart:
@@ -103,8 +107,8 @@ def _run(tr: Translator) -> list[Node]:
         nodes = [Set(CUT_VAR, "false", declare=True)] + nodes
     prelude: list[Node] = []
     for name in (ADD_GEN_VAR, gx.TODAY_VAR):
-        if name in tr.preludes:
-            prelude.extend(tr.preludes[name])
+        if name in st.emitter.preludes:
+            prelude.extend(st.emitter.preludes[name])
     return prelude + nodes
 
 

@@ -1,11 +1,11 @@
 """What the translator knows about a Jinja value: a constant, or a Go expression that computes it.
 
-The translator (:mod:`.statements`) runs the Jinja template once, at build time, with everything
+The translator (:func:`~.translation.translate`) runs the Jinja template once, at build time, with everything
 it can know then (the special tokens, ``tools`` being absent, unset options) as constants, and
 the conversation as *symbols*: ``messages`` is the Go expression ``$.Messages``, a message's
 ``role`` is ``$m.Role``, ``add_generation_prompt`` is ``$addGenerationPrompt``. Each class here
-is one kind of such value; operations on them (:mod:`.context`, :mod:`.expressions`,
-:mod:`.calls`) fold constants and build Go expressions for the rest; the helpers at the end are
+is one kind of such value; operations on them (:mod:`.logic`, :mod:`.operators`, :mod:`.access`,
+:mod:`.calls`...) fold constants and build Go expressions for the rest; the helpers at the end are
 what every one of those operations starts with.
 
 Strings get special care because Go's ``text/template`` has no string functions: a string value
@@ -17,9 +17,9 @@ computed as a value) or :class:`Frag` (Go nodes that write text).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 import jinja2
 
@@ -181,6 +181,8 @@ class DInt(V):
     sym: tuple[str, str, int] | None = None
     #: The length of a stripped string: only its emptiness is known (``len(x.strip()) > 0``).
     emptiness_only: bool = False
+    #: With ``sym`` of kind ``idx``: the Go expression of the loop index it counts from.
+    sym_base: str = field(default="", compare=False, repr=False)
 
     def exprs(self) -> list[str]:
         return [self.expr]
@@ -449,9 +451,7 @@ class Parity(V):
 
 def dint(expr: str, sym: tuple[str, str, int], base: str) -> DInt:
     """A :class:`DInt` with a symbolic form (``DInt.sym``) and the Go expression it counts from."""
-    d = DInt(expr, sym=sym)
-    object.__setattr__(d, "sym_base", base)
-    return d
+    return DInt(expr, sym=sym, sym_base=base)
 
 
 def first_raising(*values: V) -> Raising | None:
@@ -514,3 +514,13 @@ def is_stringy(v: V) -> bool:
 def is_boolish(v: V) -> bool:
     """A boolean, constant or not."""
     return isinstance(v, DBool) or (isinstance(v, Static) and isinstance(v.value, bool))
+
+
+def all_static(values: Sequence[V]) -> TypeGuard[Sequence[Static]]:
+    """Whether every value is known at build time (so Jinja can compute with them)."""
+    return all(isinstance(v, Static) for v in values)
+
+
+def all_static_kwargs(kwargs: Mapping[str, V]) -> TypeGuard[Mapping[str, Static]]:
+    """Whether every keyword argument is known at build time."""
+    return all(isinstance(v, Static) for v in kwargs.values())
