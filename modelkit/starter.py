@@ -22,6 +22,7 @@ from typing import Any
 
 from modelkit.errors import SpecError, Unreachable, UserError
 from modelkit.formats.checkpoints import is_complete, is_pattern, newest_complete, step_of
+from modelkit.formats.jsonfile import read_json_object
 from modelkit.formats.vision import VisionTower, vision_tower
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -161,7 +162,7 @@ def check_adapter(given: str, cwd: Path | None = None) -> AdapterRef:
         model = " (it holds a model's config.json: is it the base?)" if (path / "config.json").is_file() else ""
         raise UserError(f"{given}: not a PEFT LoRA folder: it has no adapter_config.json{model}; give the folder "
                         "save_pretrained() wrote, such as ./lora/checkpoint-500")
-    config = _json(path / "adapter_config.json", given)
+    config = read_json_object(path / "adapter_config.json", f"{given}/adapter_config.json")
     if "peft_type" not in config and "target_modules" not in config:
         raise UserError(f"{given}/adapter_config.json: not a PEFT adapter's config (no peft_type, no target_modules)")
     if not any((path / f).is_file() for f in ("adapter_model.safetensors", "adapter_model.bin")):
@@ -226,18 +227,6 @@ def check_name(name: str) -> str:
 
 def _first_problem(error: Any) -> str:
     return re.sub(r"^(Value error|Assertion failed), ", "", str(error.errors()[0]["msg"]))
-
-
-def _json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise UserError(f"{what}/{path.name}: cannot read it ({e.strerror or e})") from None
-    except ValueError as e:
-        raise UserError(f"{what}/{path.name}: not valid JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{what}/{path.name}: expected a JSON object")
-    return data
 
 
 # -- names ----------------------------------------------------------------------------------------
@@ -337,7 +326,7 @@ def read_base(base: BaseRef, config: Path | None = None) -> BaseFacts:
 def _read_folder(folder: Path) -> BaseFacts:
     from modelkit.chat_template.source import find_jinja
 
-    config = _json(folder / "config.json", str(folder))
+    config = read_json_object(folder / "config.json", f"{folder}/config.json")
     text = {**config, **(config.get("text_config") or {})}
     architectures = config.get("architectures") or []
     architecture = str(architectures[0]) if architectures else config.get("model_type")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from modelkit.errors import UserError
+from modelkit.formats.jsonfile import read_json_object
 from modelkit.formats.safetensors import NotSafetensors, read_header
 from modelkit.formats.vision import touches_vision
 
@@ -184,7 +185,7 @@ def merge_route(adapter_dir: Path, shapes: dict[str, list[int]] | None, base: Ca
     else it would refuse or, worse, merge wrongly without a word, so it goes through PyTorch.
     Raises :class:`UserError` (naming the file) for an adapter no merge can make right."""
     config_path = adapter_dir / "adapter_config.json"
-    config = _read_json(config_path, f"{label}: {_short(config_path)}")
+    config = read_json_object(config_path, f"{label}: {_short(config_path)}")
     reasons = _config_reasons(config)
     vision = [n for n in (shapes or {}) if touches_vision(n)]
     if vision:
@@ -258,7 +259,8 @@ def _is_embedding(name: str) -> bool:
 def _base_rows(base: BaseFiles) -> int | None:
     """The base's embedding rows: its config's vocab_size (or its GGUF's)."""
     if base.folder is not None and (base.folder / "config.json").is_file():
-        config = _read_json(base.folder / "config.json", f"the base model's {_short(base.folder / 'config.json')}")
+        path = base.folder / "config.json"
+        config = read_json_object(path, f"the base model's {_short(path)}")
         size = {**config, **(config.get("text_config") or {})}.get("vocab_size")
         if isinstance(size, int):
             return size
@@ -321,7 +323,7 @@ def read_vocabulary(folder: Path) -> Vocabulary | None:
     added: dict[int, str] = {}
     where = None
     if (folder / "tokenizer.json").is_file():
-        data = _read_json(folder / "tokenizer.json", str(folder / "tokenizer.json"))
+        data = read_json_object(folder / "tokenizer.json", str(folder / "tokenizer.json"))
         vocab = (data.get("model") or {}).get("vocab") or {}
         items = vocab.items() if isinstance(vocab, dict) else ((v[0], i) for i, v in enumerate(vocab))
         tokens.update({int(i): str(t) for t, i in items})
@@ -331,13 +333,14 @@ def read_vocabulary(folder: Path) -> Vocabulary | None:
         tokens.update(enumerate(sentencepiece_pieces(folder / "tokenizer.model")))
         where = "tokenizer.model"
     elif (folder / "vocab.json").is_file():
-        tokens.update({int(i): t for t, i in _read_json(folder / "vocab.json", str(folder / "vocab.json")).items()})
+        vocab = read_json_object(folder / "vocab.json", str(folder / "vocab.json"))
+        tokens.update({int(i): t for t, i in vocab.items()})
         where = "vocab.json"
     if (folder / "added_tokens.json").is_file():
-        found = _read_json(folder / "added_tokens.json", str(folder / "added_tokens.json"))
+        found = read_json_object(folder / "added_tokens.json", str(folder / "added_tokens.json"))
         added.update({int(i): t for t, i in found.items()})
     if (folder / "tokenizer_config.json").is_file():
-        found = _read_json(folder / "tokenizer_config.json", str(folder / "tokenizer_config.json"))
+        found = read_json_object(folder / "tokenizer_config.json", str(folder / "tokenizer_config.json"))
         added.update({int(i): t["content"] for i, t in (found.get("added_tokens_decoder") or {}).items()})
     if where is None and not any((folder / n).is_file() for n in TOKENIZER_FILES):
         return None
@@ -399,18 +402,6 @@ def _varint(data: bytes, at: int) -> tuple[int, int]:
         if byte < 0x80:
             return value, at
         shift += 7
-
-
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise UserError(f"{what}: cannot read it ({e.strerror or e})") from None
-    except ValueError as e:
-        raise UserError(f"{what}: not valid JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{what}: expected a JSON object")
-    return data
 
 
 def _gguf_metadata(path: Path) -> dict[str, Any]:
