@@ -22,7 +22,7 @@ MAX_FUNCTION_LINES = 60
 #: (``modelkit`` is the front door, ``modelkit/__init__.py``); ``tests/test_layering.py`` holds every
 #: import of every module to it, imports inside functions and for type hints included, and holds
 #: the table to the code: no import it does not allow, no allowance nothing uses, no circle.
-#: README's "Layout" shows it, floor by floor (:func:`picture`).
+#: ``docs/contributing/architecture.md`` shows it, floor by floor (:func:`picture`).
 LAYERS: dict[str, tuple[str, ...]] = {
     "errors": (),
     "version": (),
@@ -147,7 +147,7 @@ def floors() -> dict[str, int]:
 
 
 def picture() -> str:
-    """The table as README's Layout shows it: the top floor first, each part with what it may import."""
+    """The table as the architecture page shows it: the top floor first, each part with what it may import."""
     levels = floors()
     rows = [f"{levels[part]:>2}  {part:<14} {' '.join(LAYERS[part]) or '—'}"
             for part in sorted(LAYERS, key=lambda p: (-levels[p], p))]
@@ -184,8 +184,8 @@ def test_the_cycle_finder_finds_a_circle_of_three() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
-def test_the_readme_shows_the_table() -> None:
-    assert picture() in (ROOT / "README.md").read_text(encoding="utf-8")
+def test_the_architecture_page_shows_the_table() -> None:
+    assert picture() in (ROOT / "docs" / "contributing" / "architecture.md").read_text(encoding="utf-8")
 
 
 def test_the_layering_test_sees_imports_inside_functions(tmp_path: Path) -> None:

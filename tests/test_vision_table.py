@@ -1,4 +1,5 @@
-"""The README's table of vision architectures is the managed llama.cpp's own list, and the detection behind it."""
+"""The table of vision architectures in ``docs/guides/vision.md`` is the managed llama.cpp's own list, and the
+detection behind it."""
 
 from __future__ import annotations
 
@@ -16,21 +17,24 @@ AUDIO = {"AudioFlamingo3ForConditionalGeneration", "GlmasrModel", "GraniteSpeech
          "VoxtralForConditionalGeneration"}
 
 
-def readme_table() -> set[str]:
-    text = (ROOT / "README.md").read_text()
+PAGE = ROOT / "docs" / "guides" / "vision.md"
+
+
+def page_table() -> set[str]:
+    text = PAGE.read_text(encoding="utf-8")
     table = text.split("| architecture | models | built end to end in the tests |")[1].split("\n\n")[0]
     return {name.strip() for row in table.splitlines()[2:] for name in row.split("|")[1].split(",")}
 
 
 @pytest.mark.toolchain
-def test_the_readme_names_every_architecture_the_toolchain_projects(toolchain: object) -> None:
+def test_the_vision_page_names_every_architecture_the_toolchain_projects(toolchain: object) -> None:
     projectable = toolchain.projectable()
     assert "Gemma3ForConditionalGeneration" in projectable and "LlamaForCausalLM" not in projectable
-    assert readme_table() == set(projectable) - AUDIO
+    assert page_table() == set(projectable) - AUDIO
     assert set(projectable) >= AUDIO
     for name in AUDIO:
-        assert re.search(name.removesuffix("ForConditionalGeneration").removesuffix("Model"), ROOT.joinpath(
-            "README.md").read_text()), name
+        assert re.search(name.removesuffix("ForConditionalGeneration").removesuffix("Model"),
+                         PAGE.read_text(encoding="utf-8")), name
 
 
 def test_a_config_with_a_vision_tower_is_one_that_sees_images() -> None:

@@ -1,9 +1,10 @@
 """The ``model.toml`` schema: pydantic models of what a user asks modelkit to build.
 
 These models are the single source of truth: they validate the file, they generate
-``schemas/model.schema.json`` for editors, and their field descriptions are the reference in the
-README. Validators raise :class:`ItemError` for a problem that belongs to one element of a list
-or table, so that :mod:`.load` can point at its line.
+``schemas/model.schema.json`` for editors, and their field descriptions are the reference,
+``docs/reference/spec.md`` (generated from them by ``scripts/docs_reference.py``). Validators raise
+:class:`ItemError` for a problem that belongs to one element of a list or table, so that
+:mod:`.load` can point at its line.
 """
 
 from __future__ import annotations
@@ -467,7 +468,7 @@ class Toolchain(_Strict):
 
 
 class Cache(_Strict):
-    """Artifacts shared between machines (see README, "Teams and CI")."""
+    """Artifacts shared between machines (see the guide "Teams and CI", docs/guides/teams.md)."""
 
     remote: str | None = Field(
         None, description="A remote artifact cache, as an fsspec URL: s3://bucket/prefix, file:///mnt/shared/modelkit, "
