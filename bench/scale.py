@@ -12,17 +12,24 @@ checkpoint of Llama-3.1-8B's shape (hidden 4096, 32 layers, 32 heads and 8 KV he
 the Hub's are, the tiny example's tokenizer (padded to the vocabulary by the converter), and a
 rank-16 LoRA on every projection of every layer. Then, each in a clean folder:
 
-1. ``modelkit build --no-ollama`` of Q4_K_M and Q8_0 with ``[build] keep = "shipped"``;
+1. ``modelkit build --no-ollama`` of Q4_K_M and Q8_0 with ``[build] keep = "shipped"``, by each
+   of its two routes to the merged model: merging the LoRA while converting the base (the route
+   ``keep = "shipped"`` takes, :mod:`modelkit.steps.convert_merging`), and llama.cpp's own
+   (convert the base and the LoRA, ``llama-export-lora``), the same spec with
+   ``modelkit.rules.MERGE_WHILE_CONVERTING`` off;
 2. the same llama.cpp commands by hand: convert the base, convert the LoRA, ``llama-export-lora``,
    ``llama-quantize`` twice (the hand flow keeps every file it made, as a person would).
 
 Each is measured while it runs: wall time; peak disk (the file system's used bytes, sampled every
 0.5 s, against the start); bytes written (the block device's, from ``/proc/diskstats``); peak
 private memory (the sum of every descendant process's anonymous RSS: a model's mmap'd pages are the
-page cache's, not the process's). Then two no-op builds (the intermediates are gone): the first
-plans, the second answers from the stamp the first left; their times, and that they ran nothing.
-It checks first that the disk holds the larger of the two flows, and removes everything but the
-kept checkpoint at the end. Not run by CI: it takes about an hour here.
+page cache's, not the process's). After each modelkit build, two no-op builds (the intermediates
+are gone): the first plans, the second answers from the stamp the first left; their times, and
+that they ran nothing. Last, the proof that the two routes make one model: the merged GGUF of the
+first route (built by name) against export-lora's from the hand flow, weight by weight (how many
+differ, by how many f16 ulps), and their greedy continuations (32 tokens, ``--temp 0``).
+It checks first that the disk holds the largest flow, and removes everything but the kept
+checkpoint at the end. Not run by CI: about 6 minutes at 1B on 2 cores, most of an hour at 8B.
 """
 
 from __future__ import annotations
@@ -254,13 +261,109 @@ def hand_commands(model: Path, folder: Path) -> list[list[str]]:
             [str(tc.quantize), str(out / "merged.f16.gguf"), str(out / "merged.Q8_0.gguf"), "Q8_0"]]
 
 
+ROUTES = {"merging while converting": True, "export-lora": False}
+"""Each modelkit flow by its route, and ``modelkit.rules.MERGE_WHILE_CONVERTING`` for it."""
+PROMPT = "The printer does not start."
+
+
+def modelkit_command(merging: bool, *args: str) -> list[str]:
+    """``python -m modelkit build --no-ollama ARGS`` with the route to the merged model chosen."""
+    return [sys.executable, "-c", "import sys, modelkit.rules as r; "
+            f"r.MERGE_WHILE_CONVERTING = {merging}; from modelkit.cli import main; sys.exit(main(sys.argv[1:]))",
+            "build", "--no-ollama", *args]
+
+
+def new_project(model: Path, folder: Path) -> Path:
+    """A project of ``SPEC`` reading the kept checkpoint and LoRA in place."""
+    folder.mkdir()
+    for part in ("base", "lora"):
+        (folder / part).symlink_to(model / part)
+    (folder / "model.toml").write_text(SPEC)
+    return folder
+
+
+def modelkit_flow(name: str, merging: bool, model: Path, work: Path, env: dict[str, str],
+                  results: dict[str, dict[str, float]]) -> None:
+    """One modelkit build measured, its disk at rest, then two no-op builds (see the module's docstring)."""
+    project = new_project(model, work / "modelkit")
+    build = modelkit_command(merging)
+    results[name] = run_flow(name, [build], project, env)
+    results[name]["at_rest"] = du(project)  # .modelkit/ (the artifact cache) is below it
+    for which in ("planned", "stamped"):  # the first no-op plans, and leaves the stamp the next answers from
+        noop_start = time.perf_counter()
+        noop = subprocess.run(build, cwd=project, env=env, capture_output=True, text=True)
+        results[f"{name}: noop {which}"] = {"seconds": time.perf_counter() - noop_start,
+                                            "ran_nothing": "everything is up to date" in noop.stderr}
+    shutil.rmtree(project)
+
+
+def prove(model: Path, work: Path, theirs: Path, env: dict[str, str]) -> dict[str, float]:
+    """The merged GGUF made while converting against export-lora's (``theirs``): weights, and greedy text."""
+    project = new_project(model, work / "proof")
+    done = subprocess.run(modelkit_command(True, "gguf:base+tuned.f16"), cwd=project, env=env, capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"proof: the merged GGUF failed:\n{done.stderr[-3000:]}")
+    ours = project / "build" / "base+tuned.f16.gguf"
+    proof: dict[str, float] = dict(compare_weights(ours, theirs))
+    proof["same_greedy"] = greedy(ours) == greedy(theirs)
+    shutil.rmtree(project)
+    return proof
+
+
+def compare_weights(ours: Path, theirs: Path) -> dict[str, float]:
+    """How many f16 weights of ``ours`` differ from ``theirs``, and by at most how many ulps; the
+    largest difference in the other (F32) tensors. A tensor of another type stops the bench."""
+    import numpy as np
+    from gguf import GGUFReader
+
+    def line(x: np.ndarray) -> np.ndarray:
+        bits = x.view(np.int16).astype(np.int32)
+        return np.where(bits < 0, -0x8000 - bits, bits)
+
+    mine = {t.name: t for t in GGUFReader(ours).tensors}
+    counts = {"weights": 0.0, "differ": 0.0, "worst_ulps": 0.0, "f32_worst": 0.0}
+    for tensor in GGUFReader(theirs).tensors:
+        if tensor.tensor_type.name != mine[tensor.name].tensor_type.name:
+            raise SystemExit(f"proof: {tensor.name} is {mine[tensor.name].tensor_type.name} here, "
+                             f"{tensor.tensor_type.name} in export-lora's")
+        a, b = np.asarray(mine[tensor.name].data).reshape(-1), np.asarray(tensor.data).reshape(-1)
+        for at in range(0, a.size, 1 << 24):  # a slice at a time: an 8B model's embeddings are 0.5G weights
+            x, y = a[at:at + (1 << 24)], b[at:at + (1 << 24)]
+            if x.dtype == np.float16:
+                ulps = np.abs(line(x) - line(y))
+                counts["weights"] += ulps.size
+                counts["differ"] += int((ulps > 0).sum())
+                counts["worst_ulps"] = max(counts["worst_ulps"], int(ulps.max()))
+            else:
+                counts["f32_worst"] = max(counts["f32_worst"], float(np.abs(x.astype(np.float64) - y).max()))
+    return counts
+
+
+def greedy(gguf_file: Path) -> bytes:
+    """32 greedy tokens of ``PROMPT`` (every core, the same for both models)."""
+    sys.path.insert(0, str(ROOT))
+    from modelkit.toolchain import find_toolchain
+
+    tc = find_toolchain()
+    assert tc is not None
+    cmd = [str(tc.completion), "-m", str(gguf_file), "-p", PROMPT, "-n", "32", "--temp", "0", "--seed", "1",
+           "--ignore-eos", "-no-cnv", "--no-warmup", "-t", str(os.cpu_count() or 1)]
+    for _ in range(5):  # its log thread can lose the end of the output; a whole one ends with a blank line
+        done = subprocess.run(cmd, capture_output=True, timeout=3600)
+        if done.returncode != 0:
+            raise SystemExit(f"proof: llama-completion failed:\n{done.stderr[-3000:].decode(errors='replace')}")
+        if done.stdout.endswith(b"\n\n"):
+            break
+    return done.stdout
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench scale", description=__doc__.splitlines()[0])
     parser.add_argument("--params", choices=sorted(SHAPES), default=os.environ.get("MODELKIT_BENCH_SCALE_PARAMS", "8B"))
     args = parser.parse_args(argv)
     kept = Path(os.environ.get("MODELKIT_BENCH_SCALE_DIR") or Path.home() / ".cache" / "modelkit" / "bench-scale")
     model = kept / args.params
-    hidden, ff, layers, heads, kv, vocab = SHAPES[args.params]
     params = sum(int(__import__("math").prod(s)) for _, s in tensors(SHAPES[args.params]))
     need = params * 2 * (0 if (model / "done").is_file() else 1) + params * 2 * 2 + params * (0.6 + 1.07) + (4 << 30)
     free = shutil.disk_usage(kept.parent if kept.parent.exists() else Path.home()).free
@@ -271,27 +374,18 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  checkpoint: {params / 1e9:.2f}B parameters, {du(model / 'base') / 1e9:.1f} GB "
           f"(made or found in {time.perf_counter() - start:.0f} s)")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
-    results = {}
+    results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="modelkit-scale-", dir=kept) as tmp:
         work = Path(tmp)
-        project = work / "modelkit"
-        project.mkdir()
-        for part in ("base", "lora"):
-            (project / part).symlink_to(model / part)
-        (project / "model.toml").write_text(SPEC)
-        build = [sys.executable, "-m", "modelkit", "build", "--no-ollama"]
-        results["modelkit"] = run_flow("modelkit", [build], project, env)
-        results["modelkit"]["at_rest"] = du(project)  # .modelkit/ (the artifact cache) is below it
-        for which in ("planned", "stamped"):  # the first no-op plans, and leaves the stamp the next answers from
-            noop_start = time.perf_counter()
-            noop = subprocess.run(build, cwd=project, env=env, capture_output=True, text=True)
-            results[f"noop {which}"] = {"seconds": time.perf_counter() - noop_start,
-                                        "ran_nothing": "everything is up to date" in noop.stderr}
-        shutil.rmtree(project)
+        for name, merging in ROUTES.items():
+            modelkit_flow(name, merging, model, work, env, results)
         hand = work / "hand"
         hand.mkdir()
         results["by hand"] = run_flow("by hand", hand_commands(model, hand), hand, env)
         results["by hand"]["at_rest"] = du(hand)
+        for made in ("base.f16.gguf", "lora.gguf", "merged.Q4_K_M.gguf", "merged.Q8_0.gguf"):
+            (hand / "out" / made).unlink()  # room for the proof's merged GGUF beside export-lora's
+        results["proof"] = prove(model, work, hand / "out" / "merged.f16.gguf", env)
     report(args.params, params, du(model / "base"), results)
 
 
@@ -308,21 +402,27 @@ def du(path: Path) -> int:
 
 
 def report(shape: str, params: int, checkpoint: int, results: dict[str, dict[str, float]]) -> None:
-    mk, hand = results["modelkit"], results["by hand"]
+    flows = [*ROUTES, "by hand"]
+    ours, theirs = (results[name] for name in ROUTES)
     print(f"  {shape}: {params / 1e9:.2f}B parameters, checkpoint {checkpoint / 1e9:.1f} GB; "
           "each flow builds Q4_K_M and Q8_0 from a merged rank-16 LoRA")
-    print("  | | modelkit (keep = shipped) | by hand | ratio |")
-    print("  |---|---|---|---|")
+    print("  | | " + " | ".join(f"modelkit, {name}" for name in ROUTES) + " | by hand | merging / export-lora |")
+    print("  |---|---|---|---|---|")
     for label, key, unit in (("wall time", "seconds", "s"), ("peak disk (beyond the checkpoint)", "peak_disk", "GB"),
                              ("bytes written", "written", "GB"), ("peak private memory", "private", "GB"),
                              ("disk at rest (beyond the checkpoint)", "at_rest", "GB")):
-        a, b = mk[key], hand[key]
         shown = (lambda v: f"{v:.0f} s") if unit == "s" else (lambda v: f"{v / 1e9:.1f} GB")
-        print(f"  | {label} | {shown(a)} | {shown(b)} | {a / b:.2f} |" if b else f"  | {label} | {shown(a)} | - | - |")
-    for which in ("planned", "stamped"):
-        noop = results[f"noop {which}"]
-        print(f"  no-op after the intermediates were removed ({which}): {noop['seconds']:.2f} s, "
-              f"{'ran nothing' if noop['ran_nothing'] else 'RAN SOMETHING'}")
+        ratio = f"{ours[key] / theirs[key]:.2f}" if theirs[key] else "-"
+        print(f"  | {label} | " + " | ".join(shown(results[name][key]) for name in flows) + f" | {ratio} |")
+    for name in ROUTES:
+        for which in ("planned", "stamped"):
+            noop = results[f"{name}: noop {which}"]
+            print(f"  {name}: no-op after the intermediates were removed ({which}): {noop['seconds']:.2f} s, "
+                  f"{'ran nothing' if noop['ran_nothing'] else 'RAN SOMETHING'}")
+    proof = results["proof"]
+    print(f"  proof: {proof['differ']:.0f} of {proof['weights']:.0f} f16 weights differ from export-lora's, by at most "
+          f"{proof['worst_ulps']:.0f} ulp (F32 tensors: at most {proof['f32_worst']:.2g} apart); greedy continuation "
+          f"{'the same' if proof['same_greedy'] else 'DIFFERENT'}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""``[build] keep = "shipped"`` on the tiny example: the full-precision GGUFs and the GGUF adapter
-nothing ships are removed once read, the plan says so, a no-op runs nothing, and a new variant or
-``--force`` makes them again."""
+"""``[build] keep = "shipped"`` on the tiny example: the full-precision GGUF nothing ships is removed
+once read, the plan says so, a no-op runs nothing, and a new variant or ``--force`` makes it again.
+The adapter is merged while the base is converted (``tests/test_convert_merging.py``), so neither
+the base's GGUF nor the GGUF adapter is made at all."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ def shipped(built_example: Path, tmp_path: Path) -> Path:
     spec.write_text(spec.read_text() + '\n[build]\nkeep = "shipped"\n')
     proc = modelkit("build", "--no-ollama", cwd=project)
     assert proc.returncode == 0, proc.stderr
+    # the keep = "all" build's base GGUF and GGUF adapter are no longer targets: gc frees them
+    gc = modelkit("gc", cwd=project)
+    assert gc.returncode == 0 and "build/base.f16.gguf" in gc.stderr + gc.stdout, gc.stderr
     return project
 
 
@@ -33,7 +37,7 @@ def test_what_nothing_ships_is_removed_and_stales_nothing(shipped: Path) -> None
     assert rows["gguf:base+support.f16"] == ("removed", "intermediate (removed)")
     assert {state for name, (state, _) in rows.items() if name.startswith(("check:", "eval:"))} == {"fresh"}
     again = modelkit("build", "--no-ollama", cwd=shipped)
-    assert "everything is up to date" in again.stderr and "3 intermediates removed" in again.stderr
+    assert "everything is up to date" in again.stderr and "1 intermediate removed" in again.stderr
 
 
 def test_a_new_variant_makes_them_again_and_removes_them_after(shipped: Path) -> None:
@@ -41,7 +45,8 @@ def test_a_new_variant_makes_them_again_and_removes_them_after(shipped: Path) ->
     spec.write_text(spec.read_text().replace('"IQ4_XS"]', '"IQ4_XS", "Q6_K"]'))
     proc = modelkit("build", "--no-ollama", cwd=shipped)
     assert proc.returncode == 0, proc.stderr
-    assert "merge adapter 'support' into the base (intermediate, needed again)" in proc.stderr
+    assert ("merge adapter 'support' into the base while converting it (no base GGUF written) "
+            "(intermediate, needed again)") in proc.stderr
     assert (shipped / "build" / "base+support.Q6_K.gguf").is_file()
     assert not any((shipped / "build" / name).exists() for name in GONE)
 
@@ -50,4 +55,4 @@ def test_naming_an_intermediate_makes_it(shipped: Path) -> None:
     proc = modelkit("build", "--no-ollama", "gguf:base+support.f16", cwd=shipped)
     assert proc.returncode == 0, proc.stderr
     assert (shipped / "build" / "base+support.f16.gguf").is_file()
-    assert not (shipped / "build" / "base.f16.gguf").exists()  # read by the merge, and removed after it
+    assert not (shipped / "build" / "base.f16.gguf").exists()  # never made: merged while converting
