@@ -194,6 +194,7 @@ class Project:
             if self.remote is not None:
                 self.remote.finish(uploading)
             engine.finish_removals()
+            self.loaded.keep_validated()
             if self._evaluated(result):
                 self.report_note = self.write_report()
             if result.ok:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from modelkit.core.stamp import read_stamp, recording_reads, write_stamp
+from modelkit.project import Project
 from tests.conftest import copy_built, modelkit
 
 IMPORTS = {"PYTHONPROFILEIMPORTTIME": "1"}  # each import is a line on stderr: whether the spec was loaded
@@ -58,6 +59,20 @@ def test_a_planned_no_op_reads_the_kept_spec_and_imports_no_pydantic(stamped: Pa
     spec = stamped / "model.toml"
     spec.write_text(spec.read_text() + "\n# a comment\n")
     assert "pydantic" in build(stamped).stderr, "a new text is validated"
+
+
+def test_a_first_build_keeps_the_spec_it_validated(built_example: Path, tmp_path: Path) -> None:
+    """A project's first command finds no state folder to keep its spec in; its build makes one,
+    and keeps the spec there, so the first no-op after it imports no pydantic either."""
+    project = copy_built(built_example, tmp_path / "example")
+    state = project / ".modelkit"
+    (state / "spec.json").unlink()
+    state.rename(tmp_path / "state")
+    first = Project.open(project, register="off")
+    assert not first.loaded.kept
+    (tmp_path / "state").rename(state)  # as the first build's state folder, made after the spec was loaded
+    assert first.build().ok and first.loaded.kept
+    assert "pydantic" not in build(project).stderr, "the spec was validated again"
 
 
 def test_verbose_lists_the_same_fresh_targets(stamped: Path) -> None:

@@ -85,11 +85,13 @@ def read_kept(state: Path, text: str) -> Spec | None:
         return None
 
 
-def keep(state: Path, text: str, spec: Spec) -> None:
-    """Keep ``spec``, validated from ``text``, where the project's state is (if it has any yet)."""
+def keep(state: Path, text: str, spec: Spec) -> bool:
+    """Keep ``spec``, validated from ``text``, where the project's state is; whether it could (a
+    project's first command finds no state folder yet, and a read-only one makes none)."""
     if not state.is_dir():
-        return
+        return False
     replace_whole(state / KEPT_SPEC, json.dumps({"key": _key(text), "spec": _encode(spec)}, sort_keys=True))
+    return True
 
 
 def _encode(value: Any) -> Any:

@@ -25,8 +25,10 @@ if TYPE_CHECKING:
 class LoadedSpec:
     """A validated spec and where it came from; paths in it are resolved against its folder."""
 
-    def __init__(self, spec: Spec, path: Path, text: str) -> None:
+    def __init__(self, spec: Spec, path: Path, text: str, kept: bool = True) -> None:
         self.spec = spec
+        self.kept = kept
+        """Whether the next command reads this spec back without validating it (see :mod:`.kept`)."""
         self.path = path
         self.root = path.parent
         self.text = text
@@ -54,6 +56,12 @@ class LoadedSpec:
     def state_dir(self) -> Path:
         return state_dir(self.path)
 
+    def keep_validated(self) -> None:
+        """Keep the spec for the next command, if it was validated before the project had a state
+        folder (its first build makes one): so the first no-op after a first build imports no pydantic."""
+        if not self.kept:
+            self.kept = keep(self.state_dir, self.text, self.spec)
+
     def where(self, *loc: str | int) -> str:
         """``file:line: field`` for error messages about a field of this spec."""
         line = line_of(self._lines, loc)
@@ -78,13 +86,13 @@ def load_spec(path: Path | None = None, check_files: bool = True) -> LoadedSpec:
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"{_display(path)}: cannot read the spec: {e}") from None
     state = state_dir(path)
-    spec = read_kept(state, text)
+    spec, kept = read_kept(state, text), True
     if spec is None:
         from modelkit.spec.validate import validate
 
         spec = validate(text, _display(path))
-        keep(state, text, spec)
-    loaded = LoadedSpec(spec, path, text)
+        kept = keep(state, text, spec)
+    loaded = LoadedSpec(spec, path, text, kept)
     if check_files:
         check_local_files(loaded)
     return loaded
