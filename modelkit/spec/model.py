@@ -456,7 +456,9 @@ class BuildSettings(_Strict):
         "all", description="What the build keeps: `all` (every artifact, in build/ and the artifact cache); "
                            "`shipped` removes the intermediate ones (the full-precision GGUFs and GGUF adapters "
                            "nothing ships) once every target that reads them is up to date, from both, so the "
-                           "disk holds the checkpoint and what ships; a build that needs one again remakes it.")
+                           "disk holds the checkpoint and what ships; a build that needs one again remakes it. With "
+                           "`shipped`, a LoRA llama.cpp merges is merged while the base converts: no base GGUF is "
+                           "written at all (see docs/guides/scale.md).")
 
 
 class Toolchain(_Strict):
