@@ -29,7 +29,8 @@ that they ran nothing. Last, the proof that the two routes make one model: the m
 first route (built by name) against export-lora's from the hand flow, weight by weight (how many
 differ, by how many f16 ulps), and their greedy continuations (32 tokens, ``--temp 0``).
 It checks first that the disk holds the largest flow, and removes everything but the kept
-checkpoint at the end. Not run by CI: about 6 minutes at 1B on 2 cores, most of an hour at 8B.
+checkpoint at the end. Not run by CI: about 6 minutes at 1B on 2 cores, about half an hour at 8B
+(once the checkpoint is made).
 """
 
 from __future__ import annotations
